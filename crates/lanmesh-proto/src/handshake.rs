@@ -1,0 +1,544 @@
+//! The Noise handshake and the negotiation that rides in its payloads.
+//!
+//! Pattern `Noise_XX_25519_ChaChaPoly_BLAKE2s`, or `Noise_XXpsk3_…` when the mesh has a mesh
+//! key, with the prologue `"lanmesh v1"`. Noise hashes every payload into the transcript,
+//! so tampering with any byte of the offer breaks the handshake.
+//!
+//! 1. Initiator → router, `-> e`: the [`Offer`] (version, wanted name, mesh, ciphers and
+//!    compressions in order of preference, resume token). Not encrypted, but authenticated
+//!    by everything that follows.
+//! 2. Router → initiator, `<- e, ee, s, es`: the [`Choice`] (cipher, compression, limits),
+//!    or a refusal with an error code and text when the offer cannot be accepted.
+//!    Encrypted; carries the router's static key.
+//! 3. Initiator → router, `-> s, se (, psk)`: the confirmation, repeating the choice.
+//!    Encrypted; carries the initiator's static key and, with a mesh key, proves it.
+//!
+//! After message 3 both sides hold a [`Connection`]. The router then answers with a
+//! `Welcome` frame or an `Error` frame (for example when the name is taken).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::algorithms::{Cipher, Compression};
+use crate::connection::{Connection, Framing};
+use crate::error::{ProtoError, Result};
+use crate::frame::ErrorCode;
+use crate::limits::{Limits, MAX_HANDSHAKE_MESSAGE};
+use crate::name::Name;
+use crate::wire::{Reader, put_long, put_short, truncate_utf8};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Domain-separation label hashed into every handshake.
+pub const PROLOGUE: &[u8] = b"lanmesh v1";
+const PATTERN: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+const PATTERN_PSK: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
+
+/// A static X25519 key pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Identity {
+    secret: [u8; 32],
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("public", &fingerprint(&self.public))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// A fresh random key pair.
+    pub fn generate() -> Result<Self> {
+        let kp = snow::Builder::new(params(false)).generate_keypair()?;
+        Self::from_parts(&kp.private, &kp.public)
+    }
+
+    /// Rebuilds an identity from a stored secret and public key.
+    pub fn from_parts(secret: &[u8], public: &[u8]) -> Result<Self> {
+        let secret: [u8; 32] = secret
+            .try_into()
+            .map_err(|_| ProtoError::Malformed { what: "secret key" })?;
+        let public: [u8; 32] = public
+            .try_into()
+            .map_err(|_| ProtoError::Malformed { what: "public key" })?;
+        Ok(Self { secret, public })
+    }
+
+    /// The public half, which identifies this peer.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// The secret half, for storing the identity.
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+}
+
+/// Short printable form of a public key (first 8 bytes, hex).
+pub fn fingerprint(key: &[u8; 32]) -> String {
+    key[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn params(psk: bool) -> snow::params::NoiseParams {
+    let pattern = if psk { PATTERN_PSK } else { PATTERN };
+    pattern
+        .parse()
+        .expect("the two pattern strings are constants that snow supports")
+}
+
+/// What both ends of a handshake need to know.
+#[derive(Debug, Clone)]
+pub struct HandshakeConfig {
+    /// This side's static key.
+    pub identity: Identity,
+    /// The mesh this side belongs to.
+    pub mesh: String,
+    /// The mesh key; when set, the pattern is `XXpsk3` and only holders of the key get in.
+    pub mesh_key: Option<[u8; 32]>,
+    /// Accept (router) or offer (peer) unencrypted records. Used only when both agree.
+    pub allow_plaintext: bool,
+    /// Offer or accept Snappy compression.
+    pub compression: bool,
+    /// Limits to enforce.
+    pub limits: Limits,
+    /// How records are delimited on the transport this handshake runs on.
+    pub framing: Framing,
+}
+
+impl HandshakeConfig {
+    /// A configuration with defaults: encryption required, Snappy on, default limits,
+    /// length-prefixed framing.
+    pub fn new(identity: Identity, mesh: impl Into<String>) -> Self {
+        Self {
+            identity,
+            mesh: mesh.into(),
+            mesh_key: None,
+            allow_plaintext: false,
+            compression: true,
+            limits: Limits::default(),
+            framing: Framing::LengthPrefixed,
+        }
+    }
+
+    fn builder(&self) -> Result<snow::Builder<'_>> {
+        let mut b = snow::Builder::new(params(self.mesh_key.is_some()))
+            .prologue(PROLOGUE)?
+            .local_private_key(&self.identity.secret)?;
+        if let Some(key) = &self.mesh_key {
+            b = b.psk(3, key)?;
+        }
+        Ok(b)
+    }
+}
+
+/// Message 1: what the initiator asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Protocol version.
+    pub version: u8,
+    /// The name to join under; `None` for a query-only connection (e.g. `lanmesh peers`).
+    pub name: Option<Name>,
+    /// The mesh the initiator wants.
+    pub mesh: String,
+    /// Acceptable ciphers, most preferred first.
+    pub ciphers: Vec<Cipher>,
+    /// Acceptable compressions, most preferred first.
+    pub compressions: Vec<Compression>,
+    /// Token from an earlier session, to resume it (empty when none).
+    pub resume: Bytes,
+}
+
+impl Offer {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_u8(self.version);
+        put_short(
+            &mut b,
+            self.name
+                .as_ref()
+                .map_or(&[][..], |n| n.as_str().as_bytes()),
+        );
+        put_short(&mut b, truncate_utf8(&self.mesh, 255).as_bytes());
+        let ciphers: Vec<u8> = self.ciphers.iter().map(|c| c.to_u8()).collect();
+        put_short(&mut b, &ciphers);
+        let comps: Vec<u8> = self.compressions.iter().map(|c| c.to_u8()).collect();
+        put_short(&mut b, &comps);
+        put_short(&mut b, &self.resume);
+        b.to_vec()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn encode_for_test(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    fn decode(buf: Bytes) -> Result<Self> {
+        let mut r = Reader::new(buf, "offer");
+        let version = r.u8()?;
+        let name = r.short_bytes()?;
+        let name = if name.is_empty() {
+            None
+        } else {
+            Some(Name::from_bytes(name)?)
+        };
+        let mesh = r.short_string()?;
+        let ciphers = r
+            .short_bytes()?
+            .iter()
+            .filter_map(|b| Cipher::from_u8(*b).ok())
+            .collect();
+        let compressions = r
+            .short_bytes()?
+            .iter()
+            .filter_map(|b| Compression::from_u8(*b).ok())
+            .collect();
+        let resume = r.short_bytes()?;
+        r.finish()?;
+        Ok(Self {
+            version,
+            name,
+            mesh,
+            ciphers,
+            compressions,
+            resume,
+        })
+    }
+}
+
+/// Message 2: what the router chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// Protocol version.
+    pub version: u8,
+    /// The chosen cipher, one the initiator offered.
+    pub cipher: Cipher,
+    /// The chosen compression, one the initiator offered.
+    pub compression: Compression,
+    /// The router's message size limit.
+    pub max_message: u64,
+}
+
+const CHOICE: u8 = 0;
+const REFUSAL: u8 = 1;
+
+impl Choice {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(12);
+        b.put_u8(CHOICE);
+        b.put_u8(self.version);
+        b.put_u8(self.cipher.to_u8());
+        b.put_u8(self.compression.to_u8());
+        b.put_u64(self.max_message);
+        b
+    }
+}
+
+fn encode_refusal(code: ErrorCode, text: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.put_u8(REFUSAL);
+    b.put_u16(code.to_u16());
+    put_long(&mut b, truncate_utf8(text, 512).as_bytes());
+    b
+}
+
+/// Message 2 as the initiator reads it.
+fn decode_answer(buf: Bytes) -> Result<Choice> {
+    let mut r = Reader::new(buf, "choice");
+    match r.u8()? {
+        CHOICE => {
+            let choice = Choice {
+                version: r.u8()?,
+                cipher: Cipher::from_u8(r.u8()?)?,
+                compression: Compression::from_u8(r.u8()?)?,
+                max_message: r.u64()?,
+            };
+            r.finish()?;
+            Ok(choice)
+        }
+        REFUSAL => {
+            let code = ErrorCode::from_u16(r.u16()?);
+            let text = r.long_string()?;
+            Err(ProtoError::Remote { code, text })
+        }
+        _ => Err(ProtoError::Malformed { what: "choice" }),
+    }
+}
+
+/// The result of a completed handshake.
+#[derive(Debug)]
+pub struct Established {
+    /// The transport phase, ready for frames.
+    pub connection: Connection,
+    /// The other side's static public key.
+    pub remote_key: [u8; 32],
+    /// The offer as the router received it (and as the initiator sent it).
+    pub offer: Offer,
+    /// The router's choice.
+    pub choice: Choice,
+}
+
+fn check_len(msg: &[u8]) -> Result<()> {
+    if msg.len() > MAX_HANDSHAKE_MESSAGE {
+        return Err(ProtoError::HandshakeTooLarge {
+            len: msg.len(),
+            max: MAX_HANDSHAKE_MESSAGE,
+        });
+    }
+    Ok(())
+}
+
+fn read(hs: &mut snow::HandshakeState, msg: &[u8], during: &'static str) -> Result<Bytes> {
+    check_len(msg)?;
+    let mut out = vec![0u8; msg.len()];
+    let n = hs.read_message(msg, &mut out).map_err(|e| match e {
+        snow::Error::Decrypt => ProtoError::Decrypt { during },
+        snow::Error::Input => ProtoError::Malformed { what: during },
+        other => ProtoError::from(other),
+    })?;
+    out.truncate(n);
+    Ok(Bytes::from(out))
+}
+
+fn write(hs: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; MAX_HANDSHAKE_MESSAGE];
+    let n = hs.write_message(payload, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+fn remote_key(hs: &snow::HandshakeState) -> Result<[u8; 32]> {
+    hs.get_remote_static()
+        .and_then(|k| k.try_into().ok())
+        .ok_or(ProtoError::Noise("no remote static key after XX".into()))
+}
+
+/// The connecting side (a peer).
+pub struct Initiator {
+    hs: snow::HandshakeState,
+    offer: Offer,
+    framing: Framing,
+}
+
+impl std::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initiator")
+            .field("offer", &self.offer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Initiator {
+    /// Starts a handshake; returns the initiator and message 1 to send.
+    pub fn start(
+        config: &HandshakeConfig,
+        name: Option<Name>,
+        resume: Bytes,
+    ) -> Result<(Self, Vec<u8>)> {
+        let mut ciphers = Vec::with_capacity(2);
+        if config.allow_plaintext {
+            ciphers.push(Cipher::None);
+        }
+        ciphers.push(Cipher::ChaCha20Poly1305);
+        let compressions = if config.compression {
+            vec![Compression::Snappy, Compression::None]
+        } else {
+            vec![Compression::None]
+        };
+        let offer = Offer {
+            version: PROTOCOL_VERSION,
+            name,
+            mesh: config.mesh.clone(),
+            ciphers,
+            compressions,
+            resume,
+        };
+        Self::start_with_offer(config, offer)
+    }
+
+    /// Starts a handshake with a hand-made offer (tests use it to misbehave).
+    pub fn start_with_offer(config: &HandshakeConfig, offer: Offer) -> Result<(Self, Vec<u8>)> {
+        let mut hs = config.builder()?.build_initiator()?;
+        let msg1 = write(&mut hs, &offer.encode())?;
+        Ok((
+            Self {
+                hs,
+                offer,
+                framing: config.framing,
+            },
+            msg1,
+        ))
+    }
+
+    /// Reads message 2 and returns the connection and message 3 to send.
+    pub fn read_choice(mut self, msg2: &[u8]) -> Result<(Established, Vec<u8>)> {
+        let choice = decode_answer(read(&mut self.hs, msg2, "handshake message 2")?)?;
+        if choice.version != self.offer.version {
+            return Err(ProtoError::Version {
+                ours: self.offer.version,
+                theirs: choice.version,
+            });
+        }
+        if !self.offer.ciphers.contains(&choice.cipher) {
+            return Err(ProtoError::Negotiation {
+                what: "router chose a cipher we did not offer",
+            });
+        }
+        if !self.offer.compressions.contains(&choice.compression) {
+            return Err(ProtoError::Negotiation {
+                what: "router chose a compression we did not offer",
+            });
+        }
+        let confirm = [choice.cipher.to_u8(), choice.compression.to_u8()];
+        let msg3 = write(&mut self.hs, &confirm)?;
+        let remote_key = remote_key(&self.hs)?;
+        let transport = self.hs.into_transport_mode()?;
+        let connection =
+            Connection::new(transport, choice.cipher, choice.compression, self.framing);
+        Ok((
+            Established {
+                connection,
+                remote_key,
+                offer: self.offer,
+                choice,
+            },
+            msg3,
+        ))
+    }
+}
+
+/// The accepting side (the router).
+pub struct Responder {
+    hs: snow::HandshakeState,
+    config: HandshakeConfig,
+    offer: Option<Offer>,
+    choice: Option<Choice>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("offer", &self.offer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the router answers to message 1.
+#[derive(Debug)]
+pub enum Answer {
+    /// The offer is acceptable: send message 2 and wait for message 3.
+    Accept(Vec<u8>),
+    /// The offer is not acceptable: send this message 2 (an encrypted refusal the peer can
+    /// show), then close. The error says why.
+    Refuse(Vec<u8>, ProtoError),
+}
+
+impl Responder {
+    /// A responder waiting for message 1.
+    pub fn new(config: &HandshakeConfig) -> Result<Self> {
+        let hs = config.builder()?.build_responder()?;
+        Ok(Self {
+            hs,
+            config: config.clone(),
+            offer: None,
+            choice: None,
+        })
+    }
+
+    /// The offer, once message 1 has been read.
+    pub fn offer(&self) -> Option<&Offer> {
+        self.offer.as_ref()
+    }
+
+    /// Reads message 1 and decides. Malformed input is an `Err` (close without answering);
+    /// a well-formed but unacceptable offer is an `Answer::Refuse`.
+    pub fn read_offer(&mut self, msg1: &[u8]) -> Result<Answer> {
+        let offer = Offer::decode(read(&mut self.hs, msg1, "handshake message 1")?)?;
+        let decision = self.decide(&offer);
+        self.offer = Some(offer);
+        match decision {
+            Ok(choice) => {
+                let msg2 = write(&mut self.hs, &choice.encode())?;
+                self.choice = Some(choice);
+                Ok(Answer::Accept(msg2))
+            }
+            Err(err) => {
+                let msg2 = write(&mut self.hs, &encode_refusal(err.code(), &err.to_string()))?;
+                Ok(Answer::Refuse(msg2, err))
+            }
+        }
+    }
+
+    fn decide(&self, offer: &Offer) -> Result<Choice> {
+        if offer.version != PROTOCOL_VERSION {
+            return Err(ProtoError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: offer.version,
+            });
+        }
+        if offer.mesh != self.config.mesh {
+            return Err(ProtoError::MeshMismatch {
+                ours: self.config.mesh.clone(),
+                theirs: offer.mesh.clone(),
+            });
+        }
+        if let Some(name) = &offer.name {
+            name.check_len(self.config.limits.max_name_len)?;
+        }
+        let cipher = offer
+            .ciphers
+            .iter()
+            .copied()
+            .find(|c| *c == Cipher::ChaCha20Poly1305 || self.config.allow_plaintext)
+            .ok_or_else(|| ProtoError::NoCommonAlgorithm {
+                what: "cipher",
+                offered: format!("{:?}", offer.ciphers),
+            })?;
+        let compression = offer
+            .compressions
+            .iter()
+            .copied()
+            .find(|c| *c == Compression::None || self.config.compression)
+            .ok_or_else(|| ProtoError::NoCommonAlgorithm {
+                what: "compression",
+                offered: format!("{:?}", offer.compressions),
+            })?;
+        Ok(Choice {
+            version: PROTOCOL_VERSION,
+            cipher,
+            compression,
+            max_message: self.config.limits.max_message,
+        })
+    }
+
+    /// Reads message 3 and completes the handshake.
+    pub fn read_confirm(mut self, msg3: &[u8]) -> Result<Established> {
+        let (Some(offer), Some(choice)) = (self.offer.take(), self.choice.take()) else {
+            return Err(ProtoError::Negotiation {
+                what: "message 3 before an accepted offer",
+            });
+        };
+        let confirm = read(&mut self.hs, msg3, "handshake message 3")?;
+        if confirm[..] != [choice.cipher.to_u8(), choice.compression.to_u8()] {
+            return Err(ProtoError::Negotiation {
+                what: "confirmation does not repeat the choice",
+            });
+        }
+        let remote_key = remote_key(&self.hs)?;
+        let transport = self.hs.into_transport_mode()?;
+        let connection = Connection::new(
+            transport,
+            choice.cipher,
+            choice.compression,
+            self.config.framing,
+        );
+        Ok(Established {
+            connection,
+            remote_key,
+            offer,
+            choice,
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! The sans-IO core of lanmesh.
+//!
+//! Bytes in, events and bytes out: this crate never touches a socket, a timer or the
+//! clock, so the router, the native client and the browser client all run the same code,
+//! and tests drive two endpoints in memory step by step.
+//!
+//! * [`handshake`]: the Noise XX (or XXpsk3) handshake and the negotiation of cipher and
+//!   compression in its payloads.
+//! * [`connection`]: the transport phase: frames batched into encrypted records.
+//! * [`record`]: length-prefixed framing of records on byte streams.
+//! * [`frame`]: the frame codec.
+//! * [`message`]: compression and chunking of application messages, and reassembly.
+//! * [`limits`]: the limits every endpoint enforces.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod algorithms;
+pub mod compress;
+pub mod connection;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod limits;
+pub mod message;
+pub mod name;
+pub mod record;
+mod wire;
+
+pub use algorithms::{Cipher, Compression, Transport};
+pub use connection::{Connection, Framing};
+pub use error::ProtoError;
+pub use frame::{ErrorCode, Frame, Frames, Message, NackReason, PeerInfo};
+pub use handshake::{Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder};
+pub use limits::Limits;
+pub use message::{Complete, Destination, Reassembler, message_frames};
+pub use name::Name;
+pub use record::RecordDecoder;
+
+#[cfg(test)]
+mod pair_tests;

@@ -1,0 +1,318 @@
+//! Application messages ⇄ frames: compression and chunking on the way out, reassembly and
+//! decompression on the way in. Runs in the clients only; the router forwards frames as
+//! they are.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::algorithms::Compression;
+use crate::compress::{compress, decompress};
+use crate::error::{ProtoError, Result};
+use crate::frame::{Broadcast, Chunk, Frame, Message, flags};
+use crate::limits::{CHUNK_SIZE, Limits};
+use crate::name::Name;
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// One named peer.
+    Peer(Name),
+    /// Every other peer in the mesh.
+    Everyone,
+}
+
+/// Turns application data into the frames that carry it: compressed when the connection
+/// negotiated Snappy and it helps, split into chunks when it is larger than one record.
+pub fn message_frames(
+    dest: &Destination,
+    id: u64,
+    mut flag_bits: u8,
+    data: Bytes,
+    compression: Compression,
+) -> Vec<Frame> {
+    let body = match compression {
+        Compression::Snappy => match compress(&data) {
+            Some(packed) => {
+                flag_bits |= flags::COMPRESSED;
+                Bytes::from(packed)
+            }
+            None => data,
+        },
+        _ => data,
+    };
+    flag_bits &= !flags::CHUNKED;
+    let total = body.len() as u64;
+    let frame = |chunk: Option<Chunk>, payload: Bytes| match dest {
+        Destination::Peer(peer) => Frame::Send(Message {
+            peer: peer.clone(),
+            id,
+            flags: flag_bits,
+            chunk,
+            payload,
+        }),
+        Destination::Everyone => Frame::Broadcast(Broadcast {
+            id,
+            flags: flag_bits,
+            chunk,
+            payload,
+        }),
+    };
+    if body.len() <= CHUNK_SIZE {
+        return vec![frame(None, body)];
+    }
+    (0..body.len())
+        .step_by(CHUNK_SIZE)
+        .map(|start| {
+            let end = (start + CHUNK_SIZE).min(body.len());
+            frame(
+                Some(Chunk {
+                    offset: start as u64,
+                    total,
+                }),
+                body.slice(start..end),
+            )
+        })
+        .collect()
+}
+
+/// A whole message, reassembled and decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Complete {
+    /// The sender.
+    pub from: Name,
+    /// The sender's serial number.
+    pub id: u64,
+    /// Flags of the message (`COMPRESSED` and `CHUNKED` cleared).
+    pub flags: u8,
+    /// The application data.
+    pub data: Bytes,
+}
+
+#[derive(Debug)]
+struct Partial {
+    buf: BytesMut,
+    total: u64,
+    flags: u8,
+}
+
+/// Reassembles chunked messages with a bounded number in flight and a bounded size.
+#[derive(Debug)]
+pub struct Reassembler {
+    partial: HashMap<(Name, u64), Partial>,
+    limits: Limits,
+}
+
+impl Reassembler {
+    /// A reassembler enforcing `limits.max_message` and `limits.max_partial_messages`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            partial: HashMap::new(),
+            limits,
+        }
+    }
+
+    /// Bytes currently held for incomplete messages.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partial.values().map(|p| p.buf.len()).sum()
+    }
+
+    /// Takes one `Deliver` frame's message; returns the whole message once it is complete.
+    pub fn push(&mut self, m: Message) -> Result<Option<Complete>> {
+        let Some(chunk) = m.chunk else {
+            return self.finish(m.peer, m.id, m.flags, m.payload).map(Some);
+        };
+        if chunk.total > self.limits.max_message {
+            return Err(ProtoError::MessageTooLarge {
+                len: chunk.total,
+                max: self.limits.max_message,
+            });
+        }
+        let key = (m.peer.clone(), m.id);
+        if !self.partial.contains_key(&key) {
+            if chunk.offset != 0 {
+                return Err(ProtoError::ChunkOrder {
+                    id: m.id,
+                    expected: 0,
+                    offset: chunk.offset,
+                });
+            }
+            if self.partial.len() >= self.limits.max_partial_messages {
+                return Err(ProtoError::TooManyPartial {
+                    max: self.limits.max_partial_messages,
+                });
+            }
+            // Grow as data arrives rather than trusting `total` up front.
+            self.partial.insert(
+                key.clone(),
+                Partial {
+                    buf: BytesMut::new(),
+                    total: chunk.total,
+                    flags: m.flags,
+                },
+            );
+        }
+        let part = self
+            .partial
+            .get_mut(&key)
+            .expect("inserted above when it was missing");
+        let expected = part.buf.len() as u64;
+        if chunk.offset != expected || chunk.total != part.total {
+            return Err(ProtoError::ChunkOrder {
+                id: m.id,
+                expected,
+                offset: chunk.offset,
+            });
+        }
+        part.buf.extend_from_slice(&m.payload);
+        if (part.buf.len() as u64) < part.total {
+            return Ok(None);
+        }
+        let part = self
+            .partial
+            .remove(&key)
+            .expect("present: just appended to it");
+        self.finish(m.peer, m.id, part.flags, part.buf.freeze())
+            .map(Some)
+    }
+
+    fn finish(&self, from: Name, id: u64, flag_bits: u8, payload: Bytes) -> Result<Complete> {
+        let data = if flag_bits & flags::COMPRESSED != 0 {
+            Bytes::from(decompress(&payload, self.limits.max_message)?)
+        } else {
+            if payload.len() as u64 > self.limits.max_message {
+                return Err(ProtoError::MessageTooLarge {
+                    len: payload.len() as u64,
+                    max: self.limits.max_message,
+                });
+            }
+            payload
+        };
+        Ok(Complete {
+            from,
+            id,
+            flags: flag_bits & !(flags::COMPRESSED | flags::CHUNKED),
+            data,
+        })
+    }
+
+    /// Drops partial messages from a peer that left.
+    pub fn forget(&mut self, peer: &Name) {
+        self.partial.retain(|(p, _), _| p != peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliver(f: Frame, from: &str) -> Message {
+        match f {
+            Frame::Send(mut m) => {
+                m.peer = Name::new(from).unwrap();
+                m
+            }
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn large_message_is_chunked_and_reassembled() {
+        let data: Bytes = (0..200_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let frames = message_frames(&to, 9, flags::TEXT, data.clone(), Compression::None);
+        assert_eq!(frames.len(), 4);
+        let mut r = Reassembler::new(Limits::default());
+        let n = frames.len();
+        for (i, f) in frames.into_iter().enumerate() {
+            let out = r.push(deliver(f, "A")).unwrap();
+            if i + 1 < n {
+                assert!(out.is_none());
+            } else {
+                let c = out.unwrap();
+                assert_eq!((c.id, c.flags, c.data), (9, flags::TEXT, data.clone()));
+            }
+        }
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn compressible_message_travels_compressed() {
+        let data = Bytes::from("ab".repeat(5000));
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let frames = message_frames(&to, 1, 0, data.clone(), Compression::Snappy);
+        let Frame::Send(m) = &frames[0] else { panic!() };
+        assert!(m.flags & flags::COMPRESSED != 0 && m.payload.len() < 1000);
+        let c = Reassembler::new(Limits::default())
+            .push(deliver(frames[0].clone(), "A"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.data, data);
+    }
+
+    #[test]
+    fn oversized_and_out_of_order_chunks_are_refused() {
+        let limits = Limits {
+            max_message: 100_000,
+            ..Limits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        let big = Message {
+            peer: Name::new("A").unwrap(),
+            id: 1,
+            flags: 0,
+            chunk: Some(Chunk {
+                offset: 0,
+                total: 1 << 32,
+            }),
+            payload: Bytes::from_static(b"x"),
+        };
+        assert!(matches!(
+            r.push(big),
+            Err(ProtoError::MessageTooLarge { .. })
+        ));
+        let late = Message {
+            peer: Name::new("A").unwrap(),
+            id: 2,
+            flags: 0,
+            chunk: Some(Chunk {
+                offset: 5,
+                total: 10,
+            }),
+            payload: Bytes::from_static(b"x"),
+        };
+        assert!(matches!(r.push(late), Err(ProtoError::ChunkOrder { .. })));
+    }
+
+    #[test]
+    fn partial_messages_are_bounded() {
+        let limits = Limits {
+            max_partial_messages: 2,
+            ..Limits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        for id in 0..3 {
+            let m = Message {
+                peer: Name::new("A").unwrap(),
+                id,
+                flags: 0,
+                chunk: Some(Chunk {
+                    offset: 0,
+                    total: 10,
+                }),
+                payload: Bytes::from_static(b"x"),
+            };
+            let res = r.push(m);
+            if id < 2 {
+                assert_eq!(res, Ok(None));
+            } else {
+                assert_eq!(res, Err(ProtoError::TooManyPartial { max: 2 }));
+            }
+        }
+        r.forget(&Name::new("A").unwrap());
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+}

@@ -1,0 +1,355 @@
+//! Two endpoints driven in memory, step by step (quinn's `Pair` habit): the handshake,
+//! negotiation, and what tampering, replay and truncation do.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::frame::{Frame, Message, flags};
+use crate::handshake::{
+    Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder,
+};
+use crate::{Cipher, Compression, ErrorCode, Name, ProtoError};
+
+fn config(mesh: &str) -> HandshakeConfig {
+    HandshakeConfig::new(Identity::generate().unwrap(), mesh)
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+/// Runs a whole handshake; returns (peer side, router side) or the first error.
+fn pair(
+    peer: &HandshakeConfig,
+    router: &HandshakeConfig,
+) -> Result<(Established, Established), ProtoError> {
+    let (init, msg1) = Initiator::start(peer, Some(name("A")), Bytes::new())?;
+    let mut resp = Responder::new(router)?;
+    let msg2 = match resp.read_offer(&msg1)? {
+        Answer::Accept(m) => m,
+        Answer::Refuse(m, _) => m,
+    };
+    let (client, msg3) = init.read_choice(&msg2)?;
+    let server = resp.read_confirm(&msg3)?;
+    Ok((client, server))
+}
+
+fn exchange(from: &mut Established, to: &mut Established, frames: &[Frame]) -> Vec<Frame> {
+    for f in frames {
+        from.connection.send(f).unwrap();
+    }
+    let mut out = Vec::new();
+    while let Some(bytes) = from.connection.poll_transmit().unwrap() {
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut dec = crate::RecordDecoder::new(crate::limits::MAX_RECORD);
+        while let Some(record) = dec.decode(&mut buf).unwrap() {
+            for f in to.connection.open(&record).unwrap() {
+                out.push(f.unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn msg(to: &str, id: u64, payload: &'static [u8]) -> Frame {
+    Frame::Send(Message {
+        peer: name(to),
+        id,
+        flags: flags::TEXT,
+        chunk: None,
+        payload: Bytes::from_static(payload),
+    })
+}
+
+#[test]
+fn handshake_negotiates_encryption_and_snappy_and_carries_frames() {
+    let (mut a, mut r) = pair(&config("home"), &config("home")).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::ChaCha20Poly1305);
+    assert_eq!(a.choice.compression, Compression::Snappy);
+    assert_eq!(r.offer.name, Some(name("A")));
+    assert_eq!(r.connection.cipher(), Cipher::ChaCha20Poly1305);
+    let sent = vec![msg("B", 1, b"hello"), msg("B", 2, b"world"), Frame::Ping(3)];
+    assert_eq!(exchange(&mut a, &mut r, &sent), sent);
+    let back = vec![Frame::Pong(3), Frame::Close];
+    assert_eq!(exchange(&mut r, &mut a, &back), back);
+}
+
+#[test]
+fn static_keys_are_learned_by_both_sides() {
+    let peer = config("home");
+    let router = config("home");
+    let (a, r) = pair(&peer, &router).unwrap();
+    assert_eq!(&a.remote_key, router.identity.public());
+    assert_eq!(&r.remote_key, peer.identity.public());
+}
+
+#[test]
+fn small_frames_are_batched_into_one_record() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let frames: Vec<Frame> = (0..500)
+        .map(|i| {
+            msg(
+                "B",
+                i,
+                b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            )
+        })
+        .collect();
+    let got = exchange(&mut a, &mut r, &frames);
+    assert_eq!(got.len(), 500);
+    // 500 frames of ~80 bytes fit in one 64 KiB record.
+    assert_eq!(a.connection.records_sealed(), 1);
+}
+
+#[test]
+fn records_split_when_full() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let big = Frame::Send(Message {
+        peer: name("B"),
+        id: 1,
+        flags: 0,
+        chunk: None,
+        payload: Bytes::from(vec![7u8; 40_000]),
+    });
+    let got = exchange(&mut a, &mut r, &[big.clone(), big.clone(), big.clone()]);
+    assert_eq!(got, vec![big.clone(), big.clone(), big]);
+    assert_eq!(a.connection.records_sealed(), 3);
+}
+
+#[test]
+fn plaintext_only_when_both_sides_ask_for_it() {
+    let mut plain_peer = config("m");
+    plain_peer.allow_plaintext = true;
+    let mut plain_router = config("m");
+    plain_router.allow_plaintext = true;
+    let (a, _) = pair(&plain_peer, &config("m")).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::ChaCha20Poly1305);
+    let (a, _) = pair(&config("m"), &plain_router).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::ChaCha20Poly1305);
+    let (mut a, mut r) = pair(&plain_peer, &plain_router).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::None);
+    let frames = vec![msg("B", 1, b"visible")];
+    assert_eq!(exchange(&mut a, &mut r, &frames), frames);
+}
+
+#[test]
+fn compression_off_on_either_side_gives_none() {
+    let mut peer = config("m");
+    peer.compression = false;
+    assert_eq!(
+        pair(&peer, &config("m")).unwrap().0.choice.compression,
+        Compression::None
+    );
+    let mut router = config("m");
+    router.compression = false;
+    assert_eq!(
+        pair(&config("m"), &router).unwrap().0.choice.compression,
+        Compression::None
+    );
+}
+
+#[test]
+fn tampering_with_any_byte_of_message_1_breaks_the_handshake() {
+    let peer = config("home");
+    let router = config("home");
+    let (_, msg1) = Initiator::start(&peer, Some(name("laptop")), Bytes::new()).unwrap();
+    for i in 0..msg1.len() {
+        // The same initiator state cannot be reused, so start again with a fresh one and
+        // tamper with its message 1 at position i.
+        let (init, mut m1) = Initiator::start(&peer, Some(name("laptop")), Bytes::new()).unwrap();
+        m1[i] ^= 0x01;
+        let mut resp = Responder::new(&router).unwrap();
+        let err = match resp.read_offer(&m1) {
+            Err(e) => e,
+            Ok(Answer::Refuse(_, e)) => e,
+            Ok(Answer::Accept(m2)) => init.read_choice(&m2).unwrap_err(),
+        };
+        assert!(
+            matches!(
+                err,
+                ProtoError::Decrypt { .. }
+                    | ProtoError::Malformed { .. }
+                    | ProtoError::InvalidName { .. }
+                    | ProtoError::Version { .. }
+                    | ProtoError::MeshMismatch { .. }
+                    | ProtoError::NoCommonAlgorithm { .. }
+            ),
+            "byte {i}: unexpected {err:?}"
+        );
+    }
+}
+
+#[test]
+fn tampering_with_messages_2_and_3_is_detected() {
+    let cfg = config("m");
+    let (init, msg1) = Initiator::start(&cfg, Some(name("A")), Bytes::new()).unwrap();
+    let mut resp = Responder::new(&cfg).unwrap();
+    let Answer::Accept(mut msg2) = resp.read_offer(&msg1).unwrap() else {
+        panic!()
+    };
+    let last = msg2.len() - 1;
+    msg2[last] ^= 0x80;
+    assert_eq!(
+        init.read_choice(&msg2).unwrap_err(),
+        ProtoError::Decrypt {
+            during: "handshake message 2"
+        }
+    );
+
+    let (init, msg1) = Initiator::start(&cfg, Some(name("A")), Bytes::new()).unwrap();
+    let mut resp = Responder::new(&cfg).unwrap();
+    let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+        panic!()
+    };
+    let (_, mut msg3) = init.read_choice(&msg2).unwrap();
+    msg3[5] ^= 0x01;
+    assert_eq!(
+        resp.read_confirm(&msg3).unwrap_err(),
+        ProtoError::Decrypt {
+            during: "handshake message 3"
+        }
+    );
+}
+
+#[test]
+fn wrong_mesh_key_is_refused() {
+    let mut peer = config("m");
+    peer.mesh_key = Some([1; 32]);
+    let mut router = config("m");
+    router.mesh_key = Some([2; 32]);
+    // Both use XXpsk3 with different keys: the router finds out at message 3.
+    assert_eq!(
+        pair(&peer, &router).unwrap_err(),
+        ProtoError::Decrypt {
+            during: "handshake message 3"
+        }
+    );
+    // No key against a router with one: with psk3 the offer is encrypted under the
+    // ephemeral key, so the router cannot read the keyless offer.
+    assert_eq!(
+        pair(&config("m"), &router).unwrap_err(),
+        ProtoError::Decrypt {
+            during: "handshake message 1"
+        }
+    );
+    peer.mesh_key = Some([2; 32]);
+    assert!(pair(&peer, &router).is_ok());
+}
+
+#[test]
+fn mesh_mismatch_is_refused_with_a_readable_reason() {
+    let err = pair(&config("home"), &config("office")).unwrap_err();
+    let ProtoError::Remote { code, text } = err else {
+        panic!("got {err:?}")
+    };
+    assert_eq!(code, ErrorCode::MeshMismatch);
+    assert!(text.contains("office") && text.contains("home"), "{text}");
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let cfg = config("m");
+    let offer = Offer {
+        version: 99,
+        name: Some(name("A")),
+        mesh: "m".into(),
+        ciphers: vec![Cipher::ChaCha20Poly1305],
+        compressions: vec![Compression::None],
+        resume: Bytes::new(),
+    };
+    let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
+    let mut resp = Responder::new(&cfg).unwrap();
+    let Answer::Refuse(msg2, err) = resp.read_offer(&msg1).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        err,
+        ProtoError::Version {
+            ours: 1,
+            theirs: 99
+        }
+    );
+    assert!(matches!(
+        init.read_choice(&msg2),
+        Err(ProtoError::Remote {
+            code: ErrorCode::Version,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn oversized_handshake_message_is_refused() {
+    let mut resp = Responder::new(&config("m")).unwrap();
+    assert!(matches!(
+        resp.read_offer(&vec![0u8; 5000]),
+        Err(ProtoError::HandshakeTooLarge { .. })
+    ));
+    let mut resp = Responder::new(&config("m")).unwrap();
+    assert!(matches!(
+        resp.read_offer(&[1, 2, 3]),
+        Err(ProtoError::Malformed { .. })
+    ));
+}
+
+fn one_record(e: &mut Established, f: &Frame) -> Vec<u8> {
+    e.connection.send(f).unwrap();
+    let bytes = e.connection.poll_transmit().unwrap().unwrap();
+    bytes[2..].to_vec()
+}
+
+#[test]
+fn replayed_record_is_rejected() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let rec = one_record(&mut a, &msg("B", 1, b"pay me once"));
+    assert!(r.connection.open(&rec).is_ok());
+    assert_eq!(
+        r.connection.open(&rec).unwrap_err(),
+        ProtoError::Decrypt { during: "record" }
+    );
+}
+
+#[test]
+fn truncated_and_flipped_records_are_rejected() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let rec = one_record(&mut a, &msg("B", 1, b"hello"));
+    assert_eq!(
+        r.connection.open(&rec[..rec.len() - 1]).unwrap_err(),
+        ProtoError::Decrypt { during: "record" }
+    );
+    assert_eq!(
+        r.connection.open(&rec[..4]).unwrap_err(),
+        ProtoError::Decrypt { during: "record" }
+    );
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let mut rec = one_record(&mut a, &msg("B", 1, b"hello"));
+    rec[0] ^= 1;
+    assert_eq!(
+        r.connection.open(&rec).unwrap_err(),
+        ProtoError::Decrypt { during: "record" }
+    );
+}
+
+#[test]
+fn oversized_record_is_rejected() {
+    let (_, mut r) = pair(&config("m"), &config("m")).unwrap();
+    assert!(matches!(
+        r.connection.open(&vec![0u8; 70_000]),
+        Err(ProtoError::RecordTooLarge { .. })
+    ));
+}
+
+#[test]
+fn offer_wire_snapshot() {
+    let offer = Offer {
+        version: 1,
+        name: Some(name("PC2")),
+        mesh: "home".into(),
+        ciphers: vec![Cipher::ChaCha20Poly1305],
+        compressions: vec![Compression::Snappy, Compression::None],
+        resume: Bytes::new(),
+    };
+    assert_eq!(
+        hex::encode(offer.encode_for_test()),
+        "010350433204686f6d65010102010000"
+    );
+}
