@@ -1,1 +1,30 @@
-//! placeholder
+//! The native lanmesh peer.
+//!
+//! A [`Peer`] is an async handle to a `PeerActor` that owns the connection to the
+//! router: it runs the Noise handshake, turns sends into compressed, chunked, batched
+//! frames, keeps the inbox (bounded: when it is full the actor stops reading, so pressure
+//! reaches the router rather than memory) and settles acknowledgements.
+//! [`blocking::Peer`] is the same for scripts without async.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), lanmesh_client::ClientError> {
+//! let peer = lanmesh_client::Peer::builder("PC2").router("127.0.0.1:7400").connect().await?;
+//! peer.send_acked("PC1", &b"hello"[..]).await?;
+//! let msg = peer.recv().await?;
+//! println!("{} says {:?}", msg.from, msg.text());
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod actor;
+pub mod blocking;
+mod config;
+mod error;
+mod peer;
+mod shared;
+
+pub use actor::{CloseReport, PeerActor, Undelivered};
+pub use config::PeerConfig;
+pub use error::ClientError;
+pub use peer::{Peer, PeerBuilder};
+pub use shared::Message;

@@ -61,6 +61,9 @@ pub enum ProtoError {
     /// The other side reported an error and is closing.
     #[error("remote error {code:?}: {text}")]
     Remote { code: ErrorCode, text: String },
+    /// The transport failed underneath the protocol.
+    #[error("i/o: {0}")]
+    Io(String),
     /// The Noise library refused an operation that the state machine should never ask for.
     #[error("noise: {0}")]
     Noise(String),
@@ -90,6 +93,12 @@ impl From<snow::Error> for ProtoError {
             snow::Error::Decrypt => Self::Decrypt { during: "noise" },
             other => Self::Noise(other.to_string()),
         }
+    }
+}
+
+impl From<std::io::Error> for ProtoError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
     }
 }
 

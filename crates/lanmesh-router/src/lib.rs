@@ -1,1 +1,124 @@
-//! placeholder
+//! The lanmesh router: actix actors that admit peers and move their messages.
+//!
+//! * [`Router`]: one actor owning membership (names, keys) and publishing an immutable
+//!   routing snapshot to every session whenever membership changes.
+//! * [`Session`]: one actor per connection. It runs the handshake, then forwards frames
+//!   straight to the destination sessions it finds in its snapshot, so the data path never
+//!   funnels through one mailbox.
+//! * [`RouterHandle`]: start (bind every listen address), inspect, shut down.
+//!
+//! The router must run inside an actix `System` (for example under `#[actix_rt::main]`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod config;
+mod listener;
+mod metrics;
+mod router;
+mod session;
+mod table;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use lanmesh_proto::PeerInfo;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use router::{ListPeers, Router};
+pub use session::{Forward, Session};
+pub use table::RoutingTable;
+
+/// Errors of the router crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// A listen address could not be bound.
+    #[error("{0}")]
+    Bind(std::io::Error),
+    /// The router actor is gone.
+    #[error("the router has stopped")]
+    Stopped,
+}
+
+/// A running router.
+#[derive(Debug, Clone)]
+pub struct RouterHandle {
+    router: Addr<Router>,
+    addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    config: Arc<RouterConfig>,
+}
+
+impl RouterHandle {
+    /// Binds every listen address and starts accepting. Must be called inside an actix
+    /// `System`.
+    pub async fn start(config: RouterConfig) -> Result<Self, RouterError> {
+        let listeners = listener::bind_all(&config.listen)
+            .await
+            .map_err(RouterError::Bind)?;
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RouterError::Bind)?;
+        let config = Arc::new(config);
+        let shared = listener::Shared {
+            config: config.clone(),
+            router: Router::default().start(),
+            shutdown: CancellationToken::new(),
+            metrics: Arc::new(Metrics::default()),
+            next_id: Arc::new(AtomicU64::new(1)),
+        };
+        for l in listeners {
+            listener::spawn(l, shared.clone());
+        }
+        tracing::info!(mesh = %config.mesh, ?addrs, key = %lanmesh_proto::handshake::fingerprint(config.identity.public()), "router listening");
+        Ok(Self {
+            router: shared.router,
+            addrs,
+            shutdown: shared.shutdown,
+            metrics: shared.metrics,
+            config,
+        })
+    }
+
+    /// The bound TCP addresses (with real ports when port 0 was asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The configuration the router runs with.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// Current members.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, RouterError> {
+        self.router
+            .send(ListPeers)
+            .await
+            .map_err(|_| RouterError::Stopped)
+    }
+
+    /// Current counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Stops accepting, tells every session to close (peers get an `Error(Shutdown)`),
+    /// and waits up to `grace` for them to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(grace, self.metrics.all_closed()).await;
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}

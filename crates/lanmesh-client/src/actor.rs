@@ -1,0 +1,519 @@
+//! The `PeerActor`: owns one connection to the router.
+//!
+//! 1. Handshake: send message 1, read message 2, send message 3 (deadline: the connect
+//!    timeout).
+//! 2. Welcome: wait for `Welcome` and the member list (an observer sends `ListPeers` and
+//!    waits for the list instead). Only then does `connect` return.
+//! 3. Running: application sends become frames (compressed, chunked); deliveries are
+//!    reassembled, decompressed, acknowledged if asked and put in the shared inbox; acks
+//!    and nacks settle `send_acked` calls; membership events update the member list.
+//! 4. Close: `Close` → the router answers `Close` once everything before it is handled,
+//!    so a closing peer learns about every message the router could not deliver.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use lanmesh_io::{HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_proto::frame::flags;
+use lanmesh_proto::{
+    Destination, ErrorCode, Frame, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler,
+    message_frames,
+};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::config::PeerConfig;
+use crate::error::ClientError;
+use crate::shared::{Message as Inbound, Shared};
+
+/// What the application learns about a message it sent without waiting for an ack, and
+/// that the router could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The intended recipient.
+    pub to: Name,
+    /// The message id.
+    pub id: u64,
+    /// Why.
+    pub reason: NackReason,
+}
+
+/// What `close` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Messages sent with `send` that the router refused (unknown peer, overloaded, …).
+    pub undelivered: Vec<Undelivered>,
+}
+
+enum State {
+    Handshake(Option<Box<Initiator>>),
+    Welcoming,
+    Running,
+    Closing,
+}
+
+type Ready = oneshot::Sender<Result<(), ClientError>>;
+
+struct PendingAck {
+    to: Name,
+    reply: oneshot::Sender<Result<(), ClientError>>,
+}
+
+/// The actor behind a [`crate::Peer`] handle.
+pub struct PeerActor {
+    config: Arc<PeerConfig>,
+    shared: Arc<Shared>,
+    reader: Reader,
+    link: Link,
+    state: State,
+    ready: Option<Ready>,
+    list_so_far: Vec<PeerInfo>,
+    reassembler: Reassembler,
+    next_id: u64,
+    pending_acks: HashMap<u64, PendingAck>,
+    undelivered: Vec<Undelivered>,
+    close_waiters: Vec<oneshot::Sender<CloseReport>>,
+    last_rx: Instant,
+    ping_seq: u64,
+    owns_system: bool,
+}
+
+/// At most this many undelivered notices are kept for `close`.
+const MAX_UNDELIVERED: usize = 1024;
+
+impl PeerActor {
+    pub(crate) fn new(
+        config: Arc<PeerConfig>,
+        shared: Arc<Shared>,
+        reader: Reader,
+        link: Link,
+        ready: Ready,
+        owns_system: bool,
+    ) -> Self {
+        Self {
+            reassembler: Reassembler::new(config.limits.clone()),
+            config,
+            shared,
+            reader,
+            link,
+            state: State::Handshake(None),
+            ready: Some(ready),
+            list_so_far: Vec::new(),
+            next_id: 1,
+            pending_acks: HashMap::new(),
+            undelivered: Vec::new(),
+            close_waiters: Vec::new(),
+            last_rx: Instant::now(),
+            ping_seq: 0,
+            owns_system,
+        }
+    }
+
+    /// Ends the connection with `err`; everything waiting learns why.
+    fn fail(&mut self, err: ClientError, ctx: &mut Context<Self>) {
+        if matches!(self.state, State::Closing) && self.ready.is_none() {
+            ctx.stop();
+            return;
+        }
+        let reason = err.to_string();
+        debug!(error = %reason, "peer connection ending");
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(err));
+        }
+        self.shared.close(reason);
+        self.state = State::Closing;
+        self.reader.stop();
+        self.link.close();
+        ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
+    }
+
+    fn handle_record(
+        &mut self,
+        record: BytesMut,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ClientError> {
+        self.last_rx = Instant::now();
+        if let State::Handshake(slot) = &mut self.state {
+            let init = slot
+                .take()
+                .ok_or(ClientError::Handshake(ProtoError::Negotiation {
+                    what: "second handshake message from the router",
+                }))?;
+            let (est, msg3) = init.read_choice(&record).map_err(|e| match e {
+                ProtoError::Remote { code, text } => ClientError::Refused { code, text },
+                other => ClientError::Handshake(other),
+            })?;
+            self.link
+                .send_handshake(&msg3)
+                .map_err(ClientError::Handshake)?;
+            self.link.set_connection(est.connection);
+            self.state = State::Welcoming;
+            if self.config.name.is_none() {
+                self.send(&Frame::ListPeers)?;
+            }
+            return Ok(());
+        }
+        let conn =
+            self.link
+                .connection()
+                .ok_or(ClientError::Handshake(ProtoError::Negotiation {
+                    what: "record before the handshake",
+                }))?;
+        let frames = conn.open(&record).map_err(ClientError::Handshake)?;
+        for frame in frames {
+            let frame = frame.map_err(ClientError::Handshake)?;
+            self.on_frame(frame, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, frame: &Frame) -> Result<(), ClientError> {
+        self.link.send(frame).map_err(ClientError::Handshake)
+    }
+
+    fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) -> Result<(), ClientError> {
+        match frame {
+            Frame::Deliver(m) => {
+                let ack = m.flags & flags::ACK_REQUESTED != 0;
+                if let Some(done) = self.reassembler.push(m).map_err(ClientError::Handshake)? {
+                    let (from, id) = (done.from.clone(), done.id);
+                    self.shared.push(Inbound {
+                        from: done.from,
+                        id: done.id,
+                        data: done.data,
+                        flags: done.flags & !flags::ACK_REQUESTED,
+                    });
+                    if ack {
+                        self.send(&Frame::Ack { peer: from, id })?;
+                    }
+                }
+            }
+            Frame::Ack { id, .. } => {
+                if let Some(p) = self.pending_acks.remove(&id) {
+                    let _ = p.reply.send(Ok(()));
+                }
+            }
+            Frame::Nack { peer, id, reason } => {
+                let err = match reason {
+                    NackReason::UnknownPeer => ClientError::UnknownPeer {
+                        name: peer.to_string(),
+                    },
+                    NackReason::TooLarge => ClientError::TooLarge {
+                        len: 0,
+                        max: self.config.limits.max_message,
+                    },
+                    _ => ClientError::Overloaded {
+                        name: peer.to_string(),
+                        id,
+                    },
+                };
+                match self.pending_acks.remove(&id) {
+                    Some(p) => {
+                        let _ = p.reply.send(Err(err));
+                    }
+                    None => {
+                        debug!(to = %peer, id, ?reason, "message not delivered");
+                        if self.undelivered.len() < MAX_UNDELIVERED {
+                            self.undelivered.push(Undelivered {
+                                to: peer,
+                                id,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+            Frame::Welcome { name } => debug!(%name, "welcomed into the mesh"),
+            Frame::PeerList { last, peers } => {
+                self.list_so_far.extend(peers);
+                if last {
+                    self.shared.set_peers(std::mem::take(&mut self.list_so_far));
+                    if matches!(self.state, State::Welcoming) {
+                        self.state = State::Running;
+                        if let Some(ready) = self.ready.take() {
+                            let _ = ready.send(Ok(()));
+                        }
+                    }
+                }
+            }
+            Frame::PeerJoined(info) => self.shared.peer_joined(info),
+            Frame::PeerLeft { name } => {
+                self.reassembler.forget(&name);
+                self.shared.peer_left(&name);
+            }
+            Frame::Ping(v) => self.send(&Frame::Pong(v))?,
+            Frame::Pong(_) => {}
+            Frame::Error { code, text } => {
+                let err = if code == ErrorCode::Shutdown {
+                    ClientError::disconnected(text)
+                } else {
+                    ClientError::Refused { code, text }
+                };
+                self.fail(err, ctx);
+            }
+            Frame::Close => {
+                let report = CloseReport {
+                    undelivered: std::mem::take(&mut self.undelivered),
+                };
+                for w in self.close_waiters.drain(..) {
+                    let _ = w.send(report.clone());
+                }
+                self.fail(ClientError::disconnected("closed"), ctx);
+            }
+            other => {
+                return Err(ClientError::Handshake(ProtoError::Malformed {
+                    what: if matches!(other, Frame::Send(_) | Frame::Broadcast(_)) {
+                        "client frame from the router"
+                    } else {
+                        "unexpected frame"
+                    },
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.state, State::Running) {
+            return;
+        }
+        let idle = self.last_rx.elapsed();
+        let limit = self.config.limits.idle_timeout;
+        if idle > limit {
+            self.fail(
+                ClientError::disconnected("the router stopped answering"),
+                ctx,
+            );
+        } else if idle > limit / 3 {
+            self.ping_seq += 1;
+            let _ = self.link.send(&Frame::Ping(self.ping_seq));
+        }
+    }
+}
+
+impl Actor for PeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        Link::start::<Self>(ctx);
+        Reader::start::<Self>(ctx);
+        let start = Initiator::start(
+            &self.config.handshake(),
+            self.config.name.clone(),
+            Bytes::new(),
+        );
+        match start.and_then(|(init, msg1)| {
+            self.link.send_handshake(&msg1)?;
+            Ok(init)
+        }) {
+            Ok(init) => self.state = State::Handshake(Some(Box::new(init))),
+            Err(e) => {
+                self.fail(ClientError::Handshake(e), ctx);
+                return;
+            }
+        }
+        let deadline = self.config.connect_timeout;
+        ctx.run_later(deadline, move |act, ctx| {
+            if act.ready.is_some() {
+                let addr = act.config.router.clone();
+                act.fail(
+                    ClientError::HandshakeTimeout {
+                        addr,
+                        after: deadline,
+                    },
+                    ctx,
+                );
+            }
+        });
+        let tick = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
+        ctx.run_interval(tick, |act, ctx| act.on_tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.shared.close("the connection is closed".into());
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(ClientError::ClosedDuringHandshake));
+        }
+        for (id, p) in self.pending_acks.drain() {
+            let _ = p.reply.send(Err(ClientError::disconnected(format!(
+                "connection closed before {} acknowledged message {id}",
+                p.to
+            ))));
+        }
+        let report = CloseReport {
+            undelivered: std::mem::take(&mut self.undelivered),
+        };
+        for w in self.close_waiters.drain(..) {
+            let _ = w.send(report.clone());
+        }
+        if self.owns_system {
+            System::current().stop();
+        }
+    }
+}
+
+impl HasLink for PeerActor {
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Context<Self>) {
+        match error {
+            Some(e) => self.fail(ClientError::disconnected(e.to_string()), ctx),
+            None => ctx.stop(),
+        }
+    }
+}
+
+impl HasReader for PeerActor {
+    fn reader(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
+    fn can_read(&mut self, waker: &Waker) -> bool {
+        self.shared.reader_may_continue(waker)
+    }
+
+    fn on_record(&mut self, record: BytesMut, ctx: &mut Context<Self>) {
+        if let Err(e) = self.handle_record(record, ctx) {
+            if let ClientError::Handshake(pe) = &e {
+                if self.link.connection_ref().is_some() {
+                    let _ = self.link.send(&Frame::error(pe.code(), pe.to_string()));
+                }
+            }
+            self.fail(e, ctx);
+        }
+    }
+
+    fn read_closed(&mut self, error: Option<ProtoError>, ctx: &mut Context<Self>) {
+        let err = match (error, &self.state) {
+            (Some(e), _) => ClientError::disconnected(e.to_string()),
+            (None, State::Handshake(_) | State::Welcoming) => ClientError::ClosedDuringHandshake,
+            (None, _) => ClientError::disconnected("the router closed the connection"),
+        };
+        self.fail(err, ctx);
+    }
+}
+
+/// Send application data.
+#[derive(Message)]
+#[rtype(result = "Result<Sent, ClientError>")]
+pub(crate) struct SendData {
+    pub(crate) dest: Destination,
+    pub(crate) data: Bytes,
+    pub(crate) flags: u8,
+    pub(crate) ack: bool,
+}
+
+/// A queued message: its id, and the acknowledgement to wait for if one was asked.
+pub(crate) struct Sent {
+    pub(crate) id: u64,
+    pub(crate) ack: Option<oneshot::Receiver<Result<(), ClientError>>>,
+}
+
+impl Handler<SendData> for PeerActor {
+    type Result = ResponseActFuture<Self, Result<Sent, ClientError>>;
+
+    fn handle(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Self::Result {
+        let result = self.queue(msg, ctx);
+        let budget = self.config.limits.max_pending_bytes;
+        // Answer once the socket has taken enough: a fast sender waits here instead of
+        // growing the queue, while the actor keeps reading meanwhile.
+        Box::pin(Link::drained(budget).map(move |_, _, _| result))
+    }
+}
+
+impl PeerActor {
+    fn queue(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Result<Sent, ClientError> {
+        if !matches!(self.state, State::Running) {
+            return Err(ClientError::disconnected(
+                self.shared
+                    .closed_reason()
+                    .unwrap_or_else(|| "not connected".into()),
+            ));
+        }
+        let len = msg.data.len() as u64;
+        if len > self.config.limits.max_message {
+            return Err(ClientError::TooLarge {
+                len,
+                max: self.config.limits.max_message,
+            });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut bits = msg.flags;
+        if msg.ack {
+            bits |= flags::ACK_REQUESTED;
+        }
+        let compression = self
+            .link
+            .connection_ref()
+            .map(|c| c.compression())
+            .unwrap_or(lanmesh_proto::Compression::None);
+        for frame in message_frames(&msg.dest, id, bits, msg.data, compression) {
+            self.send(&frame)?;
+        }
+        let ack = match (&msg.dest, msg.ack) {
+            (Destination::Peer(to), true) => {
+                let (tx, rx) = oneshot::channel();
+                self.pending_acks.insert(
+                    id,
+                    PendingAck {
+                        to: to.clone(),
+                        reply: tx,
+                    },
+                );
+                let after = self.config.ack_timeout;
+                ctx.run_later(after, move |act, _| {
+                    if let Some(p) = act.pending_acks.remove(&id) {
+                        let name = p.to.to_string();
+                        let _ = p
+                            .reply
+                            .send(Err(ClientError::AckTimeout { name, id, after }));
+                    }
+                });
+                Some(rx)
+            }
+            _ => None,
+        };
+        Ok(Sent { id, ack })
+    }
+}
+
+/// Close gracefully and report what was not delivered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Close(pub(crate) oneshot::Sender<CloseReport>);
+
+impl Handler<Close> for PeerActor {
+    type Result = ();
+
+    fn handle(&mut self, Close(reply): Close, ctx: &mut Context<Self>) {
+        self.close_waiters.push(reply);
+        if matches!(self.state, State::Running) && self.link.send(&Frame::Close).is_ok() {
+            self.state = State::Closing;
+            // The router answers `Close`; if it does not, stop anyway.
+            ctx.run_later(Duration::from_secs(3), |_, ctx| ctx.stop());
+        } else {
+            ctx.stop();
+        }
+    }
+}
+
+/// Drop the connection now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Terminate;
+
+impl Handler<Terminate> for PeerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

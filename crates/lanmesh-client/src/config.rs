@@ -1,0 +1,64 @@
+//! Peer configuration, with the documented defaults.
+
+use std::time::Duration;
+
+use lanmesh_proto::{Framing, HandshakeConfig, Identity, Limits, Name};
+
+/// Everything a peer needs to connect.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The name to join under; `None` connects as an observer that can only list peers.
+    pub name: Option<Name>,
+    /// The router's address (`host:port`).
+    pub router: String,
+    /// The mesh to join (default `lanmesh`).
+    pub mesh: String,
+    /// This peer's static key.
+    pub identity: Identity,
+    /// The mesh key, when the mesh has one.
+    pub mesh_key: Option<[u8; 32]>,
+    /// Offer unencrypted records (used only if the router allows them too).
+    pub allow_plaintext: bool,
+    /// Offer Snappy compression (default on).
+    pub compression: bool,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Time allowed for the TCP connection and the handshake (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long `send_acked` waits for the recipient (default 10 s).
+    pub ack_timeout: Duration,
+    /// Messages held for the application before reading from the router pauses
+    /// (default 65 536).
+    pub inbox_capacity: usize,
+}
+
+impl PeerConfig {
+    /// Defaults for a peer called `name` connecting to `router`.
+    pub fn new(name: Option<Name>, router: impl Into<String>, identity: Identity) -> Self {
+        Self {
+            name,
+            router: router.into(),
+            mesh: "lanmesh".to_owned(),
+            identity,
+            mesh_key: None,
+            allow_plaintext: false,
+            compression: true,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(10),
+            inbox_capacity: 65_536,
+        }
+    }
+
+    pub(crate) fn handshake(&self) -> HandshakeConfig {
+        HandshakeConfig {
+            identity: self.identity.clone(),
+            mesh: self.mesh.clone(),
+            mesh_key: self.mesh_key,
+            allow_plaintext: self.allow_plaintext,
+            compression: self.compression,
+            limits: self.limits.clone(),
+            framing: Framing::LengthPrefixed,
+        }
+    }
+}

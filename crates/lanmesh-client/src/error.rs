@@ -1,0 +1,93 @@
+//! The client's error type. Display texts are what the CLI prints, so they are written for
+//! people: `unknown peer "x"`, not a debug dump.
+
+use std::time::Duration;
+
+use lanmesh_proto::{ErrorCode, ProtoError};
+
+/// Everything a peer operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The router's address could not be reached.
+    #[error("cannot connect to router at {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// Connecting or handshaking took longer than allowed.
+    #[error("router at {addr} did not complete the handshake within {after:?}")]
+    HandshakeTimeout {
+        /// The address tried.
+        addr: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The handshake failed on our side (tampering, a wrong mesh key, bad input).
+    #[error("handshake failed: {0}")]
+    Handshake(ProtoError),
+    /// The router closed the connection before welcoming us.
+    #[error(
+        "the router closed the connection during the handshake (does the mesh need a key? try --mesh-key-file)"
+    )]
+    ClosedDuringHandshake,
+    /// The router refused us or closed the connection with an error.
+    #[error("router refused: {text}")]
+    Refused {
+        /// The router's reason.
+        code: ErrorCode,
+        /// The router's explanation.
+        text: String,
+    },
+    /// No peer of that name is in the mesh.
+    #[error("unknown peer {name:?}")]
+    UnknownPeer {
+        /// The name that nobody holds.
+        name: String,
+    },
+    /// The recipient is not keeping up; the message was refused.
+    #[error("peer {name:?} is overloaded; message {id} was not delivered")]
+    Overloaded {
+        /// The slow recipient.
+        name: String,
+        /// The refused message.
+        id: u64,
+    },
+    /// The message is larger than the limit.
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// No acknowledgement arrived in time.
+    #[error("no acknowledgement from {name:?} for message {id} within {after:?}")]
+    AckTimeout {
+        /// The recipient.
+        name: String,
+        /// The message.
+        id: u64,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The connection is gone.
+    #[error("disconnected: {reason}")]
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A name or argument is invalid.
+    #[error("{0}")]
+    Invalid(ProtoError),
+}
+
+impl ClientError {
+    pub(crate) fn disconnected(reason: impl Into<String>) -> Self {
+        Self::Disconnected {
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The async handle to a peer, and how it is started.
+//!
+//! The `PeerActor` needs an actix arbiter. Inside one (an actix-rt runtime) it runs there;
+//! anywhere else the peer gets a small thread of its own with an actix system, so the
+//! handle works from any async runtime and from the blocking facade alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use bytes::Bytes;
+use lanmesh_io::{Link, Reader};
+use lanmesh_proto::frame::flags;
+use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::actor::{Close, CloseReport, PeerActor, SendData, Terminate};
+use crate::config::PeerConfig;
+use crate::error::ClientError;
+use crate::shared::{Message, Shared};
+
+/// A connected peer. Cloning gives another handle to the same connection.
+#[derive(Clone)]
+pub struct Peer {
+    actor: Addr<PeerActor>,
+    shared: Arc<Shared>,
+    name: Option<Name>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Peer`].
+#[derive(Debug, Clone)]
+pub struct PeerBuilder {
+    name: Option<String>,
+    router: Option<String>,
+    mesh: String,
+    mesh_key: Option<[u8; 32]>,
+    identity: Option<Identity>,
+    allow_plaintext: bool,
+    compression: bool,
+    limits: Option<lanmesh_proto::Limits>,
+    ack_timeout: Option<Duration>,
+    inbox_capacity: Option<usize>,
+}
+
+impl PeerBuilder {
+    /// The router's address, `host:port` (required until discovery is available).
+    pub fn router(mut self, addr: impl Into<String>) -> Self {
+        self.router = Some(addr.into());
+        self
+    }
+
+    /// The mesh to join (default `lanmesh`).
+    pub fn mesh(mut self, mesh: impl Into<String>) -> Self {
+        self.mesh = mesh.into();
+        self
+    }
+
+    /// The mesh key, when the mesh has one.
+    pub fn mesh_key(mut self, key: [u8; 32]) -> Self {
+        self.mesh_key = Some(key);
+        self
+    }
+
+    /// Use this static key instead of a fresh one.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Offer unencrypted records; used only when the router allows them too.
+    pub fn plaintext(mut self, allow: bool) -> Self {
+        self.allow_plaintext = allow;
+        self
+    }
+
+    /// Offer Snappy compression (default on).
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
+        self
+    }
+
+    /// Protocol limits (default: [`lanmesh_proto::Limits::default`]).
+    pub fn limits(mut self, limits: lanmesh_proto::Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// How long `send_acked` waits (default 10 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// Messages held for the application before reading pauses (default 65 536).
+    pub fn inbox_capacity(mut self, n: usize) -> Self {
+        self.inbox_capacity = Some(n);
+        self
+    }
+
+    /// The full configuration this builder describes.
+    pub fn config(&self) -> Result<PeerConfig, ClientError> {
+        let name = self
+            .name
+            .as_deref()
+            .map(Name::new)
+            .transpose()
+            .map_err(ClientError::Invalid)?;
+        let router = self.router.clone().ok_or_else(|| ClientError::Connect {
+            addr: String::new(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no router address given",
+            ),
+        })?;
+        let identity = match &self.identity {
+            Some(id) => id.clone(),
+            None => Identity::generate().map_err(ClientError::Handshake)?,
+        };
+        let mut config = PeerConfig::new(name, router, identity);
+        config.mesh = self.mesh.clone();
+        config.mesh_key = self.mesh_key;
+        config.allow_plaintext = self.allow_plaintext;
+        config.compression = self.compression;
+        if let Some(limits) = &self.limits {
+            config.limits = limits.clone();
+        }
+        if let Some(t) = self.ack_timeout {
+            config.ack_timeout = t;
+        }
+        if let Some(n) = self.inbox_capacity {
+            config.inbox_capacity = n;
+        }
+        Ok(config)
+    }
+
+    /// Connects, handshakes and joins; returns once the router has welcomed us.
+    pub async fn connect(self) -> Result<Peer, ClientError> {
+        Peer::connect(self.config()?).await
+    }
+}
+
+impl Peer {
+    /// Starts building a peer that joins under `name`.
+    pub fn builder(name: impl Into<String>) -> PeerBuilder {
+        PeerBuilder {
+            name: Some(name.into()),
+            router: None,
+            mesh: "lanmesh".into(),
+            mesh_key: None,
+            identity: None,
+            allow_plaintext: false,
+            compression: true,
+            limits: None,
+            ack_timeout: None,
+            inbox_capacity: None,
+        }
+    }
+
+    /// Starts building an observer: a connection without a name that can only list peers.
+    pub fn observer() -> PeerBuilder {
+        PeerBuilder {
+            name: None,
+            ..Self::builder("")
+        }
+    }
+
+    /// Connects with a full configuration.
+    pub async fn connect(config: PeerConfig) -> Result<Peer, ClientError> {
+        let name = config.name.clone();
+        let shared = Arc::new(Shared::new(config.inbox_capacity));
+        let (tx, rx) = oneshot::channel();
+        let in_arbiter =
+            actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some();
+        let config = Arc::new(config);
+        if in_arbiter {
+            actix_rt::spawn(start_actor(config, shared.clone(), tx, false));
+        } else {
+            let (config, shared2) = (config.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("lanmesh-peer".into())
+                .spawn(move || {
+                    let system = actix_rt::System::new();
+                    system.block_on(start_actor(config, shared2, tx, true));
+                    let _ = system.run();
+                })
+                .map_err(|e| ClientError::Connect {
+                    addr: String::new(),
+                    source: e,
+                })?;
+        }
+        let actor = rx
+            .await
+            .map_err(|_| ClientError::disconnected("peer runtime ended"))??;
+        Ok(Peer {
+            actor,
+            shared,
+            name,
+        })
+    }
+
+    /// This peer's name (`None` for an observer).
+    pub fn name(&self) -> Option<&Name> {
+        self.name.as_ref()
+    }
+
+    async fn submit(&self, msg: SendData) -> Result<crate::actor::Sent, ClientError> {
+        self.actor.send(msg).await.map_err(|_| {
+            ClientError::disconnected(
+                self.shared
+                    .closed_reason()
+                    .unwrap_or_else(|| "peer stopped".into()),
+            )
+        })?
+    }
+
+    fn dest(to: &str) -> Result<Destination, ClientError> {
+        Ok(Destination::Peer(
+            Name::new(to).map_err(ClientError::Invalid)?,
+        ))
+    }
+
+    /// Sends bytes to `to`, at most once. Returns the message id once it is queued; if
+    /// the router cannot deliver it, [`Peer::close`] reports it.
+    pub async fn send(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
+        let msg = SendData {
+            dest: Self::dest(to)?,
+            data: data.into(),
+            flags: 0,
+            ack: false,
+        };
+        Ok(self.submit(msg).await?.id)
+    }
+
+    /// Sends text to `to` (browsers receive it as a string).
+    pub async fn send_text(&self, to: &str, text: &str) -> Result<u64, ClientError> {
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        let msg = SendData {
+            dest: Self::dest(to)?,
+            data,
+            flags: flags::TEXT,
+            ack: false,
+        };
+        Ok(self.submit(msg).await?.id)
+    }
+
+    /// Sends and waits until the recipient's client has queued the message. Fails with
+    /// `UnknownPeer`, `Overloaded` or `AckTimeout`.
+    pub async fn send_acked(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
+        self.send_acked_flags(to, data.into(), 0).await
+    }
+
+    /// [`Peer::send_acked`] for text.
+    pub async fn send_text_acked(&self, to: &str, text: &str) -> Result<u64, ClientError> {
+        self.send_acked_flags(to, Bytes::copy_from_slice(text.as_bytes()), flags::TEXT)
+            .await
+    }
+
+    async fn send_acked_flags(&self, to: &str, data: Bytes, bits: u8) -> Result<u64, ClientError> {
+        let sent = self
+            .submit(SendData {
+                dest: Self::dest(to)?,
+                data,
+                flags: bits,
+                ack: true,
+            })
+            .await?;
+        let ack = sent
+            .ack
+            .ok_or_else(|| ClientError::disconnected("no acknowledgement expected"))?;
+        ack.await.map_err(|_| {
+            ClientError::disconnected("connection closed while waiting for the ack")
+        })??;
+        Ok(sent.id)
+    }
+
+    /// Sends bytes to every other peer.
+    pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<u64, ClientError> {
+        let msg = SendData {
+            dest: Destination::Everyone,
+            data: data.into(),
+            flags: 0,
+            ack: false,
+        };
+        Ok(self.submit(msg).await?.id)
+    }
+
+    /// Sends text to every other peer.
+    pub async fn broadcast_text(&self, text: &str) -> Result<u64, ClientError> {
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        let msg = SendData {
+            dest: Destination::Everyone,
+            data,
+            flags: flags::TEXT,
+            ack: false,
+        };
+        Ok(self.submit(msg).await?.id)
+    }
+
+    /// The next message, waiting for one. Fails once the connection is gone and every
+    /// message that arrived before has been taken.
+    pub async fn recv(&self) -> Result<Message, ClientError> {
+        self.shared.next().await.map_err(ClientError::disconnected)
+    }
+
+    /// Like [`Peer::recv`], giving up after `timeout` with `Ok(None)`.
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>, ClientError> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Up to `n` waiting messages, oldest first, without waiting (UltraSockets' `get`).
+    pub fn get(&self, n: usize) -> Vec<Message> {
+        self.shared.take(n)
+    }
+
+    /// Every waiting message.
+    pub fn get_all(&self) -> Vec<Message> {
+        self.shared.take(usize::MAX)
+    }
+
+    /// Messages waiting in the inbox.
+    pub fn pending(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Current members of the mesh (this peer included), by name.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.peers()
+    }
+
+    /// Stops taking messages from the router; they wait there (up to its budget, after
+    /// which senders get `Overloaded`). Messages already in the inbox stay readable.
+    pub fn pause(&self) {
+        self.shared.set_paused(true);
+    }
+
+    /// Resumes taking messages after [`Peer::pause`].
+    pub fn resume(&self) {
+        self.shared.set_paused(false);
+    }
+
+    /// Whether the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed_reason().is_some()
+    }
+
+    /// Leaves the mesh gracefully: everything sent before is handled by the router
+    /// first, and the report lists messages it could not deliver.
+    pub async fn close(&self) -> CloseReport {
+        let (tx, rx) = oneshot::channel();
+        if self.actor.send(Close(tx)).await.is_err() {
+            return CloseReport::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Drops the connection at once (UltraSockets' `terminate`).
+    pub fn terminate(&self) {
+        let _ = self.actor.try_send(Terminate);
+    }
+}
+
+async fn start_actor(
+    config: Arc<PeerConfig>,
+    shared: Arc<Shared>,
+    reply: oneshot::Sender<Result<Addr<PeerActor>, ClientError>>,
+    owns_system: bool,
+) {
+    let deadline = config.connect_timeout;
+    let stream =
+        match tokio::time::timeout(deadline, TcpStream::connect(config.router.as_str())).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                let _ = reply.send(Err(ClientError::Connect {
+                    addr: config.router.clone(),
+                    source,
+                }));
+                if owns_system {
+                    actix_rt::System::current().stop();
+                }
+                return;
+            }
+            Err(_) => {
+                let _ = reply.send(Err(ClientError::HandshakeTimeout {
+                    addr: config.router.clone(),
+                    after: deadline,
+                }));
+                if owns_system {
+                    actix_rt::System::current().stop();
+                }
+                return;
+            }
+        };
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let reader = Reader::new(read, config.limits.max_record);
+    let actor = PeerActor::new(
+        config,
+        shared,
+        reader,
+        Link::new(write),
+        ready_tx,
+        owns_system,
+    )
+    .start();
+    let result = match ready_rx.await {
+        Ok(Ok(())) => Ok(actor),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ClientError::ClosedDuringHandshake),
+    };
+    let _ = reply.send(result);
+}

@@ -1,0 +1,175 @@
+//! State shared between the `PeerActor` and the handles: the inbox and the member list.
+//!
+//! The inbox lives behind a mutex rather than in the actor so that `recv` and `get` do not
+//! need a round trip through the actor's mailbox. When it is full (or delivery is paused)
+//! the actor stops reading from the socket; whoever takes messages out wakes it again.
+//! Checking and parking happen under the same lock, so no wake-up is lost.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::task::Waker;
+
+use bytes::Bytes;
+use lanmesh_proto::frame::flags;
+use lanmesh_proto::{Name, PeerInfo};
+use tokio::sync::Notify;
+
+/// A message received from another peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The sender.
+    pub from: Name,
+    /// The sender's serial number for it.
+    pub id: u64,
+    /// The payload.
+    pub data: Bytes,
+    /// Protocol flags (text, broadcast).
+    pub flags: u8,
+}
+
+impl Message {
+    /// The payload as text, if the sender sent text.
+    pub fn text(&self) -> Option<&str> {
+        if self.flags & flags::TEXT != 0 {
+            std::str::from_utf8(&self.data).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Whether it was sent to everyone.
+    pub fn is_broadcast(&self) -> bool {
+        self.flags & flags::BROADCAST != 0
+    }
+}
+
+#[derive(Default)]
+struct InboxState {
+    queue: VecDeque<Message>,
+    paused: bool,
+    parked_reader: Option<Waker>,
+    closed: Option<String>,
+}
+
+/// Shared between the actor and every handle.
+pub(crate) struct Shared {
+    inbox: Mutex<InboxState>,
+    arrived: Notify,
+    capacity: usize,
+    peers: Mutex<BTreeMap<Name, PeerInfo>>,
+}
+
+impl Shared {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            inbox: Mutex::new(InboxState::default()),
+            arrived: Notify::new(),
+            capacity: capacity.max(1),
+            peers: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        // A panic while holding this lock cannot leave the queue half-updated (each
+        // critical section is one push or pop), so a poisoned lock is still usable.
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Actor side: may the reader take more? If not, park its waker.
+    pub(crate) fn reader_may_continue(&self, waker: &Waker) -> bool {
+        let mut st = self.lock();
+        if st.paused || st.queue.len() >= self.capacity {
+            st.parked_reader = Some(waker.clone());
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn push(&self, m: Message) {
+        self.lock().queue.push_back(m);
+        self.arrived.notify_waiters();
+    }
+
+    fn wake_reader(&self, mut st: std::sync::MutexGuard<'_, InboxState>) {
+        let waker = if !st.paused && st.queue.len() < self.capacity {
+            st.parked_reader.take()
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Up to `n` messages, oldest first, without waiting.
+    pub(crate) fn take(&self, n: usize) -> Vec<Message> {
+        let mut st = self.lock();
+        let k = n.min(st.queue.len());
+        let out: Vec<Message> = st.queue.drain(..k).collect();
+        self.wake_reader(st);
+        out
+    }
+
+    /// The next message, waiting for one; `Err` once the connection is gone and the inbox
+    /// is empty.
+    pub(crate) async fn next(&self) -> Result<Message, String> {
+        loop {
+            let notified = self.arrived.notified();
+            {
+                let mut st = self.lock();
+                if let Some(m) = st.queue.pop_front() {
+                    self.wake_reader(st);
+                    return Ok(m);
+                }
+                if let Some(reason) = &st.closed {
+                    return Err(reason.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let mut st = self.lock();
+        st.paused = paused;
+        self.wake_reader(st);
+    }
+
+    pub(crate) fn close(&self, reason: String) {
+        let mut st = self.lock();
+        st.closed.get_or_insert(reason);
+        drop(st);
+        self.arrived.notify_waiters();
+    }
+
+    pub(crate) fn closed_reason(&self) -> Option<String> {
+        self.lock().closed.clone()
+    }
+
+    fn peers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Name, PeerInfo>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_peers(&self, list: Vec<PeerInfo>) {
+        let mut map = self.peers_lock();
+        map.clear();
+        map.extend(list.into_iter().map(|p| (p.name.clone(), p)));
+    }
+
+    pub(crate) fn peer_joined(&self, p: PeerInfo) {
+        self.peers_lock().insert(p.name.clone(), p);
+    }
+
+    pub(crate) fn peer_left(&self, name: &Name) {
+        self.peers_lock().remove(name);
+    }
+
+    pub(crate) fn peers(&self) -> Vec<PeerInfo> {
+        self.peers_lock().values().cloned().collect()
+    }
+}

@@ -1,0 +1,16 @@
+//! Transport glue shared by the router's `Session` actor and the client's `Peer` actor.
+//!
+//! * [`Reader`] reads records for an actor, and stops reading while the actor says it
+//!   cannot take more (backpressure through TCP instead of an unbounded queue).
+//! * [`Link`] is the write side. An actor queues frames into the link's
+//!   [`Connection`](lanmesh_proto::Connection) and calls [`Link::wake`]; a writer future
+//!   running in the actor's own context seals everything queued into records only when the
+//!   socket has taken the previous bytes. No timer is involved: while the socket is busy,
+//!   frames pile up and leave together in large records.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod link;
+mod reader;
+
+pub use link::{Drained, HasLink, Link, LinkError};
+pub use reader::{HasReader, Reader};

@@ -1,0 +1,260 @@
+//! The write side of a connection, owned by an actor.
+//!
+//! The writer is an `ActorFuture` spawned into the owning actor's context, so it reaches
+//! the actor's [`Link`] without locks. Each time it is polled it finishes the bytes it
+//! was writing, then asks the connection for everything queued since (sealed into as few
+//! records as fit), and sleeps when there is nothing left.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use actix::{Actor, ActorFuture, AsyncContext};
+use bytes::{Buf, Bytes, BytesMut};
+use lanmesh_proto::record::put_prefixed;
+use lanmesh_proto::{Connection, Frame, ProtoError};
+use tokio::io::AsyncWrite;
+
+/// Why the write side stopped.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The socket failed.
+    Io(io::Error),
+    /// Sealing a record failed (a frame larger than a record, or a Noise failure).
+    Proto(ProtoError),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "write failed: {e}"),
+            Self::Proto(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Implemented by actors that own a [`Link`].
+pub trait HasLink: Actor {
+    /// The actor's link.
+    fn link(&mut self) -> &mut Link;
+    /// Called once when the writer stops: after a graceful close (`None`) or a failure.
+    fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Self::Context);
+}
+
+/// Outgoing bytes of one connection: handshake messages first, then records.
+pub struct Link {
+    io: Pin<Box<dyn AsyncWrite>>,
+    /// Handshake messages, already length-prefixed.
+    handshake: BytesMut,
+    /// The transport phase, once the handshake is done.
+    connection: Option<Connection>,
+    /// Bytes handed to the socket but not yet taken by it.
+    writing: Bytes,
+    waker: Option<Waker>,
+    /// Tasks waiting for the queue to drain below a threshold.
+    drain_wakers: Vec<Waker>,
+    closing: bool,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("connection", &self.connection)
+            .field("pending", &self.pending_bytes())
+            .field("closing", &self.closing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    /// A link writing to `io`. Call [`Link::start`] from the actor's `started`.
+    pub fn new(io: impl AsyncWrite + 'static) -> Self {
+        Self {
+            io: Box::pin(io),
+            handshake: BytesMut::new(),
+            connection: None,
+            writing: Bytes::new(),
+            waker: None,
+            drain_wakers: Vec::new(),
+            closing: false,
+        }
+    }
+
+    /// Spawns the writer into the actor's context.
+    pub fn start<A>(ctx: &mut A::Context)
+    where
+        A: HasLink,
+        A::Context: AsyncContext<A>,
+    {
+        ctx.spawn(Writer);
+    }
+
+    /// Queues a handshake message (length-prefixed on the wire).
+    pub fn send_handshake(&mut self, msg: &[u8]) -> Result<(), ProtoError> {
+        put_prefixed(&mut self.handshake, msg)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Installs the transport phase once the handshake is complete.
+    pub fn set_connection(&mut self, connection: Connection) {
+        self.connection = Some(connection);
+    }
+
+    /// The transport phase, if the handshake is complete.
+    pub fn connection(&mut self) -> Option<&mut Connection> {
+        self.connection.as_mut()
+    }
+
+    /// The transport phase, if the handshake is complete (shared).
+    pub fn connection_ref(&self) -> Option<&Connection> {
+        self.connection.as_ref()
+    }
+
+    /// Queues a frame. Frames sent before the handshake is complete are an error.
+    pub fn send(&mut self, frame: &Frame) -> Result<(), ProtoError> {
+        let conn = self.connection.as_mut().ok_or(ProtoError::Negotiation {
+            what: "frame before the handshake completed",
+        })?;
+        conn.send(frame)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Bytes queued or being written: the measure for per-session byte budgets.
+    pub fn pending_bytes(&self) -> usize {
+        self.handshake.len()
+            + self.writing.len()
+            + self.connection.as_ref().map_or(0, Connection::queued_bytes)
+    }
+
+    /// Flushes what is queued, then shuts the socket's write side down; the actor's
+    /// `link_closed` runs when that is done.
+    pub fn close(&mut self) {
+        self.closing = true;
+        self.wake();
+    }
+
+    /// A future (in the owning actor's context) that completes once no more than
+    /// `threshold` bytes are pending: how senders wait instead of queueing without bound.
+    /// The actor keeps processing other events meanwhile.
+    pub fn drained(threshold: usize) -> Drained {
+        Drained { threshold }
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Wakes the writer after queueing.
+    pub fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn next_bytes(&mut self) -> Result<Option<Bytes>, ProtoError> {
+        if !self.handshake.is_empty() {
+            return Ok(Some(self.handshake.split().freeze()));
+        }
+        match &mut self.connection {
+            Some(conn) => conn.poll_transmit(),
+            None => Ok(None),
+        }
+    }
+
+    fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
+        loop {
+            if self.writing.is_empty() {
+                match self.next_bytes() {
+                    Ok(Some(b)) => self.writing = b,
+                    Ok(None) => return Poll::Ready(Ok(())),
+                    Err(e) => return Poll::Ready(Err(LinkError::Proto(e))),
+                }
+            }
+            match self.io.as_mut().poll_write(cx, &self.writing) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(LinkError::Io(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.writing.advance(n);
+                    for w in self.drain_wakers.drain(..) {
+                        w.wake();
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(LinkError::Io(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+struct Writer;
+
+impl<A> ActorFuture<A> for Writer
+where
+    A: HasLink,
+    A::Context: AsyncContext<A>,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let link = act.link();
+        match link.poll_write_all(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                act.link_closed(Some(e), ctx);
+                return Poll::Ready(());
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        if !link.closing {
+            link.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match link.io.as_mut().poll_shutdown(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                act.link_closed(result.err().map(LinkError::Io), ctx);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// See [`Link::drained`].
+#[derive(Debug)]
+pub struct Drained {
+    threshold: usize,
+}
+
+impl<A> ActorFuture<A> for Drained
+where
+    A: HasLink,
+    A::Context: AsyncContext<A>,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        _: &mut A::Context,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let link = act.link();
+        if link.pending_bytes() <= self.threshold || link.closing {
+            return Poll::Ready(());
+        }
+        // Every future of one actor shares the context's waker: keep one copy.
+        if !link.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            link.drain_wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,134 @@
+//! The read side of a connection, owned by an actor.
+//!
+//! Like the writer, the reader is an `ActorFuture` in the owning actor's context. Before
+//! each read it asks the actor whether it wants more ([`HasReader::can_read`]): an actor
+//! whose inbox is full stops reading, TCP's window closes, and the pressure reaches the
+//! router instead of growing a queue here.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use actix::{Actor, ActorFuture, AsyncContext};
+use bytes::BytesMut;
+use lanmesh_proto::{ProtoError, RecordDecoder};
+use tokio::io::AsyncRead;
+
+/// Implemented by actors that own a [`Reader`].
+pub trait HasReader: Actor {
+    /// The actor's reader.
+    fn reader(&mut self) -> &mut Reader;
+    /// Whether the actor takes another record now. When it answers `false` it must keep
+    /// `waker` and wake it once it can take more (checking and storing under one lock if
+    /// another thread decides that).
+    fn can_read(&mut self, waker: &Waker) -> bool {
+        let _ = waker;
+        true
+    }
+    /// One whole record arrived.
+    fn on_record(&mut self, record: BytesMut, ctx: &mut Self::Context);
+    /// The stream ended: `None` when the other side closed, else the error.
+    fn read_closed(&mut self, error: Option<ProtoError>, ctx: &mut Self::Context);
+}
+
+/// Incoming bytes of one connection, split into records.
+pub struct Reader {
+    io: Pin<Box<dyn AsyncRead>>,
+    buf: BytesMut,
+    decoder: RecordDecoder,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Reader {
+    /// A reader of records up to `max_record` bytes from `io`.
+    pub fn new(io: impl AsyncRead + 'static, max_record: usize) -> Self {
+        Self {
+            io: Box::pin(io),
+            buf: BytesMut::new(),
+            decoder: RecordDecoder::new(max_record),
+            stopped: false,
+        }
+    }
+
+    /// Spawns the reader into the actor's context.
+    pub fn start<A>(ctx: &mut A::Context)
+    where
+        A: HasReader,
+        A::Context: AsyncContext<A>,
+    {
+        ctx.spawn(ReadFut);
+    }
+
+    /// Stops reading for good.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+}
+
+struct ReadFut;
+
+impl<A> ActorFuture<A> for ReadFut
+where
+    A: HasReader,
+    A::Context: AsyncContext<A>,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut A::Context,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        // Bounded work per poll so one busy connection cannot starve the actor's mailbox.
+        for _ in 0..64 {
+            if act.reader().stopped {
+                return Poll::Ready(());
+            }
+            if !act.can_read(cx.waker()) {
+                return Poll::Pending;
+            }
+            let reader = act.reader();
+            match reader.decoder.decode(&mut reader.buf) {
+                Ok(Some(record)) => {
+                    act.on_record(record, ctx);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    reader.stopped = true;
+                    act.read_closed(Some(e), ctx);
+                    return Poll::Ready(());
+                }
+            }
+            if reader.buf.capacity() - reader.buf.len() < READ_CHUNK / 4 {
+                reader.buf.reserve(READ_CHUNK);
+            }
+            match tokio_util::io::poll_read_buf(reader.io.as_mut(), cx, &mut reader.buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    reader.stopped = true;
+                    act.read_closed(None, ctx);
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    reader.stopped = true;
+                    act.read_closed(Some(e.into()), ctx);
+                    return Poll::Ready(());
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,64 @@
+//! Router configuration, with the documented defaults.
+
+use std::net::SocketAddr;
+
+use lanmesh_proto::{HandshakeConfig, Identity, Limits};
+
+/// Default TCP port of the router.
+pub const DEFAULT_PORT: u16 = 7400;
+/// Default mesh name.
+pub const DEFAULT_MESH: &str = "lanmesh";
+
+/// Everything a router needs to start.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// The mesh this router serves; peers asking for another mesh are refused.
+    pub mesh: String,
+    /// TCP addresses to listen on (several are allowed).
+    pub listen: Vec<SocketAddr>,
+    /// The router's static key.
+    pub identity: Identity,
+    /// When set, only holders of this key can join (Noise XXpsk3).
+    pub mesh_key: Option<[u8; 32]>,
+    /// Accept unencrypted records from peers that ask for them.
+    pub allow_plaintext: bool,
+    /// Accept Snappy compression.
+    pub compression: bool,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Connections (including ones still handshaking) beyond which new ones are closed
+    /// at once.
+    pub max_connections: usize,
+    /// Actor messages a session may have waiting; a sender finding it full gets a
+    /// `Nack(Overloaded)`.
+    pub mailbox_capacity: usize,
+}
+
+impl RouterConfig {
+    /// Defaults: mesh `lanmesh`, `0.0.0.0:7400`, a fresh key, encryption required.
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            mesh: DEFAULT_MESH.to_owned(),
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
+            identity,
+            mesh_key: None,
+            allow_plaintext: false,
+            compression: true,
+            limits: Limits::default(),
+            max_connections: 4096,
+            mailbox_capacity: 1024,
+        }
+    }
+
+    pub(crate) fn handshake(&self) -> HandshakeConfig {
+        HandshakeConfig {
+            identity: self.identity.clone(),
+            mesh: self.mesh.clone(),
+            mesh_key: self.mesh_key,
+            allow_plaintext: self.allow_plaintext,
+            compression: self.compression,
+            limits: self.limits.clone(),
+            framing: lanmesh_proto::Framing::LengthPrefixed,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! TCP listeners: accept, enforce the connection limit, start a `Session` per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use lanmesh_io::{Link, Reader};
+use lanmesh_proto::Transport;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::RouterConfig;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::session::Session;
+
+/// What every accept loop shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<RouterConfig>,
+    pub(crate) router: Addr<Router>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) next_id: Arc<AtomicU64>,
+}
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, remote)) => {
+                if shared.metrics.open_sessions() >= shared.config.max_connections as u64 {
+                    shared.metrics.refused_connection();
+                    debug!(%remote, "connection limit reached; closing new connection");
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let (read, write) = stream.into_split();
+                start_session(&shared, remote, Transport::Tcp, read, Link::new(write));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Starts a `Session` reading records from `read` and writing through `link`.
+pub(crate) fn start_session(
+    shared: &Shared,
+    remote: SocketAddr,
+    transport: Transport,
+    read: impl tokio::io::AsyncRead + 'static,
+    link: Link,
+) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let max_record = shared.config.limits.max_record;
+    let shared = shared.clone();
+    Session::start(Session::new(
+        id,
+        remote,
+        transport,
+        shared.config,
+        shared.router,
+        shared.shutdown,
+        shared.metrics,
+        Reader::new(read, max_record),
+        link,
+    ));
+}
+
+/// Binds every address before anything starts, so a bad address fails the start.
+pub(crate) async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+pub(crate) fn spawn(listener: TcpListener, shared: Shared) {
+    actix_rt::spawn(accept_loop(listener, shared));
+}

@@ -1,0 +1,95 @@
+//! Counters the router keeps for `/metrics` and for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Router-wide counters, updated without locks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    closed: tokio::sync::Notify,
+    sessions_open: AtomicU64,
+    sessions_total: AtomicU64,
+    handshake_failures: AtomicU64,
+    messages: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    dropped: AtomicU64,
+    refused_connections: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsSnapshot {
+    /// Connections currently open (handshaking or joined).
+    pub sessions_open: u64,
+    /// Connections accepted since start.
+    pub sessions_total: u64,
+    /// Handshakes that failed or timed out.
+    pub handshake_failures: u64,
+    /// Messages forwarded (one per recipient).
+    pub messages: u64,
+    /// Record bytes received.
+    pub bytes_in: u64,
+    /// Frame bytes queued to peers.
+    pub bytes_out: u64,
+    /// Frames dropped (with a `Nack` to the sender) because a recipient was overloaded.
+    pub dropped: u64,
+    /// Connections closed at once because `max_connections` was reached.
+    pub refused_connections: u64,
+}
+
+impl Metrics {
+    pub(crate) fn session_opened(&self) {
+        self.sessions_open.fetch_add(1, Relaxed);
+        self.sessions_total.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn session_closed(&self) {
+        self.sessions_open.fetch_sub(1, Relaxed);
+        self.closed.notify_waiters();
+    }
+
+    /// Waits until no session is open.
+    pub(crate) async fn all_closed(&self) {
+        loop {
+            let notified = self.closed.notified();
+            if self.sessions_open.load(Relaxed) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+    pub(crate) fn handshake_failed(&self) {
+        self.handshake_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn message(&self) {
+        self.messages.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn add_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+    pub(crate) fn add_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+    pub(crate) fn dropped(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Relaxed);
+    }
+    pub(crate) fn refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn open_sessions(&self) -> u64 {
+        self.sessions_open.load(Relaxed)
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            sessions_open: self.sessions_open.load(Relaxed),
+            sessions_total: self.sessions_total.load(Relaxed),
+            handshake_failures: self.handshake_failures.load(Relaxed),
+            messages: self.messages.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            refused_connections: self.refused_connections.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The `Router` actor: membership, name bindings and the routing snapshot.
+//!
+//! It is on the control path only (join, leave, list); messages never pass through it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Context, Handler, Message};
+use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
+use tracing::info;
+
+use crate::session::{Membership, Session};
+use crate::table::{RoutingTable, Snapshot};
+
+struct Member {
+    session_id: u64,
+    addr: Addr<Session>,
+    info: PeerInfo,
+}
+
+/// Owns the member list.
+#[derive(Default)]
+pub struct Router {
+    members: HashMap<Name, Member>,
+    snapshot: Snapshot,
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+}
+
+/// A session that finished its handshake asks to join under a name.
+#[derive(Message)]
+#[rtype(result = "Result<Joined, JoinRefused>")]
+pub(crate) struct Join {
+    pub(crate) session_id: u64,
+    pub(crate) addr: Addr<Session>,
+    pub(crate) info: PeerInfo,
+}
+
+/// Accepted: the routing snapshot including the new member, and the member list.
+pub(crate) struct Joined {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) peers: Vec<PeerInfo>,
+}
+
+/// Refused, with the code and text for the `Error` frame.
+#[derive(Debug)]
+pub(crate) struct JoinRefused {
+    pub(crate) code: ErrorCode,
+    pub(crate) text: String,
+}
+
+/// A session ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Leave {
+    pub(crate) session_id: u64,
+    pub(crate) name: Name,
+}
+
+/// The member list.
+#[derive(Message)]
+#[rtype(result = "Vec<PeerInfo>")]
+pub struct ListPeers;
+
+impl Router {
+    fn publish(&mut self, event: Frame, skip: Option<u64>) {
+        let routes = self
+            .members
+            .iter()
+            .map(|(n, m)| (n.clone(), m.addr.clone()))
+            .collect();
+        self.snapshot = Arc::new(RoutingTable { routes });
+        for m in self.members.values() {
+            if Some(m.session_id) == skip {
+                continue;
+            }
+            // Control-plane events are rare and small; `do_send` delivers them even to a
+            // session whose mailbox is full of data, which must still learn who left.
+            m.addr.do_send(Membership {
+                snapshot: self.snapshot.clone(),
+                event: event.clone(),
+            });
+        }
+    }
+
+    fn peer_list(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self.members.values().map(|m| m.info.clone()).collect();
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        peers
+    }
+}
+
+impl Handler<Join> for Router {
+    type Result = Result<Joined, JoinRefused>;
+
+    fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
+        if let Some(holder) = self.members.get(&join.info.name) {
+            return Err(JoinRefused {
+                code: ErrorCode::NameTaken,
+                text: format!(
+                    "name {:?} is already held by a peer connected from {}",
+                    join.info.name.as_str(),
+                    holder.info.addr
+                ),
+            });
+        }
+        info!(peer = %join.info.name, addr = %join.info.addr, "peer joined");
+        let name = join.info.name.clone();
+        self.members.insert(
+            name,
+            Member {
+                session_id: join.session_id,
+                addr: join.addr,
+                info: join.info.clone(),
+            },
+        );
+        self.publish(Frame::PeerJoined(join.info), Some(join.session_id));
+        Ok(Joined {
+            snapshot: self.snapshot.clone(),
+            peers: self.peer_list(),
+        })
+    }
+}
+
+impl Handler<Leave> for Router {
+    type Result = ();
+
+    fn handle(&mut self, leave: Leave, _: &mut Context<Self>) {
+        let ours = self
+            .members
+            .get(&leave.name)
+            .is_some_and(|m| m.session_id == leave.session_id);
+        if !ours {
+            return;
+        }
+        self.members.remove(&leave.name);
+        info!(peer = %leave.name, "peer left");
+        self.publish(Frame::PeerLeft { name: leave.name }, None);
+    }
+}
+
+impl Handler<ListPeers> for Router {
+    type Result = Vec<PeerInfo>;
+
+    fn handle(&mut self, _: ListPeers, _: &mut Context<Self>) -> Vec<PeerInfo> {
+        self.peer_list()
+    }
+}

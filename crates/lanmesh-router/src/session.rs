@@ -1,0 +1,609 @@
+//! The `Session` actor: one per connection, whatever the transport.
+//!
+//! 1. Handshake: read message 1, answer with message 2 (or a refusal), read message 3,
+//!    all within the handshake deadline.
+//! 2. Join: ask the `Router` for the name; answer `Welcome` and the member list, or an
+//!    `Error` frame and close. A connection without a name is an observer: it may only
+//!    list peers.
+//! 3. Forward: each `Send`/`Broadcast`/`Ack` is turned into `Deliver`/`Ack` frames and
+//!    handed straight to the destination sessions found in the routing snapshot, one actor
+//!    message per destination per record. What cannot be delivered is answered with a
+//!    `Nack` to the sender: nothing is dropped silently.
+//! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on the idle
+//!    deadline, on router shutdown. Other sessions never notice beyond `PeerLeft`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use lanmesh_io::{HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
+use lanmesh_proto::{
+    Answer, ErrorCode, Frame, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::RouterConfig;
+use crate::metrics::Metrics;
+use crate::router::{Join, Leave, ListPeers, Router};
+use crate::table::Snapshot;
+
+/// Frames for this session's peer, from another session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forward {
+    frames: Vec<Frame>,
+}
+
+/// A membership change: the new snapshot and the event to tell the peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Membership {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) event: Frame,
+}
+
+enum Phase {
+    /// Waiting for message 1 (`Some`) or message 3.
+    Handshake(Option<Box<Responder>>),
+    /// Handshake done, waiting for the router to accept the name.
+    Joining,
+    /// In the mesh under this name.
+    Member(Name),
+    /// Joined without a name: may list peers only.
+    Observer,
+    /// Closing: queued frames are flushed, nothing more is read.
+    Closing,
+}
+
+/// One connection to the router.
+pub struct Session {
+    id: u64,
+    remote: SocketAddr,
+    transport: Transport,
+    config: Arc<RouterConfig>,
+    router: Addr<Router>,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    reader: Reader,
+    link: Link,
+    phase: Phase,
+    snapshot: Snapshot,
+    last_rx: Instant,
+    ping_seq: u64,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: u64,
+        remote: SocketAddr,
+        transport: Transport,
+        config: Arc<RouterConfig>,
+        router: Addr<Router>,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+        reader: Reader,
+        link: Link,
+    ) -> Self {
+        Self {
+            id,
+            remote,
+            transport,
+            config,
+            router,
+            shutdown,
+            metrics,
+            reader,
+            link,
+            phase: Phase::Handshake(None),
+            snapshot: Snapshot::default(),
+            last_rx: Instant::now(),
+            ping_seq: 0,
+        }
+    }
+
+    fn name(&self) -> Option<&Name> {
+        match &self.phase {
+            Phase::Member(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Sends an `Error` frame if the transport phase is up, then closes.
+    fn fail(&mut self, ctx: &mut Context<Self>, code: ErrorCode, text: impl AsRef<str>) {
+        if matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        let text = text.as_ref();
+        debug!(session = self.id, remote = %self.remote, ?code, text, "closing session");
+        if self.link.connection_ref().is_some() {
+            let _ = self.link.send(&Frame::error(code, text));
+        }
+        self.close(ctx);
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        self.leave();
+        self.phase = Phase::Closing;
+        self.reader.stop();
+        self.link.close();
+        // A peer that never reads must not keep the session alive.
+        ctx.run_later(std::time::Duration::from_secs(2), |_, ctx| ctx.stop());
+    }
+
+    fn leave(&mut self) {
+        if let Phase::Member(name) = &self.phase {
+            self.router.do_send(Leave {
+                session_id: self.id,
+                name: name.clone(),
+            });
+        }
+    }
+
+    fn handle_record(
+        &mut self,
+        record: BytesMut,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ProtoError> {
+        self.last_rx = Instant::now();
+        match &mut self.phase {
+            Phase::Handshake(slot) => match slot.take() {
+                None => self.on_message_1(&record, ctx),
+                Some(responder) => self.on_message_3(*responder, &record, ctx),
+            },
+            Phase::Member(_) | Phase::Observer => {
+                let conn = self.link.connection().ok_or(ProtoError::Negotiation {
+                    what: "record before the handshake",
+                })?;
+                let frames = conn.open(&record)?;
+                self.metrics.add_in(record.len());
+                let mut out = Outgoing::default();
+                for frame in frames {
+                    self.on_frame(frame?, &mut out, ctx)?;
+                    if matches!(self.phase, Phase::Closing) {
+                        break;
+                    }
+                }
+                self.dispatch(out);
+                Ok(())
+            }
+            Phase::Joining => Err(ProtoError::Negotiation {
+                what: "frames before Welcome",
+            }),
+            Phase::Closing => Ok(()),
+        }
+    }
+
+    fn on_message_1(&mut self, msg1: &[u8], ctx: &mut Context<Self>) -> Result<(), ProtoError> {
+        let mut responder = Responder::new(&self.config.handshake())?;
+        match responder.read_offer(msg1)? {
+            Answer::Accept(msg2) => {
+                self.link.send_handshake(&msg2)?;
+                self.phase = Phase::Handshake(Some(Box::new(responder)));
+            }
+            Answer::Refuse(msg2, err) => {
+                self.link.send_handshake(&msg2)?;
+                info!(remote = %self.remote, error = %err, "handshake refused");
+                self.metrics.handshake_failed();
+                self.close(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message_3(
+        &mut self,
+        responder: Responder,
+        msg3: &[u8],
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ProtoError> {
+        let est = responder.read_confirm(msg3)?;
+        let info_name = est.offer.name.clone();
+        let cipher = est.connection.cipher();
+        let compression = est.connection.compression();
+        self.link.set_connection(est.connection);
+        let Some(name) = info_name else {
+            self.phase = Phase::Observer;
+            return Ok(());
+        };
+        let joined_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let info = PeerInfo {
+            name: name.clone(),
+            transport: self.transport,
+            cipher,
+            compression,
+            key: est.remote_key,
+            addr: self.remote.to_string(),
+            joined_ms,
+        };
+        self.phase = Phase::Joining;
+        let join = Join {
+            session_id: self.id,
+            addr: ctx.address(),
+            info,
+        };
+        // Nothing else is processed until the router has answered.
+        ctx.wait(
+            self.router
+                .send(join)
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Ok(joined)) => {
+                        act.snapshot = joined.snapshot;
+                        act.phase = Phase::Member(name.clone());
+                        let sent = act
+                            .link
+                            .send(&Frame::Welcome { name })
+                            .and_then(|_| send_peer_list(&mut act.link, joined.peers));
+                        if let Err(e) = sent {
+                            act.fail(ctx, e.code(), e.to_string());
+                        }
+                    }
+                    Ok(Err(refused)) => {
+                        info!(remote = %act.remote, reason = %refused.text, "join refused");
+                        act.fail(ctx, refused.code, refused.text);
+                    }
+                    Err(_) => act.fail(ctx, ErrorCode::Shutdown, "router is shutting down"),
+                }),
+        );
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        out: &mut Outgoing,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ProtoError> {
+        match frame {
+            Frame::ListPeers => {
+                let router = self.router.clone();
+                ctx.spawn(
+                    router
+                        .send(ListPeers)
+                        .into_actor(self)
+                        .map(|res, act, ctx| {
+                            let peers = res.unwrap_or_default();
+                            if let Err(e) = send_peer_list(&mut act.link, peers) {
+                                act.fail(ctx, e.code(), e.to_string());
+                            }
+                        }),
+                );
+            }
+            Frame::Ping(v) => self.link.send(&Frame::Pong(v))?,
+            Frame::Pong(_) => {}
+            Frame::Close => {
+                // Everything before `Close` has been handled; say so and stop.
+                self.leave();
+                self.link.send(&Frame::Close)?;
+                self.close(ctx);
+            }
+            Frame::Error { code, text } => {
+                debug!(session = self.id, ?code, text, "peer reported an error");
+                self.close(ctx);
+            }
+            member_only => {
+                let Some(me) = self.name().cloned() else {
+                    self.fail(
+                        ctx,
+                        ErrorCode::NotJoined,
+                        "join with a name before sending messages",
+                    );
+                    return Ok(());
+                };
+                self.on_member_frame(me, member_only, out, ctx);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_member_frame(
+        &mut self,
+        me: Name,
+        frame: Frame,
+        out: &mut Outgoing,
+        ctx: &mut Context<Self>,
+    ) {
+        match frame {
+            Frame::Send(m) => {
+                if m.chunk
+                    .is_some_and(|c| c.total > self.config.limits.max_message)
+                {
+                    out.nack(m.peer, m.id, NackReason::TooLarge);
+                    return;
+                }
+                match self.snapshot.get(m.peer.as_str()) {
+                    Some(addr) => {
+                        self.metrics.message();
+                        let dest = m.peer.clone();
+                        out.push(dest, addr, Frame::Deliver(Msg { peer: me, ..m }));
+                    }
+                    None => out.nack(m.peer, m.id, NackReason::UnknownPeer),
+                }
+            }
+            Frame::Broadcast(b) => self.broadcast(me, b, out),
+            Frame::Ack { peer, id } => {
+                // The sender may be gone: then nobody is waiting for this ack.
+                if let Some(addr) = self.snapshot.get(peer.as_str()) {
+                    out.push(peer.clone(), addr, Frame::Ack { peer: me, id });
+                }
+            }
+            other => {
+                let text = format!("a client may not send {}", frame_kind(&other));
+                self.fail(ctx, ErrorCode::Protocol, text);
+            }
+        }
+    }
+
+    fn broadcast(&mut self, me: Name, b: Broadcast, out: &mut Outgoing) {
+        if b.chunk
+            .is_some_and(|c| c.total > self.config.limits.max_message)
+        {
+            out.nack(me, b.id, NackReason::TooLarge);
+            return;
+        }
+        let snapshot = self.snapshot.clone();
+        for (name, addr) in snapshot.iter() {
+            if *name == me {
+                continue;
+            }
+            self.metrics.message();
+            out.push(
+                name.clone(),
+                addr,
+                Frame::Deliver(Msg {
+                    peer: me.clone(),
+                    id: b.id,
+                    flags: b.flags | flags::BROADCAST,
+                    chunk: b.chunk,
+                    payload: b.payload.clone(),
+                }),
+            );
+        }
+    }
+
+    /// Hands each destination its frames; whatever cannot be handed over is `Nack`ed.
+    fn dispatch(&mut self, out: Outgoing) {
+        for nack in out.nacks {
+            if self.link.send(&nack).is_err() {
+                break;
+            }
+        }
+        for (dest, (addr, frames)) in out.by_dest {
+            if let Err(err) = addr.try_send(Forward { frames }) {
+                let (reason, Forward { frames }) = match err {
+                    SendError::Full(f) => (NackReason::Overloaded, f),
+                    SendError::Closed(f) => (NackReason::UnknownPeer, f),
+                };
+                self.metrics.dropped(frames.len());
+                for f in frames {
+                    if let Frame::Deliver(m) = f {
+                        if m.flags & flags::BROADCAST == 0 {
+                            let nack = Frame::Nack {
+                                peer: dest.clone(),
+                                id: m.id,
+                                reason,
+                            };
+                            let _ = self.link.send(&nack);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_idle_tick(&mut self, ctx: &mut Context<Self>) {
+        let idle = self.last_rx.elapsed();
+        let limit = self.config.limits.idle_timeout;
+        if matches!(self.phase, Phase::Handshake(_) | Phase::Joining) {
+            return;
+        }
+        if idle > limit {
+            self.fail(
+                ctx,
+                ErrorCode::IdleTimeout,
+                "no traffic within the idle deadline",
+            );
+        } else if idle > limit / 3 {
+            self.ping_seq += 1;
+            let _ = self.link.send(&Frame::Ping(self.ping_seq));
+        }
+    }
+}
+
+fn frame_kind(f: &Frame) -> &'static str {
+    match f {
+        Frame::Deliver(_) => "Deliver",
+        Frame::Nack { .. } => "Nack",
+        Frame::Welcome { .. } => "Welcome",
+        Frame::PeerList { .. } => "PeerList",
+        Frame::PeerJoined(_) => "PeerJoined",
+        Frame::PeerLeft { .. } => "PeerLeft",
+        _ => "this frame",
+    }
+}
+
+/// Sends the member list in pages that each fit in one record; the last page says so.
+fn send_peer_list(link: &mut Link, peers: Vec<PeerInfo>) -> Result<(), ProtoError> {
+    const PAGE_BUDGET: usize = 60_000;
+    let mut page = Vec::new();
+    let mut size = 0;
+    for p in peers {
+        if size + p.encoded_len() > PAGE_BUDGET && !page.is_empty() {
+            link.send(&Frame::PeerList {
+                last: false,
+                peers: std::mem::take(&mut page),
+            })?;
+            size = 0;
+        }
+        size += p.encoded_len();
+        page.push(p);
+    }
+    link.send(&Frame::PeerList {
+        last: true,
+        peers: page,
+    })
+}
+
+/// Frames produced while handling one record, grouped by destination.
+#[derive(Default)]
+struct Outgoing {
+    by_dest: HashMap<Name, (Addr<Session>, Vec<Frame>)>,
+    nacks: Vec<Frame>,
+}
+
+impl Outgoing {
+    fn push(&mut self, dest: Name, addr: &Addr<Session>, frame: Frame) {
+        self.by_dest
+            .entry(dest)
+            .or_insert_with(|| (addr.clone(), Vec::new()))
+            .1
+            .push(frame);
+    }
+
+    fn nack(&mut self, peer: Name, id: u64, reason: NackReason) {
+        self.nacks.push(Frame::Nack { peer, id, reason });
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.config.mailbox_capacity);
+        Link::start::<Self>(ctx);
+        Reader::start::<Self>(ctx);
+        let deadline = self.config.limits.handshake_timeout;
+        ctx.run_later(deadline, |act, ctx| {
+            if matches!(act.phase, Phase::Handshake(_) | Phase::Joining) {
+                act.metrics.handshake_failed();
+                debug!(remote = %act.remote, "handshake deadline passed");
+                act.fail(
+                    ctx,
+                    ErrorCode::HandshakeTimeout,
+                    "handshake not completed in time",
+                );
+            }
+        });
+        let tick = (self.config.limits.idle_timeout / 3).max(std::time::Duration::from_millis(10));
+        ctx.run_interval(tick, |act, ctx| act.on_idle_tick(ctx));
+        let token = self.shutdown.clone();
+        ctx.spawn(
+            async move { token.cancelled().await }
+                .into_actor(self)
+                .map(|_, act, ctx| {
+                    act.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
+                }),
+        );
+        self.metrics.session_opened();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.leave();
+        self.metrics.session_closed();
+        debug!(session = self.id, remote = %self.remote, "session ended");
+    }
+}
+
+impl HasLink for Session {
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Context<Self>) {
+        if let Some(e) = error {
+            debug!(session = self.id, error = %e, "write side failed");
+        }
+        self.leave();
+        self.phase = Phase::Closing;
+        ctx.stop();
+    }
+}
+
+impl HasReader for Session {
+    fn reader(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
+    fn on_record(&mut self, record: BytesMut, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        if let Err(e) = self.handle_record(record, ctx) {
+            if matches!(self.phase, Phase::Handshake(_)) {
+                self.metrics.handshake_failed();
+            }
+            warn!(session = self.id, remote = %self.remote, error = %e, "closing connection");
+            self.fail(ctx, e.code(), e.to_string());
+        }
+    }
+
+    fn read_closed(&mut self, error: Option<ProtoError>, ctx: &mut Context<Self>) {
+        if let Some(e) = error {
+            if matches!(self.phase, Phase::Handshake(_)) {
+                self.metrics.handshake_failed();
+            }
+            self.fail(ctx, e.code(), e.to_string());
+            return;
+        }
+        // The peer closed its side: nothing more will arrive.
+        if !matches!(self.phase, Phase::Closing) {
+            self.close(ctx);
+        }
+    }
+}
+
+impl Handler<Forward> for Session {
+    type Result = ();
+
+    fn handle(&mut self, fwd: Forward, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        let budget = self.config.limits.max_pending_bytes;
+        for frame in fwd.frames {
+            if self.link.pending_bytes() > budget {
+                // This peer is not reading: refuse rather than grow without bound.
+                if let (Frame::Deliver(m), Some(me)) = (&frame, self.name()) {
+                    if m.flags & flags::BROADCAST == 0 {
+                        if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
+                            let nack = Frame::Nack {
+                                peer: me.clone(),
+                                id: m.id,
+                                reason: NackReason::Overloaded,
+                            };
+                            let _ = sender.try_send(Forward { frames: vec![nack] });
+                        }
+                    }
+                }
+                self.metrics.dropped(1);
+                continue;
+            }
+            self.metrics.add_out(frame.encoded_len());
+            if let Err(e) = self.link.send(&frame) {
+                self.fail(ctx, e.code(), e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+impl Handler<Membership> for Session {
+    type Result = ();
+
+    fn handle(&mut self, m: Membership, ctx: &mut Context<Self>) {
+        self.snapshot = m.snapshot;
+        if matches!(self.phase, Phase::Member(_)) {
+            if let Err(e) = self.link.send(&m.event) {
+                self.fail(ctx, e.code(), e.to_string());
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `lanmesh peers`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use lanmesh::proto::handshake::fingerprint;
+
+use super::Connect;
+
+#[derive(Debug, Args)]
+pub(crate) struct PeersArgs {
+    #[command(flatten)]
+    connect: Connect,
+    /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms"}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
+    let peer = args.connect.builder(None)?.connect().await?;
+    let peers = peer.peers();
+    peer.close().await;
+    if args.json {
+        let list: Vec<serde_json::Value> = peers
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name.as_str(),
+                    "transport": p.transport.as_str(),
+                    "cipher": p.cipher.as_str(),
+                    "compression": p.compression.as_str(),
+                    "key": hex::encode(p.key),
+                    "addr": p.addr,
+                    "joined_ms": p.joined_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else if peers.is_empty() {
+        println!("no peers in {}", args.connect.describe());
+    } else {
+        println!(
+            "{:<20} {:<5} {:<17} {:<11} {:<16} ADDR",
+            "NAME", "VIA", "CIPHER", "COMPRESSION", "KEY"
+        );
+        for p in &peers {
+            println!(
+                "{:<20} {:<5} {:<17} {:<11} {:<16} {}",
+                p.name.as_str(),
+                p.transport.as_str(),
+                p.cipher.as_str(),
+                p.compression.as_str(),
+                fingerprint(&p.key),
+                p.addr
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

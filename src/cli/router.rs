@@ -1,0 +1,108 @@
+//! `lanmesh router`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::listen::print_message;
+
+#[derive(Debug, Args)]
+pub(crate) struct RouterArgs {
+    /// The mesh to serve.
+    #[arg(long, value_name = "NAME", default_value = lanmesh_router::DEFAULT_MESH)]
+    mesh: String,
+    /// TCP address to listen on; repeat for several.
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// HTTP address of the browser gateway and dashboard (not built yet: accepted and
+    /// ignored with a warning).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Do not advertise on mDNS (this build does not advertise yet in any case).
+    #[arg(long)]
+    no_mdns: bool,
+    /// Network interface for mDNS.
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// File holding the mesh key; without the key nobody joins.
+    #[arg(long, value_name = "F")]
+    mesh_key_file: Option<PathBuf>,
+    /// Join the mesh from the router process under this name and print what it receives.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
+    #[arg(long, hide = true)]
+    plaintext: bool,
+}
+
+pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
+    if args.http.is_some() {
+        tracing::warn!("--http: the browser gateway is not part of this build yet; ignoring it");
+    }
+    if args.interface.is_some() && !args.no_mdns {
+        tracing::warn!("--interface: mDNS advertising is not part of this build yet; ignoring it");
+    }
+    let mut b = lanmesh::Router::builder()
+        .mesh(args.mesh.clone())
+        .plaintext(args.plaintext);
+    let listen = if args.listen.is_empty() {
+        vec![format!("0.0.0.0:{}", lanmesh_router::DEFAULT_PORT)]
+    } else {
+        args.listen.clone()
+    };
+    for l in &listen {
+        b = b.listen(l.clone());
+    }
+    if let Some(path) = &args.mesh_key_file {
+        b = b.mesh_key(lanmesh::mesh_key_from_file(path)?);
+    }
+    if let Some(name) = &args.name {
+        b = b.name(name.clone());
+    }
+    let router = b.start().await?;
+    let key = lanmesh::proto::handshake::fingerprint(router.handle().config().identity.public());
+    println!("lanmesh router · mesh {:?} · key {key}", args.mesh);
+    for addr in router.local_addrs() {
+        println!("  tcp  {addr}");
+    }
+    if let Some(name) = &args.name {
+        println!("  joined as {name:?}");
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let local = router.local_peer().cloned();
+    let printing = async move {
+        match local {
+            Some(peer) => {
+                while let Ok(m) = peer.recv().await {
+                    print_message(&m, false);
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = printing => {}
+    }
+    tracing::info!("shutting down");
+    router.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,190 @@
+//! Starting a router, optionally joined by an in-process peer (the router is "just
+//! another client" too).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use lanmesh_client::{ClientError, Peer};
+use lanmesh_proto::Identity;
+use lanmesh_router::{RouterConfig, RouterError, RouterHandle};
+
+/// Starting a router failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listen address does not parse or resolve.
+    #[error("invalid listen address {0:?}")]
+    Address(String),
+    /// Keys could not be made.
+    #[error("{0}")]
+    Key(lanmesh_proto::ProtoError),
+    /// The router could not start.
+    #[error("{0}")]
+    Router(#[from] RouterError),
+    /// The in-process peer could not join.
+    #[error("the router's own peer could not join: {0}")]
+    LocalPeer(#[from] ClientError),
+}
+
+/// Entry point: `Router::builder()`.
+#[derive(Debug)]
+pub struct Router;
+
+impl Router {
+    /// A builder with the defaults: mesh `lanmesh`, TCP `0.0.0.0:7400`.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+}
+
+/// Configures and starts a router.
+#[derive(Debug, Clone, Default)]
+pub struct RouterBuilder {
+    mesh: Option<String>,
+    listen: Vec<String>,
+    name: Option<String>,
+    mesh_key: Option<[u8; 32]>,
+    identity: Option<Identity>,
+    plaintext: bool,
+    limits: Option<lanmesh_proto::Limits>,
+}
+
+impl RouterBuilder {
+    /// The mesh to serve (default `lanmesh`).
+    pub fn mesh(mut self, mesh: impl Into<String>) -> Self {
+        self.mesh = Some(mesh.into());
+        self
+    }
+
+    /// Adds a TCP listen address; may be called several times (default `0.0.0.0:7400`).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen.push(addr.into());
+        self
+    }
+
+    /// Joins the mesh from inside the router process under `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Requires this mesh key from every peer.
+    pub fn mesh_key(mut self, key: [u8; 32]) -> Self {
+        self.mesh_key = Some(key);
+        self
+    }
+
+    /// Uses this static key instead of a fresh one.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Allows unencrypted records for peers that ask for them explicitly.
+    pub fn plaintext(mut self, allow: bool) -> Self {
+        self.plaintext = allow;
+        self
+    }
+
+    /// Protocol limits (default: [`lanmesh_proto::Limits::default`]).
+    pub fn limits(mut self, limits: lanmesh_proto::Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The router configuration this builder describes.
+    pub fn config(&self) -> Result<RouterConfig, StartError> {
+        let identity = match &self.identity {
+            Some(id) => id.clone(),
+            None => Identity::generate().map_err(StartError::Key)?,
+        };
+        let mut config = RouterConfig::new(identity);
+        if let Some(mesh) = &self.mesh {
+            config.mesh = mesh.clone();
+        }
+        if !self.listen.is_empty() {
+            config.listen = self
+                .listen
+                .iter()
+                .map(|a| {
+                    a.to_socket_addrs()
+                        .ok()
+                        .and_then(|mut it| it.next())
+                        .ok_or_else(|| StartError::Address(a.clone()))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        config.mesh_key = self.mesh_key;
+        config.allow_plaintext = self.plaintext;
+        if let Some(limits) = &self.limits {
+            config.limits = limits.clone();
+        }
+        Ok(config)
+    }
+
+    /// Starts the router (inside an actix system), then its own peer if named.
+    pub async fn start(self) -> Result<RunningRouter, StartError> {
+        let config = self.config()?;
+        let handle = RouterHandle::start(config).await?;
+        let local_peer = match &self.name {
+            None => None,
+            Some(name) => {
+                let addr = loopback_of(handle.local_addrs()[0]);
+                let mut b = Peer::builder(name.clone())
+                    .router(addr.to_string())
+                    .mesh(handle.config().mesh.clone())
+                    .plaintext(self.plaintext);
+                if let Some(k) = self.mesh_key {
+                    b = b.mesh_key(k);
+                }
+                Some(b.connect().await?)
+            }
+        };
+        Ok(RunningRouter { handle, local_peer })
+    }
+}
+
+/// Where a local client reaches a listener: a wildcard address becomes loopback.
+fn loopback_of(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    }
+}
+
+/// A started router.
+#[derive(Debug)]
+pub struct RunningRouter {
+    handle: RouterHandle,
+    local_peer: Option<Peer>,
+}
+
+impl RunningRouter {
+    /// The router itself.
+    pub fn handle(&self) -> &RouterHandle {
+        &self.handle
+    }
+
+    /// The bound TCP addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.handle.local_addrs()
+    }
+
+    /// The in-process peer, when the router was given a name.
+    pub fn local_peer(&self) -> Option<&Peer> {
+        self.local_peer.as_ref()
+    }
+
+    /// Leaves with the local peer, then closes every session and stops accepting.
+    pub async fn shutdown(&self) {
+        if let Some(p) = &self.local_peer {
+            p.close().await;
+        }
+        self.handle.shutdown(Duration::from_secs(3)).await;
+    }
+}

@@ -1,0 +1,401 @@
+//! Messaging between real peers through a real router on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{addr, eventually, names, peer, router, start};
+use lanmesh::proto::{Cipher, Compression, ErrorCode, Limits};
+use lanmesh::{ClientError, Peer};
+
+#[actix_rt::test]
+async fn messages_arrive_in_order_with_encryption_and_compression() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    for i in 0..500u32 {
+        a.send_text("B", &format!("message {i}")).await.unwrap();
+    }
+    for i in 0..500u32 {
+        let m = b.recv().await.unwrap();
+        assert_eq!(m.from.as_str(), "A");
+        assert_eq!(m.text(), Some(format!("message {i}").as_str()));
+        assert_eq!(m.id, u64::from(i) + 1, "per-sender serial numbers");
+    }
+    let infos = r.handle().peers().await.unwrap();
+    assert_eq!(infos.len(), 2);
+    for p in infos {
+        assert_eq!(p.cipher, Cipher::ChaCha20Poly1305);
+        assert_eq!(p.compression, Compression::Snappy);
+    }
+}
+
+#[actix_rt::test]
+async fn send_acked_waits_for_the_recipient_and_names_unknown_peers() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let id = a.send_acked("B", &b"ping"[..]).await.unwrap();
+    // The ack means B's client has the message queued: it is there without waiting.
+    let got = b.get(10);
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, &got[0].data[..]), (id, &b"ping"[..]));
+    let err = a.send_acked("nobody", &b"x"[..]).await.unwrap_err();
+    assert!(matches!(&err, ClientError::UnknownPeer { name } if name == "nobody"));
+    assert_eq!(err.to_string(), "unknown peer \"nobody\"");
+}
+
+#[actix_rt::test]
+async fn plain_send_to_unknown_peer_is_reported_on_close() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    a.send("ghost", &b"boo"[..]).await.unwrap();
+    let report = a.close().await;
+    assert_eq!(report.undelivered.len(), 1);
+    assert_eq!(report.undelivered[0].to.as_str(), "ghost");
+}
+
+#[actix_rt::test]
+async fn broadcast_reaches_everyone_but_the_sender() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let c = peer(&r, "C").await;
+    a.broadcast_text("all hands").await.unwrap();
+    for p in [&b, &c] {
+        let m = p.recv().await.unwrap();
+        assert!(m.is_broadcast());
+        assert_eq!((m.from.as_str(), m.text()), ("A", Some("all hands")));
+    }
+    // A gets nothing: prove it by sending A a marker and seeing the marker first.
+    b.send_text("A", "marker").await.unwrap();
+    assert_eq!(a.recv().await.unwrap().text(), Some("marker"));
+}
+
+#[actix_rt::test]
+async fn large_messages_are_chunked_and_compressible_ones_shrink() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let random: Vec<u8> = {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..3_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    a.send_acked("B", random.clone()).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], &random[..]);
+
+    let before = r.handle().metrics().bytes_in;
+    let text = "the same sensor line again\n".repeat(40_000); // ~1 MiB, very compressible
+    a.send_acked("B", text.clone().into_bytes()).await.unwrap();
+    assert_eq!(b.recv().await.unwrap().data, text.as_bytes());
+    let carried = r.handle().metrics().bytes_in - before;
+    assert!(
+        carried < text.len() as u64 / 5,
+        "{carried} bytes carried for {} bytes of text",
+        text.len()
+    );
+}
+
+#[actix_rt::test]
+async fn oversized_message_is_refused_before_sending() {
+    let r = start(router()).await;
+    let limits = Limits {
+        max_message: 1000,
+        ..Limits::default()
+    };
+    let a = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .limits(limits)
+        .connect()
+        .await
+        .unwrap();
+    let _b = peer(&r, "B").await;
+    let err = a.send("B", vec![0u8; 1001]).await.unwrap_err();
+    assert!(matches!(
+        err,
+        ClientError::TooLarge {
+            len: 1001,
+            max: 1000
+        }
+    ));
+}
+
+#[actix_rt::test]
+async fn membership_is_tracked_live() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    assert_eq!(names(&a), ["A"]);
+    let b = peer(&r, "B").await;
+    eventually("A to see B", Duration::from_secs(5), || {
+        names(&a) == ["A", "B"]
+    })
+    .await;
+    assert_eq!(names(&b), ["A", "B"]);
+    b.close().await;
+    eventually("A to see B leave", Duration::from_secs(5), || {
+        names(&a) == ["A"]
+    })
+    .await;
+    let c = peer(&r, "C").await;
+    c.terminate();
+    eventually("A to see C dropped", Duration::from_secs(5), || {
+        names(&a) == ["A"]
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_held_name_is_refused_and_the_holder_keeps_working() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let err = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    b.send_acked("A", &b"still here?"[..]).await.unwrap();
+    assert_eq!(&a.recv().await.unwrap().data[..], b"still here?");
+}
+
+#[actix_rt::test]
+async fn wrong_mesh_and_missing_mesh_key_are_refused() {
+    let r = start(router().mesh("home")).await;
+    let err = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .mesh("office")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::MeshMismatch,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let key = lanmesh::generate_mesh_key().unwrap();
+    let locked = start(router().mesh_key(key)).await;
+    let target = addr(&locked).to_string();
+    let err = Peer::builder("A")
+        .router(target.clone())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::ClosedDuringHandshake), "{err:?}");
+    let wrong = Peer::builder("A")
+        .router(target.clone())
+        .mesh_key([7; 32])
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, ClientError::ClosedDuringHandshake),
+        "{wrong:?}"
+    );
+    let observer = Peer::observer()
+        .router(target.clone())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(observer, ClientError::ClosedDuringHandshake),
+        "no peer list without the key"
+    );
+    let ok = Peer::builder("A")
+        .router(target)
+        .mesh_key(key)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(names(&ok), ["A"]);
+}
+
+#[actix_rt::test]
+async fn plaintext_needs_both_sides() {
+    let strict = start(router()).await;
+    let a = Peer::builder("A")
+        .router(addr(&strict).to_string())
+        .plaintext(true)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(a.peers()[0].cipher, Cipher::ChaCha20Poly1305);
+
+    let lax = start(router().plaintext(true)).await;
+    let b = peer(&lax, "B").await;
+    assert_eq!(b.peers()[0].cipher, Cipher::ChaCha20Poly1305);
+    let c = Peer::builder("C")
+        .router(addr(&lax).to_string())
+        .plaintext(true)
+        .connect()
+        .await
+        .unwrap();
+    let c_info = c
+        .peers()
+        .into_iter()
+        .find(|p| p.name.as_str() == "C")
+        .unwrap();
+    assert_eq!(c_info.cipher, Cipher::None);
+    c.send_acked("B", &b"in the clear"[..]).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], b"in the clear");
+}
+
+#[actix_rt::test]
+async fn pause_holds_messages_and_resume_delivers_them() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = Peer::builder("B")
+        .router(addr(&r).to_string())
+        .inbox_capacity(4)
+        .connect()
+        .await
+        .unwrap();
+    b.pause();
+    for i in 0..20u8 {
+        a.send("B", vec![i]).await.unwrap();
+    }
+    // While paused, B takes nothing in; an acked send therefore times out.
+    let slow = Peer::builder("S")
+        .router(addr(&r).to_string())
+        .ack_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let err = slow
+        .send_acked("B", &b"are you there"[..])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::AckTimeout { .. }), "{err:?}");
+    assert_eq!(b.pending(), 0);
+    b.resume();
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.extend(
+            b.get(3)
+                .into_iter()
+                .filter(|m| m.from.as_str() == "A")
+                .map(|m| m.data[0]),
+        );
+        if got.len() < 20 {
+            let m = b.recv().await.unwrap();
+            if m.from.as_str() == "A" {
+                got.push(m.data[0]);
+            }
+        }
+    }
+    assert_eq!(
+        got,
+        (0..20).collect::<Vec<u8>>(),
+        "held messages arrive in order"
+    );
+}
+
+#[actix_rt::test]
+async fn recv_timeout_returns_none_when_nothing_comes() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    assert!(
+        a.recv_timeout(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(a.get_all().is_empty());
+}
+
+#[actix_rt::test]
+async fn the_router_process_joins_as_a_named_peer() {
+    let r = start(router().name("hub")).await;
+    let a = peer(&r, "A").await;
+    let hub = r.local_peer().unwrap();
+    a.send_text_acked("hub", "hello router").await.unwrap();
+    assert_eq!(hub.recv().await.unwrap().text(), Some("hello router"));
+    hub.send_text("A", "hello peer").await.unwrap();
+    assert_eq!(a.recv().await.unwrap().text(), Some("hello peer"));
+}
+
+#[actix_rt::test]
+async fn several_listen_addresses_serve_one_mesh() {
+    let r = start(
+        lanmesh::Router::builder()
+            .listen("127.0.0.1:0")
+            .listen("127.0.0.1:0"),
+    )
+    .await;
+    let [first, second] = r.local_addrs() else {
+        panic!("two listeners expected")
+    };
+    assert_ne!(first.port(), second.port());
+    let a = Peer::builder("A")
+        .router(first.to_string())
+        .connect()
+        .await
+        .unwrap();
+    let b = Peer::builder("B")
+        .router(second.to_string())
+        .connect()
+        .await
+        .unwrap();
+    a.send_acked("B", &b"across listeners"[..]).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], b"across listeners");
+}
+
+#[actix_rt::test]
+async fn shutdown_disconnects_peers_with_a_reason() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    r.shutdown().await;
+    let err = a.recv().await.unwrap_err();
+    assert!(err.to_string().contains("shutting down"), "{err}");
+    assert_eq!(r.handle().metrics().sessions_open, 0);
+}
+
+#[test]
+fn blocking_facade_works_without_async() {
+    // The router runs on its own actix system in a thread; the test thread stays blocking.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let r = common::router().start().await.unwrap();
+            tx.send(addr(&r)).unwrap();
+            tokio::task::spawn_blocking(move || stop_rx.recv())
+                .await
+                .unwrap()
+                .ok();
+            r.shutdown().await;
+        });
+    });
+    let at = rx.recv().unwrap().to_string();
+    let a = lanmesh::blocking::Peer::connect("A", &at).unwrap();
+    let b = lanmesh::blocking::Peer::connect("B", &at).unwrap();
+    a.send_acked("B", &b"from a script"[..]).unwrap();
+    assert_eq!(&b.recv().unwrap().data[..], b"from a script");
+    assert!(b.recv_timeout(Duration::from_millis(20)).unwrap().is_none());
+    assert_eq!(a.close().undelivered.len(), 0);
+    stop_tx.send(()).unwrap();
+    server.join().unwrap();
+}
