@@ -151,6 +151,7 @@ impl PeerActor {
                 .send_handshake(&msg3)
                 .map_err(ClientError::Handshake)?;
             self.link.set_connection(est.connection);
+            self.reader.set_max_record(self.config.limits.max_record);
             self.state = State::Welcoming;
             if self.config.name.is_none() {
                 self.send(&Frame::ListPeers)?;

@@ -30,7 +30,7 @@ pub enum ClientError {
     Handshake(ProtoError),
     /// The router closed the connection before welcoming us.
     #[error(
-        "the router closed the connection during the handshake (does the mesh need a key? try --mesh-key-file)"
+        "the router closed the connection during the handshake (wrong or missing mesh key? try --mesh-key-file)"
     )]
     ClosedDuringHandshake,
     /// The router refused us or closed the connection with an error.

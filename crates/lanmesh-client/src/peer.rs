@@ -405,7 +405,7 @@ async fn start_actor(
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (ready_tx, ready_rx) = oneshot::channel();
-    let reader = Reader::new(read, config.limits.max_record);
+    let reader = Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
     let actor = PeerActor::new(
         config,
         shared,

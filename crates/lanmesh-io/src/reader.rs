@@ -68,6 +68,12 @@ impl Reader {
         ctx.spawn(ReadFut);
     }
 
+    /// Changes the largest record accepted: small during the handshake, so junk with a
+    /// large length prefix is refused at once; the full limit afterwards.
+    pub fn set_max_record(&mut self, max: usize) {
+        self.decoder.set_max(max);
+    }
+
     /// Stops reading for good.
     pub fn stop(&mut self) {
         self.stopped = true;

@@ -62,7 +62,6 @@ pub(crate) fn start_session(
     link: Link,
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let max_record = shared.config.limits.max_record;
     let shared = shared.clone();
     Session::start(Session::new(
         id,
@@ -72,7 +71,7 @@ pub(crate) fn start_session(
         shared.router,
         shared.shutdown,
         shared.metrics,
-        Reader::new(read, max_record),
+        Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
         link,
     ));
 }

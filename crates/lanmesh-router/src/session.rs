@@ -207,6 +207,7 @@ impl Session {
         let cipher = est.connection.cipher();
         let compression = est.connection.compression();
         self.link.set_connection(est.connection);
+        self.reader.set_max_record(self.config.limits.max_record);
         let Some(name) = info_name else {
             self.phase = Phase::Observer;
             return Ok(());

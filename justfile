@@ -1,0 +1,36 @@
+# lanmesh developer tasks. `just --list` is the map; `just ci` is exactly what CI runs.
+
+# List the recipes.
+default:
+    @just --list
+
+# Run a router on defaults (mesh "lanmesh", TCP 0.0.0.0:7400).
+run *ARGS:
+    cargo run --release -- router {{ARGS}}
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lints as CI runs them (warnings are errors).
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Every test (unit, property, end-to-end on 127.0.0.1).
+test:
+    scripts/ensure-tools.sh nextest
+    cargo test --workspace --doc --locked
+    cargo nextest run --workspace --all-targets --locked --no-fail-fast
+
+# API docs, warnings as errors.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+# The whole suite, exactly as CI runs it (.ci/run calls the same script).
+ci:
+    bash scripts/test.sh
+
+# Build the examples.
+examples:
+    cargo build --examples --locked

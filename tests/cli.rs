@@ -1,0 +1,282 @@
+//! The `lanmesh` binary end to end: a router process and client processes on 127.0.0.1.
+//! The router runs with `--no-mdns` and loopback addresses only.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
+
+/// A child process killed when dropped, with its output lines forwarded to channels.
+struct Proc {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next stdout line, waiting up to 10 s.
+    fn line(&self) -> String {
+        self.stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line on stdout")
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_stderr(&self, needle: &str) {
+        loop {
+            let l = self
+                .stderr
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {needle:?} on stderr"));
+            if l.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("process did not exit within 10 s");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts a router on an ephemeral port; returns it and its address.
+fn router(extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["router", "--no-mdns", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let p = Proc::spawn(&args);
+    let header = p.line();
+    assert!(header.starts_with("lanmesh router"), "{header}");
+    let tcp = p.line();
+    let addr = tcp.trim().strip_prefix("tcp").unwrap().trim().to_owned();
+    (p, addr)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn listen_receives_in_order_what_send_sends_and_peers_shows_the_ciphers() {
+    let (_router, at) = router(&[]);
+    let listener = Proc::spawn(&[
+        "listen", "--router", &at, "--name", "B", "--json", "--count", "3",
+    ]);
+    listener.wait_stderr("listening as");
+    let other = Proc::spawn(&["listen", "--router", &at, "--name", "C"]);
+    other.wait_stderr("listening as");
+
+    let o = run(&["peers", "--router", &at, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let peers: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = peers.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["B", "C"]);
+    for p in &peers {
+        assert_eq!(p["transport"], "tcp");
+        assert_eq!(p["cipher"], "chacha20poly1305");
+        assert_eq!(p["compression"], "snappy");
+    }
+
+    for text in ["first", "second message", "third: ünïcode ✓"] {
+        let o = run(&["send", "--router", &at, "--name", "A", "B", text]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let got: Vec<serde_json::Value> = (0..3)
+        .map(|_| serde_json::from_str(&listener.line()).unwrap())
+        .collect();
+    let texts: Vec<&str> = got.iter().map(|v| v["data"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["first", "second message", "third: ünïcode ✓"]);
+    for v in &got {
+        assert_eq!(v["from"], "A");
+        assert!(v["id"].is_u64());
+        assert!(v.get("encoding").is_none());
+    }
+    // The contract's key order: from, id, data.
+    let raw = serde_json::to_string(&got[0]).unwrap();
+    assert!(raw.starts_with("{\"from\":\"A\",\"id\":"), "{raw}");
+    assert!(
+        listener.wait().success(),
+        "listen --count 3 exits 0 after three messages"
+    );
+}
+
+#[test]
+fn binary_payloads_are_base64_in_json() {
+    let (_router, at) = router(&[]);
+    let listener = Proc::spawn(&[
+        "listen", "--router", &at, "--name", "B", "--json", "--count", "1",
+    ]);
+    listener.wait_stderr("listening as");
+    let file = std::env::temp_dir().join(format!("lanmesh-bin-{}", std::process::id()));
+    std::fs::write(&file, [0xff, 0x00, 0xfe]).unwrap();
+    let o = run(&[
+        "send",
+        "--router",
+        &at,
+        "--name",
+        "A",
+        "--ack",
+        "--file",
+        file.to_str().unwrap(),
+        "B",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
+    assert_eq!(v["data"], "/wD+");
+    assert_eq!(v["encoding"], "base64");
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn sending_to_an_unknown_peer_fails_clearly() {
+    let (_router, at) = router(&[]);
+    for ack in [true, false] {
+        let mut args = vec!["send", "--router", &at, "--name", "A"];
+        if ack {
+            args.push("--ack");
+        }
+        args.extend(["nobody", "hello?"]);
+        let o = run(&args);
+        assert!(!o.status.success(), "ack={ack}");
+        assert!(
+            stderr(&o).contains("unknown peer \"nobody\""),
+            "ack={ack}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn client_commands_without_a_router_address_explain_themselves() {
+    let o = run(&["send", "--name", "A", "B", "hi"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("--router ADDR"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "one clear line: {e}");
+}
+
+#[test]
+fn a_mesh_key_keeps_strangers_out() {
+    let dir = std::env::temp_dir().join(format!("lanmesh-key-{}", std::process::id()));
+    let o = run(&["keygen"]);
+    assert!(o.status.success());
+    let key = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    assert!(key.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    std::fs::write(&dir, &key).unwrap();
+    let keyfile = dir.to_str().unwrap();
+
+    let (_router, at) = router(&["--mesh-key-file", keyfile]);
+    let o = run(&["peers", "--router", &at, "--json"]);
+    assert!(!o.status.success(), "no peer list without the key");
+    assert!(stderr(&o).contains("mesh key"), "{}", stderr(&o));
+    let listener = Proc::spawn(&[
+        "listen",
+        "--router",
+        &at,
+        "--mesh-key-file",
+        keyfile,
+        "--name",
+        "B",
+        "--count",
+        "1",
+    ]);
+    listener.wait_stderr("listening as");
+    let o = run(&["send", "--router", &at, "--name", "A", "B", "secret"]);
+    assert!(!o.status.success(), "a sender without the key is refused");
+    let o = run(&[
+        "send",
+        "--router",
+        &at,
+        "--mesh-key-file",
+        keyfile,
+        "--name",
+        "A",
+        "--ack",
+        "B",
+        "secret",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listener.line(), "A: secret");
+    std::fs::remove_file(dir).unwrap();
+}
+
+#[test]
+fn the_router_joins_as_a_peer_and_stops_cleanly_on_sigterm() {
+    let (router, at) = router(&["--name", "hub"]);
+    assert_eq!(router.line().trim(), "joined as \"hub\"");
+    let o = run(&[
+        "send",
+        "--router",
+        &at,
+        "--name",
+        "A",
+        "--ack",
+        "hub",
+        "hello hub",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(router.line(), "A: hello hub");
+    let pid = router.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(router.wait().success(), "graceful shutdown exits 0");
+}
