@@ -22,7 +22,7 @@ mod router;
 
 pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text};
 pub use lanmesh_client::{
-    ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, Undelivered, blocking,
+    ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, Status, Undelivered, blocking,
 };
 pub use lanmesh_proto as proto;
 pub use lanmesh_router::{MetricsSnapshot, RouterConfig, RouterHandle};

@@ -366,11 +366,29 @@ async fn several_listen_addresses_serve_one_mesh() {
 #[actix_rt::test]
 async fn shutdown_disconnects_peers_with_a_reason() {
     let r = start(router()).await;
-    let a = peer(&r, "A").await;
+    let once = Peer::builder("once")
+        .router(addr(&r).to_string())
+        .reconnect(false)
+        .connect()
+        .await
+        .unwrap();
+    let again = peer(&r, "again").await;
+    let mut status = again.watch_status();
     r.shutdown().await;
-    let err = a.recv().await.unwrap_err();
+    let err = once.recv().await.unwrap_err();
     assert!(err.to_string().contains("shutting down"), "{err}");
+    // A reconnecting peer says why it is away.
+    let s = status
+        .wait_for(|s| matches!(s, lanmesh::Status::Reconnecting { .. }))
+        .await
+        .unwrap()
+        .clone();
+    let lanmesh::Status::Reconnecting { reason, .. } = s else {
+        unreachable!()
+    };
+    assert!(reason.contains("shutting down"), "{reason}");
     assert_eq!(r.handle().metrics().sessions_open, 0);
+    again.terminate();
 }
 
 #[test]
@@ -398,4 +416,78 @@ fn blocking_facade_works_without_async() {
     assert_eq!(a.close().undelivered.len(), 0);
     stop_tx.send(()).unwrap();
     server.join().unwrap();
+}
+
+#[actix_rt::test]
+async fn peers_reconnect_on_their_own_when_the_router_comes_back() {
+    let r = start(router()).await;
+    let at = addr(&r);
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let mut status = a.watch_status();
+    r.shutdown().await;
+    // Both notice and start dialling again.
+    status
+        .wait_for(|s| matches!(s, lanmesh::Status::Reconnecting { .. }))
+        .await
+        .unwrap();
+    assert!(
+        a.send("B", &b"while away"[..]).await.is_err(),
+        "sends fail fast while away"
+    );
+    let r2 = start(lanmesh::Router::builder().listen(at.to_string())).await;
+    status
+        .wait_for(|s| matches!(s, lanmesh::Status::Connected { .. }))
+        .await
+        .unwrap();
+    let mut b_status = b.watch_status();
+    b_status
+        .wait_for(|s| matches!(s, lanmesh::Status::Connected { .. }))
+        .await
+        .unwrap();
+    a.send_acked("B", &b"back again"[..]).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], b"back again");
+    assert_eq!(r2.handle().peers().await.unwrap().len(), 2);
+}
+
+#[actix_rt::test]
+async fn the_same_key_replaces_a_stale_session_and_another_key_is_refused() {
+    let r = start(router()).await;
+    let key = lanmesh::proto::Identity::generate().unwrap();
+    let first = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .identity(key.clone())
+        .connect()
+        .await
+        .unwrap();
+    let mut first_status = first.watch_status();
+    let second = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .identity(key)
+        .connect()
+        .await
+        .unwrap();
+    // The older connection is told it was replaced and ends for good.
+    first_status
+        .wait_for(|s| matches!(s, lanmesh::Status::Closed { .. }))
+        .await
+        .unwrap();
+    let b = peer(&r, "B").await;
+    b.send_acked("A", &b"to the newest A"[..]).await.unwrap();
+    assert_eq!(&second.recv().await.unwrap().data[..], b"to the newest A");
+    let err = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

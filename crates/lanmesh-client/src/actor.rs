@@ -1,4 +1,4 @@
-//! The `PeerActor`: owns one connection to the router.
+//! The `PeerActor`: owns the connection to the router, and replaces it when it is lost.
 //!
 //! 1. Handshake: send message 1, read message 2, send message 3 (deadline: the connect
 //!    timeout).
@@ -9,6 +9,10 @@
 //!    and nacks settle `send_acked` calls; membership events update the member list.
 //! 4. Close: `Close` → the router answers `Close` once everything before it is handled,
 //!    so a closing peer learns about every message the router could not deliver.
+//! 5. Lost: when the connection drops after the first welcome, the actor dials again
+//!    with exponential backoff (100 ms doubling to 5 s) and handshakes anew; the inbox and
+//!    the handles survive. Sends fail fast while it is away; acked sends in flight fail
+//!    with `Disconnected`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::config::PeerConfig;
+use crate::dial::{Dialed, dial};
 use crate::error::ClientError;
-use crate::shared::{Message as Inbound, Shared};
+use crate::shared::{Message as Inbound, Shared, Status};
 
 /// What the application learns about a message it sent without waiting for an ack, and
 /// that the router could not deliver.
@@ -53,6 +58,8 @@ enum State {
     Handshake(Option<Box<Initiator>>),
     Welcoming,
     Running,
+    /// The connection was lost; a new one is being dialled.
+    Away,
     Closing,
 }
 
@@ -80,6 +87,11 @@ pub struct PeerActor {
     last_rx: Instant,
     ping_seq: u64,
     owns_system: bool,
+    router_addr: String,
+    /// Failed attempts since the connection was lost.
+    attempts: u32,
+    /// Counts connections, so timers of an old one do nothing on a new one.
+    epoch: u64,
 }
 
 /// At most this many undelivered notices are kept for `close`.
@@ -89,17 +101,17 @@ impl PeerActor {
     pub(crate) fn new(
         config: Arc<PeerConfig>,
         shared: Arc<Shared>,
-        reader: Reader,
-        link: Link,
+        dialed: Dialed,
         ready: Ready,
         owns_system: bool,
     ) -> Self {
+        let (read, write) = dialed.stream.into_split();
         Self {
             reassembler: Reassembler::new(config.limits.clone()),
             config,
             shared,
-            reader,
-            link,
+            reader: Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
+            link: Link::new(write),
             state: State::Handshake(None),
             ready: Some(ready),
             list_so_far: Vec::new(),
@@ -110,10 +122,13 @@ impl PeerActor {
             last_rx: Instant::now(),
             ping_seq: 0,
             owns_system,
+            router_addr: dialed.addr,
+            attempts: 0,
+            epoch: 0,
         }
     }
 
-    /// Ends the connection with `err`; everything waiting learns why.
+    /// Ends the peer with `err`; everything waiting learns why.
     fn fail(&mut self, err: ClientError, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Closing) && self.ready.is_none() {
             ctx.stop();
@@ -124,11 +139,119 @@ impl PeerActor {
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(err));
         }
-        self.shared.close(reason);
+        self.shared.close(reason.clone());
+        self.shared.set_status(Status::Closed { reason });
         self.state = State::Closing;
         self.reader.stop();
         self.link.close();
         ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
+    }
+
+    /// The connection is gone. Before the first welcome, or without reconnection, that
+    /// ends the peer; otherwise a new connection is dialled.
+    fn lost(&mut self, err: ClientError, ctx: &mut Context<Self>) {
+        let reconnect = self.config.reconnect
+            && self.ready.is_none()
+            && !matches!(self.state, State::Closing | State::Away);
+        if !reconnect {
+            if matches!(self.state, State::Away) {
+                return;
+            }
+            self.fail(err, ctx);
+            return;
+        }
+        let reason = err.to_string();
+        debug!(error = %reason, "connection to the router lost; reconnecting");
+        self.state = State::Away;
+        self.epoch += 1;
+        // Retire the old connection: its reader and writer futures end on their own.
+        self.reader = Reader::detached();
+        self.link = Link::detached();
+        for (id, p) in self.pending_acks.drain() {
+            let _ = p.reply.send(Err(ClientError::disconnected(format!(
+                "connection lost before {} acknowledged message {id}",
+                p.to
+            ))));
+        }
+        self.shared
+            .set_status(Status::Reconnecting { attempt: 1, reason });
+        self.redial_later(ctx);
+    }
+
+    fn redial_later(&mut self, ctx: &mut Context<Self>) {
+        let exp = self.attempts.min(6);
+        let delay = Duration::from_millis(100 << exp).min(Duration::from_secs(5));
+        let epoch = self.epoch;
+        ctx.run_later(delay, move |act, ctx| {
+            if act.epoch != epoch || !matches!(act.state, State::Away) {
+                return;
+            }
+            let config = act.config.clone();
+            ctx.spawn(async move { dial(&config).await }.into_actor(act).map(
+                move |res, act, ctx| {
+                    if act.epoch != epoch || !matches!(act.state, State::Away) {
+                        return;
+                    }
+                    match res {
+                        Ok(dialed) => act.attach(dialed, ctx),
+                        Err(e) => {
+                            act.attempts += 1;
+                            act.shared.set_status(Status::Reconnecting {
+                                attempt: act.attempts + 1,
+                                reason: e.to_string(),
+                            });
+                            act.redial_later(ctx);
+                        }
+                    }
+                },
+            ));
+        });
+    }
+
+    /// Takes a freshly dialled connection and starts the handshake on it.
+    fn attach(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
+        let (read, write) = dialed.stream.into_split();
+        self.reader = Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
+        self.link = Link::new(write);
+        self.router_addr = dialed.addr;
+        self.epoch += 1;
+        self.reassembler = Reassembler::new(self.config.limits.clone());
+        self.link.start::<Self>(ctx);
+        self.reader.start::<Self>(ctx);
+        self.begin_handshake(ctx);
+    }
+
+    fn begin_handshake(&mut self, ctx: &mut Context<Self>) {
+        self.last_rx = Instant::now();
+        let start = Initiator::start(
+            &self.config.handshake(),
+            self.config.name.clone(),
+            Bytes::new(),
+        );
+        match start.and_then(|(init, msg1)| {
+            self.link.send_handshake(&msg1)?;
+            Ok(init)
+        }) {
+            Ok(init) => self.state = State::Handshake(Some(Box::new(init))),
+            Err(e) => {
+                self.fail(ClientError::Handshake(e), ctx);
+                return;
+            }
+        }
+        let deadline = self.config.connect_timeout;
+        let epoch = self.epoch;
+        ctx.run_later(deadline, move |act, ctx| {
+            if act.epoch == epoch && matches!(act.state, State::Handshake(_) | State::Welcoming) {
+                let addr = act.router_addr.clone();
+                act.lost(
+                    ClientError::HandshakeTimeout {
+                        addr,
+                        after: deadline,
+                    },
+                    ctx,
+                );
+            }
+        });
     }
 
     fn handle_record(
@@ -235,6 +358,10 @@ impl PeerActor {
                     self.shared.set_peers(std::mem::take(&mut self.list_so_far));
                     if matches!(self.state, State::Welcoming) {
                         self.state = State::Running;
+                        self.attempts = 0;
+                        self.shared.set_status(Status::Connected {
+                            router: self.router_addr.clone(),
+                        });
                         if let Some(ready) = self.ready.take() {
                             let _ = ready.send(Ok(()));
                         }
@@ -248,14 +375,13 @@ impl PeerActor {
             }
             Frame::Ping(v) => self.send(&Frame::Pong(v))?,
             Frame::Pong(_) => {}
-            Frame::Error { code, text } => {
-                let err = if code == ErrorCode::Shutdown {
-                    ClientError::disconnected(text)
-                } else {
-                    ClientError::Refused { code, text }
-                };
-                self.fail(err, ctx);
-            }
+            Frame::Error { code, text } => match code {
+                // The router going away, or a deadline: try again (if reconnecting).
+                ErrorCode::Shutdown | ErrorCode::IdleTimeout | ErrorCode::Overloaded => {
+                    self.lost(ClientError::disconnected(text), ctx);
+                }
+                _ => self.fail(ClientError::Refused { code, text }, ctx),
+            },
             Frame::Close => {
                 let report = CloseReport {
                     undelivered: std::mem::take(&mut self.undelivered),
@@ -276,6 +402,15 @@ impl PeerActor {
             }
         }
         Ok(())
+    }
+
+    /// After the application asked to close, a lost connection is final.
+    fn config_reconnect_off(&mut self) {
+        if self.config.reconnect {
+            let mut c = (*self.config).clone();
+            c.reconnect = false;
+            self.config = Arc::new(c);
+        }
     }
 
     fn on_tick(&mut self, ctx: &mut Context<Self>) {
@@ -301,42 +436,18 @@ impl Actor for PeerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(256);
-        Link::start::<Self>(ctx);
-        Reader::start::<Self>(ctx);
-        let start = Initiator::start(
-            &self.config.handshake(),
-            self.config.name.clone(),
-            Bytes::new(),
-        );
-        match start.and_then(|(init, msg1)| {
-            self.link.send_handshake(&msg1)?;
-            Ok(init)
-        }) {
-            Ok(init) => self.state = State::Handshake(Some(Box::new(init))),
-            Err(e) => {
-                self.fail(ClientError::Handshake(e), ctx);
-                return;
-            }
-        }
-        let deadline = self.config.connect_timeout;
-        ctx.run_later(deadline, move |act, ctx| {
-            if act.ready.is_some() {
-                let addr = act.config.router.clone();
-                act.fail(
-                    ClientError::HandshakeTimeout {
-                        addr,
-                        after: deadline,
-                    },
-                    ctx,
-                );
-            }
-        });
+        self.link.start::<Self>(ctx);
+        self.reader.start::<Self>(ctx);
+        self.begin_handshake(ctx);
         let tick = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
         ctx.run_interval(tick, |act, ctx| act.on_tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.shared.close("the connection is closed".into());
+        self.shared.set_status(Status::Closed {
+            reason: "closed".into(),
+        });
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(ClientError::ClosedDuringHandshake));
         }
@@ -365,8 +476,12 @@ impl HasLink for PeerActor {
 
     fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Context<Self>) {
         match error {
-            Some(e) => self.fail(ClientError::disconnected(e.to_string()), ctx),
-            None => ctx.stop(),
+            Some(e) => self.lost(ClientError::disconnected(e.to_string()), ctx),
+            None if matches!(self.state, State::Closing) => ctx.stop(),
+            None => self.lost(
+                ClientError::disconnected("the connection was shut down"),
+                ctx,
+            ),
         }
     }
 }
@@ -397,7 +512,7 @@ impl HasReader for PeerActor {
             (None, State::Handshake(_) | State::Welcoming) => ClientError::ClosedDuringHandshake,
             (None, _) => ClientError::disconnected("the router closed the connection"),
         };
-        self.fail(err, ctx);
+        self.lost(err, ctx);
     }
 }
 
@@ -496,6 +611,7 @@ impl Handler<Close> for PeerActor {
 
     fn handle(&mut self, Close(reply): Close, ctx: &mut Context<Self>) {
         self.close_waiters.push(reply);
+        self.config_reconnect_off();
         if matches!(self.state, State::Running) && self.link.send(&Frame::Close).is_ok() {
             self.state = State::Closing;
             // The router answers `Close`; if it does not, stop anyway.

@@ -30,6 +30,8 @@ pub struct PeerConfig {
     /// Messages held for the application before reading from the router pauses
     /// (default 65 536).
     pub inbox_capacity: usize,
+    /// Dial again, with backoff, when an established connection is lost (default on).
+    pub reconnect: bool,
 }
 
 impl PeerConfig {
@@ -47,6 +49,7 @@ impl PeerConfig {
             connect_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(10),
             inbox_capacity: 65_536,
+            reconnect: true,
         }
     }
 

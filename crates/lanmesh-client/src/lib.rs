@@ -19,6 +19,7 @@
 mod actor;
 pub mod blocking;
 mod config;
+mod dial;
 mod error;
 mod peer;
 mod shared;
@@ -27,4 +28,4 @@ pub use actor::{CloseReport, PeerActor, Undelivered};
 pub use config::PeerConfig;
 pub use error::ClientError;
 pub use peer::{Peer, PeerBuilder};
-pub use shared::Message;
+pub use shared::{Message, Status};

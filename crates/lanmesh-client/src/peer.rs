@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use bytes::Bytes;
-use lanmesh_io::{Link, Reader};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::actor::{Close, CloseReport, PeerActor, SendData, Terminate};
 use crate::config::PeerConfig;
+use crate::dial::dial;
 use crate::error::ClientError;
-use crate::shared::{Message, Shared};
+use crate::shared::{Message, Shared, Status};
 
 /// A connected peer. Cloning gives another handle to the same connection.
 #[derive(Clone)]
@@ -49,6 +48,7 @@ pub struct PeerBuilder {
     limits: Option<lanmesh_proto::Limits>,
     ack_timeout: Option<Duration>,
     inbox_capacity: Option<usize>,
+    reconnect: Option<bool>,
 }
 
 impl PeerBuilder {
@@ -100,6 +100,12 @@ impl PeerBuilder {
         self
     }
 
+    /// Dial again when the connection is lost (default on).
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.reconnect = Some(on);
+        self
+    }
+
     /// Messages held for the application before reading pauses (default 65 536).
     pub fn inbox_capacity(mut self, n: usize) -> Self {
         self.inbox_capacity = Some(n);
@@ -139,6 +145,9 @@ impl PeerBuilder {
         if let Some(n) = self.inbox_capacity {
             config.inbox_capacity = n;
         }
+        if let Some(on) = self.reconnect {
+            config.reconnect = on;
+        }
         Ok(config)
     }
 
@@ -162,6 +171,7 @@ impl Peer {
             limits: None,
             ack_timeout: None,
             inbox_capacity: None,
+            reconnect: None,
         }
     }
 
@@ -350,6 +360,16 @@ impl Peer {
         self.shared.set_paused(false);
     }
 
+    /// Where the connection stands now.
+    pub fn status(&self) -> Status {
+        self.shared.status().borrow().clone()
+    }
+
+    /// A receiver that sees every status change (connected, reconnecting, closed).
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.shared.status()
+    }
+
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.shared.closed_reason().is_some()
@@ -377,44 +397,18 @@ async fn start_actor(
     reply: oneshot::Sender<Result<Addr<PeerActor>, ClientError>>,
     owns_system: bool,
 ) {
-    let deadline = config.connect_timeout;
-    let stream =
-        match tokio::time::timeout(deadline, TcpStream::connect(config.router.as_str())).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                let _ = reply.send(Err(ClientError::Connect {
-                    addr: config.router.clone(),
-                    source,
-                }));
-                if owns_system {
-                    actix_rt::System::current().stop();
-                }
-                return;
+    let dialed = match dial(&config).await {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            if owns_system {
+                actix_rt::System::current().stop();
             }
-            Err(_) => {
-                let _ = reply.send(Err(ClientError::HandshakeTimeout {
-                    addr: config.router.clone(),
-                    after: deadline,
-                }));
-                if owns_system {
-                    actix_rt::System::current().stop();
-                }
-                return;
-            }
-        };
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+            return;
+        }
+    };
     let (ready_tx, ready_rx) = oneshot::channel();
-    let reader = Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
-    let actor = PeerActor::new(
-        config,
-        shared,
-        reader,
-        Link::new(write),
-        ready_tx,
-        owns_system,
-    )
-    .start();
+    let actor = PeerActor::new(config, shared, dialed, ready_tx, owns_system).start();
     let result = match ready_rx.await {
         Ok(Ok(())) => Ok(actor),
         Ok(Err(e)) => Err(e),

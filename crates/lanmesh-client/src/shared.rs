@@ -12,7 +12,32 @@ use std::task::Waker;
 use bytes::Bytes;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+
+/// Where the connection to the router stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// The first connection is being made.
+    Connecting,
+    /// In the mesh, through the router at this address.
+    Connected {
+        /// The router's address.
+        router: String,
+    },
+    /// The connection was lost; dialling again (attempt counts from 1).
+    Reconnecting {
+        /// Which attempt is under way.
+        attempt: u32,
+        /// Why the last connection or attempt ended.
+        reason: String,
+    },
+    /// Closed for good.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
 
 /// A message received from another peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +82,7 @@ pub(crate) struct Shared {
     arrived: Notify,
     capacity: usize,
     peers: Mutex<BTreeMap<Name, PeerInfo>>,
+    status: watch::Sender<Status>,
 }
 
 impl Shared {
@@ -66,7 +92,16 @@ impl Shared {
             arrived: Notify::new(),
             capacity: capacity.max(1),
             peers: Mutex::new(BTreeMap::new()),
+            status: watch::Sender::new(Status::Connecting),
         }
+    }
+
+    pub(crate) fn set_status(&self, status: Status) {
+        self.status.send_replace(status);
+    }
+
+    pub(crate) fn status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {

@@ -41,8 +41,16 @@ pub trait HasLink: Actor {
     fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Self::Context);
 }
 
+/// Each link and reader gets a distinct generation, so the futures of a replaced
+/// connection notice that the actor moved on and end quietly.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Outgoing bytes of one connection: handshake messages first, then records.
 pub struct Link {
+    generation: u64,
     io: Pin<Box<dyn AsyncWrite>>,
     /// Handshake messages, already length-prefixed.
     handshake: BytesMut,
@@ -67,9 +75,10 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A link writing to `io`. Call [`Link::start`] from the actor's `started`.
+    /// A link writing to `io`. Call [`Link::start`] to spawn its writer.
     pub fn new(io: impl AsyncWrite + 'static) -> Self {
         Self {
+            generation: next_generation(),
             io: Box::pin(io),
             handshake: BytesMut::new(),
             connection: None,
@@ -80,13 +89,22 @@ impl Link {
         }
     }
 
-    /// Spawns the writer into the actor's context.
-    pub fn start<A>(ctx: &mut A::Context)
+    /// A link that writes nowhere, standing in while an actor has no connection. Its
+    /// writer is never started.
+    pub fn detached() -> Self {
+        Self::new(tokio::io::sink())
+    }
+
+    /// Spawns this link's writer into the actor's context. When the actor replaces the
+    /// link, the writer of the old one ends without calling `link_closed`.
+    pub fn start<A>(&self, ctx: &mut A::Context)
     where
         A: HasLink,
         A::Context: AsyncContext<A>,
     {
-        ctx.spawn(Writer);
+        ctx.spawn(Writer {
+            generation: self.generation,
+        });
     }
 
     /// Queues a handshake message (length-prefixed on the wire).
@@ -190,7 +208,9 @@ impl Link {
     }
 }
 
-struct Writer;
+struct Writer {
+    generation: u64,
+}
 
 impl<A> ActorFuture<A> for Writer
 where
@@ -206,6 +226,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let link = act.link();
+        if link.generation != self.generation {
+            return Poll::Ready(());
+        }
         match link.poll_write_all(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => {

@@ -32,6 +32,7 @@ pub trait HasReader: Actor {
 
 /// Incoming bytes of one connection, split into records.
 pub struct Reader {
+    generation: u64,
     io: Pin<Box<dyn AsyncRead>>,
     buf: BytesMut,
     decoder: RecordDecoder,
@@ -52,6 +53,7 @@ impl Reader {
     /// A reader of records up to `max_record` bytes from `io`.
     pub fn new(io: impl AsyncRead + 'static, max_record: usize) -> Self {
         Self {
+            generation: crate::link::next_generation(),
             io: Box::pin(io),
             buf: BytesMut::new(),
             decoder: RecordDecoder::new(max_record),
@@ -59,13 +61,21 @@ impl Reader {
         }
     }
 
-    /// Spawns the reader into the actor's context.
-    pub fn start<A>(ctx: &mut A::Context)
+    /// A reader of nothing, standing in while an actor has no connection. Never started.
+    pub fn detached() -> Self {
+        Self::new(tokio::io::empty(), 0)
+    }
+
+    /// Spawns this reader's future into the actor's context. When the actor replaces the
+    /// reader, the future of the old one ends without calling `read_closed`.
+    pub fn start<A>(&self, ctx: &mut A::Context)
     where
         A: HasReader,
         A::Context: AsyncContext<A>,
     {
-        ctx.spawn(ReadFut);
+        ctx.spawn(ReadFut {
+            generation: self.generation,
+        });
     }
 
     /// Changes the largest record accepted: small during the handshake, so junk with a
@@ -80,7 +90,9 @@ impl Reader {
     }
 }
 
-struct ReadFut;
+struct ReadFut {
+    generation: u64,
+}
 
 impl<A> ActorFuture<A> for ReadFut
 where
@@ -97,7 +109,7 @@ where
     ) -> Poll<()> {
         // Bounded work per poll so one busy connection cannot starve the actor's mailbox.
         for _ in 0..64 {
-            if act.reader().stopped {
+            if act.reader().generation != self.generation || act.reader().stopped {
                 return Poll::Ready(());
             }
             if !act.can_read(cx.waker()) {

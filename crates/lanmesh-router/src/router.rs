@@ -9,7 +9,7 @@ use actix::{Actor, Addr, Context, Handler, Message};
 use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
-use crate::session::{Membership, Session};
+use crate::session::{Membership, Replaced, Session};
 use crate::table::{RoutingTable, Snapshot};
 
 struct Member {
@@ -65,13 +65,17 @@ pub(crate) struct Leave {
 pub struct ListPeers;
 
 impl Router {
-    fn publish(&mut self, event: Frame, skip: Option<u64>) {
+    fn rebuild_snapshot(&mut self) {
         let routes = self
             .members
             .iter()
             .map(|(n, m)| (n.clone(), m.addr.clone()))
             .collect();
         self.snapshot = Arc::new(RoutingTable { routes });
+    }
+
+    /// Hands the current snapshot, and the event if any, to every session but `skip`.
+    fn publish(&self, event: Option<Frame>, skip: Option<u64>) {
         for m in self.members.values() {
             if Some(m.session_id) == skip {
                 continue;
@@ -97,6 +101,27 @@ impl Handler<Join> for Router {
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
         if let Some(holder) = self.members.get(&join.info.name) {
+            if holder.info.key == join.info.key {
+                // The same key again: a reconnect whose old connection the router has not
+                // seen die yet. The new connection wins; the old one is told and closed.
+                holder.addr.do_send(Replaced);
+                info!(peer = %join.info.name, "peer reconnected; replacing its old session");
+                let name = join.info.name.clone();
+                self.members.insert(
+                    name,
+                    Member {
+                        session_id: join.session_id,
+                        addr: join.addr,
+                        info: join.info,
+                    },
+                );
+                self.rebuild_snapshot();
+                self.publish(None, None);
+                return Ok(Joined {
+                    snapshot: self.snapshot.clone(),
+                    peers: self.peer_list(),
+                });
+            }
             return Err(JoinRefused {
                 code: ErrorCode::NameTaken,
                 text: format!(
@@ -116,7 +141,8 @@ impl Handler<Join> for Router {
                 info: join.info.clone(),
             },
         );
-        self.publish(Frame::PeerJoined(join.info), Some(join.session_id));
+        self.rebuild_snapshot();
+        self.publish(Some(Frame::PeerJoined(join.info)), Some(join.session_id));
         Ok(Joined {
             snapshot: self.snapshot.clone(),
             peers: self.peer_list(),
@@ -137,7 +163,8 @@ impl Handler<Leave> for Router {
         }
         self.members.remove(&leave.name);
         info!(peer = %leave.name, "peer left");
-        self.publish(Frame::PeerLeft { name: leave.name }, None);
+        self.rebuild_snapshot();
+        self.publish(Some(Frame::PeerLeft { name: leave.name }), None);
     }
 }
 

@@ -44,8 +44,13 @@ pub struct Forward {
 #[rtype(result = "()")]
 pub(crate) struct Membership {
     pub(crate) snapshot: Snapshot,
-    pub(crate) event: Frame,
+    pub(crate) event: Option<Frame>,
 }
+
+/// The same peer (same name, same key) joined on a new connection: this one is stale.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Replaced;
 
 enum Phase {
     /// Waiting for message 1 (`Some`) or message 3.
@@ -479,8 +484,8 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
-        Link::start::<Self>(ctx);
-        Reader::start::<Self>(ctx);
+        self.link.start::<Self>(ctx);
+        self.reader.start::<Self>(ctx);
         let deadline = self.config.limits.handshake_timeout;
         ctx.run_later(deadline, |act, ctx| {
             if matches!(act.phase, Phase::Handshake(_) | Phase::Joining) {
@@ -601,10 +606,24 @@ impl Handler<Membership> for Session {
 
     fn handle(&mut self, m: Membership, ctx: &mut Context<Self>) {
         self.snapshot = m.snapshot;
-        if matches!(self.phase, Phase::Member(_)) {
-            if let Err(e) = self.link.send(&m.event) {
+        if let (Phase::Member(_), Some(event)) = (&self.phase, m.event) {
+            if let Err(e) = self.link.send(&event) {
                 self.fail(ctx, e.code(), e.to_string());
             }
         }
+    }
+}
+
+impl Handler<Replaced> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+        // The member entry already belongs to the new session: leave without a `Leave`.
+        self.phase = Phase::Observer;
+        self.fail(
+            ctx,
+            ErrorCode::NameTaken,
+            "replaced by a newer connection with the same key",
+        );
     }
 }
