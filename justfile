@@ -34,3 +34,11 @@ ci:
 # Build the examples.
 examples:
     cargo build --examples --locked
+
+# Benchmarks: join time by mDNS discovery on a namespace LAN (needs root).
+# Results go to bench/results/ and are quoted in the README.
+bench-discovery:
+    cargo test --release --test discovery -- --ignored bench_join_time_by_discovery --nocapture
+
+# Every benchmark.
+bench: bench-discovery

@@ -12,6 +12,7 @@ async fn main() -> anyhow::Result<()> {
     // Loopback only: this example never touches the LAN.
     let router = lanmesh::Router::builder()
         .listen("127.0.0.1:0")
+        .mdns(false)
         .name("hub")
         .start()
         .await?;

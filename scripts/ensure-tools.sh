@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the developer tools the tasks need when they are missing, from the package
 # registries only. Safe to run again: it does nothing when everything is there.
-#   scripts/ensure-tools.sh [just] [nextest]
+#   scripts/ensure-tools.sh [just] [nextest] [iproute2]
 set -euo pipefail
 
 want=("$@")
@@ -15,6 +15,9 @@ for tool in "${want[@]}"; do
       have just || cargo install just --locked --quiet ;;
     nextest)
       have cargo-nextest || cargo install cargo-nextest --locked --quiet ;;
+    iproute2)
+      # `ip netns` builds the test LANs of the discovery tests.
+      have ip || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2; } ;;
     *)
       echo "ensure-tools: unknown tool $tool" >&2; exit 2 ;;
   esac

@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
-scripts/ensure-tools.sh nextest
+scripts/ensure-tools.sh nextest iproute2
+# In CI the discovery tests must run (as root, in network namespaces), never skip.
+if [ "${CI:-}" = "true" ]; then
+  export LANMESH_REQUIRE_NETNS=1
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,7 +4,7 @@
 //! # #[actix_rt::main]
 //! # async fn main() -> anyhow::Result<()> {
 //! // A router, which is also a peer called "hub".
-//! let router = lanmesh::Router::builder().listen("127.0.0.1:7400").name("hub").start().await?;
+//! let router = lanmesh::Router::builder().listen("127.0.0.1:7400").mdns(false).name("hub").start().await?;
 //! // A peer somewhere else on the LAN.
 //! let peer = lanmesh::Peer::builder("PC2").router("127.0.0.1:7400").connect().await?;
 //! peer.send_acked("hub", &b"hello"[..]).await?;
@@ -24,6 +24,7 @@ pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text
 pub use lanmesh_client::{
     ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, Status, Undelivered, blocking,
 };
+pub use lanmesh_discovery as discovery;
 pub use lanmesh_proto as proto;
 pub use lanmesh_router::{MetricsSnapshot, RouterConfig, RouterHandle};
 pub use router::{Router, RouterBuilder, RunningRouter, StartError};

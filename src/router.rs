@@ -5,6 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use lanmesh_client::{ClientError, Peer};
+use lanmesh_discovery::{Advertisement, Advertiser, DiscoveryError};
 use lanmesh_proto::Identity;
 use lanmesh_router::{RouterConfig, RouterError, RouterHandle};
 
@@ -47,6 +48,8 @@ pub struct RouterBuilder {
     identity: Option<Identity>,
     plaintext: bool,
     limits: Option<lanmesh_proto::Limits>,
+    no_mdns: bool,
+    interface: Option<String>,
 }
 
 impl RouterBuilder {
@@ -92,6 +95,18 @@ impl RouterBuilder {
         self
     }
 
+    /// Advertise on mDNS (default on; skipped anyway when listening on loopback only).
+    pub fn mdns(mut self, on: bool) -> Self {
+        self.no_mdns = !on;
+        self
+    }
+
+    /// Advertise on this network interface only.
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interface = Some(name.into());
+        self
+    }
+
     /// The router configuration this builder describes.
     pub fn config(&self) -> Result<RouterConfig, StartError> {
         let identity = match &self.identity {
@@ -126,6 +141,11 @@ impl RouterBuilder {
     pub async fn start(self) -> Result<RunningRouter, StartError> {
         let config = self.config()?;
         let handle = RouterHandle::start(config).await?;
+        let advertiser = if self.no_mdns {
+            None
+        } else {
+            advertise(&handle, self.interface.clone())
+        };
         let local_peer = match &self.name {
             None => None,
             Some(name) => {
@@ -140,8 +160,44 @@ impl RouterBuilder {
                 Some(b.connect().await?)
             }
         };
-        Ok(RunningRouter { handle, local_peer })
+        Ok(RunningRouter {
+            handle,
+            local_peer,
+            advertiser: std::sync::Mutex::new(advertiser),
+        })
     }
+}
+
+/// Starts the mDNS advertisement. A router that cannot advertise still serves peers that
+/// know its address, so failures are one warning line, not an error.
+fn advertise(handle: &RouterHandle, interface: Option<String>) -> Option<Advertiser> {
+    let Some(addr) = handle.local_addrs().iter().find(|a| !a.ip().is_loopback()) else {
+        tracing::info!("listening on loopback only: not advertising on mDNS");
+        return None;
+    };
+    let config = handle.config();
+    let ad = Advertisement {
+        mesh: config.mesh.clone(),
+        port: addr.port(),
+        ws_port: None,
+        key: hex_key(config.identity.public()),
+        interface,
+    };
+    match Advertiser::start(&ad) {
+        Ok(a) => Some(a),
+        Err(e @ DiscoveryError::NoMulticastInterface { .. }) => {
+            tracing::warn!("not advertising: {e}; peers must use --router {addr}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("not advertising: {e}");
+            None
+        }
+    }
+}
+
+fn hex_key(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a local client reaches a listener: a wildcard address becomes loopback.
@@ -162,6 +218,7 @@ fn loopback_of(addr: SocketAddr) -> SocketAddr {
 pub struct RunningRouter {
     handle: RouterHandle,
     local_peer: Option<Peer>,
+    advertiser: std::sync::Mutex<Option<Advertiser>>,
 }
 
 impl RunningRouter {
@@ -180,8 +237,23 @@ impl RunningRouter {
         self.local_peer.as_ref()
     }
 
-    /// Leaves with the local peer, then closes every session and stops accepting.
+    /// The mDNS service name advertised, if advertising.
+    pub fn advertised_as(&self) -> Option<String> {
+        let guard = self.advertiser.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|a| a.fullname().to_owned())
+    }
+
+    /// Withdraws the advertisement, leaves with the local peer, then closes every session
+    /// and stops accepting.
     pub async fn shutdown(&self) {
+        let advertiser = self
+            .advertiser
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(a) = advertiser {
+            let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+        }
         if let Some(p) = &self.local_peer {
             p.close().await;
         }

@@ -2,88 +2,11 @@
 //! The router runs with `--no-mdns` and loopback addresses only.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
+use std::process::{Command, Output, Stdio};
 
-/// A child process killed when dropped, with its output lines forwarded to channels.
-struct Proc {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The next stdout line, waiting up to 10 s.
-    fn line(&self) -> String {
-        self.stdout
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a line on stdout")
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    fn wait_stderr(&self, needle: &str) {
-        loop {
-            let l = self
-                .stderr
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no {needle:?} on stderr"));
-            if l.contains(needle) {
-                return;
-            }
-        }
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("process did not exit within 10 s");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
+use common::proc::{BIN, Proc};
 
 /// Starts a router on an ephemeral port; returns it and its address.
 fn router(extra: &[&str]) -> (Proc, String) {
@@ -197,15 +120,6 @@ fn sending_to_an_unknown_peer_fails_clearly() {
             stderr(&o)
         );
     }
-}
-
-#[test]
-fn client_commands_without_a_router_address_explain_themselves() {
-    let o = run(&["send", "--name", "A", "B", "hi"]);
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(e.contains("--router ADDR"), "{e}");
-    assert_eq!(e.trim().lines().count(), 1, "one clear line: {e}");
 }
 
 #[test]

@@ -342,7 +342,8 @@ async fn several_listen_addresses_serve_one_mesh() {
     let r = start(
         lanmesh::Router::builder()
             .listen("127.0.0.1:0")
-            .listen("127.0.0.1:0"),
+            .listen("127.0.0.1:0")
+            .mdns(false),
     )
     .await;
     let [first, second] = r.local_addrs() else {
@@ -435,7 +436,12 @@ async fn peers_reconnect_on_their_own_when_the_router_comes_back() {
         a.send("B", &b"while away"[..]).await.is_err(),
         "sends fail fast while away"
     );
-    let r2 = start(lanmesh::Router::builder().listen(at.to_string())).await;
+    let r2 = start(
+        lanmesh::Router::builder()
+            .listen(at.to_string())
+            .mdns(false),
+    )
+    .await;
     status
         .wait_for(|s| matches!(s, lanmesh::Status::Connected { .. }))
         .await

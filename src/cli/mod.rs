@@ -1,5 +1,6 @@
 //! Subcommands. Each prints results on stdout and one clear line per failure on stderr.
 
+mod discover;
 mod listen;
 mod peers;
 mod router;
@@ -34,17 +35,26 @@ enum Command {
     Peers(peers::PeersArgs),
     /// Print a new random mesh key (save it to a file for --mesh-key-file).
     Keygen,
+    /// List the routers advertised on the LAN (mDNS), or watch them come and go.
+    Discover(discover::DiscoverArgs),
 }
 
 /// How a client command finds its router.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Connect {
-    /// The router's address, host:port.
+    /// The router's address, host:port. Without it, a router of the mesh is found on the
+    /// LAN by mDNS.
     #[arg(long, value_name = "ADDR")]
     router: Option<String>,
     /// The mesh to join.
     #[arg(long, value_name = "NAME", default_value = lanmesh_router::DEFAULT_MESH)]
     mesh: String,
+    /// Discover routers on this network interface only.
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// Seconds to wait for a router to answer discovery.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    discover_timeout: f64,
     /// File holding the mesh key (from `lanmesh keygen`).
     #[arg(long, value_name = "F")]
     mesh_key_file: Option<PathBuf>,
@@ -54,21 +64,24 @@ pub(crate) struct Connect {
 }
 
 impl Connect {
-    /// A peer builder for this router, mesh and key.
+    /// A peer builder for this router (or discovery), mesh and key.
     pub(crate) fn builder(&self, name: Option<&str>) -> anyhow::Result<lanmesh::PeerBuilder> {
-        let Some(router) = &self.router else {
-            anyhow::bail!(
-                "no router address: discovery of routers on the LAN (mDNS) is not available yet; pass --router ADDR"
-            );
-        };
         let mut b = match name {
             Some(n) => lanmesh::Peer::builder(n),
             None => lanmesh::Peer::observer(),
         };
-        b = b
-            .router(router.clone())
-            .mesh(self.mesh.clone())
-            .plaintext(self.plaintext);
+        b = b.mesh(self.mesh.clone()).plaintext(self.plaintext);
+        if let Some(router) = &self.router {
+            b = b.router(router.clone());
+        }
+        if let Some(interface) = &self.interface {
+            b = b.interface(interface.clone());
+        }
+        let timeout =
+            std::time::Duration::try_from_secs_f64(self.discover_timeout).map_err(|_| {
+                anyhow::anyhow!("--discover-timeout must be a positive number of seconds")
+            })?;
+        b = b.discovery_timeout(timeout);
         if let Some(path) = &self.mesh_key_file {
             b = b.mesh_key(lanmesh::mesh_key_from_file(path)?);
         }
@@ -76,11 +89,10 @@ impl Connect {
     }
 
     pub(crate) fn describe(&self) -> String {
-        format!(
-            "mesh {:?} via {}",
-            self.mesh,
-            self.router.as_deref().unwrap_or("?")
-        )
+        match &self.router {
+            Some(r) => format!("mesh {:?} via {r}", self.mesh),
+            None => format!("mesh {:?} (found by mDNS)", self.mesh),
+        }
     }
 }
 
@@ -106,6 +118,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(a) => send::run(a).await,
         Command::Listen(a) => listen::run(a).await,
         Command::Peers(a) => peers::run(a).await,
+        Command::Discover(a) => discover::run(a).await,
         Command::Keygen => {
             let key = lanmesh::generate_mesh_key().context("making a key")?;
             println!("{}", lanmesh::mesh_key_to_text(&key));

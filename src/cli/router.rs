@@ -19,10 +19,10 @@ pub(crate) struct RouterArgs {
     /// ignored with a warning).
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
-    /// Do not advertise on mDNS (this build does not advertise yet in any case).
+    /// Do not advertise on mDNS: peers then need --router ADDR.
     #[arg(long)]
     no_mdns: bool,
-    /// Network interface for mDNS.
+    /// Advertise on this network interface only.
     #[arg(long, value_name = "IF")]
     interface: Option<String>,
     /// File holding the mesh key; without the key nobody joins.
@@ -40,12 +40,13 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     if args.http.is_some() {
         tracing::warn!("--http: the browser gateway is not part of this build yet; ignoring it");
     }
-    if args.interface.is_some() && !args.no_mdns {
-        tracing::warn!("--interface: mDNS advertising is not part of this build yet; ignoring it");
-    }
     let mut b = lanmesh::Router::builder()
         .mesh(args.mesh.clone())
-        .plaintext(args.plaintext);
+        .plaintext(args.plaintext)
+        .mdns(!args.no_mdns);
+    if let Some(i) = &args.interface {
+        b = b.interface(i.clone());
+    }
     let listen = if args.listen.is_empty() {
         vec![format!("0.0.0.0:{}", lanmesh_router::DEFAULT_PORT)]
     } else {
@@ -65,6 +66,9 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     println!("lanmesh router · mesh {:?} · key {key}", args.mesh);
     for addr in router.local_addrs() {
         println!("  tcp  {addr}");
+    }
+    if let Some(service) = router.advertised_as() {
+        println!("  mdns {service}");
     }
     if let Some(name) = &args.name {
         println!("  joined as {name:?}");

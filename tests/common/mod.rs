@@ -2,6 +2,9 @@
 //! for conditions (never a blind sleep).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod netns;
+pub(crate) mod proc;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -9,7 +12,8 @@ use lanmesh::{Peer, Router, RouterBuilder, RunningRouter};
 
 /// A router builder listening on an ephemeral loopback port.
 pub(crate) fn router() -> RouterBuilder {
-    Router::builder().listen("127.0.0.1:0")
+    // Loopback only and no mDNS: nothing leaves the machine.
+    Router::builder().listen("127.0.0.1:0").mdns(false)
 }
 
 pub(crate) async fn start(builder: RouterBuilder) -> RunningRouter {

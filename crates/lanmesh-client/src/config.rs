@@ -9,8 +9,12 @@ use lanmesh_proto::{Framing, HandshakeConfig, Identity, Limits, Name};
 pub struct PeerConfig {
     /// The name to join under; `None` connects as an observer that can only list peers.
     pub name: Option<Name>,
-    /// The router's address (`host:port`).
-    pub router: String,
+    /// The router's address (`host:port`); `None` finds one of the mesh by mDNS.
+    pub router: Option<String>,
+    /// Discover (and so use) only this network interface.
+    pub interface: Option<String>,
+    /// How long discovery waits for a router (default 3 s).
+    pub discovery_timeout: Duration,
     /// The mesh to join (default `lanmesh`).
     pub mesh: String,
     /// This peer's static key.
@@ -35,11 +39,13 @@ pub struct PeerConfig {
 }
 
 impl PeerConfig {
-    /// Defaults for a peer called `name` connecting to `router`.
-    pub fn new(name: Option<Name>, router: impl Into<String>, identity: Identity) -> Self {
+    /// Defaults for a peer called `name` connecting to `router` (or discovering one).
+    pub fn new(name: Option<Name>, router: Option<String>, identity: Identity) -> Self {
         Self {
             name,
-            router: router.into(),
+            router,
+            interface: None,
+            discovery_timeout: Duration::from_secs(3),
             mesh: "lanmesh".to_owned(),
             identity,
             mesh_key: None,

@@ -73,6 +73,9 @@ pub enum ClientError {
         /// The deadline.
         after: Duration,
     },
+    /// No router could be found on the LAN.
+    #[error("{0}")]
+    Discovery(lanmesh_discovery::DiscoveryError),
     /// The connection is gone.
     #[error("disconnected: {reason}")]
     Disconnected {

@@ -49,10 +49,13 @@ pub struct PeerBuilder {
     ack_timeout: Option<Duration>,
     inbox_capacity: Option<usize>,
     reconnect: Option<bool>,
+    interface: Option<String>,
+    discovery_timeout: Option<Duration>,
 }
 
 impl PeerBuilder {
-    /// The router's address, `host:port` (required until discovery is available).
+    /// The router's address, `host:port`. Without it, a router of the mesh is found on
+    /// the LAN by mDNS.
     pub fn router(mut self, addr: impl Into<String>) -> Self {
         self.router = Some(addr.into());
         self
@@ -100,6 +103,18 @@ impl PeerBuilder {
         self
     }
 
+    /// Discover on this network interface only.
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interface = Some(name.into());
+        self
+    }
+
+    /// How long discovery waits for a router of the mesh (default 3 s).
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        self.discovery_timeout = Some(timeout);
+        self
+    }
+
     /// Dial again when the connection is lost (default on).
     pub fn reconnect(mut self, on: bool) -> Self {
         self.reconnect = Some(on);
@@ -120,18 +135,15 @@ impl PeerBuilder {
             .map(Name::new)
             .transpose()
             .map_err(ClientError::Invalid)?;
-        let router = self.router.clone().ok_or_else(|| ClientError::Connect {
-            addr: String::new(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "no router address given",
-            ),
-        })?;
         let identity = match &self.identity {
             Some(id) => id.clone(),
             None => Identity::generate().map_err(ClientError::Handshake)?,
         };
-        let mut config = PeerConfig::new(name, router, identity);
+        let mut config = PeerConfig::new(name, self.router.clone(), identity);
+        config.interface = self.interface.clone();
+        if let Some(t) = self.discovery_timeout {
+            config.discovery_timeout = t;
+        }
         config.mesh = self.mesh.clone();
         config.mesh_key = self.mesh_key;
         config.allow_plaintext = self.allow_plaintext;
@@ -172,6 +184,8 @@ impl Peer {
             ack_timeout: None,
             inbox_capacity: None,
             reconnect: None,
+            interface: None,
+            discovery_timeout: None,
         }
     }
 

@@ -1,0 +1,89 @@
+//! Child processes of the `lanmesh` binary for end-to-end tests: killed when dropped,
+//! their output lines forwarded to channels so tests wait for lines, not for time.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
+
+/// A child process killed when dropped, with its output lines forwarded to channels.
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) stdout: mpsc::Receiver<String>,
+    pub(crate) stderr: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    pub(crate) fn spawn(args: &[&str]) -> Proc {
+        Self::spawn_command(Command::new(BIN).args(args))
+    }
+
+    /// Runs `cmd` (for example `ip netns exec NS lanmesh ...`) with piped output.
+    pub(crate) fn spawn_command(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next stdout line, waiting up to 10 s.
+    pub(crate) fn line(&self) -> String {
+        self.stdout
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line on stdout")
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub(crate) fn wait_stderr(&self, needle: &str) {
+        loop {
+            let l = self
+                .stderr
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {needle:?} on stderr"));
+            if l.contains(needle) {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("process did not exit within 10 s");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
