@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lanmesh_client::{ClientError, Peer};
 use lanmesh_discovery::{Advertisement, Advertiser, DiscoveryError};
+use lanmesh_gateway::{Gateway, GatewayError};
 use lanmesh_proto::Identity;
 use lanmesh_router::{RouterConfig, RouterError, RouterHandle};
 
@@ -22,6 +23,9 @@ pub enum StartError {
     /// The router could not start.
     #[error("{0}")]
     Router(#[from] RouterError),
+    /// The HTTP gateway could not start.
+    #[error("{0}")]
+    Gateway(#[from] GatewayError),
     /// The in-process peer could not join.
     #[error("the router's own peer could not join: {0}")]
     LocalPeer(#[from] ClientError),
@@ -50,6 +54,7 @@ pub struct RouterBuilder {
     limits: Option<lanmesh_proto::Limits>,
     no_mdns: bool,
     interface: Option<String>,
+    http: Option<String>,
 }
 
 impl RouterBuilder {
@@ -92,6 +97,13 @@ impl RouterBuilder {
     /// Protocol limits (default: [`lanmesh_proto::Limits::default`]).
     pub fn limits(mut self, limits: lanmesh_proto::Limits) -> Self {
         self.limits = Some(limits);
+        self
+    }
+
+    /// Serves the gateway (WebSocket `/mesh`, dashboard, `/api`, `/metrics`) on this HTTP
+    /// address (the CLI's default is `0.0.0.0:7401`; the library serves none unless asked).
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.http = Some(addr.into());
         self
     }
 
@@ -141,10 +153,21 @@ impl RouterBuilder {
     pub async fn start(self) -> Result<RunningRouter, StartError> {
         let config = self.config()?;
         let handle = RouterHandle::start(config).await?;
+        let gateway = match &self.http {
+            Some(a) => {
+                let addr = resolve(a)?;
+                Some(Gateway::start(handle.clone(), addr)?)
+            }
+            None => None,
+        };
+        let ws_port = gateway
+            .as_ref()
+            .and_then(|g| g.local_addrs().first())
+            .map(|a| a.port());
         let advertiser = if self.no_mdns {
             None
         } else {
-            advertise(&handle, self.interface.clone())
+            advertise(&handle, self.interface.clone(), ws_port)
         };
         let local_peer = match &self.name {
             None => None,
@@ -163,6 +186,7 @@ impl RouterBuilder {
         Ok(RunningRouter {
             handle,
             local_peer,
+            gateway,
             advertiser: std::sync::Mutex::new(advertiser),
         })
     }
@@ -170,7 +194,18 @@ impl RouterBuilder {
 
 /// Starts the mDNS advertisement. A router that cannot advertise still serves peers that
 /// know its address, so failures are one warning line, not an error.
-fn advertise(handle: &RouterHandle, interface: Option<String>) -> Option<Advertiser> {
+fn resolve(addr: &str) -> Result<SocketAddr, StartError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| StartError::Address(addr.to_owned()))
+}
+
+fn advertise(
+    handle: &RouterHandle,
+    interface: Option<String>,
+    ws_port: Option<u16>,
+) -> Option<Advertiser> {
     let Some(addr) = handle.local_addrs().iter().find(|a| !a.ip().is_loopback()) else {
         tracing::info!("listening on loopback only: not advertising on mDNS");
         return None;
@@ -179,7 +214,7 @@ fn advertise(handle: &RouterHandle, interface: Option<String>) -> Option<Adverti
     let ad = Advertisement {
         mesh: config.mesh.clone(),
         port: addr.port(),
-        ws_port: None,
+        ws_port,
         key: hex_key(config.identity.public()),
         interface,
     };
@@ -218,6 +253,7 @@ fn loopback_of(addr: SocketAddr) -> SocketAddr {
 pub struct RunningRouter {
     handle: RouterHandle,
     local_peer: Option<Peer>,
+    gateway: Option<Gateway>,
     advertiser: std::sync::Mutex<Option<Advertiser>>,
 }
 
@@ -235,6 +271,11 @@ impl RunningRouter {
     /// The in-process peer, when the router was given a name.
     pub fn local_peer(&self) -> Option<&Peer> {
         self.local_peer.as_ref()
+    }
+
+    /// The gateway's bound HTTP addresses (empty without a gateway).
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        self.gateway.as_ref().map_or(&[], |g| g.local_addrs())
     }
 
     /// The mDNS service name advertised, if advertising.
@@ -258,5 +299,8 @@ impl RunningRouter {
             p.close().await;
         }
         self.handle.shutdown(Duration::from_secs(3)).await;
+        if let Some(g) = &self.gateway {
+            g.stop().await;
+        }
     }
 }

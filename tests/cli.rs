@@ -10,7 +10,13 @@ use common::proc::{BIN, Proc};
 
 /// Starts a router on an ephemeral port; returns it and its address.
 fn router(extra: &[&str]) -> (Proc, String) {
-    let mut args = vec!["router", "--no-mdns", "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(extra);
     let p = Proc::spawn(&args);
     let header = p.line();

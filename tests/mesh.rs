@@ -497,3 +497,41 @@ async fn the_same_key_replaces_a_stale_session_and_another_key_is_refused() {
         "{err:?}"
     );
 }
+
+#[actix_rt::test]
+async fn native_peers_join_through_the_websocket_gateway() {
+    let r = start(router().http("127.0.0.1:0")).await;
+    let ws = format!("ws://{}/mesh", r.http_addrs()[0]);
+    let a = Peer::builder("A")
+        .router(ws.clone())
+        .connect()
+        .await
+        .unwrap();
+    let b = peer(&r, "B").await;
+    b.send_acked("A", &b"over tcp, then ws"[..]).await.unwrap();
+    assert_eq!(&a.recv().await.unwrap().data[..], b"over tcp, then ws");
+    let big = vec![7u8; 300_000];
+    a.send_acked("B", big.clone()).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], &big[..]);
+    let info = r.handle().peers().await.unwrap();
+    let a_info = info.iter().find(|p| p.name.as_str() == "A").unwrap();
+    assert_eq!(a_info.transport, lanmesh::proto::Transport::Ws);
+    assert_eq!(a_info.cipher, Cipher::ChaCha20Poly1305);
+}
+
+#[actix_rt::test]
+async fn a_refused_websocket_peer_learns_it_at_once() {
+    let key = lanmesh::generate_mesh_key().unwrap();
+    let r = start(router().http("127.0.0.1:0").mesh_key(key)).await;
+    let ws = format!("ws://{}/mesh", r.http_addrs()[0]);
+    let started = std::time::Instant::now();
+    let err = Peer::builder("A").router(ws).connect().await.unwrap_err();
+    assert!(matches!(err, ClientError::ClosedDuringHandshake), "{err:?}");
+    // The gateway closes the socket with the session, rather than leaving the peer to
+    // wait out its 5 s handshake deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -21,20 +21,7 @@ pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let peers = peer.peers();
     peer.close().await;
     if args.json {
-        let list: Vec<serde_json::Value> = peers
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "name": p.name.as_str(),
-                    "transport": p.transport.as_str(),
-                    "cipher": p.cipher.as_str(),
-                    "compression": p.compression.as_str(),
-                    "key": hex::encode(p.key),
-                    "addr": p.addr,
-                    "joined_ms": p.joined_ms,
-                })
-            })
-            .collect();
+        let list: Vec<serde_json::Value> = peers.iter().map(lanmesh_gateway::peer_json).collect();
         println!("{}", serde_json::Value::Array(list));
     } else if peers.is_empty() {
         println!("no peers in {}", args.connect.describe());

@@ -15,10 +15,13 @@ pub(crate) struct RouterArgs {
     /// TCP address to listen on; repeat for several.
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
-    /// HTTP address of the browser gateway and dashboard (not built yet: accepted and
-    /// ignored with a warning).
-    #[arg(long, value_name = "ADDR")]
-    http: Option<String>,
+    /// HTTP address of the gateway: browser peers (WebSocket /mesh), the dashboard,
+    /// /api/peers and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7401")]
+    http: String,
+    /// Do not serve the gateway.
+    #[arg(long, conflicts_with = "http")]
+    no_http: bool,
     /// Do not advertise on mDNS: peers then need --router ADDR.
     #[arg(long)]
     no_mdns: bool,
@@ -37,15 +40,15 @@ pub(crate) struct RouterArgs {
 }
 
 pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
-    if args.http.is_some() {
-        tracing::warn!("--http: the browser gateway is not part of this build yet; ignoring it");
-    }
     let mut b = lanmesh::Router::builder()
         .mesh(args.mesh.clone())
         .plaintext(args.plaintext)
         .mdns(!args.no_mdns);
     if let Some(i) = &args.interface {
         b = b.interface(i.clone());
+    }
+    if !args.no_http {
+        b = b.http(args.http.clone());
     }
     let listen = if args.listen.is_empty() {
         vec![format!("0.0.0.0:{}", lanmesh_router::DEFAULT_PORT)]
@@ -66,6 +69,9 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     println!("lanmesh router · mesh {:?} · key {key}", args.mesh);
     for addr in router.local_addrs() {
         println!("  tcp  {addr}");
+    }
+    for addr in router.http_addrs() {
+        println!("  http http://{addr}/");
     }
     if let Some(service) = router.advertised_as() {
         println!("  mdns {service}");

@@ -105,13 +105,12 @@ impl PeerActor {
         ready: Ready,
         owns_system: bool,
     ) -> Self {
-        let (read, write) = dialed.stream.into_split();
         Self {
             reassembler: Reassembler::new(config.limits.clone()),
             config,
             shared,
-            reader: Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
-            link: Link::new(write),
+            reader: Reader::new(dialed.read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
+            link: Link::new(dialed.write),
             state: State::Handshake(None),
             ready: Some(ready),
             list_so_far: Vec::new(),
@@ -210,9 +209,8 @@ impl PeerActor {
 
     /// Takes a freshly dialled connection and starts the handshake on it.
     fn attach(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
-        let (read, write) = dialed.stream.into_split();
-        self.reader = Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
-        self.link = Link::new(write);
+        self.reader = Reader::new(dialed.read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
+        self.link = Link::new(dialed.write);
         self.router_addr = dialed.addr;
         self.epoch += 1;
         self.reassembler = Reassembler::new(self.config.limits.clone());

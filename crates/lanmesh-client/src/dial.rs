@@ -1,13 +1,20 @@
-//! Reaching a router: the configured address, or the routers of the mesh found by mDNS.
+//! Reaching a router: the configured address (`host:port` for TCP, `ws://host:port/mesh`
+//! for the WebSocket gateway), or the routers of the mesh found by mDNS.
 //!
 //! With discovery, routers come back in a deterministic order; for each, every address
 //! is tried in parallel and the first TCP connection wins. The handshake then runs on it.
+//! A WebSocket is bridged to the same length-prefixed byte stream as TCP, so the actor
+//! does not know which transport it runs on.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use lanmesh_proto::limits::MAX_RECORD;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::config::PeerConfig;
 use crate::error::ClientError;
@@ -15,24 +22,41 @@ use crate::error::ClientError;
 /// How long discovery keeps listening for other routers of the mesh after the first.
 const SETTLE: Duration = Duration::from_millis(150);
 
-/// A connected stream and the address it reached.
+/// A connected byte stream (TCP, or a bridged WebSocket) and the address it reached.
 pub(crate) struct Dialed {
-    pub(crate) stream: TcpStream,
+    pub(crate) read: Box<dyn AsyncRead + Unpin>,
+    pub(crate) write: Box<dyn AsyncWrite + Unpin>,
     pub(crate) addr: String,
 }
 
 pub(crate) async fn dial(config: &PeerConfig) -> Result<Dialed, ClientError> {
     match &config.router {
+        Some(url) if url.starts_with("ws://") => {
+            connect_ws(url.clone(), config.connect_timeout).await
+        }
         Some(addr) => connect(addr.clone(), config.connect_timeout).await,
         None => discover_and_connect(config).await,
     }
 }
 
 async fn connect(addr: String, deadline: Duration) -> Result<Dialed, ClientError> {
+    connect_tcp(addr, deadline).await.map(tcp_dialed)
+}
+
+fn tcp_dialed((stream, addr): (TcpStream, String)) -> Dialed {
+    let (read, write) = stream.into_split();
+    Dialed {
+        read: Box::new(read),
+        write: Box::new(write),
+        addr,
+    }
+}
+
+async fn connect_tcp(addr: String, deadline: Duration) -> Result<(TcpStream, String), ClientError> {
     match tokio::time::timeout(deadline, TcpStream::connect(addr.as_str())).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            Ok(Dialed { stream, addr })
+            Ok((stream, addr))
         }
         Ok(Err(source)) => Err(ClientError::Connect { addr, source }),
         Err(_) => Err(ClientError::HandshakeTimeout {
@@ -40,6 +64,56 @@ async fn connect(addr: String, deadline: Duration) -> Result<Dialed, ClientError
             after: deadline,
         }),
     }
+}
+
+/// Connects to the gateway's WebSocket endpoint; one binary message per record.
+async fn connect_ws(url: String, deadline: Duration) -> Result<Dialed, ClientError> {
+    let limits = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_RECORD + 1024))
+        .max_frame_size(Some(MAX_RECORD + 1024));
+    let attempt = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(limits), true);
+    let (ws, _) = match tokio::time::timeout(deadline, attempt).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            let source = std::io::Error::other(e.to_string());
+            return Err(ClientError::Connect { addr: url, source });
+        }
+        Err(_) => {
+            return Err(ClientError::HandshakeTimeout {
+                addr: url,
+                after: deadline,
+            });
+        }
+    };
+    let (sink, stream) = ws.split();
+    // Binary messages are records; anything else (text, close, an error) ends the stream.
+    let incoming = stream
+        .take_while(|m| {
+            std::future::ready(matches!(
+                m,
+                Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))
+            ))
+        })
+        .filter_map(|m| {
+            std::future::ready(if let Ok(Message::Binary(b)) = m {
+                Some(b)
+            } else {
+                None
+            })
+        });
+    let outgoing = sink.with(|record: bytes::Bytes| {
+        std::future::ready(Ok::<_, tungstenite::Error>(Message::Binary(record)))
+    });
+    let (read, write) = lanmesh_io::bridge(
+        Box::pin(incoming),
+        Box::pin(outgoing),
+        std::future::ready(()),
+    );
+    Ok(Dialed {
+        read: Box::new(read),
+        write: Box::new(write),
+        addr: url,
+    })
 }
 
 async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError> {
@@ -67,12 +141,12 @@ async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError
 async fn race(addrs: &[SocketAddr], deadline: Duration) -> Result<Dialed, ClientError> {
     let mut attempts = JoinSet::new();
     for a in addrs {
-        attempts.spawn(connect(a.to_string(), deadline));
+        attempts.spawn(connect_tcp(a.to_string(), deadline));
     }
     let mut last = None;
     while let Some(done) = attempts.join_next().await {
         match done {
-            Ok(Ok(d)) => return Ok(d),
+            Ok(Ok(won)) => return Ok(tcp_dialed(won)),
             Ok(Err(e)) => last = Some(e),
             Err(e) => last = Some(ClientError::disconnected(e.to_string())),
         }

@@ -7,10 +7,13 @@
 //!   running in the actor's own context seals everything queued into records only when the
 //!   socket has taken the previous bytes. No timer is involved: while the socket is busy,
 //!   frames pile up and leave together in large records.
+//! * [`bridge`] puts message transports (WebSocket) under the same actors.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod bridge;
 mod link;
 mod reader;
 
+pub use bridge::{Bridged, bridge};
 pub use link::{Drained, HasLink, Link, LinkError};
 pub use reader::{HasReader, Reader};

@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Actor;
 use lanmesh_proto::PeerInfo;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use router::{ListPeers, Router};
+pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
 pub use session::{Forward, Session};
 pub use table::RoutingTable;
 
@@ -45,13 +45,18 @@ pub enum RouterError {
 }
 
 /// A running router.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouterHandle {
-    router: Addr<Router>,
+    shared: listener::Shared,
     addrs: Vec<SocketAddr>,
-    shutdown: CancellationToken,
-    metrics: Arc<Metrics>,
-    config: Arc<RouterConfig>,
+}
+
+impl std::fmt::Debug for RouterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterHandle")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RouterHandle {
@@ -78,13 +83,7 @@ impl RouterHandle {
             listener::spawn(l, shared.clone());
         }
         tracing::info!(mesh = %config.mesh, ?addrs, key = %lanmesh_proto::handshake::fingerprint(config.identity.public()), "router listening");
-        Ok(Self {
-            router: shared.router,
-            addrs,
-            shutdown: shared.shutdown,
-            metrics: shared.metrics,
-            config,
-        })
+        Ok(Self { shared, addrs })
     }
 
     /// The bound TCP addresses (with real ports when port 0 was asked for).
@@ -94,12 +93,48 @@ impl RouterHandle {
 
     /// The configuration the router runs with.
     pub fn config(&self) -> &RouterConfig {
-        &self.config
+        &self.shared.config
+    }
+
+    /// Starts a session for a connection that arrived by another transport (the
+    /// WebSocket gateway bridges its messages to a byte stream). Must be called on an
+    /// actix arbiter. Returns `false`, dropping the connection, at the connection limit.
+    pub fn attach(
+        &self,
+        remote: SocketAddr,
+        transport: lanmesh_proto::Transport,
+        read: impl tokio::io::AsyncRead + 'static,
+        write: impl tokio::io::AsyncWrite + 'static,
+    ) -> bool {
+        if self.is_shut_down()
+            || self.shared.metrics.open_sessions() >= self.shared.config.max_connections as u64
+        {
+            self.shared.metrics.refused_connection();
+            return false;
+        }
+        listener::start_session(
+            &self.shared,
+            remote,
+            transport,
+            read,
+            lanmesh_io::Link::new(write),
+        );
+        true
+    }
+
+    /// Members with their traffic counters.
+    pub async fn peer_stats(&self) -> Result<Vec<PeerStats>, RouterError> {
+        self.shared
+            .router
+            .send(ListPeerStats)
+            .await
+            .map_err(|_| RouterError::Stopped)
     }
 
     /// Current members.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, RouterError> {
-        self.router
+        self.shared
+            .router
             .send(ListPeers)
             .await
             .map_err(|_| RouterError::Stopped)
@@ -107,18 +142,18 @@ impl RouterHandle {
 
     /// Current counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot()
+        self.shared.metrics.snapshot()
     }
 
     /// Stops accepting, tells every session to close (peers get an `Error(Shutdown)`),
     /// and waits up to `grace` for them to finish.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(grace, self.metrics.all_closed()).await;
+        self.shared.shutdown.cancel();
+        let _ = tokio::time::timeout(grace, self.shared.metrics.all_closed()).await;
     }
 
     /// Whether `shutdown` was called.
     pub fn is_shut_down(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.shared.shutdown.is_cancelled()
     }
 }

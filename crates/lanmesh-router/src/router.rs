@@ -16,6 +16,25 @@ struct Member {
     session_id: u64,
     addr: Addr<Session>,
     info: PeerInfo,
+    counters: Arc<SessionCounters>,
+}
+
+/// Messages a session forwarded for its peer and delivered to it.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCounters {
+    pub(crate) sent: std::sync::atomic::AtomicU64,
+    pub(crate) received: std::sync::atomic::AtomicU64,
+}
+
+/// A member and its traffic since it joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStats {
+    /// What the router knows about it.
+    pub info: PeerInfo,
+    /// Messages it sent (one per recipient for broadcasts).
+    pub messages_sent: u64,
+    /// Messages delivered to it.
+    pub messages_received: u64,
 }
 
 /// Owns the member list.
@@ -36,6 +55,7 @@ pub(crate) struct Join {
     pub(crate) session_id: u64,
     pub(crate) addr: Addr<Session>,
     pub(crate) info: PeerInfo,
+    pub(crate) counters: Arc<SessionCounters>,
 }
 
 /// Accepted: the routing snapshot including the new member, and the member list.
@@ -63,6 +83,30 @@ pub(crate) struct Leave {
 #[derive(Message)]
 #[rtype(result = "Vec<PeerInfo>")]
 pub struct ListPeers;
+
+/// The member list with traffic counters.
+#[derive(Message)]
+#[rtype(result = "Vec<PeerStats>")]
+pub struct ListPeerStats;
+
+impl Handler<ListPeerStats> for Router {
+    type Result = Vec<PeerStats>;
+
+    fn handle(&mut self, _: ListPeerStats, _: &mut Context<Self>) -> Vec<PeerStats> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out: Vec<PeerStats> = self
+            .members
+            .values()
+            .map(|m| PeerStats {
+                info: m.info.clone(),
+                messages_sent: m.counters.sent.load(Relaxed),
+                messages_received: m.counters.received.load(Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        out
+    }
+}
 
 impl Router {
     fn rebuild_snapshot(&mut self) {
@@ -113,6 +157,7 @@ impl Handler<Join> for Router {
                         session_id: join.session_id,
                         addr: join.addr,
                         info: join.info,
+                        counters: join.counters,
                     },
                 );
                 self.rebuild_snapshot();
@@ -139,6 +184,7 @@ impl Handler<Join> for Router {
                 session_id: join.session_id,
                 addr: join.addr,
                 info: join.info.clone(),
+                counters: join.counters,
             },
         );
         self.rebuild_snapshot();

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::RouterConfig;
 use crate::metrics::Metrics;
-use crate::router::{Join, Leave, ListPeers, Router};
+use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
 use crate::table::Snapshot;
 
 /// Frames for this session's peer, from another session.
@@ -80,6 +80,7 @@ pub struct Session {
     snapshot: Snapshot,
     last_rx: Instant,
     ping_seq: u64,
+    counters: Arc<SessionCounters>,
 }
 
 impl Session {
@@ -109,6 +110,7 @@ impl Session {
             snapshot: Snapshot::default(),
             last_rx: Instant::now(),
             ping_seq: 0,
+            counters: Arc::default(),
         }
     }
 
@@ -234,6 +236,7 @@ impl Session {
             session_id: self.id,
             addr: ctx.address(),
             info,
+            counters: self.counters.clone(),
         };
         // Nothing else is processed until the router has answered.
         ctx.wait(
@@ -328,6 +331,9 @@ impl Session {
                 match self.snapshot.get(m.peer.as_str()) {
                     Some(addr) => {
                         self.metrics.message();
+                        self.counters
+                            .sent
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let dest = m.peer.clone();
                         out.push(dest, addr, Frame::Deliver(Msg { peer: me, ..m }));
                     }
@@ -361,6 +367,9 @@ impl Session {
                 continue;
             }
             self.metrics.message();
+            self.counters
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             out.push(
                 name.clone(),
                 addr,
@@ -593,6 +602,11 @@ impl Handler<Forward> for Session {
                 continue;
             }
             self.metrics.add_out(frame.encoded_len());
+            if matches!(frame, Frame::Deliver(_)) {
+                self.counters
+                    .received
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Err(e) = self.link.send(&frame) {
                 self.fail(ctx, e.code(), e.to_string());
                 return;

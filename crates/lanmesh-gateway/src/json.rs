@@ -1,0 +1,41 @@
+//! `GET /api/peers`, in the format of `lanmesh peers --json`.
+
+use actix_web::{HttpResponse, web};
+use lanmesh_proto::PeerInfo;
+use lanmesh_router::RouterHandle;
+
+/// One member as JSON: `{"name","transport","cipher","compression","key","addr","joined_ms"}`
+/// (the `lanmesh peers --json` contract, in that order).
+pub fn peer_json(p: &PeerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.name.as_str(),
+        "transport": p.transport.as_str(),
+        "cipher": p.cipher.as_str(),
+        "compression": p.compression.as_str(),
+        "key": hex::encode(p.key),
+        "addr": p.addr,
+        "joined_ms": p.joined_ms,
+    })
+}
+
+pub(crate) async fn peers(router: web::Data<RouterHandle>) -> HttpResponse {
+    match router.peer_stats().await {
+        Ok(stats) => {
+            let list: Vec<serde_json::Value> = stats
+                .iter()
+                .map(|s| {
+                    let mut v = peer_json(&s.info);
+                    v["messages_sent"] = s.messages_sent.into();
+                    v["messages_received"] = s.messages_received.into();
+                    v
+                })
+                .collect();
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(serde_json::Value::Array(list).to_string())
+        }
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(format!("{e}\n")),
+    }
+}

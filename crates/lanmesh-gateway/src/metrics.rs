@@ -1,0 +1,72 @@
+//! `GET /metrics` in the Prometheus text format.
+
+use std::fmt::Write as _;
+
+use actix_web::{HttpResponse, web};
+use lanmesh_router::RouterHandle;
+
+pub(crate) async fn prometheus(router: web::Data<RouterHandle>) -> HttpResponse {
+    let peers = router.peers().await.map(|p| p.len()).unwrap_or(0);
+    let m = router.metrics();
+    let rows: [(&str, &str, &str, u64); 9] = [
+        ("lanmesh_peers", "gauge", "Peers in the mesh.", peers as u64),
+        (
+            "lanmesh_sessions_open",
+            "gauge",
+            "Open connections, handshaking or joined.",
+            m.sessions_open,
+        ),
+        (
+            "lanmesh_sessions_total",
+            "counter",
+            "Connections accepted since start.",
+            m.sessions_total,
+        ),
+        (
+            "lanmesh_messages_total",
+            "counter",
+            "Messages forwarded, one per recipient.",
+            m.messages,
+        ),
+        (
+            "lanmesh_bytes_in_total",
+            "counter",
+            "Record bytes received from peers.",
+            m.bytes_in,
+        ),
+        (
+            "lanmesh_bytes_out_total",
+            "counter",
+            "Frame bytes queued to peers.",
+            m.bytes_out,
+        ),
+        (
+            "lanmesh_handshake_failures_total",
+            "counter",
+            "Handshakes that failed or timed out.",
+            m.handshake_failures,
+        ),
+        (
+            "lanmesh_dropped_total",
+            "counter",
+            "Messages refused with a Nack because a recipient was overloaded.",
+            m.dropped,
+        ),
+        (
+            "lanmesh_refused_connections_total",
+            "counter",
+            "Connections closed at once at the connection limit.",
+            m.refused_connections,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}

@@ -1,0 +1,71 @@
+//! `GET /mesh`: a WebSocket whose binary messages are records, bridged to a `Session`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::AggregatedMessage;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lanmesh_proto::Transport;
+use lanmesh_proto::limits::MAX_RECORD;
+use lanmesh_router::RouterHandle;
+use tracing::debug;
+
+/// WebSocket frames and whole messages are refused beyond one record plus headroom, so a
+/// browser cannot make the gateway buffer more (not the library defaults).
+const MAX_WS_MESSAGE: usize = MAX_RECORD + 1024;
+
+pub(crate) async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    router: web::Data<RouterHandle>,
+) -> actix_web::Result<HttpResponse> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let remote = req
+        .peer_addr()
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let stream = stream
+        .max_frame_size(MAX_WS_MESSAGE)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_WS_MESSAGE);
+
+    // Inbound: binary messages are records; pings are answered; text or a protocol error
+    // ends the stream, and the session closes the connection.
+    let control = session.clone();
+    let incoming = stream
+        .take_while(|m| {
+            std::future::ready(matches!(
+                m,
+                Ok(AggregatedMessage::Binary(_)
+                    | AggregatedMessage::Ping(_)
+                    | AggregatedMessage::Pong(_))
+            ))
+        })
+        .filter_map(move |m| {
+            let out = match m {
+                Ok(AggregatedMessage::Binary(b)) => Some(b),
+                Ok(AggregatedMessage::Ping(p)) => {
+                    let mut s = control.clone();
+                    actix_web::rt::spawn(async move {
+                        let _ = s.pong(&p).await;
+                    });
+                    None
+                }
+                _ => None,
+            };
+            std::future::ready(out)
+        });
+    // When the session ends, close the WebSocket too, so the browser learns at once.
+    let closer = session.clone();
+    let outgoing = futures_util::sink::unfold(Some(session), |session, record: Bytes| async move {
+        let mut s = session.ok_or("closed")?;
+        s.binary(record).await.map_err(|_| "closed")?;
+        Ok::<_, &str>(Some(s))
+    });
+    let on_end = async move {
+        let _ = closer.close(None).await;
+    };
+    let (read, write) = lanmesh_io::bridge(Box::pin(incoming), Box::pin(outgoing), on_end);
+    if !router.attach(remote, Transport::Ws, read, write) {
+        debug!(%remote, "websocket refused at the connection limit");
+    }
+    Ok(response)
+}
