@@ -31,6 +31,11 @@ doc:
 ci:
     bash scripts/test.sh
 
+# Build the browser client into web/pkg (installs the Debian wasm toolchain and
+# wasm-bindgen-cli when missing); `just wasm --test` also runs its tests in Chromium.
+wasm *ARGS:
+    bash scripts/build-wasm.sh {{ARGS}}
+
 # Build the examples.
 examples:
     cargo build --examples --locked
@@ -42,3 +47,7 @@ bench-discovery:
 
 # Every benchmark.
 bench: bench-discovery
+
+# Regenerate docs/dashboard.png (headless Chromium, three peers and some traffic).
+screenshot:
+    cargo test --test browser -- --ignored dashboard_screenshot --nocapture

@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
-scripts/ensure-tools.sh nextest iproute2
-# In CI the discovery tests must run (as root, in network namespaces), never skip.
+scripts/ensure-tools.sh nextest iproute2 chromium
+# In CI the discovery tests (network namespaces, as root) and the browser tests must
+# run, never skip.
 if [ "${CI:-}" = "true" ]; then
-  export LANMESH_REQUIRE_NETNS=1
+  export LANMESH_REQUIRE_NETNS=1 LANMESH_REQUIRE_BROWSER=1
 fi
+
+step "wasm client: rebuild, fail if the committed web/pkg is stale, test in Chromium"
+bash scripts/build-wasm.sh --check --test
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

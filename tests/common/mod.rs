@@ -4,6 +4,7 @@
 
 pub(crate) mod netns;
 pub(crate) mod proc;
+pub(crate) mod webdriver;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,0 +1,33 @@
+/* tslint:disable */
+/* eslint-disable */
+export const memory: WebAssembly.Memory;
+export const __wbg_meshpeer_free: (a: number, b: number) => void;
+export const meshpeer_broadcast: (a: number, b: any) => any;
+export const meshpeer_close: (a: number) => void;
+export const meshpeer_connect: (a: number, b: number, c: number, d: number, e: any) => any;
+export const meshpeer_name: (a: number) => [number, number];
+export const meshpeer_onclose: (a: number) => any;
+export const meshpeer_onmessage: (a: number) => any;
+export const meshpeer_onpeers: (a: number) => any;
+export const meshpeer_peerInfo: (a: number) => any;
+export const meshpeer_peers: (a: number) => any;
+export const meshpeer_send: (a: number, b: number, c: number, d: any) => any;
+export const meshpeer_sendAcked: (a: number, b: number, c: number, d: any) => any;
+export const meshpeer_set_onclose: (a: number, b: number) => void;
+export const meshpeer_set_onmessage: (a: number, b: number) => void;
+export const meshpeer_set_onpeers: (a: number, b: number) => void;
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___js_sys_67b5248a47457fb2___Function_fn_wasm_bindgen_c68b8da8c1f9b242___JsValue_____wasm_bindgen_c68b8da8c1f9b242___sys__Undefined___js_sys_67b5248a47457fb2___Function_fn_wasm_bindgen_c68b8da8c1f9b242___JsValue_____wasm_bindgen_c68b8da8c1f9b242___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___wasm_bindgen_c68b8da8c1f9b242___JsValue__core_8a97de082bc4c33___result__Result_____wasm_bindgen_c68b8da8c1f9b242___JsError___true_: (a: number, b: number, c: any) => [number, number];
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__17: (a: number, b: number, c: any) => void;
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__18: (a: number, b: number, c: any) => void;
+export const wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke_______true_: (a: number, b: number) => void;
+export const __wbindgen_malloc: (a: number, b: number) => number;
+export const __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+export const __wbindgen_free: (a: number, b: number, c: number) => void;
+export const __wbindgen_exn_store: (a: number) => void;
+export const __externref_table_alloc: () => number;
+export const __wbindgen_externrefs: WebAssembly.Table;
+export const __wbindgen_destroy_closure: (a: number, b: number) => void;
+export const __externref_table_dealloc: (a: number) => void;
+export const __wbindgen_start: () => void;
