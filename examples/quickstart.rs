@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 #[actix_rt::main]
-async fn main() -> anyhow::Result<()> {
+pub(crate) async fn main() -> anyhow::Result<()> {
     // Loopback only: this example never touches the LAN.
     let router = lanmesh::Router::builder()
         .listen("127.0.0.1:0")

@@ -535,3 +535,81 @@ async fn a_refused_websocket_peer_learns_it_at_once() {
         started.elapsed()
     );
 }
+
+#[actix_rt::test]
+async fn requests_get_replies_and_never_hang() {
+    let r = start(router()).await;
+    let sensor = peer(&r, "sensor").await;
+    let asker = peer(&r, "asker").await;
+    sensor
+        .respond(|req| match &req.data[..] {
+            b"temp?" => bytes::Bytes::from_static(b"21.5"),
+            _ => bytes::Bytes::from_static(b"unknown question"),
+        })
+        .await
+        .unwrap();
+    let reply = asker
+        .request("sensor", &b"temp?"[..], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.from.as_str(), &reply.data[..]),
+        ("sensor", &b"21.5"[..])
+    );
+    // Many in flight at once are told apart by their ids.
+    let (a, b) = tokio::join!(
+        asker.request("sensor", &b"temp?"[..], Duration::from_secs(5)),
+        asker.request("sensor", &b"humidity?"[..], Duration::from_secs(5)),
+    );
+    assert_eq!(&a.unwrap().data[..], b"21.5");
+    assert_eq!(&b.unwrap().data[..], b"unknown question");
+    // Requests and replies never land in the inbox.
+    assert!(sensor.get_all().is_empty() && asker.get_all().is_empty());
+
+    // A peer without a handler says so at once.
+    let err = sensor
+        .request("asker", &b"anyone?"[..], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NoResponder { name } if name == "asker"),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "peer \"asker\" answers no requests");
+    let err = asker
+        .request("ghost", &b"?"[..], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+    // A responder that is not reading: the request times out rather than hanging.
+    sensor.pause();
+    let err = asker
+        .request("sensor", &b"temp?"[..], Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::RequestTimeout { .. }), "{err:?}");
+}
+
+#[actix_rt::test]
+async fn typed_messages_travel_as_json() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Reading {
+        sensor: String,
+        celsius: f32,
+    }
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let sent = Reading {
+        sensor: "kitchen".into(),
+        celsius: 21.5,
+    };
+    a.send_json("B", &sent).await.unwrap();
+    let m = b.recv().await.unwrap();
+    assert_eq!(m.json::<Reading>().unwrap(), sent);
+    assert!(
+        m.text().unwrap().contains("\"kitchen\""),
+        "JSON is text, readable by any peer"
+    );
+    assert!(matches!(m.json::<Vec<u8>>(), Err(ClientError::Json(_))));
+}

@@ -70,6 +70,14 @@ struct PendingAck {
     reply: oneshot::Sender<Result<(), ClientError>>,
 }
 
+struct PendingRequest {
+    reply: oneshot::Sender<Result<Inbound, ClientError>>,
+}
+
+/// Answers requests: gets the request, returns the reply's data. It runs on the peer's
+/// actor, so it should be quick; slow work belongs in a task that replies itself.
+pub type RequestHandler = Arc<dyn Fn(&Inbound) -> Bytes + Send + Sync>;
+
 /// The actor behind a [`crate::Peer`] handle.
 pub struct PeerActor {
     config: Arc<PeerConfig>,
@@ -82,6 +90,8 @@ pub struct PeerActor {
     reassembler: Reassembler,
     next_id: u64,
     pending_acks: HashMap<u64, PendingAck>,
+    pending_requests: HashMap<u64, PendingRequest>,
+    handler: Option<RequestHandler>,
     undelivered: Vec<Undelivered>,
     close_waiters: Vec<oneshot::Sender<CloseReport>>,
     last_rx: Instant,
@@ -116,6 +126,8 @@ impl PeerActor {
             list_so_far: Vec::new(),
             next_id: 1,
             pending_acks: HashMap::new(),
+            pending_requests: HashMap::new(),
+            handler: None,
             undelivered: Vec::new(),
             close_waiters: Vec::new(),
             last_rx: Instant::now(),
@@ -171,6 +183,11 @@ impl PeerActor {
                 "connection lost before {} acknowledged message {id}",
                 p.to
             ))));
+        }
+        for (_, p) in self.pending_requests.drain() {
+            let _ = p.reply.send(Err(ClientError::disconnected(
+                "connection lost before the reply",
+            )));
         }
         self.shared
             .set_status(Status::Reconnecting { attempt: 1, reason });
@@ -303,12 +320,19 @@ impl PeerActor {
                 let ack = m.flags & flags::ACK_REQUESTED != 0;
                 if let Some(done) = self.reassembler.push(m).map_err(ClientError::Handshake)? {
                     let (from, id) = (done.from.clone(), done.id);
-                    self.shared.push(Inbound {
+                    let msg = Inbound {
                         from: done.from,
                         id: done.id,
                         data: done.data,
                         flags: done.flags & !flags::ACK_REQUESTED,
-                    });
+                    };
+                    if msg.flags & flags::REQUEST != 0 {
+                        self.answer(msg)?;
+                    } else if msg.flags & flags::REPLY != 0 {
+                        self.settle_reply(msg);
+                    } else {
+                        self.shared.push(msg);
+                    }
                     if ack {
                         self.send(&Frame::Ack { peer: from, id })?;
                     }
@@ -328,11 +352,18 @@ impl PeerActor {
                         len: 0,
                         max: self.config.limits.max_message,
                     },
+                    NackReason::NoResponder => ClientError::NoResponder {
+                        name: peer.to_string(),
+                    },
                     _ => ClientError::Overloaded {
                         name: peer.to_string(),
                         id,
                     },
                 };
+                if let Some(p) = self.pending_requests.remove(&id) {
+                    let _ = p.reply.send(Err(err));
+                    return Ok(());
+                }
                 match self.pending_acks.remove(&id) {
                     Some(p) => {
                         let _ = p.reply.send(Err(err));
@@ -400,6 +431,59 @@ impl PeerActor {
             }
         }
         Ok(())
+    }
+
+    /// A request arrived: answer it with the handler, or say there is none.
+    fn answer(&mut self, req: Inbound) -> Result<(), ClientError> {
+        let Some(handler) = self.handler.clone() else {
+            return self.send(&Frame::Nack {
+                peer: req.from,
+                id: req.id,
+                reason: NackReason::NoResponder,
+            });
+        };
+        let data = handler(&req);
+        let mut payload = Vec::with_capacity(8 + data.len());
+        payload.extend_from_slice(&req.id.to_be_bytes());
+        payload.extend_from_slice(&data);
+        let id = self.next_id;
+        self.next_id += 1;
+        let compression = self
+            .link
+            .connection_ref()
+            .map_or(lanmesh_proto::Compression::None, |c| c.compression());
+        let text = if std::str::from_utf8(&data).is_ok() {
+            flags::TEXT
+        } else {
+            0
+        };
+        for frame in message_frames(
+            &Destination::Peer(req.from),
+            id,
+            flags::REPLY | text,
+            Bytes::from(payload),
+            compression,
+        ) {
+            self.send(&frame)?;
+        }
+        Ok(())
+    }
+
+    /// A reply arrived: hand it to the request waiting for it (a late one is dropped).
+    fn settle_reply(&mut self, mut reply: Inbound) {
+        if reply.data.len() < 8 {
+            debug!(from = %reply.from, "reply without a request id; dropped");
+            return;
+        }
+        let corr = reply.data.split_to(8);
+        let corr = u64::from_be_bytes(corr[..].try_into().unwrap_or([0; 8]));
+        reply.flags &= !flags::REPLY;
+        match self.pending_requests.remove(&corr) {
+            Some(p) => {
+                let _ = p.reply.send(Ok(reply));
+            }
+            None => debug!(from = %reply.from, corr, "reply to no pending request; dropped"),
+        }
     }
 
     /// After the application asked to close, a lost connection is final.
@@ -522,12 +606,15 @@ pub(crate) struct SendData {
     pub(crate) data: Bytes,
     pub(crate) flags: u8,
     pub(crate) ack: bool,
+    /// Set for a request: how long to wait for the reply.
+    pub(crate) request: Option<Duration>,
 }
 
-/// A queued message: its id, and the acknowledgement to wait for if one was asked.
+/// A queued message: its id, and the acknowledgement or reply to wait for if one was asked.
 pub(crate) struct Sent {
     pub(crate) id: u64,
     pub(crate) ack: Option<oneshot::Receiver<Result<(), ClientError>>>,
+    pub(crate) reply: Option<oneshot::Receiver<Result<Inbound, ClientError>>>,
 }
 
 impl Handler<SendData> for PeerActor {
@@ -595,7 +682,24 @@ impl PeerActor {
             }
             _ => None,
         };
-        Ok(Sent { id, ack })
+        let reply = match (&msg.dest, msg.request) {
+            (Destination::Peer(to), Some(after)) => {
+                let (tx, rx) = oneshot::channel();
+                self.pending_requests
+                    .insert(id, PendingRequest { reply: tx });
+                let name = to.to_string();
+                ctx.run_later(after, move |act, _| {
+                    if let Some(p) = act.pending_requests.remove(&id) {
+                        let _ = p
+                            .reply
+                            .send(Err(ClientError::RequestTimeout { name, after }));
+                    }
+                });
+                Some(rx)
+            }
+            _ => None,
+        };
+        Ok(Sent { id, ack, reply })
     }
 }
 
@@ -630,5 +734,18 @@ impl Handler<Terminate> for PeerActor {
 
     fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+/// Install or remove the request handler.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SetHandler(pub(crate) Option<RequestHandler>);
+
+impl Handler<SetHandler> for PeerActor {
+    type Result = ();
+
+    fn handle(&mut self, SetHandler(h): SetHandler, _: &mut Context<Self>) {
+        self.handler = h;
     }
 }

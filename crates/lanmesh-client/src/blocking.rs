@@ -56,6 +56,24 @@ impl Peer {
         self.rt.block_on(self.inner.broadcast(data))
     }
 
+    /// See [`AsyncPeer::request`].
+    pub fn request(
+        &self,
+        to: &str,
+        data: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, ClientError> {
+        self.rt.block_on(self.inner.request(to, data, timeout))
+    }
+
+    /// See [`AsyncPeer::respond`].
+    pub fn respond(
+        &self,
+        handler: impl Fn(&Message) -> Bytes + Send + Sync + 'static,
+    ) -> Result<(), ClientError> {
+        self.rt.block_on(self.inner.respond(handler))
+    }
+
     /// See [`AsyncPeer::recv`].
     pub fn recv(&self) -> Result<Message, ClientError> {
         self.rt.block_on(self.inner.recv())

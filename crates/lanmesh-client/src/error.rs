@@ -55,6 +55,23 @@ pub enum ClientError {
         /// The refused message.
         id: u64,
     },
+    /// The peer answers no requests (it has no request handler).
+    #[error("peer {name:?} answers no requests")]
+    NoResponder {
+        /// The peer asked.
+        name: String,
+    },
+    /// No reply arrived in time.
+    #[error("no reply from {name:?} within {after:?}")]
+    RequestTimeout {
+        /// The peer asked.
+        name: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// A payload is not the JSON the application expected, or could not be encoded.
+    #[error("JSON: {0}")]
+    Json(String),
     /// The message is larger than the limit.
     #[error("message of {len} bytes exceeds the limit of {max}")]
     TooLarge {

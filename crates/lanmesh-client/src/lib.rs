@@ -24,7 +24,7 @@ mod error;
 mod peer;
 mod shared;
 
-pub use actor::{CloseReport, PeerActor, Undelivered};
+pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
 pub use config::PeerConfig;
 pub use error::ClientError;
 pub use peer::{Peer, PeerBuilder};

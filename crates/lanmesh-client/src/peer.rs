@@ -13,7 +13,9 @@ use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
-use crate::actor::{Close, CloseReport, PeerActor, SendData, Terminate};
+use crate::actor::{
+    Close, CloseReport, PeerActor, RequestHandler, SendData, SetHandler, Terminate,
+};
 use crate::config::PeerConfig;
 use crate::dial::dial;
 use crate::error::ClientError;
@@ -260,6 +262,7 @@ impl Peer {
             data: data.into(),
             flags: 0,
             ack: false,
+            request: None,
         };
         Ok(self.submit(msg).await?.id)
     }
@@ -272,6 +275,7 @@ impl Peer {
             data,
             flags: flags::TEXT,
             ack: false,
+            request: None,
         };
         Ok(self.submit(msg).await?.id)
     }
@@ -295,6 +299,7 @@ impl Peer {
                 data,
                 flags: bits,
                 ack: true,
+                request: None,
             })
             .await?;
         let ack = sent
@@ -313,6 +318,7 @@ impl Peer {
             data: data.into(),
             flags: 0,
             ack: false,
+            request: None,
         };
         Ok(self.submit(msg).await?.id)
     }
@@ -325,8 +331,65 @@ impl Peer {
             data,
             flags: flags::TEXT,
             ack: false,
+            request: None,
         };
         Ok(self.submit(msg).await?.id)
+    }
+
+    /// Sends `data` to `to` as a request and waits up to `timeout` for the reply (whose
+    /// `data` is the answer). Fails with `UnknownPeer`, `NoResponder` (the peer answers no
+    /// requests) or `RequestTimeout` — never hangs.
+    pub async fn request(
+        &self,
+        to: &str,
+        data: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, ClientError> {
+        let msg = SendData {
+            dest: Self::dest(to)?,
+            data: data.into(),
+            flags: flags::REQUEST,
+            ack: false,
+            request: Some(timeout),
+        };
+        let sent = self.submit(msg).await?;
+        let reply = sent
+            .reply
+            .ok_or_else(|| ClientError::disconnected("no reply expected"))?;
+        reply.await.map_err(|_| {
+            ClientError::disconnected("connection closed while waiting for the reply")
+        })?
+    }
+
+    /// Answers every request that reaches this peer with `handler(request)`. The handler
+    /// runs on the peer's actor: keep it quick. Without one, requesters get `NoResponder`.
+    pub async fn respond(
+        &self,
+        handler: impl Fn(&Message) -> Bytes + Send + Sync + 'static,
+    ) -> Result<(), ClientError> {
+        let handler: RequestHandler = Arc::new(handler);
+        self.actor
+            .send(SetHandler(Some(handler)))
+            .await
+            .map_err(|_| ClientError::disconnected("peer stopped"))
+    }
+
+    /// Stops answering requests.
+    pub async fn stop_responding(&self) -> Result<(), ClientError> {
+        self.actor
+            .send(SetHandler(None))
+            .await
+            .map_err(|_| ClientError::disconnected("peer stopped"))
+    }
+
+    /// Sends any `serde` value as JSON text (the receiver uses [`Message::json`]).
+    pub async fn send_json<T: serde::Serialize + ?Sized>(
+        &self,
+        to: &str,
+        value: &T,
+    ) -> Result<u64, ClientError> {
+        let text = serde_json::to_string(value).map_err(|e| ClientError::Json(e.to_string()))?;
+        self.send_text(to, &text).await
     }
 
     /// The next message, waiting for one. Fails once the connection is gone and every

@@ -62,6 +62,11 @@ impl Message {
         }
     }
 
+    /// The payload decoded from JSON (see `Peer::send_json`).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::ClientError> {
+        serde_json::from_slice(&self.data).map_err(|e| crate::ClientError::Json(e.to_string()))
+    }
+
     /// Whether it was sent to everyone.
     pub fn is_broadcast(&self) -> bool {
         self.flags & flags::BROADCAST != 0

@@ -46,6 +46,11 @@ pub mod flags {
     pub const CHUNKED: u8 = 0x08;
     /// The message was broadcast to every peer.
     pub const BROADCAST: u8 = 0x10;
+    /// The sender expects a reply (request/reply).
+    pub const REQUEST: u8 = 0x20;
+    /// The message answers a request; its payload starts with the request's id
+    /// (8 bytes, big-endian), then the reply data.
+    pub const REPLY: u8 = 0x40;
 }
 
 /// Position of a chunk inside a large message.
@@ -114,6 +119,8 @@ pub enum NackReason {
     Overloaded,
     /// The message is larger than the recipient accepts.
     TooLarge,
+    /// A request reached a peer that answers no requests.
+    NoResponder,
     /// A reason this version does not know.
     Other(u8),
 }
@@ -124,6 +131,7 @@ impl NackReason {
             Self::UnknownPeer => 1,
             Self::Overloaded => 2,
             Self::TooLarge => 3,
+            Self::NoResponder => 4,
             Self::Other(b) => b,
         }
     }
@@ -132,6 +140,7 @@ impl NackReason {
             1 => Self::UnknownPeer,
             2 => Self::Overloaded,
             3 => Self::TooLarge,
+            4 => Self::NoResponder,
             other => Self::Other(other),
         }
     }

@@ -5,7 +5,7 @@
 //! 2. Join: ask the `Router` for the name; answer `Welcome` and the member list, or an
 //!    `Error` frame and close. A connection without a name is an observer: it may only
 //!    list peers.
-//! 3. Forward: each `Send`/`Broadcast`/`Ack` is turned into `Deliver`/`Ack` frames and
+//! 3. Forward: each `Send`/`Broadcast`/`Ack`/`Nack` is turned into `Deliver`/`Ack`/`Nack` frames and
 //!    handed straight to the destination sessions found in the routing snapshot, one actor
 //!    message per destination per record. What cannot be delivered is answered with a
 //!    `Nack` to the sender: nothing is dropped silently.
@@ -347,6 +347,21 @@ impl Session {
                     out.push(peer.clone(), addr, Frame::Ack { peer: me, id });
                 }
             }
+            // End to end, like `Ack`: a recipient refusing a message (a request it has no
+            // responder for).
+            Frame::Nack { peer, id, reason } => {
+                if let Some(addr) = self.snapshot.get(peer.as_str()) {
+                    out.push(
+                        peer.clone(),
+                        addr,
+                        Frame::Nack {
+                            peer: me,
+                            id,
+                            reason,
+                        },
+                    );
+                }
+            }
             other => {
                 let text = format!("a client may not send {}", frame_kind(&other));
                 self.fail(ctx, ErrorCode::Protocol, text);
@@ -436,7 +451,6 @@ impl Session {
 fn frame_kind(f: &Frame) -> &'static str {
     match f {
         Frame::Deliver(_) => "Deliver",
-        Frame::Nack { .. } => "Nack",
         Frame::Welcome { .. } => "Welcome",
         Frame::PeerList { .. } => "PeerList",
         Frame::PeerJoined(_) => "PeerJoined",
