@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::{addr, eventually, peer, router, start};
+use common::{addr, eventually, noise, peer, router, start};
 use lanmesh::proto::frame::Message as Msg;
 use lanmesh::proto::record::put_prefixed;
 use lanmesh::proto::{
@@ -18,19 +18,6 @@ use lanmesh::proto::{
 use lanmesh::{Peer, RunningRouter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Reads until the router closes the connection; returns what it sent and how long it took.
 async fn read_to_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {

@@ -78,17 +78,7 @@ async fn large_messages_are_chunked_and_compressible_ones_shrink() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;
     let b = peer(&r, "B").await;
-    let random: Vec<u8> = {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        (0..3_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let random = common::noise(0x2545_f491_4f6c_dd1d, 3_000_000);
     a.send_acked("B", random.clone()).await.unwrap();
     assert_eq!(&b.recv().await.unwrap().data[..], &random[..]);
 
@@ -157,21 +147,7 @@ async fn a_held_name_is_refused_and_the_holder_keeps_working() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;
     let b = peer(&r, "B").await;
-    let err = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Refused {
-                code: ErrorCode::NameTaken,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    common::assert_name_taken(&r, "A").await;
     b.send_acked("A", &b"still here?"[..]).await.unwrap();
     assert_eq!(&a.recv().await.unwrap().data[..], b"still here?");
 }
@@ -481,21 +457,7 @@ async fn the_same_key_replaces_a_stale_session_and_another_key_is_refused() {
     let b = peer(&r, "B").await;
     b.send_acked("A", &b"to the newest A"[..]).await.unwrap();
     assert_eq!(&second.recv().await.unwrap().data[..], b"to the newest A");
-    let err = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Refused {
-                code: ErrorCode::NameTaken,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    common::assert_name_taken(&r, "A").await;
 }
 
 #[actix_rt::test]

@@ -48,3 +48,35 @@ pub(crate) async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut
 pub(crate) fn names(p: &Peer) -> Vec<String> {
     p.peers().iter().map(|i| i.name.to_string()).collect()
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts that joining as `name` is refused because the name is held.
+pub(crate) async fn assert_name_taken(r: &RunningRouter, name: &str) {
+    let err = Peer::builder(name)
+        .router(addr(r).to_string())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            lanmesh::ClientError::Refused {
+                code: lanmesh::proto::ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

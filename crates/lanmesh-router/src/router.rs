@@ -144,51 +144,36 @@ impl Handler<Join> for Router {
     type Result = Result<Joined, JoinRefused>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
-        if let Some(holder) = self.members.get(&join.info.name) {
-            if holder.info.key == join.info.key {
-                // The same key again: a reconnect whose old connection the router has not
-                // seen die yet. The new connection wins; the old one is told and closed.
+        // The same key again is a reconnect whose old connection the router has not seen
+        // die yet: the new connection wins and the old one is told. Another key is refused.
+        let reconnect = match self.members.get(&join.info.name) {
+            Some(holder) if holder.info.key == join.info.key => {
                 holder.addr.do_send(Replaced);
-                info!(peer = %join.info.name, "peer reconnected; replacing its old session");
-                let name = join.info.name.clone();
-                self.members.insert(
-                    name,
-                    Member {
-                        session_id: join.session_id,
-                        addr: join.addr,
-                        info: join.info,
-                        counters: join.counters,
-                    },
-                );
-                self.rebuild_snapshot();
-                self.publish(None, None);
-                return Ok(Joined {
-                    snapshot: self.snapshot.clone(),
-                    peers: self.peer_list(),
+                true
+            }
+            Some(holder) => {
+                return Err(JoinRefused {
+                    code: ErrorCode::NameTaken,
+                    text: format!(
+                        "name {:?} is already held by a peer connected from {}",
+                        join.info.name.as_str(),
+                        holder.info.addr
+                    ),
                 });
             }
-            return Err(JoinRefused {
-                code: ErrorCode::NameTaken,
-                text: format!(
-                    "name {:?} is already held by a peer connected from {}",
-                    join.info.name.as_str(),
-                    holder.info.addr
-                ),
-            });
-        }
-        info!(peer = %join.info.name, addr = %join.info.addr, "peer joined");
-        let name = join.info.name.clone();
-        self.members.insert(
-            name,
-            Member {
-                session_id: join.session_id,
-                addr: join.addr,
-                info: join.info.clone(),
-                counters: join.counters,
-            },
-        );
+            None => false,
+        };
+        info!(peer = %join.info.name, addr = %join.info.addr, reconnect, "peer joined");
+        let event = (!reconnect).then(|| Frame::PeerJoined(join.info.clone()));
+        let member = Member {
+            session_id: join.session_id,
+            addr: join.addr,
+            info: join.info,
+            counters: join.counters,
+        };
+        self.members.insert(member.info.name.clone(), member);
         self.rebuild_snapshot();
-        self.publish(Some(Frame::PeerJoined(join.info)), Some(join.session_id));
+        self.publish(event, Some(join.session_id));
         Ok(Joined {
             snapshot: self.snapshot.clone(),
             peers: self.peer_list(),
