@@ -51,3 +51,8 @@ bench: bench-discovery
 # Regenerate docs/dashboard.png (headless Chromium, three peers and some traffic).
 screenshot:
     cargo test --test browser -- --ignored dashboard_screenshot --nocapture
+
+# Fuzz every decoder (nightly + cargo-fuzz) for SECONDS each: records/frames, the
+# handshake, decompression/reassembly. Seeds in fuzz/corpus/.
+fuzz SECONDS="60":
+    bash scripts/fuzz.sh {{SECONDS}}
