@@ -105,9 +105,12 @@ pub(crate) fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs in files and pipes stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
