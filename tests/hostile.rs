@@ -230,6 +230,7 @@ async fn frames_a_client_may_not_send_are_refused() {
         id: 1,
         flags: 0,
         chunk: None,
+        prev: None,
         payload: Bytes::from_static(b"trust me"),
     });
     raw.send(&forged).await;
@@ -255,6 +256,7 @@ async fn frames_a_client_may_not_send_are_refused() {
             id: 1,
             flags: 0,
             chunk: None,
+            prev: None,
             payload: Bytes::from_static(b"anonymous"),
         }))
         .await;

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         let payload = Bytes::copy_from_slice(&rest[6..6 + len]);
         rest = &rest[6 + len..];
         let chunk = (flags & 0x80 != 0).then_some(Chunk { offset, total });
-        let m = Message { peer: name.clone(), id: u64::from(flags & 3), flags: flags & 0x01, chunk, payload };
+        let m = Message { peer: name.clone(), id: u64::from(flags & 3), flags: flags & 0x01, chunk, prev: None, payload };
         if let Ok(Some(done)) = r.push(m) {
             assert!(done.data.len() as u64 <= MAX);
         }

@@ -51,6 +51,10 @@ pub mod flags {
     /// The message answers a request; its payload starts with the request's id
     /// (8 bytes, big-endian), then the reply data.
     pub const REPLY: u8 = 0x40;
+    /// The message is part of the sender's acked stream to this recipient; the id of the
+    /// stream's previous message follows the id (see [`super::Message::prev`]).
+    /// Set and cleared by the codec.
+    pub const SEQUENCED: u8 = 0x80;
 }
 
 /// Position of a chunk inside a large message.
@@ -73,6 +77,10 @@ pub struct Message {
     pub flags: u8,
     /// Set when this frame carries one chunk of a larger message.
     pub chunk: Option<Chunk>,
+    /// For acked messages: the id of the previous message of the sender's acked stream
+    /// to this recipient that the recipient must have before this one (0: none). The
+    /// recipient uses it to keep the stream in order and exactly-once across reconnects.
+    pub prev: Option<u64>,
     /// The (possibly compressed) payload bytes.
     pub payload: Bytes,
 }
@@ -311,28 +319,58 @@ fn short_len(b: &[u8]) -> usize {
     1 + b.len().min(255)
 }
 
-fn body_len(chunk: &Option<Chunk>, payload: &Bytes) -> usize {
-    8 + 1 + if chunk.is_some() { 16 } else { 0 } + payload.len()
+fn body_len(chunk: &Option<Chunk>, prev: Option<u64>, payload: &Bytes) -> usize {
+    8 + 1
+        + if chunk.is_some() { 16 } else { 0 }
+        + if prev.is_some() { 8 } else { 0 }
+        + payload.len()
 }
 
-fn put_body(buf: &mut impl BufMut, id: u64, flags: u8, chunk: &Option<Chunk>, payload: &Bytes) {
+/// The body of a message: id, flags, then `prev` if `SEQUENCED`, then `(offset, total)`
+/// if `CHUNKED`, then the payload.
+fn put_body(
+    buf: &mut impl BufMut,
+    id: u64,
+    flags: u8,
+    chunk: &Option<Chunk>,
+    prev: Option<u64>,
+    payload: &Bytes,
+) {
     buf.put_u64(id);
-    match chunk {
-        Some(c) => {
-            buf.put_u8(flags | flags::CHUNKED);
-            buf.put_u64(c.offset);
-            buf.put_u64(c.total);
-        }
-        None => buf.put_u8(flags & !flags::CHUNKED),
+    let mut bits = flags & !(flags::CHUNKED | flags::SEQUENCED);
+    if chunk.is_some() {
+        bits |= flags::CHUNKED;
+    }
+    if prev.is_some() {
+        bits |= flags::SEQUENCED;
+    }
+    buf.put_u8(bits);
+    if let Some(p) = prev {
+        buf.put_u64(p);
+    }
+    if let Some(c) = chunk {
+        buf.put_u64(c.offset);
+        buf.put_u64(c.total);
     }
     buf.put_slice(payload);
 }
 
-type Body = (u64, u8, Option<Chunk>, Bytes);
+struct Body {
+    id: u64,
+    flags: u8,
+    chunk: Option<Chunk>,
+    prev: Option<u64>,
+    payload: Bytes,
+}
 
 fn read_body(r: &mut Reader) -> Result<Body> {
     let id = r.u64()?;
     let raw = r.u8()?;
+    let prev = if raw & flags::SEQUENCED != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
     let chunk = if raw & flags::CHUNKED != 0 {
         Some(Chunk {
             offset: r.u64()?,
@@ -341,7 +379,13 @@ fn read_body(r: &mut Reader) -> Result<Body> {
     } else {
         None
     };
-    Ok((id, raw & !flags::CHUNKED, chunk, r.rest()))
+    Ok(Body {
+        id,
+        flags: raw & !(flags::CHUNKED | flags::SEQUENCED),
+        chunk,
+        prev,
+        payload: r.rest(),
+    })
 }
 
 fn peer_info_len(p: &PeerInfo) -> usize {
@@ -408,9 +452,9 @@ impl Frame {
     fn body_len(&self) -> usize {
         match self {
             Frame::Send(m) | Frame::Deliver(m) => {
-                short_len(m.peer.as_str().as_bytes()) + body_len(&m.chunk, &m.payload)
+                short_len(m.peer.as_str().as_bytes()) + body_len(&m.chunk, m.prev, &m.payload)
             }
-            Frame::Broadcast(b) => body_len(&b.chunk, &b.payload),
+            Frame::Broadcast(b) => body_len(&b.chunk, None, &b.payload),
             Frame::Ack { peer, .. } => short_len(peer.as_str().as_bytes()) + 8,
             Frame::Nack { peer, .. } => short_len(peer.as_str().as_bytes()) + 9,
             Frame::Welcome { name } | Frame::PeerLeft { name } => {
@@ -445,9 +489,9 @@ impl Frame {
         match self {
             Frame::Send(m) | Frame::Deliver(m) => {
                 put_short(buf, m.peer.as_str().as_bytes());
-                put_body(buf, m.id, m.flags, &m.chunk, &m.payload);
+                put_body(buf, m.id, m.flags, &m.chunk, m.prev, &m.payload);
             }
-            Frame::Broadcast(b) => put_body(buf, b.id, b.flags, &b.chunk, &b.payload),
+            Frame::Broadcast(b) => put_body(buf, b.id, b.flags, &b.chunk, None, &b.payload),
             Frame::Ack { peer, id } => {
                 put_short(buf, peer.as_str().as_bytes());
                 buf.put_u64(*id);
@@ -484,13 +528,20 @@ impl Frame {
         let frame = match kind {
             kind::SEND | kind::DELIVER => {
                 let peer = r.name()?;
-                let (id, flags, chunk, payload) = read_body(&mut r)?;
+                let Body {
+                    id,
+                    flags,
+                    chunk,
+                    prev,
+                    payload,
+                } = read_body(&mut r)?;
                 check_chunk(&chunk, &payload)?;
                 let m = Message {
                     peer,
                     id,
                     flags,
                     chunk,
+                    prev,
                     payload,
                 };
                 if kind == kind::SEND {
@@ -500,7 +551,18 @@ impl Frame {
                 }
             }
             kind::BROADCAST => {
-                let (id, flags, chunk, payload) = read_body(&mut r)?;
+                let Body {
+                    id,
+                    flags,
+                    chunk,
+                    prev,
+                    payload,
+                } = read_body(&mut r)?;
+                if prev.is_some() {
+                    return Err(ProtoError::Malformed {
+                        what: "sequenced broadcast",
+                    });
+                }
                 check_chunk(&chunk, &payload)?;
                 Frame::Broadcast(Broadcast {
                     id,
@@ -644,6 +706,7 @@ mod tests {
             id: 7,
             flags: flags::TEXT,
             chunk: None,
+            prev: None,
             payload: Bytes::from_static(b"hi"),
         });
         assert_eq!(
@@ -658,11 +721,30 @@ mod tests {
                 offset: 2,
                 total: 3,
             }),
+            prev: None,
             payload: Bytes::from_static(b"z"),
         });
         assert_eq!(
             hex_of(&chunked),
             "02001c014100000000000000010800000000000000020000000000000003".to_owned() + "7a"
+        );
+        let sequenced = Frame::Send(Message {
+            peer: name("B"),
+            id: 9,
+            flags: flags::ACK_REQUESTED,
+            chunk: Some(Chunk {
+                offset: 0,
+                total: 1,
+            }),
+            prev: Some(4),
+            payload: Bytes::from_static(b"q"),
+        });
+        assert_eq!(
+            hex_of(&sequenced),
+            "010024014200000000000000098a0000000000000004\
+             00000000000000000000000000000001"
+                .to_owned()
+                + "71"
         );
         assert_eq!(
             hex_of(&Frame::Ack {
@@ -746,6 +828,7 @@ mod tests {
                 offset: 10,
                 total: 11,
             }),
+            prev: None,
             payload: Bytes::from_static(b"too long"),
         });
         let mut buf = BytesMut::new();
@@ -788,7 +871,7 @@ mod tests {
     }
 
     fn arb_flags() -> impl Strategy<Value = u8> {
-        any::<u8>().prop_map(|f| f & !flags::CHUNKED)
+        any::<u8>().prop_map(|f| f & !(flags::CHUNKED | flags::SEQUENCED))
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
@@ -797,13 +880,15 @@ mod tests {
             any::<u64>(),
             arb_flags(),
             arb_chunk(),
+            proptest::option::of(any::<u64>()),
             arb_payload(),
         )
-            .prop_map(|(peer, id, flags, chunk, payload)| Message {
+            .prop_map(|(peer, id, flags, chunk, prev, payload)| Message {
                 peer,
                 id,
                 flags,
                 chunk,
+                prev,
                 payload,
             })
     }

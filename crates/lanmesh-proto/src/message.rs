@@ -49,6 +49,7 @@ pub fn message_frames(
             id,
             flags: flag_bits,
             chunk,
+            prev: None,
             payload,
         }),
         Destination::Everyone => Frame::Broadcast(Broadcast {
@@ -85,6 +86,8 @@ pub struct Complete {
     pub id: u64,
     /// Flags of the message (`COMPRESSED` and `CHUNKED` cleared).
     pub flags: u8,
+    /// Its place in the sender's acked stream, if it is part of one.
+    pub prev: Option<u64>,
     /// The application data.
     pub data: Bytes,
 }
@@ -94,6 +97,7 @@ struct Partial {
     buf: BytesMut,
     total: u64,
     flags: u8,
+    prev: Option<u64>,
 }
 
 /// Reassembles chunked messages with a bounded number in flight and a bounded size.
@@ -118,9 +122,16 @@ impl Reassembler {
     }
 
     /// Takes one `Deliver` frame's message; returns the whole message once it is complete.
+    ///
+    /// After a reconnect a message can arrive again from its start (a resend) while part
+    /// of an earlier copy is held, or its tail can arrive without its start (the start was
+    /// lost with the old connection). The first restarts the message; the second is
+    /// dropped — the sender resends what the recipient did not acknowledge.
     pub fn push(&mut self, m: Message) -> Result<Option<Complete>> {
         let Some(chunk) = m.chunk else {
-            return self.finish(m.peer, m.id, m.flags, m.payload).map(Some);
+            return self
+                .finish(m.peer, m.id, m.flags, m.prev, m.payload)
+                .map(Some);
         };
         if chunk.total > self.limits.max_message {
             return Err(ProtoError::MessageTooLarge {
@@ -129,13 +140,12 @@ impl Reassembler {
             });
         }
         let key = (m.peer.clone(), m.id);
+        if chunk.offset == 0 {
+            self.partial.remove(&key);
+        }
         if !self.partial.contains_key(&key) {
             if chunk.offset != 0 {
-                return Err(ProtoError::ChunkOrder {
-                    id: m.id,
-                    expected: 0,
-                    offset: chunk.offset,
-                });
+                return Ok(None);
             }
             if self.partial.len() >= self.limits.max_partial_messages {
                 return Err(ProtoError::TooManyPartial {
@@ -149,6 +159,7 @@ impl Reassembler {
                     buf: BytesMut::new(),
                     total: chunk.total,
                     flags: m.flags,
+                    prev: m.prev,
                 },
             );
         }
@@ -172,11 +183,18 @@ impl Reassembler {
             .partial
             .remove(&key)
             .expect("present: just appended to it");
-        self.finish(m.peer, m.id, part.flags, part.buf.freeze())
+        self.finish(m.peer, m.id, part.flags, part.prev, part.buf.freeze())
             .map(Some)
     }
 
-    fn finish(&self, from: Name, id: u64, flag_bits: u8, payload: Bytes) -> Result<Complete> {
+    fn finish(
+        &self,
+        from: Name,
+        id: u64,
+        flag_bits: u8,
+        prev: Option<u64>,
+        payload: Bytes,
+    ) -> Result<Complete> {
         let data = if flag_bits & flags::COMPRESSED != 0 {
             Bytes::from(decompress(&payload, self.limits.max_message)?)
         } else {
@@ -192,6 +210,7 @@ impl Reassembler {
             from,
             id,
             flags: flag_bits & !(flags::COMPRESSED | flags::CHUNKED),
+            prev,
             data,
         })
     }
@@ -268,6 +287,7 @@ mod tests {
                 offset: 0,
                 total: 1 << 32,
             }),
+            prev: None,
             payload: Bytes::from_static(b"x"),
         };
         assert!(matches!(
@@ -282,9 +302,47 @@ mod tests {
                 offset: 5,
                 total: 10,
             }),
+            prev: None,
             payload: Bytes::from_static(b"x"),
         };
-        assert!(matches!(r.push(late), Err(ProtoError::ChunkOrder { .. })));
+        // A tail without its start (lost with an old connection) is dropped.
+        assert_eq!(r.push(late.clone()), Ok(None));
+        assert_eq!(r.buffered_bytes(), 0);
+        let start = Message {
+            chunk: Some(Chunk {
+                offset: 0,
+                total: 10,
+            }),
+            ..late.clone()
+        };
+        assert_eq!(r.push(start.clone()), Ok(None));
+        let gap = Message {
+            chunk: Some(Chunk {
+                offset: 5,
+                total: 10,
+            }),
+            ..late
+        };
+        assert!(matches!(r.push(gap), Err(ProtoError::ChunkOrder { .. })));
+    }
+
+    #[test]
+    fn a_resent_message_restarts_its_reassembly() {
+        let data: Bytes = (0..150_000u32)
+            .map(|i| (i % 7) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let frames = message_frames(&to, 3, 0, data.clone(), Compression::None);
+        let mut r = Reassembler::new(Limits::default());
+        // The first copy is cut after its first chunk; the resend starts over.
+        assert_eq!(r.push(deliver(frames[0].clone(), "A")), Ok(None));
+        let mut done = None;
+        for f in frames {
+            done = r.push(deliver(f, "A")).unwrap();
+        }
+        assert_eq!(done.map(|c| c.data), Some(data));
+        assert_eq!(r.buffered_bytes(), 0);
     }
 
     #[test]
@@ -303,6 +361,7 @@ mod tests {
                     offset: 0,
                     total: 10,
                 }),
+                prev: None,
                 payload: Bytes::from_static(b"x"),
             };
             let res = r.push(m);

@@ -56,6 +56,7 @@ fn msg(to: &str, id: u64, payload: &'static [u8]) -> Frame {
         id,
         flags: flags::TEXT,
         chunk: None,
+        prev: None,
         payload: Bytes::from_static(payload),
     })
 }
@@ -108,6 +109,7 @@ fn records_split_when_full() {
         id: 1,
         flags: 0,
         chunk: None,
+        prev: None,
         payload: Bytes::from(vec![7u8; 40_000]),
     });
     let got = exchange(&mut a, &mut r, &[big.clone(), big.clone(), big.clone()]);

@@ -165,6 +165,7 @@ tests! {
             id: 7,
             flags: flags::TEXT | flags::ACK_REQUESTED,
             chunk: None,
+            prev: None,
             payload: Bytes::from_static(b"hi"),
         })]);
         assert_eq!(
@@ -189,6 +190,7 @@ tests! {
             id: 8,
             flags: flags::BROADCAST,
             chunk: None,
+            prev: None,
             payload: Bytes::from_static(&[0, 159, 146, 150]),
         })]);
         assert_eq!(

@@ -248,6 +248,7 @@ async fn mesh_peer_speaks_the_protocol_over_its_websocket() {
             id: 7,
             flags: flags::TEXT | flags::ACK_REQUESTED,
             chunk: None,
+            prev: None,
             payload: Bytes::from_static(b"hi"),
         }),
     ]);
@@ -292,6 +293,7 @@ async fn mesh_peer_speaks_the_protocol_over_its_websocket() {
         id: 8,
         flags: 0,
         chunk: None,
+        prev: None,
         payload: Bytes::from_static(&[1, 2, 3]),
     })]);
     {
