@@ -55,6 +55,7 @@ pub struct RouterBuilder {
     no_mdns: bool,
     interface: Option<String>,
     http: Option<String>,
+    grace: Option<std::time::Duration>,
 }
 
 impl RouterBuilder {
@@ -113,6 +114,13 @@ impl RouterBuilder {
         self
     }
 
+    /// How long a peer whose connection broke keeps its name and its waiting messages
+    /// (default 30 s; zero: a broken connection leaves at once).
+    pub fn grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// Advertise on this network interface only.
     pub fn interface(mut self, name: impl Into<String>) -> Self {
         self.interface = Some(name.into());
@@ -145,6 +153,9 @@ impl RouterBuilder {
         config.allow_plaintext = self.plaintext;
         if let Some(limits) = &self.limits {
             config.limits = limits.clone();
+        }
+        if let Some(grace) = self.grace {
+            config.grace = grace;
         }
         Ok(config)
     }

@@ -120,7 +120,9 @@ async fn oversized_message_is_refused_before_sending() {
 
 #[actix_rt::test]
 async fn membership_is_tracked_live() {
-    let r = start(router()).await;
+    // A dropped connection keeps its name for the grace period, then leaves.
+    let grace = Duration::from_millis(300);
+    let r = start(router().grace(grace)).await;
     let a = peer(&r, "A").await;
     assert_eq!(names(&a), ["A"]);
     let b = peer(&r, "B").await;
@@ -136,10 +138,15 @@ async fn membership_is_tracked_live() {
     .await;
     let c = peer(&r, "C").await;
     c.terminate();
+    let dropped = std::time::Instant::now();
     eventually("A to see C dropped", Duration::from_secs(5), || {
         names(&a) == ["A"]
     })
     .await;
+    assert!(
+        dropped.elapsed() >= grace,
+        "C left before its grace period ended"
+    );
 }
 
 #[actix_rt::test]

@@ -34,6 +34,10 @@ pub(crate) struct RouterArgs {
     /// Join the mesh from the router process under this name and print what it receives.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Seconds a peer whose connection broke keeps its name and its waiting messages
+    /// (0: it leaves at once).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    grace: u64,
     /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
     #[arg(long, hide = true)]
     plaintext: bool,
@@ -43,6 +47,7 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     let mut b = lanmesh::Router::builder()
         .mesh(args.mesh.clone())
         .plaintext(args.plaintext)
+        .grace(std::time::Duration::from_secs(args.grace))
         .mdns(!args.no_mdns);
     if let Some(i) = &args.interface {
         b = b.interface(i.clone());

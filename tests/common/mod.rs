@@ -2,6 +2,7 @@
 //! for conditions (never a blind sleep).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod chaos;
 pub(crate) mod netns;
 pub(crate) mod proc;
 pub(crate) mod webdriver;

@@ -10,11 +10,13 @@
 //! 4. Close: `Close` → the router answers `Close` once everything before it is handled,
 //!    so a closing peer learns about every message the router could not deliver.
 //! 5. Lost: when the connection drops after the first welcome, the actor dials again
-//!    with exponential backoff (100 ms doubling to 5 s) and handshakes anew; the inbox and
-//!    the handles survive. Sends fail fast while it is away; acked sends in flight fail
-//!    with `Disconnected`.
+//!    with exponential backoff (100 ms doubling to 5 s) and handshakes anew, offering the
+//!    same resume token so the router resumes the session; the inbox and the handles
+//!    survive. Plain sends fail fast while it is away; acked sends are kept and go (again)
+//!    after the welcome, and duplicates are dropped on arrival (see [`crate::stream`]).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -34,6 +36,7 @@ use crate::config::PeerConfig;
 use crate::dial::{Dialed, dial};
 use crate::error::ClientError;
 use crate::shared::{Message as Inbound, Shared, Status};
+use crate::stream::{Outbox, Seen, Verdict};
 
 /// What the application learns about a message it sent without waiting for an ack, and
 /// that the router could not deliver.
@@ -72,6 +75,8 @@ struct PendingAck {
 
 struct PendingRequest {
     reply: oneshot::Sender<Result<Inbound, ClientError>>,
+    to: Name,
+    timeout: Duration,
 }
 
 /// Answers requests: gets the request, returns the reply's data. It runs on the peer's
@@ -102,7 +107,22 @@ pub struct PeerActor {
     attempts: u32,
     /// Counts connections, so timers of an old one do nothing on a new one.
     epoch: u64,
+    /// Offered in every handshake: the router resumes this peer's session with it.
+    resume_token: Bytes,
+    /// Acked messages not yet acknowledged, per recipient.
+    outbox: Outbox,
+    /// The acked streams from other peers.
+    seen: Seen,
+    /// Ack deadlines in the order they were set (all acks wait equally long). One sweep
+    /// on the tick replaces a timer per message, which actix would poll on every wakeup.
+    ack_deadlines: VecDeque<(Instant, u64)>,
+    /// Reply deadlines, soonest first.
+    request_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    last_resend_check: Instant,
 }
+
+/// How often deadlines are checked: the precision of ack and request timeouts.
+const DEADLINE_TICK: Duration = Duration::from_millis(20);
 
 /// At most this many undelivered notices are kept for `close`.
 const MAX_UNDELIVERED: usize = 1024;
@@ -136,6 +156,12 @@ impl PeerActor {
             router_addr: dialed.addr,
             attempts: 0,
             epoch: 0,
+            resume_token: new_resume_token(),
+            outbox: Outbox::default(),
+            seen: Seen::default(),
+            ack_deadlines: VecDeque::new(),
+            request_deadlines: BinaryHeap::new(),
+            last_resend_check: Instant::now(),
         }
     }
 
@@ -178,12 +204,8 @@ impl PeerActor {
         // Retire the old connection: its reader and writer futures end on their own.
         self.reader = Reader::detached();
         self.link = Link::detached();
-        for (id, p) in self.pending_acks.drain() {
-            let _ = p.reply.send(Err(ClientError::disconnected(format!(
-                "connection lost before {} acknowledged message {id}",
-                p.to
-            ))));
-        }
+        // Acked messages wait for the next connection (until their ack deadline).
+        self.outbox.connection_lost();
         for (_, p) in self.pending_requests.drain() {
             let _ = p.reply.send(Err(ClientError::disconnected(
                 "connection lost before the reply",
@@ -241,7 +263,7 @@ impl PeerActor {
         let start = Initiator::start(
             &self.config.handshake(),
             self.config.name.clone(),
-            Bytes::new(),
+            self.resume_token.clone(),
         );
         match start.and_then(|(init, msg1)| {
             self.link.send_handshake(&msg1)?;
@@ -320,6 +342,18 @@ impl PeerActor {
                 let ack = m.flags & flags::ACK_REQUESTED != 0;
                 if let Some(done) = self.reassembler.push(m).map_err(ClientError::Handshake)? {
                     let (from, id) = (done.from.clone(), done.id);
+                    if let Some(prev) = done.prev {
+                        match self.seen.check(&from, id, prev) {
+                            Verdict::Deliver => {}
+                            Verdict::Duplicate => {
+                                return self.send(&Frame::Ack { peer: from, id });
+                            }
+                            Verdict::Gap => {
+                                debug!(%from, id, prev, "message ahead of its predecessor; dropped");
+                                return Ok(());
+                            }
+                        }
+                    }
                     let msg = Inbound {
                         from: done.from,
                         id: done.id,
@@ -338,7 +372,8 @@ impl PeerActor {
                     }
                 }
             }
-            Frame::Ack { id, .. } => {
+            Frame::Ack { peer, id } => {
+                self.outbox.acked(&peer, id);
                 if let Some(p) = self.pending_acks.remove(&id) {
                     let _ = p.reply.send(Ok(()));
                 }
@@ -366,6 +401,7 @@ impl PeerActor {
                 }
                 match self.pending_acks.remove(&id) {
                     Some(p) => {
+                        self.outbox.abandon(&peer, id);
                         let _ = p.reply.send(Err(err));
                     }
                     None => {
@@ -388,6 +424,7 @@ impl PeerActor {
                     if matches!(self.state, State::Welcoming) {
                         self.state = State::Running;
                         self.attempts = 0;
+                        self.resend_due()?;
                         self.shared.set_status(Status::Connected {
                             router: self.router_addr.clone(),
                         });
@@ -397,9 +434,17 @@ impl PeerActor {
                     }
                 }
             }
-            Frame::PeerJoined(info) => self.shared.peer_joined(info),
+            Frame::PeerJoined(info) => {
+                // A new process under that name: acked streams with it start over.
+                self.seen.forget(&info.name);
+                self.outbox.restart(&info.name);
+                self.shared.peer_joined(info);
+                self.resend_due()?;
+            }
             Frame::PeerLeft { name } => {
                 self.reassembler.forget(&name);
+                self.seen.forget(&name);
+                self.outbox.forget(&name);
                 self.shared.peer_left(&name);
             }
             Frame::Ping(v) => self.send(&Frame::Pong(v))?,
@@ -495,6 +540,56 @@ impl PeerActor {
         }
     }
 
+    /// Sends again the acked messages that are due (see [`crate::stream`]).
+    fn resend_due(&mut self) -> Result<(), ClientError> {
+        for frame in self.outbox.due(Instant::now(), self.config.resend_after) {
+            self.send(&frame)?;
+        }
+        Ok(())
+    }
+
+    /// Expires acks and requests whose deadline passed, and resends what is due.
+    fn on_deadline_tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(&(at, id)) = self.ack_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.ack_deadlines.pop_front();
+            if let Some(p) = self.pending_acks.remove(&id) {
+                self.outbox.abandon(&p.to, id);
+                let _ = p.reply.send(Err(ClientError::AckTimeout {
+                    name: p.to.to_string(),
+                    id,
+                    after: self.config.ack_timeout,
+                }));
+            }
+        }
+        while let Some(&Reverse((at, id))) = self.request_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.request_deadlines.pop();
+            if let Some(p) = self.pending_requests.remove(&id) {
+                let _ = p.reply.send(Err(ClientError::RequestTimeout {
+                    name: p.to.to_string(),
+                    after: p.timeout,
+                }));
+            }
+        }
+        // While the socket is still busy the acks may simply be behind it.
+        let check_every = self.config.resend_after / 4;
+        if matches!(self.state, State::Running)
+            && now.duration_since(self.last_resend_check) >= check_every
+            && self.link.pending_bytes() == 0
+        {
+            self.last_resend_check = now;
+            if let Err(e) = self.resend_due() {
+                self.fail(e, ctx);
+            }
+        }
+    }
+
     fn on_tick(&mut self, ctx: &mut Context<Self>) {
         if !matches!(self.state, State::Running) {
             return;
@@ -523,6 +618,7 @@ impl Actor for PeerActor {
         self.begin_handshake(ctx);
         let tick = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
         ctx.run_interval(tick, |act, ctx| act.on_tick(ctx));
+        ctx.run_interval(DEADLINE_TICK, |act, ctx| act.on_deadline_tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -620,8 +716,8 @@ pub(crate) struct Sent {
 impl Handler<SendData> for PeerActor {
     type Result = ResponseActFuture<Self, Result<Sent, ClientError>>;
 
-    fn handle(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Self::Result {
-        let result = self.queue(msg, ctx);
+    fn handle(&mut self, msg: SendData, _: &mut Context<Self>) -> Self::Result {
+        let result = self.queue(msg);
         let budget = self.config.limits.max_pending_bytes;
         // Answer once the socket has taken enough: a fast sender waits here instead of
         // growing the queue, while the actor keeps reading meanwhile.
@@ -630,8 +726,18 @@ impl Handler<SendData> for PeerActor {
 }
 
 impl PeerActor {
-    fn queue(&mut self, msg: SendData, ctx: &mut Context<Self>) -> Result<Sent, ClientError> {
-        if !matches!(self.state, State::Running) {
+    fn queue(&mut self, msg: SendData) -> Result<Sent, ClientError> {
+        let running = matches!(self.state, State::Running);
+        // An acked message to a peer survives a lost connection: it waits in the outbox.
+        let keep = msg.ack
+            && msg.request.is_none()
+            && matches!(msg.dest, Destination::Peer(_))
+            && (running
+                || matches!(
+                    self.state,
+                    State::Away | State::Handshake(_) | State::Welcoming
+                ) && self.ready.is_none());
+        if !running && !keep {
             return Err(ClientError::disconnected(
                 self.shared
                     .closed_reason()
@@ -656,7 +762,14 @@ impl PeerActor {
             .connection_ref()
             .map(|c| c.compression())
             .unwrap_or(lanmesh_proto::Compression::None);
-        for frame in message_frames(&msg.dest, id, bits, msg.data, compression) {
+        let frames = message_frames(&msg.dest, id, bits, msg.data, compression);
+        let frames = match (&msg.dest, keep) {
+            (Destination::Peer(to), true) => {
+                self.outbox.push(to, id, frames, Instant::now(), running)
+            }
+            _ => frames,
+        };
+        for frame in frames {
             self.send(&frame)?;
         }
         let ack = match (&msg.dest, msg.ack) {
@@ -669,15 +782,8 @@ impl PeerActor {
                         reply: tx,
                     },
                 );
-                let after = self.config.ack_timeout;
-                ctx.run_later(after, move |act, _| {
-                    if let Some(p) = act.pending_acks.remove(&id) {
-                        let name = p.to.to_string();
-                        let _ = p
-                            .reply
-                            .send(Err(ClientError::AckTimeout { name, id, after }));
-                    }
-                });
+                self.ack_deadlines
+                    .push_back((Instant::now() + self.config.ack_timeout, id));
                 Some(rx)
             }
             _ => None,
@@ -685,16 +791,16 @@ impl PeerActor {
         let reply = match (&msg.dest, msg.request) {
             (Destination::Peer(to), Some(after)) => {
                 let (tx, rx) = oneshot::channel();
-                self.pending_requests
-                    .insert(id, PendingRequest { reply: tx });
-                let name = to.to_string();
-                ctx.run_later(after, move |act, _| {
-                    if let Some(p) = act.pending_requests.remove(&id) {
-                        let _ = p
-                            .reply
-                            .send(Err(ClientError::RequestTimeout { name, after }));
-                    }
-                });
+                self.pending_requests.insert(
+                    id,
+                    PendingRequest {
+                        reply: tx,
+                        to: to.clone(),
+                        timeout: after,
+                    },
+                );
+                self.request_deadlines
+                    .push(Reverse((Instant::now() + after, id)));
                 Some(rx)
             }
             _ => None,
@@ -747,5 +853,16 @@ impl Handler<SetHandler> for PeerActor {
 
     fn handle(&mut self, SetHandler(h): SetHandler, _: &mut Context<Self>) {
         self.handler = h;
+    }
+}
+
+/// A random token naming this peer's session across reconnects.
+fn new_resume_token() -> Bytes {
+    let mut token = [0u8; 16];
+    // Without randomness the router cannot tell a resume from a restart; an empty token
+    // makes every reconnect count as a new session, which is safe.
+    match getrandom::fill(&mut token) {
+        Ok(()) => Bytes::copy_from_slice(&token),
+        Err(_) => Bytes::new(),
     }
 }

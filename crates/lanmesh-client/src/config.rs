@@ -36,6 +36,9 @@ pub struct PeerConfig {
     pub inbox_capacity: usize,
     /// Dial again, with backoff, when an established connection is lost (default on).
     pub reconnect: bool,
+    /// How long an acked message waits for its ack before it is sent again, with every
+    /// later one to the same peer (default 1 s; the recipient drops duplicates).
+    pub resend_after: Duration,
 }
 
 impl PeerConfig {
@@ -56,6 +59,7 @@ impl PeerConfig {
             ack_timeout: Duration::from_secs(10),
             inbox_capacity: 65_536,
             reconnect: true,
+            resend_after: Duration::from_secs(1),
         }
     }
 

@@ -23,9 +23,10 @@ mod dial;
 mod error;
 mod peer;
 mod shared;
+mod stream;
 
 pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
 pub use config::PeerConfig;
 pub use error::ClientError;
-pub use peer::{Peer, PeerBuilder};
+pub use peer::{Acked, Peer, PeerBuilder};
 pub use shared::{Message, Status};

@@ -53,6 +53,7 @@ pub struct PeerBuilder {
     reconnect: Option<bool>,
     interface: Option<String>,
     discovery_timeout: Option<Duration>,
+    resend_after: Option<Duration>,
 }
 
 impl PeerBuilder {
@@ -102,6 +103,12 @@ impl PeerBuilder {
     /// How long `send_acked` waits (default 10 s).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an acked message waits for its ack before it is sent again (default 1 s).
+    pub fn resend_after(mut self, after: Duration) -> Self {
+        self.resend_after = Some(after);
         self
     }
 
@@ -162,6 +169,9 @@ impl PeerBuilder {
         if let Some(on) = self.reconnect {
             config.reconnect = on;
         }
+        if let Some(t) = self.resend_after {
+            config.resend_after = t;
+        }
         Ok(config)
     }
 
@@ -188,6 +198,7 @@ impl Peer {
             reconnect: None,
             interface: None,
             discovery_timeout: None,
+            resend_after: None,
         }
     }
 
@@ -290,6 +301,30 @@ impl Peer {
     pub async fn send_text_acked(&self, to: &str, text: &str) -> Result<u64, ClientError> {
         self.send_acked_flags(to, Bytes::copy_from_slice(text.as_bytes()), flags::TEXT)
             .await
+    }
+
+    /// Queues an acked message and returns without waiting for the ack: the returned
+    /// [`Acked`] resolves when it arrives. Messages queued one after the other reach the
+    /// recipient in that order, exactly once, even across reconnects — this is how to
+    /// keep many acked messages in flight.
+    pub async fn queue_acked(
+        &self,
+        to: &str,
+        data: impl Into<Bytes>,
+    ) -> Result<Acked, ClientError> {
+        let sent = self
+            .submit(SendData {
+                dest: Self::dest(to)?,
+                data: data.into(),
+                flags: 0,
+                ack: true,
+                request: None,
+            })
+            .await?;
+        let ack = sent
+            .ack
+            .ok_or_else(|| ClientError::disconnected("no acknowledgement expected"))?;
+        Ok(Acked { id: sent.id, ack })
     }
 
     async fn send_acked_flags(&self, to: &str, data: Bytes, bits: u8) -> Result<u64, ClientError> {
@@ -492,4 +527,37 @@ async fn start_actor(
         Err(_) => Err(ClientError::ClosedDuringHandshake),
     };
     let _ = reply.send(result);
+}
+
+/// An acked message on its way: resolves to its id when the recipient has it.
+#[derive(Debug)]
+#[must_use = "the ack is only observed by awaiting it"]
+pub struct Acked {
+    id: u64,
+    ack: tokio::sync::oneshot::Receiver<Result<(), ClientError>>,
+}
+
+impl Acked {
+    /// The message id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl std::future::Future for Acked {
+    type Output = Result<u64, ClientError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let id = self.id;
+        std::pin::Pin::new(&mut self.ack).poll(cx).map(|r| match r {
+            Ok(Ok(())) => Ok(id),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClientError::disconnected(
+                "connection closed while waiting for the ack",
+            )),
+        })
+    }
 }

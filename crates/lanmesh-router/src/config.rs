@@ -1,6 +1,7 @@
 //! Router configuration, with the documented defaults.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use lanmesh_proto::{HandshakeConfig, Identity, Limits};
 
@@ -32,6 +33,10 @@ pub struct RouterConfig {
     /// Actor messages a session may have waiting; a sender finding it full gets a
     /// `Nack(Overloaded)`.
     pub mailbox_capacity: usize,
+    /// How long the name, and the messages sent to it, are kept for a member whose
+    /// connection broke (no `Close`), so that it can resume (default 30 s; zero turns
+    /// resuming off). What waits is bounded by `limits.max_pending_bytes`.
+    pub grace: Duration,
 }
 
 impl RouterConfig {
@@ -47,6 +52,7 @@ impl RouterConfig {
             limits: Limits::default(),
             max_connections: 4096,
             mailbox_capacity: 1024,
+            grace: Duration::from_secs(30),
         }
     }
 

@@ -17,6 +17,7 @@ struct Member {
     addr: Addr<Session>,
     info: PeerInfo,
     counters: Arc<SessionCounters>,
+    resume: bytes::Bytes,
 }
 
 /// Messages a session forwarded for its peer and delivered to it.
@@ -56,6 +57,8 @@ pub(crate) struct Join {
     pub(crate) addr: Addr<Session>,
     pub(crate) info: PeerInfo,
     pub(crate) counters: Arc<SessionCounters>,
+    /// The peer's resume token: the same one again means the same process reconnecting.
+    pub(crate) resume: bytes::Bytes,
 }
 
 /// Accepted: the routing snapshot including the new member, and the member list.
@@ -144,12 +147,17 @@ impl Handler<Join> for Router {
     type Result = Result<Joined, JoinRefused>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
-        // The same key again is a reconnect whose old connection the router has not seen
-        // die yet: the new connection wins and the old one is told. Another key is refused.
+        // The same key again is a reconnect (the old session is parked, or its broken
+        // connection has not been noticed yet): the new connection wins, takes what the
+        // old one holds, and the old one is told. Another key is refused. With the same
+        // resume token it is the same process resuming, which the others need not hear
+        // of; with another one, a new process whose peers must restart their streams.
         let reconnect = match self.members.get(&join.info.name) {
             Some(holder) if holder.info.key == join.info.key => {
-                holder.addr.do_send(Replaced);
-                true
+                holder.addr.do_send(Replaced {
+                    by: join.addr.clone(),
+                });
+                !join.resume.is_empty() && holder.resume == join.resume
             }
             Some(holder) => {
                 return Err(JoinRefused {
@@ -170,6 +178,7 @@ impl Handler<Join> for Router {
             addr: join.addr,
             info: join.info,
             counters: join.counters,
+            resume: join.resume,
         };
         self.members.insert(member.info.name.clone(), member);
         self.rebuild_snapshot();

@@ -9,8 +9,13 @@
 //!    handed straight to the destination sessions found in the routing snapshot, one actor
 //!    message per destination per record. What cannot be delivered is answered with a
 //!    `Nack` to the sender: nothing is dropped silently.
-//! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on the idle
-//!    deadline, on router shutdown. Other sessions never notice beyond `PeerLeft`.
+//! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on router
+//!    shutdown. Other sessions never notice beyond `PeerLeft`.
+//! 5. Park: when a member's connection breaks without `Close` (end of stream, a socket
+//!    error, the idle deadline), the session stays as a placeholder for the grace period:
+//!    it keeps the name and holds what is sent to it (bounded). When the same key joins
+//!    again, the new session takes the held frames; when the grace period ends, each held
+//!    message is `Nack`ed to its sender and the member leaves.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -47,10 +52,13 @@ pub(crate) struct Membership {
     pub(crate) event: Option<Frame>,
 }
 
-/// The same peer (same name, same key) joined on a new connection: this one is stale.
+/// The same peer (same name, same key) joined on a new connection: this one is stale,
+/// and what it holds for the peer goes to the new session.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Replaced;
+pub(crate) struct Replaced {
+    pub(crate) by: Addr<Session>,
+}
 
 enum Phase {
     /// Waiting for message 1 (`Some`) or message 3.
@@ -61,6 +69,8 @@ enum Phase {
     Member(Name),
     /// Joined without a name: may list peers only.
     Observer,
+    /// The connection broke; holding the name and its messages for the grace period.
+    Parked(Name),
     /// Closing: queued frames are flushed, nothing more is read.
     Closing,
 }
@@ -81,6 +91,9 @@ pub struct Session {
     last_rx: Instant,
     ping_seq: u64,
     counters: Arc<SessionCounters>,
+    /// Frames held while parked, and their size.
+    held: Vec<Frame>,
+    held_bytes: usize,
 }
 
 impl Session {
@@ -111,6 +124,8 @@ impl Session {
             last_rx: Instant::now(),
             ping_seq: 0,
             counters: Arc::default(),
+            held: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -143,8 +158,59 @@ impl Session {
         ctx.run_later(std::time::Duration::from_secs(2), |_, ctx| ctx.stop());
     }
 
+    /// The connection broke without `Close`: park, or close when resuming is off.
+    fn lose(&mut self, ctx: &mut Context<Self>, why: &str) {
+        let grace = self.config.grace;
+        let Phase::Member(name) = &self.phase else {
+            self.close(ctx);
+            return;
+        };
+        if grace.is_zero() {
+            self.close(ctx);
+            return;
+        }
+        info!(peer = %name, remote = %self.remote, why, "connection lost; holding the name");
+        self.phase = Phase::Parked(name.clone());
+        self.reader.stop();
+        self.link.close();
+        ctx.run_later(grace, |act, ctx| {
+            if let Phase::Parked(name) = &act.phase {
+                info!(peer = %name, "grace period over");
+                act.nack_held(NackReason::UnknownPeer);
+                act.leave();
+                act.phase = Phase::Closing;
+                ctx.stop();
+            }
+        });
+    }
+
+    /// Tells the senders of held messages that they will not be delivered.
+    fn nack_held(&mut self, reason: NackReason) {
+        let Phase::Parked(me) = &self.phase else {
+            return;
+        };
+        for frame in std::mem::take(&mut self.held) {
+            if let Frame::Deliver(m) = frame {
+                // Each message once: its first chunk stands for all of it.
+                let first = m.chunk.is_none_or(|c| c.offset == 0);
+                if m.flags & flags::BROADCAST == 0 && first {
+                    if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
+                        sender.do_send(Forward {
+                            frames: vec![Frame::Nack {
+                                peer: me.clone(),
+                                id: m.id,
+                                reason,
+                            }],
+                        });
+                    }
+                }
+            }
+        }
+        self.held_bytes = 0;
+    }
+
     fn leave(&mut self) {
-        if let Phase::Member(name) = &self.phase {
+        if let Phase::Member(name) | Phase::Parked(name) = &self.phase {
             self.router.do_send(Leave {
                 session_id: self.id,
                 name: name.clone(),
@@ -182,7 +248,7 @@ impl Session {
             Phase::Joining => Err(ProtoError::Negotiation {
                 what: "frames before Welcome",
             }),
-            Phase::Closing => Ok(()),
+            Phase::Closing | Phase::Parked(_) => Ok(()),
         }
     }
 
@@ -211,6 +277,7 @@ impl Session {
     ) -> Result<(), ProtoError> {
         let est = responder.read_confirm(msg3)?;
         let info_name = est.offer.name.clone();
+        let resume = est.offer.resume.clone();
         let cipher = est.connection.cipher();
         let compression = est.connection.compression();
         self.link.set_connection(est.connection);
@@ -237,6 +304,7 @@ impl Session {
             addr: ctx.address(),
             info,
             counters: self.counters.clone(),
+            resume,
         };
         // Nothing else is processed until the router has answered.
         ctx.wait(
@@ -393,6 +461,7 @@ impl Session {
                     id: b.id,
                     flags: b.flags | flags::BROADCAST,
                     chunk: b.chunk,
+                    prev: None,
                     payload: b.payload.clone(),
                 }),
             );
@@ -432,15 +501,18 @@ impl Session {
     fn on_idle_tick(&mut self, ctx: &mut Context<Self>) {
         let idle = self.last_rx.elapsed();
         let limit = self.config.limits.idle_timeout;
-        if matches!(self.phase, Phase::Handshake(_) | Phase::Joining) {
+        if matches!(
+            self.phase,
+            Phase::Handshake(_) | Phase::Joining | Phase::Parked(_) | Phase::Closing
+        ) {
             return;
         }
         if idle > limit {
-            self.fail(
-                ctx,
+            let _ = self.link.send(&Frame::error(
                 ErrorCode::IdleTimeout,
                 "no traffic within the idle deadline",
-            );
+            ));
+            self.lose(ctx, "idle deadline");
         } else if idle > limit / 3 {
             self.ping_seq += 1;
             let _ = self.link.send(&Frame::Ping(self.ping_seq));
@@ -547,12 +619,21 @@ impl HasLink for Session {
     }
 
     fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Context<Self>) {
-        if let Some(e) = error {
-            debug!(session = self.id, error = %e, "write side failed");
+        match (&self.phase, error) {
+            (Phase::Parked(_), _) => {}
+            (Phase::Member(_), Some(e)) => {
+                debug!(session = self.id, error = %e, "write side failed");
+                self.lose(ctx, "write failed");
+            }
+            (_, error) => {
+                if let Some(e) = error {
+                    debug!(session = self.id, error = %e, "write side failed");
+                }
+                self.leave();
+                self.phase = Phase::Closing;
+                ctx.stop();
+            }
         }
-        self.leave();
-        self.phase = Phase::Closing;
-        ctx.stop();
     }
 }
 
@@ -562,7 +643,7 @@ impl HasReader for Session {
     }
 
     fn on_record(&mut self, record: BytesMut, ctx: &mut Context<Self>) {
-        if matches!(self.phase, Phase::Closing) {
+        if matches!(self.phase, Phase::Closing | Phase::Parked(_)) {
             return;
         }
         if let Err(e) = self.handle_record(record, ctx) {
@@ -575,16 +656,20 @@ impl HasReader for Session {
     }
 
     fn read_closed(&mut self, error: Option<ProtoError>, ctx: &mut Context<Self>) {
-        if let Some(e) = error {
-            if matches!(self.phase, Phase::Handshake(_)) {
-                self.metrics.handshake_failed();
+        match (&self.phase, error) {
+            (Phase::Closing | Phase::Parked(_), _) => {}
+            // The stream broke or ended without `Close`: the peer may come back.
+            (Phase::Member(_), Some(ProtoError::Io(_)) | None) => {
+                self.lose(ctx, "connection broke")
             }
-            self.fail(ctx, e.code(), e.to_string());
-            return;
-        }
-        // The peer closed its side: nothing more will arrive.
-        if !matches!(self.phase, Phase::Closing) {
-            self.close(ctx);
+            (_, Some(e)) => {
+                if matches!(self.phase, Phase::Handshake(_)) {
+                    self.metrics.handshake_failed();
+                }
+                self.fail(ctx, e.code(), e.to_string());
+            }
+            // The peer closed its side: nothing more will arrive.
+            (_, None) => self.close(ctx),
         }
     }
 }
@@ -597,6 +682,10 @@ impl Handler<Forward> for Session {
             return;
         }
         let budget = self.config.limits.max_pending_bytes;
+        if matches!(self.phase, Phase::Parked(_)) {
+            self.hold(fwd.frames, budget);
+            return;
+        }
         for frame in fwd.frames {
             if self.link.pending_bytes() > budget {
                 // This peer is not reading: refuse rather than grow without bound.
@@ -645,13 +734,57 @@ impl Handler<Membership> for Session {
 impl Handler<Replaced> for Session {
     type Result = ();
 
-    fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Replaced { by }: Replaced, ctx: &mut Context<Self>) {
+        let was_parked = matches!(self.phase, Phase::Parked(_));
         // The member entry already belongs to the new session: leave without a `Leave`.
         self.phase = Phase::Observer;
-        self.fail(
-            ctx,
-            ErrorCode::NameTaken,
-            "replaced by a newer connection with the same key",
-        );
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        if !held.is_empty() {
+            debug!(
+                session = self.id,
+                frames = held.len(),
+                "handing held frames over"
+            );
+            by.do_send(Forward { frames: held });
+        }
+        if was_parked {
+            self.phase = Phase::Closing;
+            ctx.stop();
+        } else {
+            self.fail(
+                ctx,
+                ErrorCode::NameTaken,
+                "replaced by a newer connection with the same key",
+            );
+        }
+    }
+}
+
+impl Session {
+    /// Keeps frames for a parked peer, within `budget`; a message that does not fit is
+    /// `Nack`ed to its sender.
+    fn hold(&mut self, frames: Vec<Frame>, budget: usize) {
+        for frame in frames {
+            let len = frame.encoded_len();
+            if self.held_bytes + len > budget {
+                if let (Frame::Deliver(m), Phase::Parked(me)) = (&frame, &self.phase) {
+                    if m.flags & flags::BROADCAST == 0 {
+                        if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
+                            let nack = Frame::Nack {
+                                peer: me.clone(),
+                                id: m.id,
+                                reason: NackReason::Overloaded,
+                            };
+                            let _ = sender.try_send(Forward { frames: vec![nack] });
+                        }
+                    }
+                }
+                self.metrics.dropped(1);
+                continue;
+            }
+            self.held_bytes += len;
+            self.held.push(frame);
+        }
     }
 }
