@@ -56,6 +56,8 @@ pub struct RouterBuilder {
     interface: Option<String>,
     http: Option<String>,
     grace: Option<std::time::Duration>,
+    state_dir: Option<std::path::PathBuf>,
+    allow_list: Option<std::path::PathBuf>,
 }
 
 impl RouterBuilder {
@@ -121,6 +123,18 @@ impl RouterBuilder {
         self
     }
 
+    /// Keeps name bindings in `dir` across restarts (default: in memory only).
+    pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Pins names to keys from a file of `name key-hex` lines.
+    pub fn allow_list(mut self, file: impl Into<std::path::PathBuf>) -> Self {
+        self.allow_list = Some(file.into());
+        self
+    }
+
     /// Advertise on this network interface only.
     pub fn interface(mut self, name: impl Into<String>) -> Self {
         self.interface = Some(name.into());
@@ -157,6 +171,8 @@ impl RouterBuilder {
         if let Some(grace) = self.grace {
             config.grace = grace;
         }
+        config.state_dir = self.state_dir.clone();
+        config.allow_list = self.allow_list.clone();
         Ok(config)
     }
 
@@ -184,9 +200,12 @@ impl RouterBuilder {
             None => None,
             Some(name) => {
                 let addr = loopback_of(handle.local_addrs()[0]);
+                // The router's own peer uses the router's key, so its name stays bound
+                // to it across restarts.
                 let mut b = Peer::builder(name.clone())
                     .router(addr.to_string())
                     .mesh(handle.config().mesh.clone())
+                    .identity(handle.config().identity.clone())
                     .plaintext(self.plaintext);
                 if let Some(k) = self.mesh_key {
                     b = b.mesh_key(k);

@@ -582,3 +582,39 @@ async fn typed_messages_travel_as_json() {
     );
     assert!(matches!(m.json::<Vec<u8>>(), Err(ClientError::Json(_))));
 }
+
+#[actix_rt::test]
+async fn names_stay_bound_to_the_first_key_and_the_allow_list_pins_them() {
+    let sensor_key = lanmesh::proto::Identity::generate().unwrap();
+    let list = std::env::temp_dir().join(format!("lanmesh-allow-{}", std::process::id()));
+    std::fs::write(
+        &list,
+        format!("sensor {}\n", hex::encode(sensor_key.public())),
+    )
+    .unwrap();
+    let r = start(router().grace(Duration::ZERO).allow_list(&list)).await;
+    // A pinned name: only its key gets it.
+    let err = Peer::builder("sensor")
+        .router(addr(&r).to_string())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("belongs to another key"), "{err}");
+    let sensor = Peer::builder("sensor")
+        .router(addr(&r).to_string())
+        .identity(sensor_key)
+        .connect()
+        .await
+        .unwrap();
+    // Any other name belongs to the first key that used it, also after it left.
+    let a = peer(&r, "A").await;
+    a.close().await;
+    let err = Peer::builder("A")
+        .router(addr(&r).to_string())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("belongs to another key"), "{err}");
+    assert_eq!(names(&sensor), ["sensor"]);
+    std::fs::remove_file(list).unwrap();
+}

@@ -1,6 +1,7 @@
 //! Router configuration, with the documented defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lanmesh_proto::{HandshakeConfig, Identity, Limits};
@@ -37,6 +38,10 @@ pub struct RouterConfig {
     /// connection broke (no `Close`), so that it can resume (default 30 s; zero turns
     /// resuming off). What waits is bounded by `limits.max_pending_bytes`.
     pub grace: Duration,
+    /// Where name bindings are kept across restarts (`None`: in memory only).
+    pub state_dir: Option<PathBuf>,
+    /// A file of `name key-hex` lines pinning names to keys up front.
+    pub allow_list: Option<PathBuf>,
 }
 
 impl RouterConfig {
@@ -53,6 +58,8 @@ impl RouterConfig {
             max_connections: 4096,
             mailbox_capacity: 1024,
             grace: Duration::from_secs(30),
+            state_dir: None,
+            allow_list: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! The router must run inside an actix `System` (for example under `#[actix_rt::main]`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod bindings;
 mod config;
 mod listener;
 mod metrics;
@@ -26,6 +27,7 @@ use actix::Actor;
 use lanmesh_proto::PeerInfo;
 use tokio_util::sync::CancellationToken;
 
+pub use bindings::BINDINGS_FILE;
 pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
@@ -42,6 +44,14 @@ pub enum RouterError {
     /// The router actor is gone.
     #[error("the router has stopped")]
     Stopped,
+    /// The state directory or the allow-list could not be used.
+    #[error("{path}: {reason}")]
+    State {
+        /// The file or directory.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A running router.
@@ -71,10 +81,12 @@ impl RouterHandle {
             .map(|l| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(RouterError::Bind)?;
+        let bindings =
+            bindings::Bindings::load(config.state_dir.as_deref(), config.allow_list.as_deref())?;
         let config = Arc::new(config);
         let shared = listener::Shared {
             config: config.clone(),
-            router: Router::default().start(),
+            router: Router::new(bindings).start(),
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
             next_id: Arc::new(AtomicU64::new(1)),

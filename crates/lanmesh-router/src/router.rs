@@ -9,6 +9,7 @@ use actix::{Actor, Addr, Context, Handler, Message};
 use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
+use crate::bindings::Bindings;
 use crate::session::{Membership, Replaced, Session};
 use crate::table::{RoutingTable, Snapshot};
 
@@ -38,11 +39,11 @@ pub struct PeerStats {
     pub messages_received: u64,
 }
 
-/// Owns the member list.
-#[derive(Default)]
+/// Owns the member list and the name bindings.
 pub struct Router {
     members: HashMap<Name, Member>,
     snapshot: Snapshot,
+    bindings: Bindings,
 }
 
 impl Actor for Router {
@@ -112,6 +113,14 @@ impl Handler<ListPeerStats> for Router {
 }
 
 impl Router {
+    pub(crate) fn new(bindings: Bindings) -> Self {
+        Self {
+            members: HashMap::new(),
+            snapshot: Snapshot::default(),
+            bindings,
+        }
+    }
+
     fn rebuild_snapshot(&mut self) {
         let routes = self
             .members
@@ -147,6 +156,17 @@ impl Handler<Join> for Router {
     type Result = Result<Joined, JoinRefused>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
+        if let Err(refusal) = self.bindings.claim(&join.info.name, &join.info.key) {
+            return Err(JoinRefused {
+                code: ErrorCode::NameTaken,
+                text: format!(
+                    "name {:?} belongs to another key ({}); this peer's key is {}",
+                    join.info.name.as_str(),
+                    lanmesh_proto::handshake::fingerprint(&refusal.owner),
+                    lanmesh_proto::handshake::fingerprint(&join.info.key),
+                ),
+            });
+        }
         // The same key again is a reconnect (the old session is parked, or its broken
         // connection has not been noticed yet): the new connection wins, takes what the
         // old one holds, and the old one is told. Another key is refused. With the same
