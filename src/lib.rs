@@ -17,13 +17,15 @@
 //! ([`lanmesh_router`]), and the native peer ([`Peer`], [`blocking::Peer`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod home;
 mod keys;
 mod router;
 
+pub use home::{Home, HomeError, load_or_create_identity};
 pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text};
 pub use lanmesh_client::{
-    Acked, ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, Status, Undelivered,
-    blocking,
+    Acked, ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, RouterPins, Status,
+    Undelivered, blocking,
 };
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_proto as proto;

@@ -34,6 +34,7 @@ fn router() -> (Proc, String, String) {
 fn run(args: &[&str]) -> std::process::Output {
     std::process::Command::new(common::proc::BIN)
         .args(args)
+        .env("LANMESH_HOME", common::proc::test_home())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()

@@ -29,6 +29,7 @@ fn router(extra: &[&str]) -> (Proc, String) {
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
+        .env("LANMESH_HOME", common::proc::test_home())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -199,4 +200,84 @@ fn the_router_joins_as_a_peer_and_stops_cleanly_on_sigterm() {
             .success()
     );
     assert!(router.wait().success(), "graceful shutdown exits 0");
+}
+
+fn run_in(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LANMESH_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn names_stay_bound_to_their_key_and_router_keys_stay_pinned_across_restarts() {
+    let base = common::proc::test_home();
+    let state = base.join("router-state");
+    let state_arg = state.to_str().unwrap();
+    let other_user = base.join("other-user");
+
+    // This user's key takes "B" first.
+    let (first, at) = router(&["--grace", "0", "--state-dir", state_arg]);
+    let o = run(&["peers", "--router", &at, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let holder = Proc::spawn(&["listen", "--router", &at, "--name", "B", "--count", "1"]);
+    holder.wait_stderr("listening as");
+    drop(holder);
+    // Another user's key is refused the name, even now that it is free.
+    let o = run_in(
+        &other_user,
+        &["send", "--router", &at, "--name", "B", "C", "x"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("belongs to another key"),
+        "{}",
+        stderr(&o)
+    );
+    drop(first);
+
+    // After a restart with the same state the binding holds, and the router has the
+    // same key, so this user's pin still matches.
+    let (second, at) = router(&["--grace", "0", "--state-dir", state_arg]);
+    let o = run_in(
+        &other_user,
+        &["send", "--router", &at, "--name", "B", "C", "x"],
+    );
+    assert!(
+        stderr(&o).contains("belongs to another key"),
+        "{}",
+        stderr(&o)
+    );
+    let listener = Proc::spawn(&["listen", "--router", &at, "--name", "B", "--count", "1"]);
+    listener.wait_stderr("listening as");
+    let o = run(&[
+        "send",
+        "--router",
+        &at,
+        "--name",
+        "A",
+        "--ack",
+        "B",
+        "still mine",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listener.line(), "A: still mine");
+    drop(second);
+
+    // A router of the same mesh with another key is refused until trusted.
+    let elsewhere = base.join("impostor-state");
+    let (_third, at) = router(&["--state-dir", elsewhere.to_str().unwrap()]);
+    let o = run(&["peers", "--router", &at]);
+    assert!(!o.status.success(), "a changed router key must be refused");
+    let err = stderr(&o);
+    assert!(
+        err.contains("--trust-router") && err.contains("pins"),
+        "{err}"
+    );
+    let o = run(&["peers", "--router", &at, "--trust-router"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["peers", "--router", &at]);
+    assert!(o.status.success(), "trusted once, pinned from then on");
 }

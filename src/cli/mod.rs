@@ -61,6 +61,9 @@ pub(crate) struct Connect {
     /// Offer unencrypted records (the router must allow them too).
     #[arg(long, hide = true)]
     plaintext: bool,
+    /// Accept a router whose key differs from the one pinned for the mesh, and pin it too.
+    #[arg(long)]
+    trust_router: bool,
 }
 
 impl Connect {
@@ -70,7 +73,17 @@ impl Connect {
             Some(n) => lanmesh::Peer::builder(n),
             None => lanmesh::Peer::observer(),
         };
-        b = b.mesh(self.mesh.clone()).plaintext(self.plaintext);
+        // One key per user, kept in the state directory: the router binds names to it,
+        // and the router keys met are pinned there.
+        let home = lanmesh::Home::locate()?;
+        b = b
+            .mesh(self.mesh.clone())
+            .plaintext(self.plaintext)
+            .identity(home.peer_identity()?)
+            .router_pins(lanmesh::RouterPins::new(
+                home.known_routers(),
+                self.trust_router,
+            ));
         if let Some(router) = &self.router {
             b = b.router(router.clone());
         }

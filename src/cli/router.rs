@@ -38,13 +38,26 @@ pub(crate) struct RouterArgs {
     /// (0: it leaves at once).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     grace: u64,
+    /// Where name bindings are kept across restarts (default: router/ in the state
+    /// directory, see LANMESH_HOME).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// File of `name key-hex` lines pinning names to peer keys.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
     /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
     #[arg(long, hide = true)]
     plaintext: bool,
 }
 
 pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
+    let home = lanmesh::Home::locate()?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| home.router_dir());
+    // The router's key lives with its state, so that peers can pin it across restarts.
+    let identity = lanmesh::load_or_create_identity(&state_dir.join("identity"))?;
     let mut b = lanmesh::Router::builder()
+        .identity(identity)
+        .state_dir(state_dir)
         .mesh(args.mesh.clone())
         .plaintext(args.plaintext)
         .grace(std::time::Duration::from_secs(args.grace))
@@ -68,6 +81,9 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(name) = &args.name {
         b = b.name(name.clone());
+    }
+    if let Some(allow) = &args.allow {
+        b = b.allow_list(allow.clone());
     }
     let router = b.start().await?;
     let key = lanmesh::proto::handshake::fingerprint(router.handle().config().identity.public());

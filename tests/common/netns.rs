@@ -185,6 +185,8 @@ impl Host {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, BIN]).args(args);
+        // Each host is its own machine: its own keys and router state.
+        cmd.env("LANMESH_HOME", super::proc::test_home().join(&self.ns));
         cmd
     }
 }

@@ -8,6 +8,19 @@ use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
 
+/// The state directory (keys, pinned router keys, name bindings) of the `lanmesh`
+/// processes this test starts: one per test process, like one machine's user, so tests
+/// never share keys or bindings with each other or with the real user.
+pub(crate) fn test_home() -> std::path::PathBuf {
+    static HOME: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("lanmesh-test-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    })
+    .clone()
+}
+
 /// A child process killed when dropped, with its output lines forwarded to channels.
 pub(crate) struct Proc {
     pub(crate) child: Child,
@@ -16,8 +29,13 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
+    /// Runs `lanmesh ARGS` with this test's state directory ([`test_home`]).
     pub(crate) fn spawn(args: &[&str]) -> Proc {
-        Self::spawn_command(Command::new(BIN).args(args))
+        Self::spawn_command(
+            Command::new(BIN)
+                .args(args)
+                .env("LANMESH_HOME", test_home()),
+        )
     }
 
     /// Runs `cmd` (for example `ip netns exec NS lanmesh ...`) with piped output.

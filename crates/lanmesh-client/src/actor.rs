@@ -307,6 +307,10 @@ impl PeerActor {
                 ProtoError::Remote { code, text } => ClientError::Refused { code, text },
                 other => ClientError::Handshake(other),
             })?;
+            // Before confirming: an unknown router learns nothing more from us.
+            if let Some(pins) = &self.config.router_pins {
+                pins.check(&self.config.mesh, &est.remote_key)?;
+            }
             self.link
                 .send_handshake(&msg3)
                 .map_err(ClientError::Handshake)?;

@@ -39,6 +39,8 @@ pub struct PeerConfig {
     /// How long an acked message waits for its ack before it is sent again, with every
     /// later one to the same peer (default 1 s; the recipient drops duplicates).
     pub resend_after: Duration,
+    /// Router keys pinned per mesh (`None`: any router of the mesh is accepted).
+    pub router_pins: Option<crate::RouterPins>,
 }
 
 impl PeerConfig {
@@ -60,6 +62,7 @@ impl PeerConfig {
             inbox_capacity: 65_536,
             reconnect: true,
             resend_after: Duration::from_secs(1),
+            router_pins: None,
         }
     }
 

@@ -102,6 +102,24 @@ pub enum ClientError {
     /// A name or argument is invalid.
     #[error("{0}")]
     Invalid(ProtoError),
+    /// The router's key is not one pinned for its mesh.
+    #[error(
+        "the router of mesh {mesh:?} has key {got}, but {file} pins {known}; \
+         if the router was replaced on purpose, run again with --trust-router"
+    )]
+    RouterKeyChanged {
+        /// The mesh.
+        mesh: String,
+        /// Fingerprints of the pinned keys.
+        known: String,
+        /// Fingerprint of the key the router presented.
+        got: String,
+        /// The pins file.
+        file: String,
+    },
+    /// A local file could not be used.
+    #[error("{0}")]
+    File(String),
 }
 
 impl ClientError {

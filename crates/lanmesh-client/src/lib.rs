@@ -22,6 +22,7 @@ mod config;
 mod dial;
 mod error;
 mod peer;
+mod pins;
 mod shared;
 mod stream;
 
@@ -29,4 +30,5 @@ pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
 pub use config::PeerConfig;
 pub use error::ClientError;
 pub use peer::{Acked, Peer, PeerBuilder};
+pub use pins::RouterPins;
 pub use shared::{Message, Status};

@@ -54,6 +54,7 @@ pub struct PeerBuilder {
     interface: Option<String>,
     discovery_timeout: Option<Duration>,
     resend_after: Option<Duration>,
+    router_pins: Option<crate::RouterPins>,
 }
 
 impl PeerBuilder {
@@ -109,6 +110,13 @@ impl PeerBuilder {
     /// How long an acked message waits for its ack before it is sent again (default 1 s).
     pub fn resend_after(mut self, after: Duration) -> Self {
         self.resend_after = Some(after);
+        self
+    }
+
+    /// Pins router keys per mesh in `pins.path` (trust on first use); a router with
+    /// another key is refused unless `pins.trust_new`.
+    pub fn router_pins(mut self, pins: crate::RouterPins) -> Self {
+        self.router_pins = Some(pins);
         self
     }
 
@@ -172,6 +180,7 @@ impl PeerBuilder {
         if let Some(t) = self.resend_after {
             config.resend_after = t;
         }
+        config.router_pins = self.router_pins.clone();
         Ok(config)
     }
 
@@ -199,6 +208,7 @@ impl Peer {
             interface: None,
             discovery_timeout: None,
             resend_after: None,
+            router_pins: None,
         }
     }
 
