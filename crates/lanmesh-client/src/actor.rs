@@ -436,6 +436,11 @@ impl PeerActor {
     /// A request arrived: answer it with the handler, or say there is none.
     fn answer(&mut self, req: Inbound) -> Result<(), ClientError> {
         let Some(handler) = self.handler.clone() else {
+            if self.shared.queues_requests() {
+                // The application answers later with `Peer::reply` (hooks do).
+                self.shared.push(req);
+                return Ok(());
+            }
             return self.send(&Frame::Nack {
                 peer: req.from,
                 id: req.id,
@@ -747,5 +752,25 @@ impl Handler<SetHandler> for PeerActor {
 
     fn handle(&mut self, SetHandler(h): SetHandler, _: &mut Context<Self>) {
         self.handler = h;
+    }
+}
+
+/// Tell a requester that this peer has no answer (`NoResponder`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ClientError>")]
+pub(crate) struct Decline {
+    pub(crate) to: Name,
+    pub(crate) id: u64,
+}
+
+impl Handler<Decline> for PeerActor {
+    type Result = Result<(), ClientError>;
+
+    fn handle(&mut self, Decline { to, id }: Decline, _: &mut Context<Self>) -> Self::Result {
+        self.send(&Frame::Nack {
+            peer: to,
+            id,
+            reason: NackReason::NoResponder,
+        })
     }
 }

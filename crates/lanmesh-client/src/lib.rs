@@ -21,11 +21,13 @@ pub mod blocking;
 mod config;
 mod dial;
 mod error;
+mod hooks;
 mod peer;
 mod shared;
 
 pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
 pub use config::PeerConfig;
 pub use error::ClientError;
+pub use hooks::{Hooks, PeerEvent};
 pub use peer::{Peer, PeerBuilder};
 pub use shared::{Message, Status};
