@@ -42,6 +42,7 @@ pub struct PeerStats {
 pub struct Router {
     members: HashMap<Name, Member>,
     snapshot: Snapshot,
+    pub(crate) hooks: crate::hooks::Dispatch,
 }
 
 impl Actor for Router {
@@ -120,6 +121,7 @@ impl Router {
 
     /// Hands the current snapshot, and the event if any, to every session but `skip`.
     fn publish(&self, event: Option<Frame>, skip: Option<u64>) {
+        self.hooks.membership(event.as_ref());
         for m in self.members.values() {
             if Some(m.session_id) == skip {
                 continue;
