@@ -162,7 +162,7 @@ impl Peer {
                     }
                     Err(_) => status_open = false,
                 },
-                msg = self.recv() => match msg {
+                msg = self.shared.next() => match msg {
                     Ok(m) if m.is_request() => {
                         let answer = hooks.on_request(self, m.clone()).await;
                         let sent = match answer {
@@ -174,7 +174,7 @@ impl Peer {
                         }
                     }
                     Ok(m) => hooks.on_message(self, m).await,
-                    Err(e) => break e.to_string(),
+                    Err(reason) => break reason,
                 },
             }
         };

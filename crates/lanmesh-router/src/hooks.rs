@@ -56,6 +56,22 @@ pub trait RouterHooks: Send + Sync + 'static {
     fn on_shutdown(&self) {}
 }
 
+/// Lets the application keep a handle on its hooks' state: `.hooks(Arc::clone(&mine))`.
+impl<T: RouterHooks> RouterHooks for Arc<T> {
+    fn on_start(&self, router: &RouterHandle) {
+        (**self).on_start(router);
+    }
+    fn on_peer_joined(&self, peer: &PeerInfo) {
+        (**self).on_peer_joined(peer);
+    }
+    fn on_peer_left(&self, name: &Name) {
+        (**self).on_peer_left(name);
+    }
+    fn on_shutdown(&self) {
+        (**self).on_shutdown();
+    }
+}
+
 impl std::fmt::Debug for dyn RouterHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RouterHooks")
