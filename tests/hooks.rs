@@ -108,7 +108,8 @@ async fn peer_and_router_hooks_see_the_whole_life_in_order() {
         .connect()
         .await
         .unwrap();
-    let run = actix_rt::spawn({
+    // `tokio::spawn`: the future of `run` is `Send` when the hooks are.
+    let run = tokio::spawn({
         let (watcher, hooks) = (watcher.clone(), PeerLog::new(&log));
         async move { watcher.run(hooks).await }
     });

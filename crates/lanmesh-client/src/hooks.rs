@@ -23,6 +23,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 use lanmesh_proto::frame::flags;
@@ -34,6 +35,9 @@ use crate::actor::{Decline, SendData};
 use crate::error::ClientError;
 use crate::peer::Peer;
 use crate::shared::{Message, Status};
+
+/// How long `run` waits, after the inbox closed, for the status to say `Closed`.
+const CLOSED_GRACE: Duration = Duration::from_secs(1);
 
 /// A change in the mesh's membership, as seen by this peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +110,7 @@ pub trait Hooks: Send {
     }
 
     /// The connection changed state: lost (`Reconnecting`), back (`Connected`), or
-    /// `Closed` (followed by [`Hooks::on_leave`]).
+    /// `Closed` (always reported, just before [`Hooks::on_leave`]).
     fn on_status(&mut self, peer: &Peer, status: Status) -> impl Future<Output = ()> + Send {
         let _ = (peer, status);
         async {}
@@ -133,6 +137,7 @@ impl Peer {
         let mut known: BTreeSet<Name> = self.peers().into_iter().map(|p| p.name).collect();
         let mut events_open = true;
         let mut status_open = true;
+        let mut closed_told = false;
         hooks.on_join(self).await;
         let reason = loop {
             tokio::select! {
@@ -158,6 +163,7 @@ impl Peer {
                 changed = status.changed(), if status_open => match changed {
                     Ok(()) => {
                         let now = status.borrow_and_update().clone();
+                        closed_told |= matches!(now, Status::Closed { .. });
                         hooks.on_status(self, now).await;
                     }
                     Err(_) => status_open = false,
@@ -179,6 +185,20 @@ impl Peer {
             }
         };
         self.queue_requests(false);
+        if !closed_told {
+            // The inbox closes a moment before the status says so (on the actor's thread,
+            // which may not be ours): wait for it, briefly, so `on_status(Closed)` always
+            // comes before `on_leave`.
+            let closed = status.wait_for(|s| matches!(s, Status::Closed { .. }));
+            let now = tokio::time::timeout(CLOSED_GRACE, closed)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|now| now.clone());
+            if let Some(now) = now {
+                hooks.on_status(self, now).await;
+            }
+        }
         hooks.on_leave(self, &reason).await;
         hooks
     }
