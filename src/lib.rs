@@ -14,7 +14,9 @@
 //! ```
 //!
 //! The pieces: [`proto`] (the sans-IO protocol), the router actors
-//! ([`lanmesh_router`]), and the native peer ([`Peer`], [`blocking::Peer`]).
+//! ([`lanmesh_router`]), and the native peer ([`Peer`], [`blocking::Peer`]). Lifecycle
+//! hooks: [`Hooks`] for a peer (driven by [`Peer::run`]) and [`RouterHooks`] for a router
+//! ([`RouterBuilder::hooks`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod home;
@@ -24,10 +26,10 @@ mod router;
 pub use home::{Home, HomeError, load_or_create_identity};
 pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text};
 pub use lanmesh_client::{
-    Acked, ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, RouterPins, Status,
-    Undelivered, blocking,
+    Acked, ClientError, CloseReport, Hooks, Message, Peer, PeerBuilder, PeerConfig, PeerEvent,
+    RouterPins, Status, Undelivered, blocking,
 };
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_proto as proto;
-pub use lanmesh_router::{MetricsSnapshot, RouterConfig, RouterHandle};
+pub use lanmesh_router::{MetricsSnapshot, RouterConfig, RouterHandle, RouterHooks};
 pub use router::{Router, RouterBuilder, RunningRouter, StartError};

@@ -8,7 +8,7 @@ use lanmesh_client::{ClientError, Peer};
 use lanmesh_discovery::{Advertisement, Advertiser, DiscoveryError};
 use lanmesh_gateway::{Gateway, GatewayError};
 use lanmesh_proto::Identity;
-use lanmesh_router::{RouterConfig, RouterError, RouterHandle};
+use lanmesh_router::{RouterConfig, RouterError, RouterHandle, RouterHooks};
 
 /// Starting a router failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,7 @@ pub struct RouterBuilder {
     grace: Option<std::time::Duration>,
     state_dir: Option<std::path::PathBuf>,
     allow_list: Option<std::path::PathBuf>,
+    hooks: Option<std::sync::Arc<dyn RouterHooks>>,
 }
 
 impl RouterBuilder {
@@ -141,6 +142,13 @@ impl RouterBuilder {
         self
     }
 
+    /// Calls `hooks` when the router starts, peers join and leave, and it shuts down
+    /// (see [`RouterHooks`]).
+    pub fn hooks(mut self, hooks: impl RouterHooks) -> Self {
+        self.hooks = Some(std::sync::Arc::new(hooks));
+        self
+    }
+
     /// The router configuration this builder describes.
     pub fn config(&self) -> Result<RouterConfig, StartError> {
         let identity = match &self.identity {
@@ -179,7 +187,10 @@ impl RouterBuilder {
     /// Starts the router (inside an actix system), then its own peer if named.
     pub async fn start(self) -> Result<RunningRouter, StartError> {
         let config = self.config()?;
-        let handle = RouterHandle::start(config).await?;
+        let handle = match self.hooks.clone() {
+            Some(hooks) => RouterHandle::start_with_hooks(config, hooks).await?,
+            None => RouterHandle::start(config).await?,
+        };
         let gateway = match &self.http {
             Some(a) => {
                 let addr = resolve(a)?;

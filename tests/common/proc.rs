@@ -40,8 +40,19 @@ impl Proc {
 
     /// Runs `cmd` (for example `ip netns exec NS lanmesh ...`) with piped output.
     pub(crate) fn spawn_command(cmd: &mut Command) -> Proc {
+        Self::start(cmd.stdin(Stdio::null()))
+    }
+
+    /// Runs `cmd` with piped output and input; writing to the returned handle types into
+    /// it, dropping it ends its input.
+    pub(crate) fn spawn_with_stdin(cmd: &mut Command) -> (Proc, std::process::ChildStdin) {
+        let mut p = Self::start(cmd.stdin(Stdio::piped()));
+        let stdin = p.child.stdin.take().unwrap();
+        (p, stdin)
+    }
+
+    fn start(cmd: &mut Command) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -62,13 +73,23 @@ impl Proc {
             .expect("a line on stdout")
     }
 
+    /// Waits for a stdout line containing `needle`, skipping others.
+    pub(crate) fn wait_stdout(&self, needle: &str) {
+        Self::wait_line(&self.stdout, needle, "stdout");
+    }
+
     /// Waits for a stderr line containing `needle`.
     pub(crate) fn wait_stderr(&self, needle: &str) {
+        Self::wait_line(&self.stderr, needle, "stderr");
+    }
+
+    fn wait_line(lines: &mpsc::Receiver<String>, needle: &str, which: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let l = self
-                .stderr
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no {needle:?} on stderr"));
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let l = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {needle:?} on {which} within 10 s"));
             if l.contains(needle) {
                 return;
             }

@@ -135,6 +135,7 @@ impl PeerActor {
         ready: Ready,
         owns_system: bool,
     ) -> Self {
+        let reconnect = config.reconnect;
         Self {
             reassembler: Reassembler::new(config.limits.clone()),
             config,
@@ -156,7 +157,13 @@ impl PeerActor {
             router_addr: dialed.addr,
             attempts: 0,
             epoch: 0,
-            resume_token: new_resume_token(),
+            // A peer that will not reconnect offers no token: the router then lets its
+            // name go as soon as the connection breaks.
+            resume_token: if reconnect {
+                new_resume_token()
+            } else {
+                Bytes::new()
+            },
             outbox: Outbox::default(),
             seen: Seen::default(),
             ack_deadlines: VecDeque::new(),
@@ -485,6 +492,11 @@ impl PeerActor {
     /// A request arrived: answer it with the handler, or say there is none.
     fn answer(&mut self, req: Inbound) -> Result<(), ClientError> {
         let Some(handler) = self.handler.clone() else {
+            if self.shared.queues_requests() {
+                // The application answers later with `Peer::reply` (hooks do).
+                self.shared.push(req);
+                return Ok(());
+            }
             return self.send(&Frame::Nack {
                 peer: req.from,
                 id: req.id,
@@ -868,5 +880,25 @@ fn new_resume_token() -> Bytes {
     match getrandom::fill(&mut token) {
         Ok(()) => Bytes::copy_from_slice(&token),
         Err(_) => Bytes::new(),
+    }
+}
+
+/// Tell a requester that this peer has no answer (`NoResponder`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ClientError>")]
+pub(crate) struct Decline {
+    pub(crate) to: Name,
+    pub(crate) id: u64,
+}
+
+impl Handler<Decline> for PeerActor {
+    type Result = Result<(), ClientError>;
+
+    fn handle(&mut self, Decline { to, id }: Decline, _: &mut Context<Self>) -> Self::Result {
+        self.send(&Frame::Nack {
+            peer: to,
+            id,
+            reason: NackReason::NoResponder,
+        })
     }
 }

@@ -89,6 +89,21 @@ impl Peer {
         self.inner.get(n)
     }
 
+    /// See [`AsyncPeer::get_all`].
+    pub fn get_all(&self) -> Vec<Message> {
+        self.inner.get_all()
+    }
+
+    /// See [`AsyncPeer::run`]: drives `hooks` on this thread until the connection closes.
+    pub fn run<H: crate::Hooks>(&self, hooks: H) -> H {
+        self.rt.block_on(self.inner.run(hooks))
+    }
+
+    /// See [`AsyncPeer::terminate`].
+    pub fn terminate(&self) {
+        self.inner.terminate();
+    }
+
     /// See [`AsyncPeer::peers`].
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.inner.peers()

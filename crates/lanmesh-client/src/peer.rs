@@ -24,8 +24,8 @@ use crate::shared::{Message, Shared, Status};
 /// A connected peer. Cloning gives another handle to the same connection.
 #[derive(Clone)]
 pub struct Peer {
-    actor: Addr<PeerActor>,
-    shared: Arc<Shared>,
+    pub(crate) actor: Addr<PeerActor>,
+    pub(crate) shared: Arc<Shared>,
     name: Option<Name>,
 }
 
@@ -259,7 +259,7 @@ impl Peer {
         self.name.as_ref()
     }
 
-    async fn submit(&self, msg: SendData) -> Result<crate::actor::Sent, ClientError> {
+    pub(crate) async fn submit(&self, msg: SendData) -> Result<crate::actor::Sent, ClientError> {
         self.actor.send(msg).await.map_err(|_| {
             ClientError::disconnected(
                 self.shared
@@ -269,7 +269,7 @@ impl Peer {
         })?
     }
 
-    fn dest(to: &str) -> Result<Destination, ClientError> {
+    pub(crate) fn dest(to: &str) -> Result<Destination, ClientError> {
         Ok(Destination::Peer(
             Name::new(to).map_err(ClientError::Invalid)?,
         ))

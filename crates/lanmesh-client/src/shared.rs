@@ -7,12 +7,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 
 use bytes::Bytes;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::hooks::PeerEvent;
+
+/// Membership events kept for a handle that has not read them yet; one that falls further
+/// behind learns it (`Lagged`) and reads the member list instead.
+const MEMBERSHIP_EVENTS: usize = 256;
 
 /// Where the connection to the router stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +78,12 @@ impl Message {
     pub fn is_broadcast(&self) -> bool {
         self.flags & flags::BROADCAST != 0
     }
+
+    /// Whether it is a request waiting for `Peer::reply` (only seen after
+    /// `Peer::queue_requests`, or in `Hooks::on_request`).
+    pub fn is_request(&self) -> bool {
+        self.flags & flags::REQUEST != 0
+    }
 }
 
 #[derive(Default)]
@@ -88,6 +101,9 @@ pub(crate) struct Shared {
     capacity: usize,
     peers: Mutex<BTreeMap<Name, PeerInfo>>,
     status: watch::Sender<Status>,
+    events: broadcast::Sender<PeerEvent>,
+    /// Requests go to the inbox (for `Peer::reply`) when no handler answers them.
+    queue_requests: AtomicBool,
 }
 
 impl Shared {
@@ -98,7 +114,26 @@ impl Shared {
             capacity: capacity.max(1),
             peers: Mutex::new(BTreeMap::new()),
             status: watch::Sender::new(Status::Connecting),
+            events: broadcast::Sender::new(MEMBERSHIP_EVENTS),
+            queue_requests: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn set_queue_requests(&self, on: bool) {
+        self.queue_requests.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn queues_requests(&self) -> bool {
+        self.queue_requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscribe_events(&self) -> broadcast::Receiver<PeerEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: PeerEvent) {
+        // No subscriber is the usual case, not an error.
+        let _ = self.events.send(event);
     }
 
     pub(crate) fn set_status(&self, status: Status) {
@@ -195,18 +230,43 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Replaces the member list (on every welcome, so also after a reconnect) and tells
+    /// subscribers what changed meanwhile.
     pub(crate) fn set_peers(&self, list: Vec<PeerInfo>) {
         let mut map = self.peers_lock();
-        map.clear();
-        map.extend(list.into_iter().map(|p| (p.name.clone(), p)));
+        let fresh: BTreeMap<Name, PeerInfo> =
+            list.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let left: Vec<Name> = map
+            .keys()
+            .filter(|n| !fresh.contains_key(*n))
+            .cloned()
+            .collect();
+        let joined: Vec<PeerInfo> = fresh
+            .values()
+            .filter(|p| !map.contains_key(&p.name))
+            .cloned()
+            .collect();
+        *map = fresh;
+        // Emitting under the lock keeps events in the order the list changed.
+        for name in left {
+            self.emit(PeerEvent::Left(name));
+        }
+        for info in joined {
+            self.emit(PeerEvent::Joined(info));
+        }
     }
 
     pub(crate) fn peer_joined(&self, p: PeerInfo) {
-        self.peers_lock().insert(p.name.clone(), p);
+        let mut map = self.peers_lock();
+        map.insert(p.name.clone(), p.clone());
+        self.emit(PeerEvent::Joined(p));
     }
 
     pub(crate) fn peer_left(&self, name: &Name) {
-        self.peers_lock().remove(name);
+        let mut map = self.peers_lock();
+        if map.remove(name).is_some() {
+            self.emit(PeerEvent::Left(name.clone()));
+        }
     }
 
     pub(crate) fn peers(&self) -> Vec<PeerInfo> {

@@ -12,6 +12,7 @@
 
 mod bindings;
 mod config;
+mod hooks;
 mod listener;
 mod metrics;
 mod router;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bindings::BINDINGS_FILE;
 pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
+pub use hooks::RouterHooks;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
 pub use session::{Forward, Session};
@@ -59,6 +61,7 @@ pub enum RouterError {
 pub struct RouterHandle {
     shared: listener::Shared,
     addrs: Vec<SocketAddr>,
+    hooks: hooks::Dispatch,
 }
 
 impl std::fmt::Debug for RouterHandle {
@@ -73,6 +76,21 @@ impl RouterHandle {
     /// Binds every listen address and starts accepting. Must be called inside an actix
     /// `System`.
     pub async fn start(config: RouterConfig) -> Result<Self, RouterError> {
+        Self::start_inner(config, hooks::Dispatch::default()).await
+    }
+
+    /// [`RouterHandle::start`], calling `hooks` at each point of the router's life.
+    pub async fn start_with_hooks(
+        config: RouterConfig,
+        hooks: Arc<dyn RouterHooks>,
+    ) -> Result<Self, RouterError> {
+        Self::start_inner(config, hooks::Dispatch::new(Some(hooks))).await
+    }
+
+    async fn start_inner(
+        config: RouterConfig,
+        hooks: hooks::Dispatch,
+    ) -> Result<Self, RouterError> {
         let listeners = listener::bind_all(&config.listen)
             .await
             .map_err(RouterError::Bind)?;
@@ -86,7 +104,11 @@ impl RouterHandle {
         let config = Arc::new(config);
         let shared = listener::Shared {
             config: config.clone(),
-            router: Router::new(bindings).start(),
+            router: {
+                let mut router = Router::new(bindings);
+                router.hooks = hooks.clone();
+                router.start()
+            },
             shutdown: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
             next_id: Arc::new(AtomicU64::new(1)),
@@ -95,7 +117,13 @@ impl RouterHandle {
             listener::spawn(l, shared.clone());
         }
         tracing::info!(mesh = %config.mesh, ?addrs, key = %lanmesh_proto::handshake::fingerprint(config.identity.public()), "router listening");
-        Ok(Self { shared, addrs })
+        let handle = Self {
+            shared,
+            addrs,
+            hooks,
+        };
+        handle.hooks.started(&handle);
+        Ok(handle)
     }
 
     /// The bound TCP addresses (with real ports when port 0 was asked for).
@@ -162,6 +190,10 @@ impl RouterHandle {
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.shutdown.cancel();
         let _ = tokio::time::timeout(grace, self.shared.metrics.all_closed()).await;
+        // Sessions send `Leave` before they count as closed: one round trip through the
+        // router's mailbox runs every `on_peer_left` before `on_shutdown`.
+        let _ = self.shared.router.send(ListPeers).await;
+        self.hooks.shut_down();
     }
 
     /// Whether `shutdown` was called.

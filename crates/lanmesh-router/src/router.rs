@@ -44,6 +44,7 @@ pub struct Router {
     members: HashMap<Name, Member>,
     snapshot: Snapshot,
     bindings: Bindings,
+    pub(crate) hooks: crate::hooks::Dispatch,
 }
 
 impl Actor for Router {
@@ -118,6 +119,7 @@ impl Router {
             members: HashMap::new(),
             snapshot: Snapshot::default(),
             bindings,
+            hooks: Default::default(),
         }
     }
 
@@ -132,6 +134,7 @@ impl Router {
 
     /// Hands the current snapshot, and the event if any, to every session but `skip`.
     fn publish(&self, event: Option<Frame>, skip: Option<u64>) {
+        self.hooks.membership(event.as_ref());
         for m in self.members.values() {
             if Some(m.session_id) == skip {
                 continue;

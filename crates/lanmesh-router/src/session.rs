@@ -12,7 +12,7 @@
 //! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on router
 //!    shutdown. Other sessions never notice beyond `PeerLeft`.
 //! 5. Park: when a member's connection breaks without `Close` (end of stream, a socket
-//!    error, the idle deadline), the session stays as a placeholder for the grace period:
+//!    error, the idle deadline) and it offered a resume token, the session stays as a placeholder for the grace period:
 //!    it keeps the name and holds what is sent to it (bounded). When the same key joins
 //!    again, the new session takes the held frames; when the grace period ends, each held
 //!    message is `Nack`ed to its sender and the member leaves.
@@ -91,6 +91,8 @@ pub struct Session {
     last_rx: Instant,
     ping_seq: u64,
     counters: Arc<SessionCounters>,
+    /// The peer offered a resume token, so it may come back after a broken connection.
+    resumable: bool,
     /// Frames held while parked, and their size.
     held: Vec<Frame>,
     held_bytes: usize,
@@ -124,6 +126,7 @@ impl Session {
             last_rx: Instant::now(),
             ping_seq: 0,
             counters: Arc::default(),
+            resumable: false,
             held: Vec::new(),
             held_bytes: 0,
         }
@@ -165,7 +168,7 @@ impl Session {
             self.close(ctx);
             return;
         };
-        if grace.is_zero() {
+        if grace.is_zero() || !self.resumable {
             self.close(ctx);
             return;
         }
@@ -278,6 +281,7 @@ impl Session {
         let est = responder.read_confirm(msg3)?;
         let info_name = est.offer.name.clone();
         let resume = est.offer.resume.clone();
+        self.resumable = !resume.is_empty();
         let cipher = est.connection.cipher();
         let compression = est.connection.compression();
         self.link.set_connection(est.connection);
