@@ -56,6 +56,7 @@ pub struct RouterBuilder {
     interface: Option<String>,
     http: Option<String>,
     grace: Option<std::time::Duration>,
+    write_stall: Option<std::time::Duration>,
     state_dir: Option<std::path::PathBuf>,
     allow_list: Option<std::path::PathBuf>,
     hooks: Option<std::sync::Arc<dyn RouterHooks>>,
@@ -124,6 +125,13 @@ impl RouterBuilder {
         self
     }
 
+    /// Disconnects a peer whose connection took no bytes for this long while some were
+    /// waiting (default 30 s): the slow-consumer deadline.
+    pub fn write_stall(mut self, after: std::time::Duration) -> Self {
+        self.write_stall = Some(after);
+        self
+    }
+
     /// Keeps name bindings in `dir` across restarts (default: in memory only).
     pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.state_dir = Some(dir.into());
@@ -178,6 +186,9 @@ impl RouterBuilder {
         }
         if let Some(grace) = self.grace {
             config.grace = grace;
+        }
+        if let Some(after) = self.write_stall {
+            config.write_stall = after;
         }
         config.state_dir = self.state_dir.clone();
         config.allow_list = self.allow_list.clone();

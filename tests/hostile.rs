@@ -368,3 +368,59 @@ async fn the_answer_to_a_refused_offer_is_readable() {
         "{err:?}"
     );
 }
+
+#[actix_rt::test]
+async fn a_peer_that_stops_reading_is_refused_messages_then_disconnected() {
+    let limits = Limits {
+        max_pending_bytes: 256 * 1024,
+        ..Limits::default()
+    };
+    let r = start(
+        router()
+            .limits(limits)
+            .write_stall(Duration::from_millis(600)),
+    )
+    .await;
+    let (a, b) = (peer(&r, "A").await, peer(&r, "B").await);
+    // Joins, then never reads again.
+    let mut sloth = RawPeer::join(addr(&r), Some("sloth")).await;
+    sloth.frames().await.unwrap();
+    eventually("A to see sloth", Duration::from_secs(5), || {
+        common::names(&a).contains(&"sloth".to_owned())
+    })
+    .await;
+    // Far more than its budget plus the socket buffers: the excess is refused to A
+    // with Overloaded, while A and B keep talking.
+    // Incompressible, so Snappy cannot shrink it below the budget.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let chunk: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut overloaded = 0;
+    for _ in 0..400 {
+        if let Err(lanmesh::ClientError::Overloaded { .. }) = a.send("sloth", chunk.clone()).await {
+            overloaded += 1;
+        }
+    }
+    let report = a.close().await;
+    overloaded += report
+        .undelivered
+        .iter()
+        .filter(|u| u.reason == lanmesh::proto::NackReason::Overloaded)
+        .count();
+    assert!(overloaded > 0, "nothing was refused for the stuck peer");
+    let c = peer(&r, "C").await;
+    c.send_acked("B", &b"unaffected"[..]).await.unwrap();
+    assert_eq!(&b.recv().await.unwrap().data[..], b"unaffected");
+    // Then the write-stall deadline disconnects it.
+    eventually("sloth to be disconnected", Duration::from_secs(10), || {
+        !common::names(&b).contains(&"sloth".to_owned())
+    })
+    .await;
+    drop(sloth);
+}

@@ -62,6 +62,9 @@ pub struct Link {
     /// Tasks waiting for the queue to drain below a threshold.
     drain_wakers: Vec<Waker>,
     closing: bool,
+    /// When the socket last took bytes, or when bytes were queued on an empty link:
+    /// how long a peer has not been reading.
+    last_progress: std::time::Instant,
 }
 
 impl std::fmt::Debug for Link {
@@ -86,6 +89,7 @@ impl Link {
             waker: None,
             drain_wakers: Vec::new(),
             closing: false,
+            last_progress: std::time::Instant::now(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Link {
 
     /// Queues a handshake message (length-prefixed on the wire).
     pub fn send_handshake(&mut self, msg: &[u8]) -> Result<(), ProtoError> {
+        self.note_queueing();
         put_prefixed(&mut self.handshake, msg)?;
         self.wake();
         Ok(())
@@ -131,12 +136,30 @@ impl Link {
 
     /// Queues a frame. Frames sent before the handshake is complete are an error.
     pub fn send(&mut self, frame: &Frame) -> Result<(), ProtoError> {
+        self.note_queueing();
         let conn = self.connection.as_mut().ok_or(ProtoError::Negotiation {
             what: "frame before the handshake completed",
         })?;
         conn.send(frame)?;
         self.wake();
         Ok(())
+    }
+
+    /// How long bytes have been waiting without the socket taking any: zero when nothing
+    /// is pending. A peer that stopped reading shows here.
+    pub fn stalled_for(&self) -> std::time::Duration {
+        if self.pending_bytes() == 0 {
+            std::time::Duration::ZERO
+        } else {
+            self.last_progress.elapsed()
+        }
+    }
+
+    /// The stall clock starts when bytes are queued on an idle link.
+    fn note_queueing(&mut self) {
+        if self.pending_bytes() == 0 {
+            self.last_progress = std::time::Instant::now();
+        }
     }
 
     /// Bytes queued or being written: the measure for per-session byte budgets.
@@ -197,6 +220,7 @@ impl Link {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.writing.advance(n);
+                    self.last_progress = std::time::Instant::now();
                     for w in self.drain_wakers.drain(..) {
                         w.wake();
                     }

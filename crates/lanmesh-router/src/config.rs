@@ -38,6 +38,10 @@ pub struct RouterConfig {
     /// connection broke (no `Close`), so that it can resume (default 30 s; zero turns
     /// resuming off). What waits is bounded by `limits.max_pending_bytes`.
     pub grace: Duration,
+    /// A peer whose connection has not taken any bytes for this long while some wait is
+    /// disconnected (default 30 s): it has stopped reading. Until then, what exceeds
+    /// `limits.max_pending_bytes` is refused to its senders with `Nack(Overloaded)`.
+    pub write_stall: Duration,
     /// Where name bindings are kept across restarts (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
     /// A file of `name key-hex` lines pinning names to keys up front.
@@ -58,6 +62,7 @@ impl RouterConfig {
             max_connections: 4096,
             mailbox_capacity: 1024,
             grace: Duration::from_secs(30),
+            write_stall: Duration::from_secs(30),
             state_dir: None,
             allow_list: None,
         }

@@ -511,6 +511,17 @@ impl Session {
         ) {
             return;
         }
+        let stall = self.link.stalled_for();
+        if stall > self.config.write_stall {
+            // It stopped reading: not a broken connection, so it is not held for a resume.
+            info!(session = self.id, remote = %self.remote, ?stall, "peer stopped reading");
+            let _ = self.link.send(&Frame::error(
+                ErrorCode::Overloaded,
+                "stopped reading: disconnected by the write-stall deadline",
+            ));
+            self.close(ctx);
+            return;
+        }
         if idle > limit {
             let _ = self.link.send(&Frame::error(
                 ErrorCode::IdleTimeout,
@@ -597,7 +608,9 @@ impl Actor for Session {
                 );
             }
         });
-        let tick = (self.config.limits.idle_timeout / 3).max(std::time::Duration::from_millis(10));
+        let tick = (self.config.limits.idle_timeout / 3)
+            .min(self.config.write_stall / 3)
+            .max(std::time::Duration::from_millis(10));
         ctx.run_interval(tick, |act, ctx| act.on_idle_tick(ctx));
         let token = self.shutdown.clone();
         ctx.spawn(
