@@ -45,8 +45,13 @@ examples:
 bench-discovery:
     cargo test --release --test discovery -- --ignored bench_join_time_by_discovery --nocapture
 
+# Benchmark: a peer that stops reading, beside a pair moving 1,000,000 messages (router
+# RSS and the pair's throughput, alone and beside it). Results in bench/results/.
+bench-slow-consumer:
+    cargo test --release --test slow_consumer -- --ignored --nocapture
+
 # Every benchmark.
-bench: bench-discovery
+bench: bench-discovery bench-slow-consumer
 
 # Regenerate docs/dashboard.png (headless Chromium, three peers and some traffic).
 screenshot:
