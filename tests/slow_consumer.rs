@@ -5,6 +5,7 @@
 //! once alone and once while a stuck peer (it joined, then stopped reading) is sent
 //! 1 KiB messages at 10,000 per second by a fourth peer from another thread. The router's
 //! RSS is sampled throughout. Results go to bench/results/slow-consumer.{md,json}.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
