@@ -17,6 +17,9 @@
 //! 3. If the sender asked for an acknowledgement (`ACK_REQUESTED`), the recipient's client
 //!    sends `Ack { peer: sender }` once the message is queued for the application, and the
 //!    router forwards it as `Ack { peer: recipient }`.
+//!
+//! A message of an acked stream (see [`Message::prev`]) travels as the sequenced kinds of
+//! `Send`/`Deliver`, whose body carries `prev` after the flags.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -51,10 +54,6 @@ pub mod flags {
     /// The message answers a request; its payload starts with the request's id
     /// (8 bytes, big-endian), then the reply data.
     pub const REPLY: u8 = 0x40;
-    /// The message is part of the sender's acked stream to this recipient; the id of the
-    /// stream's previous message follows the id (see [`super::Message::prev`]).
-    /// Set and cleared by the codec.
-    pub const SEQUENCED: u8 = 0x80;
 }
 
 /// Position of a chunk inside a large message.
@@ -313,6 +312,9 @@ mod kind {
     pub(super) const PONG: u8 = 0x0c;
     pub(super) const ERROR: u8 = 0x0d;
     pub(super) const CLOSE: u8 = 0x0e;
+    /// `Send`/`Deliver` of a message in an acked stream: `prev` follows the flags.
+    pub(super) const SEND_SEQUENCED: u8 = 0x0f;
+    pub(super) const DELIVER_SEQUENCED: u8 = 0x10;
 }
 
 fn short_len(b: &[u8]) -> usize {
@@ -326,8 +328,8 @@ fn body_len(chunk: &Option<Chunk>, prev: Option<u64>, payload: &Bytes) -> usize 
         + payload.len()
 }
 
-/// The body of a message: id, flags, then `prev` if `SEQUENCED`, then `(offset, total)`
-/// if `CHUNKED`, then the payload.
+/// The body of a message: id, flags, then `prev` (sequenced kinds only), then
+/// `(offset, total)` if `CHUNKED`, then the payload.
 fn put_body(
     buf: &mut impl BufMut,
     id: u64,
@@ -337,12 +339,9 @@ fn put_body(
     payload: &Bytes,
 ) {
     buf.put_u64(id);
-    let mut bits = flags & !(flags::CHUNKED | flags::SEQUENCED);
+    let mut bits = flags & !flags::CHUNKED;
     if chunk.is_some() {
         bits |= flags::CHUNKED;
-    }
-    if prev.is_some() {
-        bits |= flags::SEQUENCED;
     }
     buf.put_u8(bits);
     if let Some(p) = prev {
@@ -363,14 +362,10 @@ struct Body {
     payload: Bytes,
 }
 
-fn read_body(r: &mut Reader) -> Result<Body> {
+fn read_body(r: &mut Reader, sequenced: bool) -> Result<Body> {
     let id = r.u64()?;
     let raw = r.u8()?;
-    let prev = if raw & flags::SEQUENCED != 0 {
-        Some(r.u64()?)
-    } else {
-        None
-    };
+    let prev = if sequenced { Some(r.u64()?) } else { None };
     let chunk = if raw & flags::CHUNKED != 0 {
         Some(Chunk {
             offset: r.u64()?,
@@ -381,7 +376,7 @@ fn read_body(r: &mut Reader) -> Result<Body> {
     };
     Ok(Body {
         id,
-        flags: raw & !(flags::CHUNKED | flags::SEQUENCED),
+        flags: raw & !flags::CHUNKED,
         chunk,
         prev,
         payload: r.rest(),
@@ -432,6 +427,8 @@ impl Frame {
 
     fn kind(&self) -> u8 {
         match self {
+            Frame::Send(m) if m.prev.is_some() => kind::SEND_SEQUENCED,
+            Frame::Deliver(m) if m.prev.is_some() => kind::DELIVER_SEQUENCED,
             Frame::Send(_) => kind::SEND,
             Frame::Deliver(_) => kind::DELIVER,
             Frame::Broadcast(_) => kind::BROADCAST,
@@ -526,7 +523,8 @@ impl Frame {
     fn decode_body(kind: u8, body: Bytes) -> Result<Frame> {
         let mut r = Reader::new(body, "frame");
         let frame = match kind {
-            kind::SEND | kind::DELIVER => {
+            kind::SEND | kind::DELIVER | kind::SEND_SEQUENCED | kind::DELIVER_SEQUENCED => {
+                let sequenced = matches!(kind, kind::SEND_SEQUENCED | kind::DELIVER_SEQUENCED);
                 let peer = r.name()?;
                 let Body {
                     id,
@@ -534,7 +532,7 @@ impl Frame {
                     chunk,
                     prev,
                     payload,
-                } = read_body(&mut r)?;
+                } = read_body(&mut r, sequenced)?;
                 check_chunk(&chunk, &payload)?;
                 let m = Message {
                     peer,
@@ -544,7 +542,7 @@ impl Frame {
                     prev,
                     payload,
                 };
-                if kind == kind::SEND {
+                if matches!(kind, kind::SEND | kind::SEND_SEQUENCED) {
                     Frame::Send(m)
                 } else {
                     Frame::Deliver(m)
@@ -555,14 +553,9 @@ impl Frame {
                     id,
                     flags,
                     chunk,
-                    prev,
                     payload,
-                } = read_body(&mut r)?;
-                if prev.is_some() {
-                    return Err(ProtoError::Malformed {
-                        what: "sequenced broadcast",
-                    });
-                }
+                    ..
+                } = read_body(&mut r, false)?;
                 check_chunk(&chunk, &payload)?;
                 Frame::Broadcast(Broadcast {
                     id,
@@ -741,7 +734,7 @@ mod tests {
         });
         assert_eq!(
             hex_of(&sequenced),
-            "010024014200000000000000098a0000000000000004\
+            "0f0024014200000000000000090a0000000000000004\
              00000000000000000000000000000001"
                 .to_owned()
                 + "71"
@@ -871,7 +864,7 @@ mod tests {
     }
 
     fn arb_flags() -> impl Strategy<Value = u8> {
-        any::<u8>().prop_map(|f| f & !(flags::CHUNKED | flags::SEQUENCED))
+        any::<u8>().prop_map(|f| f & !flags::CHUNKED)
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
