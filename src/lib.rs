@@ -22,7 +22,8 @@ mod router;
 
 pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text};
 pub use lanmesh_client::{
-    ClientError, CloseReport, Message, Peer, PeerBuilder, PeerConfig, Status, Undelivered, blocking,
+    ClientError, CloseReport, FileSent, Message, Peer, PeerBuilder, PeerConfig, Progress,
+    ReceivedFile, Status, Undelivered, blocking,
 };
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_proto as proto;

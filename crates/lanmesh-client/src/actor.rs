@@ -326,7 +326,9 @@ impl PeerActor {
                         data: done.data,
                         flags: done.flags & !flags::ACK_REQUESTED,
                     };
-                    if msg.flags & flags::REQUEST != 0 {
+                    if msg.flags & flags::BLOB != 0 {
+                        crate::blob::on_message(&self.shared, &ctx.address(), msg);
+                    } else if msg.flags & flags::REQUEST != 0 {
                         self.answer(msg)?;
                     } else if msg.flags & flags::REPLY != 0 {
                         self.settle_reply(msg);
@@ -344,6 +346,9 @@ impl PeerActor {
                 }
             }
             Frame::Nack { peer, id, reason } => {
+                if crate::blob::on_nack(&self.shared, &peer, id, reason) {
+                    return Ok(());
+                }
                 let err = match reason {
                     NackReason::UnknownPeer => ClientError::UnknownPeer {
                         name: peer.to_string(),
@@ -400,6 +405,7 @@ impl PeerActor {
             Frame::PeerJoined(info) => self.shared.peer_joined(info),
             Frame::PeerLeft { name } => {
                 self.reassembler.forget(&name);
+                crate::blob::on_peer_left(&self.shared, &name);
                 self.shared.peer_left(&name);
             }
             Frame::Ping(v) => self.send(&Frame::Pong(v))?,

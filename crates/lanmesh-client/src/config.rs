@@ -1,5 +1,6 @@
 //! Peer configuration, with the documented defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lanmesh_proto::{Framing, HandshakeConfig, Identity, Limits, Name};
@@ -36,6 +37,14 @@ pub struct PeerConfig {
     pub inbox_capacity: usize,
     /// Dial again, with backoff, when an established connection is lost (default on).
     pub reconnect: bool,
+    /// Where incoming files are saved; `None` (the default) refuses them, and their
+    /// senders get a clear error.
+    pub save_dir: Option<PathBuf>,
+    /// Unacknowledged bytes a file transfer keeps in flight, both as sender and as the
+    /// most a receiver grants (default 4 MiB; at least one chunk, at most 64 MiB).
+    pub blob_window: u32,
+    /// Incoming files larger than this are refused (default: no limit).
+    pub max_file_size: Option<u64>,
 }
 
 impl PeerConfig {
@@ -56,6 +65,9 @@ impl PeerConfig {
             ack_timeout: Duration::from_secs(10),
             inbox_capacity: 65_536,
             reconnect: true,
+            save_dir: None,
+            blob_window: lanmesh_proto::blob::DEFAULT_WINDOW,
+            max_file_size: None,
         }
     }
 

@@ -14,6 +14,8 @@ use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
 use tokio::sync::{Notify, watch};
 
+use crate::blob::Blobs;
+
 /// Where the connection to the router stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -88,11 +90,14 @@ pub(crate) struct Shared {
     capacity: usize,
     peers: Mutex<BTreeMap<Name, PeerInfo>>,
     status: watch::Sender<Status>,
+    /// File transfers in both directions.
+    pub(crate) blobs: Blobs,
 }
 
 impl Shared {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, blobs: Blobs) -> Self {
         Self {
+            blobs,
             inbox: Mutex::new(InboxState::default()),
             arrived: Notify::new(),
             capacity: capacity.max(1),
