@@ -45,8 +45,14 @@ examples:
 bench-discovery:
     cargo test --release --test discovery -- --ignored bench_join_time_by_discovery --nocapture
 
+# 1 GiB file through a router process (release): time, MB/s, the router's peak RSS
+# (must stay under 100 MiB) and 64-byte message latency between two other peers meanwhile.
+# LANMESH_BLOB_BYTES=N sends another size. The file lives in the temp dir and is deleted.
+blob-1g:
+    cargo test --release --test blob -- --ignored blob_1g_through_a_router_process --nocapture
+
 # Every benchmark.
-bench: bench-discovery
+bench: bench-discovery blob-1g
 
 # Regenerate docs/dashboard.png (headless Chromium, three peers and some traffic).
 screenshot:

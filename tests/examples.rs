@@ -16,3 +16,12 @@ fn the_request_reply_example_runs() {
 fn the_quickstart_example_runs() {
     quickstart::main().expect("quickstart example");
 }
+
+#[path = "../examples/blob.rs"]
+#[allow(dead_code)] // its `main` reads the command line; the test calls `run`.
+mod blob;
+
+#[test]
+fn the_blob_example_runs() {
+    blob::run(None).expect("blob example");
+}
