@@ -15,7 +15,9 @@
 //!   writes batches of chunks on the blocking pool, acknowledges what is on disk, and on
 //!   the last chunk syncs the file, checks its size, renames it from a hidden temporary
 //!   name to a free name in the save directory, puts a file message in the inbox
-//!   ([`Message::file`]) and answers `Done`.
+//!   ([`Message::file`]) and answers `Done`. All incoming files together get at most
+//!   the configured window (each at least one chunk), so several senders at once stay
+//!   within the router's budget for this peer.
 //!
 //! A transfer ends with a clear error on both sides — never a hang or a partial file left
 //! under its final name — when the other side aborts, leaves the mesh, breaks the
@@ -154,6 +156,7 @@ enum Chunk {
 struct Incoming {
     /// Tells this transfer's entry from a later one with the same key.
     seq: u64,
+    granted: u32,
     window: ReceiveWindow,
     tx: mpsc::Sender<Chunk>,
 }
@@ -388,7 +391,6 @@ fn offer(
             format!("the file has {size} bytes; it accepts at most {max}"),
         );
     }
-    let granted = ReceiveWindow::grant(window, config.window);
     let mut t = shared.blobs.lock();
     if t.incoming.len() >= config.max_incoming {
         drop(t);
@@ -406,6 +408,12 @@ fn offer(
             format!("transfer {blob} offered twice"),
         );
     }
+    // The windows of all incoming transfers share this peer's window (each gets at least
+    // one chunk), so several senders at once cannot push more towards this peer than
+    // the router's per-peer budget holds.
+    let in_use: u64 = t.incoming.values().map(|i| u64::from(i.granted)).sum();
+    let left = u64::from(config.window).saturating_sub(in_use);
+    let granted = ReceiveWindow::grant(window, u32::try_from(left).unwrap_or(u32::MAX));
     // A chunk of at least 1 KiB per slot lets a whole window queue up; a sender that
     // splits finer fills the channel and breaks the transfer instead of growing memory.
     let (tx, rx) = mpsc::channel((granted as usize / 1024).max(64));
@@ -414,6 +422,7 @@ fn offer(
         key,
         Incoming {
             seq,
+            granted,
             window: ReceiveWindow::new(blob, size, granted),
             tx,
         },

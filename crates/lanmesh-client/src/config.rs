@@ -40,8 +40,10 @@ pub struct PeerConfig {
     /// Where incoming files are saved; `None` (the default) refuses them, and their
     /// senders get a clear error.
     pub save_dir: Option<PathBuf>,
-    /// Unacknowledged bytes a file transfer keeps in flight, both as sender and as the
-    /// most a receiver grants (default 4 MiB; at least one chunk, at most 64 MiB).
+    /// Unacknowledged bytes a file transfer keeps in flight (default 4 MiB; at least one
+    /// chunk, at most 64 MiB). As a receiver, the most granted to all incoming files
+    /// together (each gets at least one chunk): keep it under the router's per-peer
+    /// budget (`Limits::max_pending_bytes`, 8 MiB) so that files never make it refuse.
     pub blob_window: u32,
     /// Incoming files larger than this are refused (default: no limit).
     pub max_file_size: Option<u64>,
