@@ -97,6 +97,16 @@ fn router_process() -> (Proc, String) {
     (p, at)
 }
 
+/// `lanmesh listen --name B --count 1 --save-dir SAVE`, once it is listening.
+fn listen_saving(at: &str, save: &TempDir, extra: &[&str]) -> Proc {
+    let mut args = vec!["listen", "--router", at, "--name", "B", "--count", "1"];
+    args.extend_from_slice(&["--save-dir", save.path().to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let listener = Proc::spawn(&args);
+    listener.wait_stderr("listening as");
+    listener
+}
+
 fn send_file_cli(at: &str, path: &Path, to: &str) -> std::process::Output {
     Command::new(BIN)
         .args(["send", "--router", at, "--name", "A", "--file"])
@@ -112,19 +122,7 @@ fn the_cli_sends_a_file_to_a_listener_that_saves_it() {
     let (_router, at) = router_process();
     let save = TempDir::new("save");
     let src = TempDir::new("src");
-    let listener = Proc::spawn(&[
-        "listen",
-        "--router",
-        &at,
-        "--name",
-        "B",
-        "--json",
-        "--count",
-        "1",
-        "--save-dir",
-        save.path().to_str().unwrap(),
-    ]);
-    listener.wait_stderr("listening as");
+    let listener = listen_saving(&at, &save, &["--json"]);
     let file = src.path().join("random.bin");
     std::fs::write(&file, noise(7, 24 << 20)).unwrap();
 
@@ -158,18 +156,7 @@ fn the_cli_sends_a_file_to_a_listener_that_saves_it() {
     assert_eq!(save.entries(), ["random.bin"], "no temporary file left");
 
     // The same name again does not overwrite the first file.
-    let listener = Proc::spawn(&[
-        "listen",
-        "--router",
-        &at,
-        "--name",
-        "B",
-        "--count",
-        "1",
-        "--save-dir",
-        save.path().to_str().unwrap(),
-    ]);
-    listener.wait_stderr("listening as");
+    let listener = listen_saving(&at, &save, &[]);
     std::fs::write(&file, b"second").unwrap();
     let o = send_file_cli(&at, &file, "B");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
