@@ -59,6 +59,6 @@ screenshot:
     cargo test --test browser -- --ignored dashboard_screenshot --nocapture
 
 # Fuzz every decoder (nightly + cargo-fuzz) for SECONDS each: records/frames, the
-# handshake, decompression/reassembly. Seeds in fuzz/corpus/.
+# handshake, decompression/reassembly, blob frames. Seeds in fuzz/corpus/.
 fuzz SECONDS="60":
     bash scripts/fuzz.sh {{SECONDS}}
