@@ -374,6 +374,11 @@ impl BlobFrame {
             kind::ABORT | kind::CANCEL => {
                 let reason = AbortReason::from_u8(r.u8()?);
                 let text = r.long_string()?;
+                if text.len() > MAX_ABORT_TEXT {
+                    return Err(ProtoError::Malformed {
+                        what: "blob abort text over 1 KiB",
+                    });
+                }
                 if kind == kind::ABORT {
                     Self::Abort { blob, reason, text }
                 } else {
@@ -758,6 +763,13 @@ mod tests {
                 "{bad:?}"
             );
         }
+        let mut long_text = BytesMut::new();
+        long_text.put_u8(kind::ABORT);
+        long_text.put_u64(1);
+        long_text.put_u8(1);
+        long_text.put_u16(MAX_ABORT_TEXT as u16 + 1);
+        long_text.put_slice(&[b'x'; MAX_ABORT_TEXT + 1]);
+        assert!(BlobFrame::decode(long_text.freeze()).is_err());
         let mut oversized = BytesMut::new();
         BlobFrame::Data {
             blob: 1,
