@@ -591,7 +591,7 @@ impl Receive {
                     next = rx.try_recv().ok();
                 }
             }
-            file = blocking(move || {
+            let write = blocking(move || {
                 for b in &batch {
                     file.write_all(b)?;
                 }
@@ -599,9 +599,11 @@ impl Receive {
                     file.sync_all()?;
                 }
                 Ok(file)
-            })
-            .await
-            .map_err(|e| Failure::io("cannot write the file", &e))?;
+            });
+            file = self
+                .keep_alive(write, written)
+                .await
+                .map_err(|e| Failure::io("cannot write the file", &e))?;
             written += batch_len as u64;
             if let Some(inc) = self
                 .shared
@@ -668,6 +670,23 @@ impl Receive {
             })
             .await;
         Ok(())
+    }
+
+    /// Runs `work` (a write, or the final sync that can take long on a slow disk with
+    /// much in its cache), repeating the last ack meanwhile so the sender's stall
+    /// deadline does not run out while the disk is busy.
+    async fn keep_alive<T>(&self, work: impl Future<Output = T>, written: u64) -> T {
+        let every = (self.shared.blobs.config.stall_timeout / 3).max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    let _ = self.answer(BlobFrame::Ack { blob: self.blob, written }).await;
+                }
+            }
+        }
     }
 
     async fn answer(&self, frame: BlobFrame) -> Result<(), Failure> {
