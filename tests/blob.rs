@@ -437,6 +437,38 @@ async fn small_messages_between_other_peers_flow_while_a_file_is_in_flight() {
     );
 }
 
+#[actix_rt::test]
+async fn several_senders_at_once_deliver_to_one_recipient() {
+    let r = start(router()).await;
+    let save = TempDir::new("save");
+    let src = TempDir::new("src");
+    let b = Peer::builder("B")
+        .router(addr(&r).to_string())
+        .save_dir(save.path())
+        .connect()
+        .await
+        .unwrap();
+    let mut sending = Vec::new();
+    for (i, name) in ["A1", "A2", "A3"].into_iter().enumerate() {
+        let p = peer(&r, name).await;
+        let file = src.path().join(format!("from-{name}"));
+        std::fs::write(&file, noise(20 + i as u64, 12 << 20)).unwrap();
+        sending.push(tokio::spawn(async move { p.send_file("B", &file).await }));
+    }
+    for s in sending {
+        assert_eq!(s.await.unwrap().unwrap().bytes, 12 << 20);
+    }
+    let mut got: Vec<String> = b.get_all().iter().map(|m| m.file().unwrap().file).collect();
+    got.sort();
+    assert_eq!(got, ["from-A1", "from-A2", "from-A3"]);
+    for name in &got {
+        assert_eq!(
+            std::fs::read(save.path().join(name)).unwrap(),
+            std::fs::read(src.path().join(name)).unwrap()
+        );
+    }
+}
+
 /// Writes `len` seeded pseudo-random bytes to `path` without holding them in memory.
 fn write_noise_file(path: &Path, seed: u64, len: u64) {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
