@@ -45,19 +45,25 @@ examples:
 bench-discovery:
     cargo test --release --test discovery -- --ignored bench_join_time_by_discovery --nocapture
 
+# 1 GiB file through a router process (release): time, MB/s, the router's peak RSS
+# (must stay under 100 MiB) and 64-byte message latency between two other peers meanwhile.
+# LANMESH_BLOB_BYTES=N sends another size. The file lives in the temp dir and is deleted.
+blob-1g:
+    cargo test --release --test blob -- --ignored blob_1g_through_a_router_process --nocapture
+
 # Benchmark: a peer that stops reading, beside a pair moving 1,000,000 messages (router
 # RSS and the pair's throughput, alone and beside it). Results in bench/results/.
 bench-slow-consumer:
     cargo test --release --test slow_consumer -- --ignored --nocapture
 
 # Every benchmark.
-bench: bench-discovery bench-slow-consumer
+bench: bench-discovery bench-slow-consumer blob-1g
 
 # Regenerate docs/dashboard.png (headless Chromium, three peers and some traffic).
 screenshot:
     cargo test --test browser -- --ignored dashboard_screenshot --nocapture
 
 # Fuzz every decoder (nightly + cargo-fuzz) for SECONDS each: records/frames, the
-# handshake, decompression/reassembly. Seeds in fuzz/corpus/.
+# handshake, decompression/reassembly, blob frames. Seeds in fuzz/corpus/.
 fuzz SECONDS="60":
     bash scripts/fuzz.sh {{SECONDS}}

@@ -26,8 +26,8 @@ mod router;
 pub use home::{Home, HomeError, load_or_create_identity};
 pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text};
 pub use lanmesh_client::{
-    Acked, ClientError, CloseReport, Hooks, Message, Peer, PeerBuilder, PeerConfig, PeerEvent,
-    RouterPins, Status, Undelivered, blocking,
+    Acked, ClientError, CloseReport, FileSent, Hooks, Message, Peer, PeerBuilder, PeerConfig,
+    PeerEvent, Progress, ReceivedFile, RouterPins, Status, Undelivered, blocking,
 };
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_proto as proto;

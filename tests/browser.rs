@@ -100,22 +100,19 @@ fn a_browser_page_is_a_peer_both_ways() {
     );
 
     // Binary stays binary.
-    let file = std::env::temp_dir().join(format!("lanmesh-browser-bin-{}", std::process::id()));
-    std::fs::write(&file, [0u8, 159, 146, 150]).unwrap();
-    let o = run(&[
-        "send",
-        "--router",
-        &tcp,
-        "--name",
-        "A",
-        "--ack",
-        "--file",
-        file.to_str().unwrap(),
-        "web-1",
-    ]);
-    assert!(o.status.success());
+    // (From standard input: `--file` streams files to peers that save them.)
+    let mut child = std::process::Command::new(common::proc::BIN)
+        .env("LANMESH_HOME", common::proc::test_home())
+        .args(["send", "--router", &tcp, "--name", "A", "--ack", "web-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &[0u8, 159, 146, 150]).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     browser.wait_for("the binary message", "return window.inbox.some((m) => Array.isArray(m.data) && m.data.join(',') === '0,159,146,150');");
-    std::fs::remove_file(file).unwrap();
 
     // The router lists the page as a WebSocket peer with the same cipher as everyone.
     let o = run(&["peers", "--router", &tcp, "--json"]);

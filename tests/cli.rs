@@ -90,24 +90,21 @@ fn binary_payloads_are_base64_in_json() {
         "listen", "--router", &at, "--name", "B", "--json", "--count", "1",
     ]);
     listener.wait_stderr("listening as");
-    let file = std::env::temp_dir().join(format!("lanmesh-bin-{}", std::process::id()));
-    std::fs::write(&file, [0xff, 0x00, 0xfe]).unwrap();
-    let o = run(&[
-        "send",
-        "--router",
-        &at,
-        "--name",
-        "A",
-        "--ack",
-        "--file",
-        file.to_str().unwrap(),
-        "B",
-    ]);
+    // Bytes from standard input travel as one message (`--file` streams a file instead).
+    let mut child = Command::new(BIN)
+        .env("LANMESH_HOME", common::proc::test_home())
+        .args(["send", "--router", &at, "--name", "A", "--ack", "B"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &[0xff, 0x00, 0xfe]).unwrap();
+    let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
     assert_eq!(v["data"], "/wD+");
     assert_eq!(v["encoding"], "base64");
-    std::fs::remove_file(file).unwrap();
 }
 
 #[test]

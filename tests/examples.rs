@@ -117,3 +117,12 @@ fn the_chat_example_talks_between_two_processes() {
     alice.say("/quit");
     assert!(alice.proc.wait().success(), "alice exits 0 on /quit");
 }
+
+#[path = "../examples/blob.rs"]
+#[allow(dead_code)] // its `main` reads the command line; the test calls `run`.
+mod blob;
+
+#[test]
+fn the_blob_example_runs() {
+    blob::run(None).expect("blob example");
+}

@@ -1,8 +1,10 @@
 //! `lanmesh listen`.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use base64::Engine as _;
 use clap::Args;
 
@@ -18,13 +20,26 @@ pub(crate) struct ListenArgs {
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// One JSON object per line: {"from","id","data"} (+ "encoding":"base64" for binary).
+    /// One JSON object per line: {"from","id","data"} (+ "encoding":"base64" for binary);
+    /// {"from","file","bytes","path"} for a received file.
     #[arg(long)]
     json: bool,
+    /// Accept files (`lanmesh send --file`) and save them in DIR (created if missing);
+    /// without it, senders of files get an error.
+    #[arg(long, value_name = "DIR")]
+    save_dir: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
-    let peer = args.connect.builder(Some(&args.name))?.connect().await?;
+    let mut builder = args.connect.builder(Some(&args.name))?;
+    if let Some(dir) = &args.save_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
+        // Absolute, so the paths printed for received files are usable anywhere.
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        builder = builder.save_dir(dir);
+    }
+    let peer = builder.connect().await?;
     eprintln!(
         "listening as {:?} on {}",
         args.name,
@@ -39,7 +54,10 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
-        print_message(&m, args.json);
+        match m.file() {
+            Some(file) => print_file(&m, &file, args.json),
+            None => print_message(&m, args.json),
+        }
         seen += 1;
     }
     peer.close().await;
@@ -66,6 +84,30 @@ pub(crate) fn print_message(m: &lanmesh::Message, json: bool) {
             Some(t) => format!("{}: {t}", m.from),
             None => format!("{}: <{} bytes of binary data>", m.from, m.data.len()),
         }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Prints one completed incoming file.
+fn print_file(m: &lanmesh::Message, f: &lanmesh::ReceivedFile, json: bool) {
+    let line = if json {
+        serde_json::json!({
+            "from": m.from.as_str(),
+            "file": f.file,
+            "bytes": f.bytes,
+            "path": f.path.to_string_lossy(),
+        })
+        .to_string()
+    } else {
+        format!(
+            "{}: file {:?} ({} bytes) saved as {}",
+            m.from,
+            f.file,
+            f.bytes,
+            f.path.display()
+        )
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

@@ -3,6 +3,7 @@
 mod discover;
 mod listen;
 mod peers;
+mod progress;
 mod router;
 mod send;
 
@@ -27,7 +28,7 @@ pub(crate) struct Cli {
 enum Command {
     /// Run a router: the meeting point of the mesh.
     Router(router::RouterArgs),
-    /// Send one message to a peer.
+    /// Send one message, or a file, to a peer.
     Send(send::SendArgs),
     /// Join under a name and print what arrives.
     Listen(listen::ListenArgs),

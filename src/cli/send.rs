@@ -1,7 +1,7 @@
 //! `lanmesh send`.
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use clap::Args;
 use lanmesh::proto::NackReason;
 
 use super::Connect;
+use super::progress::{Bar, size};
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -22,7 +23,9 @@ pub(crate) struct SendArgs {
     /// Wait until the recipient has the message.
     #[arg(long)]
     ack: bool,
-    /// Send this file's bytes instead of MESSAGE.
+    /// Send this file, streamed from disk (any size), to a recipient that saves files
+    /// (`lanmesh listen --save-dir DIR`); exits 0 once it has confirmed the whole file.
+    /// A progress bar is drawn when stderr is a terminal.
     #[arg(long, value_name = "PATH", conflicts_with = "message")]
     file: Option<PathBuf>,
     /// The recipient.
@@ -32,14 +35,12 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let (data, text) = match (&args.file, &args.message) {
-        (Some(path), _) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (Bytes::from(bytes), false)
-        }
-        (None, Some(m)) => (Bytes::from(m.clone().into_bytes()), true),
-        (None, None) => {
+    if let Some(path) = &args.file {
+        return send_file(&args, path).await;
+    }
+    let (data, text) = match &args.message {
+        Some(m) => (Bytes::from(m.clone().into_bytes()), true),
+        None => {
             let mut buf = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut buf)
@@ -94,4 +95,46 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         eprintln!("sent to {:?} (id {id}, {len} bytes)", args.to);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `send --file`: stream the file, draw progress, succeed only on the recipient's `Done`.
+async fn send_file(args: &SendArgs, path: &Path) -> anyhow::Result<ExitCode> {
+    // Fail on an unreadable file before joining the mesh.
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    let peer = args.connect.builder(Some(&args.name))?.connect().await?;
+    let label = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut bar = Bar::new(label);
+    let result = peer
+        .send_file_with_progress(&args.to, path, |p| bar.update(p))
+        .await;
+    bar.finish();
+    peer.close().await;
+    match result {
+        Ok(sent) => {
+            let secs = sent.elapsed.as_secs_f64();
+            let rate = if secs > 0.0 {
+                sent.bytes as f64 / secs / 1e6
+            } else {
+                0.0
+            };
+            eprintln!(
+                "sent {:?} ({}, {} bytes) to {:?} in {:.1?} ({rate:.1} MB/s); the recipient confirmed the whole file",
+                sent.name,
+                size(sent.bytes),
+                sent.bytes,
+                args.to,
+                sent.elapsed,
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("lanmesh: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -40,6 +40,11 @@ impl Proc {
 
     /// Runs `cmd` (for example `ip netns exec NS lanmesh ...`) with piped output.
     pub(crate) fn spawn_command(cmd: &mut Command) -> Proc {
+        // Never the real user's keys or pins: this test's state directory unless the
+        // caller chose one.
+        if !cmd.get_envs().any(|(k, _)| k == "LANMESH_HOME") {
+            cmd.env("LANMESH_HOME", test_home());
+        }
         Self::start(cmd.stdin(Stdio::null()))
     }
 

@@ -371,7 +371,9 @@ impl PeerActor {
                         data: done.data,
                         flags: done.flags & !flags::ACK_REQUESTED,
                     };
-                    if msg.flags & flags::REQUEST != 0 {
+                    if msg.flags & flags::BLOB != 0 {
+                        crate::blob::on_message(&self.shared, &ctx.address(), msg);
+                    } else if msg.flags & flags::REQUEST != 0 {
                         self.answer(msg)?;
                     } else if msg.flags & flags::REPLY != 0 {
                         self.settle_reply(msg);
@@ -390,6 +392,9 @@ impl PeerActor {
                 }
             }
             Frame::Nack { peer, id, reason } => {
+                if crate::blob::on_nack(&self.shared, &peer, id, reason) {
+                    return Ok(());
+                }
                 let err = match reason {
                     NackReason::UnknownPeer => ClientError::UnknownPeer {
                         name: peer.to_string(),
@@ -456,6 +461,7 @@ impl PeerActor {
                 self.reassembler.forget(&name);
                 self.seen.forget(&name);
                 self.outbox.forget(&name);
+                crate::blob::on_peer_left(&self.shared, &name);
                 self.shared.peer_left(&name);
             }
             Frame::Ping(v) => self.send(&Frame::Pong(v))?,

@@ -1,11 +1,13 @@
 //! A blocking facade for scripts: the same peer, no async.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use lanmesh_proto::PeerInfo;
 
 use crate::actor::CloseReport;
+use crate::blob::{FileSent, Progress};
 use crate::error::ClientError;
 use crate::peer::{Peer as AsyncPeer, PeerBuilder};
 use crate::shared::Message;
@@ -72,6 +74,22 @@ impl Peer {
         handler: impl Fn(&Message) -> Bytes + Send + Sync + 'static,
     ) -> Result<(), ClientError> {
         self.rt.block_on(self.inner.respond(handler))
+    }
+
+    /// See [`AsyncPeer::send_file`].
+    pub fn send_file(&self, to: &str, path: impl AsRef<Path>) -> Result<FileSent, ClientError> {
+        self.rt.block_on(self.inner.send_file(to, path))
+    }
+
+    /// See [`AsyncPeer::send_file_with_progress`].
+    pub fn send_file_with_progress(
+        &self,
+        to: &str,
+        path: impl AsRef<Path>,
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<FileSent, ClientError> {
+        self.rt
+            .block_on(self.inner.send_file_with_progress(to, path, progress))
     }
 
     /// See [`AsyncPeer::recv`].

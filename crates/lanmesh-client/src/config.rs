@@ -1,5 +1,6 @@
 //! Peer configuration, with the documented defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lanmesh_proto::{Framing, HandshakeConfig, Identity, Limits, Name};
@@ -41,6 +42,16 @@ pub struct PeerConfig {
     pub resend_after: Duration,
     /// Router keys pinned per mesh (`None`: any router of the mesh is accepted).
     pub router_pins: Option<crate::RouterPins>,
+    /// Where incoming files are saved; `None` (the default) refuses them, and their
+    /// senders get a clear error.
+    pub save_dir: Option<PathBuf>,
+    /// Unacknowledged bytes a file transfer keeps in flight (default 4 MiB; at least one
+    /// chunk, at most 64 MiB). As a receiver, the most granted to all incoming files
+    /// together (each gets at least one chunk): keep it under the router's per-peer
+    /// budget (`Limits::max_pending_bytes`, 8 MiB) so that files never make it refuse.
+    pub blob_window: u32,
+    /// Incoming files larger than this are refused (default: no limit).
+    pub max_file_size: Option<u64>,
 }
 
 impl PeerConfig {
@@ -63,6 +74,9 @@ impl PeerConfig {
             reconnect: true,
             resend_after: Duration::from_secs(1),
             router_pins: None,
+            save_dir: None,
+            blob_window: lanmesh_proto::blob::DEFAULT_WINDOW,
+            max_file_size: None,
         }
     }
 

@@ -90,6 +90,30 @@ pub enum ClientError {
         /// The deadline.
         after: Duration,
     },
+    /// A file to send could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The recipient refused a file (no save directory, too large, too many at once).
+    #[error("peer {name:?} refused the file: {text}")]
+    FileRefused {
+        /// The recipient.
+        name: String,
+        /// Its reason.
+        text: String,
+    },
+    /// A file transfer broke off.
+    #[error("file transfer to {name:?} failed: {text}")]
+    FileFailed {
+        /// The recipient.
+        name: String,
+        /// What happened.
+        text: String,
+    },
     /// No router could be found on the LAN.
     #[error("{0}")]
     Discovery(lanmesh_discovery::DiscoveryError),
@@ -117,9 +141,9 @@ pub enum ClientError {
         /// The pins file.
         file: String,
     },
-    /// A local file could not be used.
+    /// A local state file (such as the pinned router keys) could not be used.
     #[error("{0}")]
-    File(String),
+    StateFile(String),
 }
 
 impl ClientError {

@@ -4,7 +4,9 @@
 //! router: it runs the Noise handshake, turns sends into compressed, chunked, batched
 //! frames, keeps the inbox (bounded: when it is full the actor stops reading, so pressure
 //! reaches the router rather than memory) and settles acknowledgements.
-//! [`blocking::Peer`] is the same for scripts without async.
+//! [`blocking::Peer`] is the same for scripts without async. Files of any size stream
+//! from and to disk with [`Peer::send_file`] and a save directory
+//! ([`PeerBuilder::save_dir`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lanmesh_client::ClientError> {
@@ -17,6 +19,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod actor;
+mod blob;
 pub mod blocking;
 mod config;
 mod dial;
@@ -28,6 +31,7 @@ mod shared;
 mod stream;
 
 pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
+pub use blob::{FileSent, Progress, ReceivedFile};
 pub use config::PeerConfig;
 pub use error::ClientError;
 pub use hooks::{Hooks, PeerEvent};

@@ -4,6 +4,7 @@
 //! anywhere else the peer gets a small thread of its own with an actix system, so the
 //! handle works from any async runtime and from the blocking facade alike.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 use crate::actor::{
     Close, CloseReport, PeerActor, RequestHandler, SendData, SetHandler, Terminate,
 };
+use crate::blob::{BlobConfig, Blobs, FileSent, Progress};
 use crate::config::PeerConfig;
 use crate::dial::dial;
 use crate::error::ClientError;
@@ -55,6 +57,9 @@ pub struct PeerBuilder {
     discovery_timeout: Option<Duration>,
     resend_after: Option<Duration>,
     router_pins: Option<crate::RouterPins>,
+    save_dir: Option<PathBuf>,
+    blob_window: Option<u32>,
+    max_file_size: Option<u64>,
 }
 
 impl PeerBuilder {
@@ -144,6 +149,25 @@ impl PeerBuilder {
         self
     }
 
+    /// Save incoming files in `dir` (which must exist). Without it, offers of files are
+    /// refused and their senders get an error saying so.
+    pub fn save_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.save_dir = Some(dir.into());
+        self
+    }
+
+    /// Unacknowledged bytes a file transfer keeps in flight (default 4 MiB).
+    pub fn blob_window(mut self, bytes: u32) -> Self {
+        self.blob_window = Some(bytes);
+        self
+    }
+
+    /// Refuse incoming files larger than `bytes` (default: no limit).
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = Some(bytes);
+        self
+    }
+
     /// The full configuration this builder describes.
     pub fn config(&self) -> Result<PeerConfig, ClientError> {
         let name = self
@@ -181,6 +205,11 @@ impl PeerBuilder {
             config.resend_after = t;
         }
         config.router_pins = self.router_pins.clone();
+        config.save_dir = self.save_dir.clone();
+        if let Some(w) = self.blob_window {
+            config.blob_window = w;
+        }
+        config.max_file_size = self.max_file_size;
         Ok(config)
     }
 
@@ -209,6 +238,9 @@ impl Peer {
             discovery_timeout: None,
             resend_after: None,
             router_pins: None,
+            save_dir: None,
+            blob_window: None,
+            max_file_size: None,
         }
     }
 
@@ -223,7 +255,8 @@ impl Peer {
     /// Connects with a full configuration.
     pub async fn connect(config: PeerConfig) -> Result<Peer, ClientError> {
         let name = config.name.clone();
-        let shared = Arc::new(Shared::new(config.inbox_capacity));
+        let blobs = Blobs::new(BlobConfig::new(&config));
+        let shared = Arc::new(Shared::new(config.inbox_capacity, blobs));
         let (tx, rx) = oneshot::channel();
         let in_arbiter =
             actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some();
@@ -435,6 +468,53 @@ impl Peer {
     ) -> Result<u64, ClientError> {
         let text = serde_json::to_string(value).map_err(|e| ClientError::Json(e.to_string()))?;
         self.send_text(to, &text).await
+    }
+
+    /// Sends the file at `path` to `to`, streaming it from disk, and returns once the
+    /// recipient has the whole file on its disk (its `recv` then yields a message whose
+    /// [`Message::file`] says where). Fails with `UnknownPeer`, `FileRefused` (the
+    /// recipient has no save directory, or the file is too large for it), `FileFailed`
+    /// (aborted, stalled, broken) or `Disconnected` — and the recipient then deletes what
+    /// it had received. Files of any size: the message size limit does not apply.
+    pub async fn send_file(
+        &self,
+        to: &str,
+        path: impl AsRef<Path>,
+    ) -> Result<FileSent, ClientError> {
+        self.send_file_with_progress(to, path, |_| {}).await
+    }
+
+    /// [`Peer::send_file`], calling `progress` as chunks go out and acknowledgements come
+    /// back (often: throttle any drawing).
+    pub async fn send_file_with_progress(
+        &self,
+        to: &str,
+        path: impl AsRef<Path>,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Result<FileSent, ClientError> {
+        let path = path.as_ref();
+        crate::blob::send_file(&self.shared, &self.actor, to, path, None, &mut progress).await
+    }
+
+    /// [`Peer::send_file_with_progress`], offering the file under `name` instead of its
+    /// own file name (the recipient still keeps only a sanitized last path component).
+    pub async fn send_file_as(
+        &self,
+        to: &str,
+        path: impl AsRef<Path>,
+        name: &str,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Result<FileSent, ClientError> {
+        let path = path.as_ref();
+        crate::blob::send_file(
+            &self.shared,
+            &self.actor,
+            to,
+            path,
+            Some(name),
+            &mut progress,
+        )
+        .await
     }
 
     /// The next message, waiting for one. Fails once the connection is gone and every

@@ -80,7 +80,7 @@ impl RouterPins {
     }
 
     fn io_error(&self, e: std::io::Error) -> ClientError {
-        ClientError::File(format!("{}: {e}", self.path.display()))
+        ClientError::StateFile(format!("{}: {e}", self.path.display()))
     }
 }
 

@@ -21,6 +21,8 @@ use crate::hooks::PeerEvent;
 /// behind learns it (`Lagged`) and reads the member list instead.
 const MEMBERSHIP_EVENTS: usize = 256;
 
+use crate::blob::Blobs;
+
 /// Where the connection to the router stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -104,11 +106,14 @@ pub(crate) struct Shared {
     events: broadcast::Sender<PeerEvent>,
     /// Requests go to the inbox (for `Peer::reply`) when no handler answers them.
     queue_requests: AtomicBool,
+    /// File transfers in both directions.
+    pub(crate) blobs: Blobs,
 }
 
 impl Shared {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, blobs: Blobs) -> Self {
         Self {
+            blobs,
             inbox: Mutex::new(InboxState::default()),
             arrived: Notify::new(),
             capacity: capacity.max(1),

@@ -48,6 +48,8 @@ impl std::fmt::Debug for Reader {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Record bytes handled per poll before yielding to other tasks.
+const MAX_BYTES_PER_POLL: usize = 256 * 1024;
 
 impl Reader {
     /// A reader of records up to `max_record` bytes from `io`.
@@ -107,8 +109,15 @@ where
         ctx: &mut A::Context,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        // Bounded work per poll so one busy connection cannot starve the actor's mailbox.
+        // Bounded work per poll so one busy connection cannot starve the actor's mailbox,
+        // nor, through a long stretch of decryption, the other connections on its thread:
+        // at most 64 records, and at most about 256 KiB of them (a few large records of a
+        // file transfer, against many small ones).
+        let mut taken = 0;
         for _ in 0..64 {
+            if taken >= MAX_BYTES_PER_POLL {
+                break;
+            }
             if act.reader().generation != self.generation || act.reader().stopped {
                 return Poll::Ready(());
             }
@@ -118,6 +127,7 @@ where
             let reader = act.reader();
             match reader.decoder.decode(&mut reader.buf) {
                 Ok(Some(record)) => {
+                    taken += record.len();
                     act.on_record(record, ctx);
                     continue;
                 }

@@ -58,6 +58,9 @@ pub enum ProtoError {
     /// Too many partly received messages at once.
     #[error("too many messages being reassembled at once (limit {max})")]
     TooManyPartial { max: usize },
+    /// A blob transfer broke its protocol (offsets, window, sizes); that transfer ends.
+    #[error("file transfer {blob:#x} broken: {reason}")]
+    Blob { blob: u64, reason: String },
     /// The other side reported an error and is closing.
     #[error("remote error {code:?}: {text}")]
     Remote { code: ErrorCode, text: String },

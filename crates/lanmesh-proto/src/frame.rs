@@ -54,6 +54,9 @@ pub mod flags {
     /// The message answers a request; its payload starts with the request's id
     /// (8 bytes, big-endian), then the reply data.
     pub const REPLY: u8 = 0x40;
+    /// The payload is one step of a file transfer, a [`crate::blob::BlobFrame`]; the
+    /// clients handle it, the router forwards it like any other message.
+    pub const BLOB: u8 = 0x80;
 }
 
 /// Position of a chunk inside a large message.

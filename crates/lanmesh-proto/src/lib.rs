@@ -10,10 +10,12 @@
 //! * [`record`]: length-prefixed framing of records on byte streams.
 //! * [`frame`]: the frame codec.
 //! * [`message`]: compression and chunking of application messages, and reassembly.
+//! * [`blob`]: files streamed in acknowledged chunks with a window (flow control).
 //! * [`limits`]: the limits every endpoint enforces.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod algorithms;
+pub mod blob;
 pub mod compress;
 pub mod connection;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod record;
 mod wire;
 
 pub use algorithms::{Cipher, Compression, Transport};
+pub use blob::BlobFrame;
 pub use connection::{Connection, Framing};
 pub use error::ProtoError;
 pub use frame::{ErrorCode, Frame, Frames, Message, NackReason, PeerInfo};

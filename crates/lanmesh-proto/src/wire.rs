@@ -35,6 +35,11 @@ impl Reader {
         Ok(self.buf.get_u16())
     }
 
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        self.need(4)?;
+        Ok(self.buf.get_u32())
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
         self.need(8)?;
         Ok(self.buf.get_u64())
