@@ -27,12 +27,7 @@ fn router(extra: &[&str]) -> (Proc, String) {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LANMESH_HOME", common::proc::test_home())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    run_in(&common::proc::test_home(), args)
 }
 
 fn stderr(o: &Output) -> String {

@@ -392,15 +392,7 @@ async fn a_peer_that_stops_reading_is_refused_messages_then_disconnected() {
     // Far more than its budget plus the socket buffers: the excess is refused to A
     // with Overloaded, while A and B keep talking.
     // Incompressible, so Snappy cannot shrink it below the budget.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let chunk: Vec<u8> = (0..64 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let chunk = noise(0x2545_f491_4f6c_dd1d, 64 * 1024);
     let mut overloaded = 0;
     for _ in 0..400 {
         if let Err(lanmesh::ClientError::Overloaded { .. }) = a.send("sloth", chunk.clone()).await {

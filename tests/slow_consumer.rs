@@ -113,16 +113,7 @@ fn start_stuck_peer(at: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
             stuck.pause();
             let flooder = join(&at, "flooder").await;
             // Incompressible, so the stuck peer's budget really fills.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            let noise: Vec<u8> = (0..1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
-            let data = bytes::Bytes::from(noise);
+            let data = bytes::Bytes::from(common::noise(0x9e37_79b9_7f4a_7c15, 1024));
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {

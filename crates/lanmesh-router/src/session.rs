@@ -706,19 +706,7 @@ impl Handler<Forward> for Session {
         for frame in fwd.frames {
             if self.link.pending_bytes() > budget {
                 // This peer is not reading: refuse rather than grow without bound.
-                if let (Frame::Deliver(m), Some(me)) = (&frame, self.name()) {
-                    if m.flags & flags::BROADCAST == 0 {
-                        if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
-                            let nack = Frame::Nack {
-                                peer: me.clone(),
-                                id: m.id,
-                                reason: NackReason::Overloaded,
-                            };
-                            let _ = sender.try_send(Forward { frames: vec![nack] });
-                        }
-                    }
-                }
-                self.metrics.dropped(1);
+                self.refuse_overloaded(&frame);
                 continue;
             }
             self.metrics.add_out(frame.encoded_len());
@@ -779,25 +767,35 @@ impl Handler<Replaced> for Session {
 }
 
 impl Session {
+    /// Drops a frame this session has no room for; a message (not a broadcast) is
+    /// `Nack(Overloaded)`ed to its sender, so nothing is lost silently.
+    fn refuse_overloaded(&mut self, frame: &Frame) {
+        self.metrics.dropped(1);
+        let me = match &self.phase {
+            Phase::Member(me) | Phase::Parked(me) => me,
+            _ => return,
+        };
+        if let Frame::Deliver(m) = frame {
+            if m.flags & flags::BROADCAST == 0 {
+                if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
+                    let nack = Frame::Nack {
+                        peer: me.clone(),
+                        id: m.id,
+                        reason: NackReason::Overloaded,
+                    };
+                    let _ = sender.try_send(Forward { frames: vec![nack] });
+                }
+            }
+        }
+    }
+
     /// Keeps frames for a parked peer, within `budget`; a message that does not fit is
     /// `Nack`ed to its sender.
     fn hold(&mut self, frames: Vec<Frame>, budget: usize) {
         for frame in frames {
             let len = frame.encoded_len();
             if self.held_bytes + len > budget {
-                if let (Frame::Deliver(m), Phase::Parked(me)) = (&frame, &self.phase) {
-                    if m.flags & flags::BROADCAST == 0 {
-                        if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
-                            let nack = Frame::Nack {
-                                peer: me.clone(),
-                                id: m.id,
-                                reason: NackReason::Overloaded,
-                            };
-                            let _ = sender.try_send(Forward { frames: vec![nack] });
-                        }
-                    }
-                }
-                self.metrics.dropped(1);
+                self.refuse_overloaded(&frame);
                 continue;
             }
             self.held_bytes += len;
