@@ -65,13 +65,17 @@ enum State {
 
 type Ready = oneshot::Sender<Result<(), ClientError>>;
 
+// Each keeps its timeout's handle: a settled wait cancels its timer, since every live
+// timer is polled again on each poll of the actor's context.
 struct PendingAck {
     to: Name,
     reply: oneshot::Sender<Result<(), ClientError>>,
+    timer: SpawnHandle,
 }
 
 struct PendingRequest {
     reply: oneshot::Sender<Result<Inbound, ClientError>>,
+    timer: SpawnHandle,
 }
 
 /// Answers requests: gets the request, returns the reply's data. It runs on the peer's
@@ -329,7 +333,7 @@ impl PeerActor {
                     if msg.flags & flags::REQUEST != 0 {
                         self.answer(msg)?;
                     } else if msg.flags & flags::REPLY != 0 {
-                        self.settle_reply(msg);
+                        self.settle_reply(msg, ctx);
                     } else {
                         self.shared.push(msg);
                     }
@@ -340,6 +344,7 @@ impl PeerActor {
             }
             Frame::Ack { id, .. } => {
                 if let Some(p) = self.pending_acks.remove(&id) {
+                    ctx.cancel_future(p.timer);
                     let _ = p.reply.send(Ok(()));
                 }
             }
@@ -361,11 +366,13 @@ impl PeerActor {
                     },
                 };
                 if let Some(p) = self.pending_requests.remove(&id) {
+                    ctx.cancel_future(p.timer);
                     let _ = p.reply.send(Err(err));
                     return Ok(());
                 }
                 match self.pending_acks.remove(&id) {
                     Some(p) => {
+                        ctx.cancel_future(p.timer);
                         let _ = p.reply.send(Err(err));
                     }
                     None => {
@@ -470,7 +477,7 @@ impl PeerActor {
     }
 
     /// A reply arrived: hand it to the request waiting for it (a late one is dropped).
-    fn settle_reply(&mut self, mut reply: Inbound) {
+    fn settle_reply(&mut self, mut reply: Inbound, ctx: &mut Context<Self>) {
         if reply.data.len() < 8 {
             debug!(from = %reply.from, "reply without a request id; dropped");
             return;
@@ -480,6 +487,7 @@ impl PeerActor {
         reply.flags &= !flags::REPLY;
         match self.pending_requests.remove(&corr) {
             Some(p) => {
+                ctx.cancel_future(p.timer);
                 let _ = p.reply.send(Ok(reply));
             }
             None => debug!(from = %reply.from, corr, "reply to no pending request; dropped"),
@@ -662,15 +670,8 @@ impl PeerActor {
         let ack = match (&msg.dest, msg.ack) {
             (Destination::Peer(to), true) => {
                 let (tx, rx) = oneshot::channel();
-                self.pending_acks.insert(
-                    id,
-                    PendingAck {
-                        to: to.clone(),
-                        reply: tx,
-                    },
-                );
                 let after = self.config.ack_timeout;
-                ctx.run_later(after, move |act, _| {
+                let timer = ctx.run_later(after, move |act, _| {
                     if let Some(p) = act.pending_acks.remove(&id) {
                         let name = p.to.to_string();
                         let _ = p
@@ -678,6 +679,14 @@ impl PeerActor {
                             .send(Err(ClientError::AckTimeout { name, id, after }));
                     }
                 });
+                self.pending_acks.insert(
+                    id,
+                    PendingAck {
+                        to: to.clone(),
+                        reply: tx,
+                        timer,
+                    },
+                );
                 Some(rx)
             }
             _ => None,
@@ -685,16 +694,16 @@ impl PeerActor {
         let reply = match (&msg.dest, msg.request) {
             (Destination::Peer(to), Some(after)) => {
                 let (tx, rx) = oneshot::channel();
-                self.pending_requests
-                    .insert(id, PendingRequest { reply: tx });
                 let name = to.to_string();
-                ctx.run_later(after, move |act, _| {
+                let timer = ctx.run_later(after, move |act, _| {
                     if let Some(p) = act.pending_requests.remove(&id) {
                         let _ = p
                             .reply
                             .send(Err(ClientError::RequestTimeout { name, after }));
                     }
                 });
+                self.pending_requests
+                    .insert(id, PendingRequest { reply: tx, timer });
                 Some(rx)
             }
             _ => None,
