@@ -4,9 +4,23 @@
 //! the actor's [`Link`] without locks. Each time it is polled it finishes the bytes it
 //! was writing, then asks the connection for everything queued since (sealed into as few
 //! records as fit), and sleeps when there is nothing left.
+//!
+//! Write coalescing, without timers: when frames are queued while the socket is idle,
+//! the writer does not write at once. It lets one turn of the scheduler go by, so the
+//! tasks that are ready (an application sending in a loop, the other sessions forwarding
+//! to this one) can queue more, and writes when a turn went by with nothing new, or when
+//! a record's worth ([`COALESCE_BYTES`]) is waiting. A lone message costs one scheduler
+//! turn of latency; a stream of them leaves in large records, one seal and one system
+//! call per record instead of per message.
+//!
+//! A turn is marked by a tiny task spawned behind the ready ones: it runs after them and
+//! wakes the writer. (Waking itself would not do: an actor's context polls its futures
+//! again within the same poll when anything was spawned, before any other task ran.)
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use actix::{Actor, ActorFuture, AsyncContext};
@@ -14,6 +28,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use lanmesh_proto::record::put_prefixed;
 use lanmesh_proto::{Connection, Frame, ProtoError};
 use tokio::io::AsyncWrite;
+
+/// Queued bytes that are written without waiting for more: about one full record.
+pub const COALESCE_BYTES: usize = 48 * 1024;
 
 /// Why the write side stopped.
 #[derive(Debug)]
@@ -62,6 +79,11 @@ pub struct Link {
     /// Tasks waiting for the queue to drain below a threshold.
     drain_wakers: Vec<Waker>,
     closing: bool,
+    /// Bytes that were queued when the writer last yielded to let more be queued;
+    /// `None` when it has not yielded for what is queued now.
+    yielded_at: Option<usize>,
+    /// Set by the task that marks the end of the scheduler turn the writer waits for.
+    turn_over: Rc<Cell<bool>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -86,6 +108,8 @@ impl Link {
             waker: None,
             drain_wakers: Vec::new(),
             closing: false,
+            yielded_at: None,
+            turn_over: Rc::new(Cell::new(false)),
         }
     }
 
@@ -182,9 +206,43 @@ impl Link {
         }
     }
 
+    /// Whether to take what is queued now, or yield one scheduler turn first so that
+    /// more can join it (see the module docs). Wakes the writer when it yields.
+    fn should_wait_for_more(&mut self, cx: &mut Context<'_>) -> bool {
+        let queued = self.connection.as_ref().map_or(0, Connection::queued_bytes);
+        if !self.handshake.is_empty() || self.closing || queued == 0 || queued >= COALESCE_BYTES {
+            self.yielded_at = None;
+            return false;
+        }
+        match self.yielded_at {
+            // Polled again before the turn is over: keep waiting for the marker task.
+            Some(_) if !self.turn_over.get() => return true,
+            // A whole turn brought nothing new: this is all there is for now.
+            Some(at) if at == queued => {
+                self.yielded_at = None;
+                return false;
+            }
+            _ => {}
+        }
+        self.yielded_at = Some(queued);
+        self.turn_over.set(false);
+        let (turn_over, waker) = (self.turn_over.clone(), cx.waker().clone());
+        actix::spawn(async move {
+            // Deferred until the scheduler has polled everything that was ready,
+            // the runtime's main future included.
+            tokio::task::yield_now().await;
+            turn_over.set(true);
+            waker.wake();
+        });
+        true
+    }
+
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
         loop {
             if self.writing.is_empty() {
+                if self.should_wait_for_more(cx) {
+                    return Poll::Pending;
+                }
                 match self.next_bytes() {
                     Ok(Some(b)) => self.writing = b,
                     Ok(None) => return Poll::Ready(Ok(())),
