@@ -339,3 +339,104 @@ where
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Context, Handler, Message};
+    use bytes::BytesMut;
+    use lanmesh_proto::frame::Message as Msg;
+    use lanmesh_proto::{
+        Answer, Established, HandshakeConfig, Identity, Initiator, Name, RecordDecoder, Responder,
+    };
+    use tokio::io::AsyncReadExt;
+
+    fn pair() -> (Established, Established) {
+        let cfg = || HandshakeConfig::new(Identity::generate().unwrap(), "test");
+        let (peer, router) = (cfg(), cfg());
+        let (init, msg1) =
+            Initiator::start(&peer, Some(Name::new("a").unwrap()), Bytes::new()).unwrap();
+        let mut resp = Responder::new(&router).unwrap();
+        let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+            panic!("refused")
+        };
+        let (client, msg3) = init.read_choice(&msg2).unwrap();
+        (client, resp.read_confirm(&msg3).unwrap())
+    }
+
+    struct Sender {
+        link: Link,
+    }
+
+    impl Actor for Sender {
+        type Context = Context<Self>;
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            self.link.start::<Self>(ctx);
+        }
+    }
+
+    impl HasLink for Sender {
+        fn link(&mut self) -> &mut Link {
+            &mut self.link
+        }
+        fn link_closed(&mut self, _: Option<LinkError>, _: &mut Context<Self>) {}
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Queue(u64);
+
+    impl Handler<Queue> for Sender {
+        type Result = ();
+        fn handle(&mut self, Queue(id): Queue, _: &mut Context<Self>) {
+            let frame = Frame::Send(Msg {
+                peer: Name::new("b").unwrap(),
+                id,
+                flags: 0,
+                chunk: None,
+                payload: Bytes::from_static(&[7; 64]),
+            });
+            self.link.send(&frame).unwrap();
+        }
+    }
+
+    /// Reads records until `frames` frames arrived; returns how many records carried them.
+    async fn records_for(
+        read: &mut tokio::io::DuplexStream,
+        buf: &mut BytesMut,
+        rx: &mut Established,
+        frames: usize,
+    ) -> usize {
+        let (mut seen, mut records) = (0, 0);
+        let mut dec = RecordDecoder::new(lanmesh_proto::limits::MAX_RECORD);
+        while seen < frames {
+            match dec.decode(buf).unwrap() {
+                Some(record) => {
+                    records += 1;
+                    seen += rx.connection.open(&record).unwrap().count();
+                }
+                None => assert!(read.read_buf(buf).await.unwrap() > 0, "stream ended"),
+            }
+        }
+        records
+    }
+
+    #[actix_rt::test]
+    async fn a_sender_in_a_loop_fills_records_and_a_lone_message_still_leaves() {
+        let (tx, mut rx) = pair();
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut link = Link::new(ours);
+        link.set_connection(tx.connection);
+        let addr = Sender { link }.start();
+        // One actor message at a time, each awaited: what an application's send loop does.
+        for id in 0..500 {
+            addr.send(Queue(id)).await.unwrap();
+        }
+        let mut buf = BytesMut::new();
+        let records = records_for(&mut theirs, &mut buf, &mut rx, 500).await;
+        assert!(records <= 20, "500 sends left in {records} records");
+        // Nothing else is coming: a single message is written without waiting for more.
+        addr.send(Queue(500)).await.unwrap();
+        assert_eq!(records_for(&mut theirs, &mut buf, &mut rx, 1).await, 1);
+    }
+}
