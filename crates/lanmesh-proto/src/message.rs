@@ -118,6 +118,11 @@ impl Reassembler {
     }
 
     /// Takes one `Deliver` frame's message; returns the whole message once it is complete.
+    ///
+    /// A router that is overloaded refuses single chunks (and tells their sender), so a
+    /// message can arrive with a hole: chunks of a message whose first chunk never came,
+    /// or a chunk past the end of what arrived so far. Such a message is dropped, not
+    /// the connection. A chunk that goes backwards or changes the total is still invalid.
     pub fn push(&mut self, m: Message) -> Result<Option<Complete>> {
         let Some(chunk) = m.chunk else {
             return self.finish(m.peer, m.id, m.flags, m.payload).map(Some);
@@ -131,11 +136,8 @@ impl Reassembler {
         let key = (m.peer.clone(), m.id);
         if !self.partial.contains_key(&key) {
             if chunk.offset != 0 {
-                return Err(ProtoError::ChunkOrder {
-                    id: m.id,
-                    expected: 0,
-                    offset: chunk.offset,
-                });
+                // The rest of a message whose start was refused on the way.
+                return Ok(None);
             }
             if self.partial.len() >= self.limits.max_partial_messages {
                 return Err(ProtoError::TooManyPartial {
@@ -157,6 +159,11 @@ impl Reassembler {
             .get_mut(&key)
             .expect("inserted above when it was missing");
         let expected = part.buf.len() as u64;
+        if chunk.offset > expected && chunk.total == part.total {
+            // A chunk was refused on the way: the message cannot be completed.
+            self.partial.remove(&key);
+            return Ok(None);
+        }
         if chunk.offset != expected || chunk.total != part.total {
             return Err(ProtoError::ChunkOrder {
                 id: m.id,
@@ -254,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_and_out_of_order_chunks_are_refused() {
+    fn oversized_chunks_are_refused_and_headless_ones_dropped() {
         let limits = Limits {
             max_message: 100_000,
             ..Limits::default()
@@ -284,7 +291,47 @@ mod tests {
             }),
             payload: Bytes::from_static(b"x"),
         };
-        assert!(matches!(r.push(late), Err(ProtoError::ChunkOrder { .. })));
+        // The rest of a message whose start never came (refused by the router) is dropped.
+        assert_eq!(r.push(late), Ok(None));
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_message_with_a_refused_chunk_is_dropped_and_the_next_one_arrives() {
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let mut r = Reassembler::new(Limits::default());
+        // Message 1 lost its first chunk, message 2 its second.
+        let lost_head = message_frames(&to, 1, 0, data.clone(), Compression::None);
+        let lost_middle = message_frames(&to, 2, 0, data.clone(), Compression::None);
+        for f in lost_head.into_iter().skip(1) {
+            assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+        }
+        for (i, f) in lost_middle.into_iter().enumerate() {
+            if i != 1 {
+                assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+            }
+        }
+        assert_eq!(r.buffered_bytes(), 0);
+        let mut done = None;
+        for f in message_frames(&to, 3, 0, data.clone(), Compression::None) {
+            done = r.push(deliver(f, "A")).unwrap();
+        }
+        assert_eq!(done.map(|c| (c.id, c.data)), Some((3, data)));
+    }
+
+    #[test]
+    fn a_chunk_going_backwards_is_invalid() {
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let frames = message_frames(&to, 1, 0, data, Compression::None);
+        let mut r = Reassembler::new(Limits::default());
+        r.push(deliver(frames[0].clone(), "A")).unwrap();
+        r.push(deliver(frames[1].clone(), "A")).unwrap();
+        assert!(matches!(
+            r.push(deliver(frames[1].clone(), "A")),
+            Err(ProtoError::ChunkOrder { .. })
+        ));
     }
 
     #[test]
