@@ -140,6 +140,19 @@ impl Reassembler {
                 return Ok(None);
             }
             if self.partial.len() >= self.limits.max_partial_messages {
+                // A sender's older message that never completed lost its tail on the
+                // way (ids grow per sender): it gives its place to the new one.
+                let oldest = self
+                    .partial
+                    .keys()
+                    .filter(|(peer, id)| *peer == m.peer && *id < m.id)
+                    .min_by_key(|(_, id)| *id)
+                    .cloned();
+                if let Some(old) = oldest {
+                    self.partial.remove(&old);
+                }
+            }
+            if self.partial.len() >= self.limits.max_partial_messages {
                 return Err(ProtoError::TooManyPartial {
                     max: self.limits.max_partial_messages,
                 });
@@ -321,6 +334,31 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_whose_tails_were_refused_keeps_sending_large_messages() {
+        let limits = Limits {
+            max_partial_messages: 2,
+            ..Limits::default()
+        };
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let mut r = Reassembler::new(limits);
+        // Ten messages from A, each missing its last chunk, then a whole one.
+        for id in 0..10 {
+            let mut frames = message_frames(&to, id, 0, data.clone(), Compression::None);
+            frames.pop();
+            for f in frames {
+                assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+            }
+        }
+        let mut done = None;
+        for f in message_frames(&to, 10, 0, data.clone(), Compression::None) {
+            done = r.push(deliver(f, "A")).unwrap();
+        }
+        assert_eq!(done.map(|c| c.id), Some(10));
+        assert!(r.buffered_bytes() <= 2 * 150_000);
+    }
+
+    #[test]
     fn a_chunk_going_backwards_is_invalid() {
         let data: Bytes = vec![5u8; 150_000].into();
         let to = Destination::Peer(Name::new("B").unwrap());
@@ -341,9 +379,10 @@ mod tests {
             ..Limits::default()
         };
         let mut r = Reassembler::new(limits);
+        // Three senders (one sender's new message would replace its own older one).
         for id in 0..3 {
             let m = Message {
-                peer: Name::new("A").unwrap(),
+                peer: Name::new(["A", "B", "C"][id as usize]).unwrap(),
                 id,
                 flags: 0,
                 chunk: Some(Chunk {
@@ -360,6 +399,7 @@ mod tests {
             }
         }
         r.forget(&Name::new("A").unwrap());
+        r.forget(&Name::new("B").unwrap());
         assert_eq!(r.buffered_bytes(), 0);
     }
 }
