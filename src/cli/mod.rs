@@ -1,5 +1,6 @@
 //! Subcommands. Each prints results on stdout and one clear line per failure on stderr.
 
+mod bench;
 mod discover;
 mod listen;
 mod peers;
@@ -38,6 +39,8 @@ enum Command {
     Keygen,
     /// List the routers advertised on the LAN (mDNS), or watch them come and go.
     Discover(discover::DiscoverArgs),
+    /// Measure lanmesh next to nats-server and a raw TCP relay on loopback.
+    Bench(bench::BenchArgs),
 }
 
 /// How a client command finds its router.
@@ -136,6 +139,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Listen(a) => listen::run(a).await,
         Command::Peers(a) => peers::run(a).await,
         Command::Discover(a) => discover::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
         Command::Keygen => {
             let key = lanmesh::generate_mesh_key().context("making a key")?;
             println!("{}", lanmesh::mesh_key_to_text(&key));

@@ -15,5 +15,5 @@ mod link;
 mod reader;
 
 pub use bridge::{Bridged, bridge};
-pub use link::{Drained, HasLink, Link, LinkError};
+pub use link::{COALESCE_BYTES, Drained, HasLink, Link, LinkError};
 pub use reader::{HasReader, Reader};

@@ -4,9 +4,23 @@
 //! the actor's [`Link`] without locks. Each time it is polled it finishes the bytes it
 //! was writing, then asks the connection for everything queued since (sealed into as few
 //! records as fit), and sleeps when there is nothing left.
+//!
+//! Write coalescing, without timers: when frames are queued while the socket is idle,
+//! the writer does not write at once. It lets one turn of the scheduler go by, so the
+//! tasks that are ready (an application sending in a loop, the other sessions forwarding
+//! to this one) can queue more, and writes when a turn went by with nothing new, or when
+//! a record's worth ([`COALESCE_BYTES`]) is waiting. A lone message costs one scheduler
+//! turn of latency; a stream of them leaves in large records, one seal and one system
+//! call per record instead of per message.
+//!
+//! A turn is marked by a tiny task spawned behind the ready ones: it runs after them and
+//! wakes the writer. (Waking itself would not do: an actor's context polls its futures
+//! again within the same poll when anything was spawned, before any other task ran.)
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use actix::{Actor, ActorFuture, AsyncContext};
@@ -14,6 +28,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use lanmesh_proto::record::put_prefixed;
 use lanmesh_proto::{Connection, Frame, ProtoError};
 use tokio::io::AsyncWrite;
+
+/// Queued bytes that are written without waiting for more: about one full record.
+pub const COALESCE_BYTES: usize = 48 * 1024;
 
 /// Why the write side stopped.
 #[derive(Debug)]
@@ -65,6 +82,11 @@ pub struct Link {
     /// When the socket last took bytes, or when bytes were queued on an empty link:
     /// how long a peer has not been reading.
     last_progress: std::time::Instant,
+    /// Bytes that were queued when the writer last yielded to let more be queued;
+    /// `None` when it has not yielded for what is queued now.
+    yielded_at: Option<usize>,
+    /// Set by the task that marks the end of the scheduler turn the writer waits for.
+    turn_over: Rc<Cell<bool>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -90,6 +112,8 @@ impl Link {
             drain_wakers: Vec::new(),
             closing: false,
             last_progress: std::time::Instant::now(),
+            yielded_at: None,
+            turn_over: Rc::new(Cell::new(false)),
         }
     }
 
@@ -205,9 +229,43 @@ impl Link {
         }
     }
 
+    /// Whether to take what is queued now, or yield one scheduler turn first so that
+    /// more can join it (see the module docs). Wakes the writer when it yields.
+    fn should_wait_for_more(&mut self, cx: &mut Context<'_>) -> bool {
+        let queued = self.connection.as_ref().map_or(0, Connection::queued_bytes);
+        if !self.handshake.is_empty() || self.closing || queued == 0 || queued >= COALESCE_BYTES {
+            self.yielded_at = None;
+            return false;
+        }
+        match self.yielded_at {
+            // Polled again before the turn is over: keep waiting for the marker task.
+            Some(_) if !self.turn_over.get() => return true,
+            // A whole turn brought nothing new: this is all there is for now.
+            Some(at) if at == queued => {
+                self.yielded_at = None;
+                return false;
+            }
+            _ => {}
+        }
+        self.yielded_at = Some(queued);
+        self.turn_over.set(false);
+        let (turn_over, waker) = (self.turn_over.clone(), cx.waker().clone());
+        actix::spawn(async move {
+            // Deferred until the scheduler has polled everything that was ready,
+            // the runtime's main future included.
+            tokio::task::yield_now().await;
+            turn_over.set(true);
+            waker.wake();
+        });
+        true
+    }
+
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
         loop {
             if self.writing.is_empty() {
+                if self.should_wait_for_more(cx) {
+                    return Poll::Pending;
+                }
                 match self.next_bytes() {
                     Ok(Some(b)) => self.writing = b,
                     Ok(None) => return Poll::Ready(Ok(())),
@@ -303,5 +361,107 @@ where
             link.drain_wakers.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Context, Handler, Message};
+    use bytes::BytesMut;
+    use lanmesh_proto::frame::Message as Msg;
+    use lanmesh_proto::{
+        Answer, Established, HandshakeConfig, Identity, Initiator, Name, RecordDecoder, Responder,
+    };
+    use tokio::io::AsyncReadExt;
+
+    fn pair() -> (Established, Established) {
+        let cfg = || HandshakeConfig::new(Identity::generate().unwrap(), "test");
+        let (peer, router) = (cfg(), cfg());
+        let (init, msg1) =
+            Initiator::start(&peer, Some(Name::new("a").unwrap()), Bytes::new()).unwrap();
+        let mut resp = Responder::new(&router).unwrap();
+        let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+            panic!("refused")
+        };
+        let (client, msg3) = init.read_choice(&msg2).unwrap();
+        (client, resp.read_confirm(&msg3).unwrap())
+    }
+
+    struct Sender {
+        link: Link,
+    }
+
+    impl Actor for Sender {
+        type Context = Context<Self>;
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            self.link.start::<Self>(ctx);
+        }
+    }
+
+    impl HasLink for Sender {
+        fn link(&mut self) -> &mut Link {
+            &mut self.link
+        }
+        fn link_closed(&mut self, _: Option<LinkError>, _: &mut Context<Self>) {}
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Queue(u64);
+
+    impl Handler<Queue> for Sender {
+        type Result = ();
+        fn handle(&mut self, Queue(id): Queue, _: &mut Context<Self>) {
+            let frame = Frame::Send(Msg {
+                peer: Name::new("b").unwrap(),
+                id,
+                flags: 0,
+                chunk: None,
+                prev: None,
+                payload: Bytes::from_static(&[7; 64]),
+            });
+            self.link.send(&frame).unwrap();
+        }
+    }
+
+    /// Reads records until `frames` frames arrived; returns how many records carried them.
+    async fn records_for(
+        read: &mut tokio::io::DuplexStream,
+        buf: &mut BytesMut,
+        rx: &mut Established,
+        frames: usize,
+    ) -> usize {
+        let (mut seen, mut records) = (0, 0);
+        let mut dec = RecordDecoder::new(lanmesh_proto::limits::MAX_RECORD);
+        while seen < frames {
+            match dec.decode(buf).unwrap() {
+                Some(record) => {
+                    records += 1;
+                    seen += rx.connection.open(&record).unwrap().count();
+                }
+                None => assert!(read.read_buf(buf).await.unwrap() > 0, "stream ended"),
+            }
+        }
+        records
+    }
+
+    #[actix_rt::test]
+    async fn a_sender_in_a_loop_fills_records_and_a_lone_message_still_leaves() {
+        let (tx, mut rx) = pair();
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut link = Link::new(ours);
+        link.set_connection(tx.connection);
+        let addr = Sender { link }.start();
+        // One actor message at a time, each awaited: what an application's send loop does.
+        for id in 0..500 {
+            addr.send(Queue(id)).await.unwrap();
+        }
+        let mut buf = BytesMut::new();
+        let records = records_for(&mut theirs, &mut buf, &mut rx, 500).await;
+        assert!(records <= 20, "500 sends left in {records} records");
+        // Nothing else is coming: a single message is written without waiting for more.
+        addr.send(Queue(500)).await.unwrap();
+        assert_eq!(records_for(&mut theirs, &mut buf, &mut rx, 1).await, 1);
     }
 }

@@ -35,6 +35,10 @@ pub struct Reader {
     generation: u64,
     io: Pin<Box<dyn AsyncRead>>,
     buf: BytesMut,
+    /// How much room to make before a read: starts small, so a thousand idle
+    /// connections do not each hold a large buffer, and doubles whenever a read fills
+    /// all the room it had, up to [`READ_CHUNK`].
+    chunk: usize,
     decoder: RecordDecoder,
     stopped: bool,
 }
@@ -47,9 +51,12 @@ impl std::fmt::Debug for Reader {
     }
 }
 
+/// The largest read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Record bytes handled per poll before yielding to other tasks.
 const MAX_BYTES_PER_POLL: usize = 256 * 1024;
+/// The first read buffer.
+const FIRST_CHUNK: usize = 2 * 1024;
 
 impl Reader {
     /// A reader of records up to `max_record` bytes from `io`.
@@ -58,6 +65,7 @@ impl Reader {
             generation: crate::link::next_generation(),
             io: Box::pin(io),
             buf: BytesMut::new(),
+            chunk: FIRST_CHUNK,
             decoder: RecordDecoder::new(max_record),
             stopped: false,
         }
@@ -138,9 +146,10 @@ where
                     return Poll::Ready(());
                 }
             }
-            if reader.buf.capacity() - reader.buf.len() < READ_CHUNK / 4 {
-                reader.buf.reserve(READ_CHUNK);
+            if reader.buf.capacity() - reader.buf.len() < reader.chunk / 4 {
+                reader.buf.reserve(reader.chunk);
             }
+            let room = reader.buf.capacity() - reader.buf.len();
             match tokio_util::io::poll_read_buf(reader.io.as_mut(), cx, &mut reader.buf) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
@@ -148,7 +157,11 @@ where
                     act.read_closed(None, ctx);
                     return Poll::Ready(());
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(n)) => {
+                    if n >= room {
+                        reader.chunk = (reader.chunk * 2).min(READ_CHUNK);
+                    }
+                }
                 Poll::Ready(Err(e)) => {
                     reader.stopped = true;
                     act.read_closed(Some(e.into()), ctx);

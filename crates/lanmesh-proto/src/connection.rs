@@ -8,13 +8,16 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
 use crate::error::{ProtoError, Result};
 use crate::frame::{Frame, Frames};
 use crate::limits::{MAX_RECORD, MAX_RECORD_PLAINTEXT, TAG_LEN};
-use crate::record::put_prefixed;
+use crate::record::{PREFIX_LEN, put_prefixed};
+
+/// Spare room an emptied output buffer may keep.
+const IDLE_BUFFER: usize = 4 * 1024;
 
 /// How records are delimited on the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,19 +120,32 @@ impl Connection {
             return Ok(());
         }
         let plain = self.pending.split();
-        let record: Bytes = match &mut self.noise {
-            Some(noise) => {
+        self.records_sealed += 1;
+        match (&mut self.noise, self.framing) {
+            // The common case on TCP: seal straight into the output stream, after the
+            // length prefix, with no buffer of its own per record.
+            (Some(noise), Framing::LengthPrefixed) => {
+                let sealed_len = plain.len() + TAG_LEN;
+                let prefix = u16::try_from(sealed_len).map_err(|_| ProtoError::RecordTooLarge {
+                    len: sealed_len,
+                    max: MAX_RECORD,
+                })?;
+                let out = &mut self.stream_out;
+                out.reserve(PREFIX_LEN + sealed_len);
+                out.put_u16(prefix);
+                let start = out.len();
+                out.resize(start + sealed_len, 0);
+                let n = noise.write_message(&plain, &mut out[start..])?;
+                out.truncate(start + n);
+            }
+            (None, Framing::LengthPrefixed) => put_prefixed(&mut self.stream_out, &plain)?,
+            (Some(noise), Framing::Message) => {
                 let mut sealed = vec![0u8; plain.len() + TAG_LEN];
                 let n = noise.write_message(&plain, &mut sealed)?;
                 sealed.truncate(n);
-                Bytes::from(sealed)
+                self.message_out.push_back(Bytes::from(sealed));
             }
-            None => plain.freeze(),
-        };
-        self.records_sealed += 1;
-        match self.framing {
-            Framing::LengthPrefixed => put_prefixed(&mut self.stream_out, &record)?,
-            Framing::Message => self.message_out.push_back(record),
+            (None, Framing::Message) => self.message_out.push_back(plain.freeze()),
         }
         Ok(())
     }
@@ -138,13 +154,22 @@ impl Connection {
     /// length-prefixed framing, one record per call for message framing.
     pub fn poll_transmit(&mut self) -> Result<Option<Bytes>> {
         self.seal()?;
-        Ok(match self.framing {
+        let out = match self.framing {
             Framing::LengthPrefixed if !self.stream_out.is_empty() => {
                 Some(self.stream_out.split().freeze())
             }
             Framing::LengthPrefixed => None,
             Framing::Message => self.message_out.pop_front(),
-        })
+        };
+        // Emptied buffers keep the spare room of their largest burst (and with it the
+        // whole allocation) unless let go: a thousand idle connections would each hold
+        // the biggest member list they ever sent.
+        for buf in [&mut self.pending, &mut self.stream_out] {
+            if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
+                *buf = BytesMut::new();
+            }
+        }
+        Ok(out)
     }
 
     /// Decrypts one received record and returns its frames. A tampered, truncated or

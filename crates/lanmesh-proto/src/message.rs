@@ -127,6 +127,11 @@ impl Reassembler {
     /// of an earlier copy is held, or its tail can arrive without its start (the start was
     /// lost with the old connection). The first restarts the message; the second is
     /// dropped — the sender resends what the recipient did not acknowledge.
+    ///
+    /// A router that is overloaded refuses single chunks (and tells their sender), so a
+    /// message can arrive with a hole: chunks of a message whose first chunk never came,
+    /// or a chunk past the end of what arrived so far. Such a message is dropped, not
+    /// the connection. A chunk that goes backwards or changes the total is still invalid.
     pub fn push(&mut self, m: Message) -> Result<Option<Complete>> {
         let Some(chunk) = m.chunk else {
             return self
@@ -145,7 +150,21 @@ impl Reassembler {
         }
         if !self.partial.contains_key(&key) {
             if chunk.offset != 0 {
+                // The rest of a message whose start was refused on the way.
                 return Ok(None);
+            }
+            if self.partial.len() >= self.limits.max_partial_messages {
+                // A sender's older message that never completed lost its tail on the
+                // way (ids grow per sender): it gives its place to the new one.
+                let oldest = self
+                    .partial
+                    .keys()
+                    .filter(|(peer, id)| *peer == m.peer && *id < m.id)
+                    .min_by_key(|(_, id)| *id)
+                    .cloned();
+                if let Some(old) = oldest {
+                    self.partial.remove(&old);
+                }
             }
             if self.partial.len() >= self.limits.max_partial_messages {
                 return Err(ProtoError::TooManyPartial {
@@ -168,6 +187,11 @@ impl Reassembler {
             .get_mut(&key)
             .expect("inserted above when it was missing");
         let expected = part.buf.len() as u64;
+        if chunk.offset > expected && chunk.total == part.total {
+            // A chunk was refused on the way: the message cannot be completed.
+            self.partial.remove(&key);
+            return Ok(None);
+        }
         if chunk.offset != expected || chunk.total != part.total {
             return Err(ProtoError::ChunkOrder {
                 id: m.id,
@@ -273,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_and_out_of_order_chunks_are_refused() {
+    fn oversized_chunks_are_refused_and_headless_ones_dropped() {
         let limits = Limits {
             max_message: 100_000,
             ..Limits::default()
@@ -323,7 +347,9 @@ mod tests {
             }),
             ..late
         };
-        assert!(matches!(r.push(gap), Err(ProtoError::ChunkOrder { .. })));
+        // A hole (a chunk refused on the way) drops the message, not the connection.
+        assert_eq!(r.push(gap), Ok(None));
+        assert_eq!(r.buffered_bytes(), 0);
     }
 
     #[test]
@@ -346,15 +372,79 @@ mod tests {
     }
 
     #[test]
+    fn a_message_with_a_refused_chunk_is_dropped_and_the_next_one_arrives() {
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let mut r = Reassembler::new(Limits::default());
+        // Message 1 lost its first chunk, message 2 its second.
+        let lost_head = message_frames(&to, 1, 0, data.clone(), Compression::None);
+        let lost_middle = message_frames(&to, 2, 0, data.clone(), Compression::None);
+        for f in lost_head.into_iter().skip(1) {
+            assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+        }
+        for (i, f) in lost_middle.into_iter().enumerate() {
+            if i != 1 {
+                assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+            }
+        }
+        assert_eq!(r.buffered_bytes(), 0);
+        let mut done = None;
+        for f in message_frames(&to, 3, 0, data.clone(), Compression::None) {
+            done = r.push(deliver(f, "A")).unwrap();
+        }
+        assert_eq!(done.map(|c| (c.id, c.data)), Some((3, data)));
+    }
+
+    #[test]
+    fn a_sender_whose_tails_were_refused_keeps_sending_large_messages() {
+        let limits = Limits {
+            max_partial_messages: 2,
+            ..Limits::default()
+        };
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let mut r = Reassembler::new(limits);
+        // Ten messages from A, each missing its last chunk, then a whole one.
+        for id in 0..10 {
+            let mut frames = message_frames(&to, id, 0, data.clone(), Compression::None);
+            frames.pop();
+            for f in frames {
+                assert_eq!(r.push(deliver(f, "A")).unwrap(), None);
+            }
+        }
+        let mut done = None;
+        for f in message_frames(&to, 10, 0, data.clone(), Compression::None) {
+            done = r.push(deliver(f, "A")).unwrap();
+        }
+        assert_eq!(done.map(|c| c.id), Some(10));
+        assert!(r.buffered_bytes() <= 2 * 150_000);
+    }
+
+    #[test]
+    fn a_chunk_going_backwards_is_invalid() {
+        let data: Bytes = vec![5u8; 150_000].into();
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let frames = message_frames(&to, 1, 0, data, Compression::None);
+        let mut r = Reassembler::new(Limits::default());
+        r.push(deliver(frames[0].clone(), "A")).unwrap();
+        r.push(deliver(frames[1].clone(), "A")).unwrap();
+        assert!(matches!(
+            r.push(deliver(frames[1].clone(), "A")),
+            Err(ProtoError::ChunkOrder { .. })
+        ));
+    }
+
+    #[test]
     fn partial_messages_are_bounded() {
         let limits = Limits {
             max_partial_messages: 2,
             ..Limits::default()
         };
         let mut r = Reassembler::new(limits);
+        // Three senders (one sender's new message would replace its own older one).
         for id in 0..3 {
             let m = Message {
-                peer: Name::new("A").unwrap(),
+                peer: Name::new(["A", "B", "C"][id as usize]).unwrap(),
                 id,
                 flags: 0,
                 chunk: Some(Chunk {
@@ -372,6 +462,7 @@ mod tests {
             }
         }
         r.forget(&Name::new("A").unwrap());
+        r.forget(&Name::new("B").unwrap());
         assert_eq!(r.buffered_bytes(), 0);
     }
 }

@@ -361,7 +361,9 @@ impl Session {
             Frame::Ping(v) => self.link.send(&Frame::Pong(v))?,
             Frame::Pong(_) => {}
             Frame::Close => {
-                // Everything before `Close` has been handled; say so and stop.
+                // Everything before `Close` has been handled; say so and stop. Frames
+                // that arrived in the same record go out first: their nacks too.
+                self.dispatch(std::mem::take(out));
                 self.leave();
                 self.link.send(&Frame::Close)?;
                 self.close(ctx);

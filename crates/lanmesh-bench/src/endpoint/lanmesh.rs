@@ -1,0 +1,96 @@
+//! lanmesh peers, encrypted or plaintext. Requests use `Peer::request` against a peer
+//! answering with `Peer::respond`: the same shape as NATS request/reply.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lanmesh_client::Peer;
+use lanmesh_proto::Identity;
+
+use super::{Endpoint, Target};
+use crate::error::BenchError;
+use crate::row::System;
+
+/// The mesh name every bench router serves.
+pub(crate) const MESH: &str = "bench";
+
+/// How long a request may wait for its reply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One key for every bench peer: a device makes its key once and keeps it, so making
+/// keys is not part of what a connection costs.
+fn identity() -> Result<Identity, BenchError> {
+    static KEY: OnceLock<Identity> = OnceLock::new();
+    if let Some(id) = KEY.get() {
+        return Ok(id.clone());
+    }
+    let id = Identity::generate().map_err(|e| BenchError::client("lanmesh", e))?;
+    Ok(KEY.get_or_init(|| id).clone())
+}
+
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::client("lanmesh", e)
+}
+
+/// A lanmesh peer.
+pub(crate) struct LanmeshEndpoint {
+    peer: Peer,
+}
+
+impl Endpoint for LanmeshEndpoint {
+    async fn connect(target: Target, name: &str) -> Result<Self, BenchError> {
+        let peer = Peer::builder(name)
+            .router(target.addr.to_string())
+            .mesh(MESH)
+            .identity(identity()?)
+            .plaintext(target.system == System::LanmeshPlain)
+            .reconnect(false)
+            .connect()
+            .await
+            .map_err(err)?;
+        Ok(Self { peer })
+    }
+
+    async fn send(&mut self, to: &str, data: &Bytes) -> Result<(), BenchError> {
+        self.peer.send(to, data.clone()).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, data: &Bytes) -> Result<(), BenchError> {
+        self.peer.broadcast(data.clone()).await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), BenchError> {
+        // The peer's writer sends whenever the socket is writable: nothing is held back.
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<Bytes, BenchError> {
+        Ok(self.peer.recv().await.map_err(err)?.data)
+    }
+
+    async fn request(&mut self, to: &str, data: &Bytes) -> Result<Bytes, BenchError> {
+        let reply = self
+            .peer
+            .request(to, data.clone(), REQUEST_TIMEOUT)
+            .await
+            .map_err(err)?;
+        Ok(reply.data)
+    }
+
+    async fn serve_echo(self) -> Result<(), BenchError> {
+        self.peer
+            .respond(|req| req.data.clone())
+            .await
+            .map_err(err)?;
+        // Requests are answered on the peer's actor; this only keeps the peer alive.
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+
+    async fn close(self) {
+        self.peer.terminate();
+    }
+}

@@ -1,0 +1,44 @@
+//! One client of a system under test, behind the same small interface for every system,
+//! so each scenario is written once.
+//!
+//! Names map onto each system's addressing: a lanmesh peer name, a NATS subject, and
+//! nothing for the relay (which forwards everything to every other client).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::error::BenchError;
+use crate::row::System;
+
+pub(crate) mod lanmesh;
+#[cfg(feature = "nats")]
+pub(crate) mod nats;
+pub(crate) mod relay;
+
+/// Where the system under test listens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) system: System,
+    pub(crate) addr: SocketAddr,
+}
+
+/// A connected client.
+pub(crate) trait Endpoint: Sized + 'static {
+    /// Connects and joins under `name`; returns once the server will deliver to it.
+    async fn connect(target: Target, name: &str) -> Result<Self, BenchError>;
+    /// Sends one message to `to` (it may wait in a client-side buffer until `flush`).
+    async fn send(&mut self, to: &str, data: &Bytes) -> Result<(), BenchError>;
+    /// Sends one message to every other client.
+    async fn broadcast(&mut self, data: &Bytes) -> Result<(), BenchError>;
+    /// Pushes out whatever the client buffers.
+    async fn flush(&mut self) -> Result<(), BenchError>;
+    /// The next message delivered to this client.
+    async fn recv(&mut self) -> Result<Bytes, BenchError>;
+    /// Sends a request to `to` and waits for its reply.
+    async fn request(&mut self, to: &str, data: &Bytes) -> Result<Bytes, BenchError>;
+    /// Answers every request with its own payload, until dropped.
+    async fn serve_echo(self) -> Result<(), BenchError>;
+    /// Leaves, dropping the connection.
+    async fn close(self);
+}

@@ -1,0 +1,296 @@
+//! The results of a run, as Markdown (the table, the ratios to the baselines and the
+//! targets of the suite) and as JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::BenchError;
+use crate::machine::Machine;
+use crate::row::{Row, System, Test};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where and when.
+    pub machine: Machine,
+    /// Whether this was the short `--quick` run.
+    pub quick: bool,
+    /// One row per system and test.
+    pub rows: Vec<Row>,
+    /// Skipped systems and failed tests, one line each.
+    pub notes: Vec<String>,
+    /// How many tests failed (each has a note).
+    pub failures: usize,
+}
+
+/// How a test's rows are compared.
+#[derive(Clone, Copy)]
+enum Metric {
+    MsgsPerS,
+    MbPerS,
+    P50,
+    RssPerPeer,
+}
+
+impl Metric {
+    fn of(test: &str) -> Self {
+        match test {
+            "thr-64k" | "thr-1m" => Self::MbPerS,
+            "rtt-64" => Self::P50,
+            "idle-1000" => Self::RssPerPeer,
+            _ => Self::MsgsPerS,
+        }
+    }
+
+    fn value(self, row: &Row) -> Option<f64> {
+        match self {
+            Self::MsgsPerS => row.msgs_per_s,
+            Self::MbPerS => row.mb_per_s,
+            Self::P50 => row.p50_us,
+            Self::RssPerPeer => row.rss_per_peer_kib,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::MsgsPerS => "msg/s (higher is better)",
+            Self::MbPerS => "MB/s (higher is better)",
+            Self::P50 => "p50 µs (lower is better)",
+            Self::RssPerPeer => "RSS KiB/peer (lower is better)",
+        }
+    }
+}
+
+impl Report {
+    /// The row of `system` for `test`, if measured.
+    pub fn row(&self, system: System, test: Test) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.system == system && r.test == test.as_str())
+    }
+
+    fn ratio(&self, test: Test, system: System, baseline: System) -> Option<f64> {
+        let metric = Metric::of(test.as_str());
+        let ours = metric.value(self.row(system, test)?)?;
+        let theirs = metric.value(self.row(baseline, test)?)?;
+        (theirs > 0.0).then(|| ours / theirs)
+    }
+
+    /// The results table.
+    pub fn table(&self) -> String {
+        let mut s = String::from(
+            "| test | system | sent | delivered | msg/s | MB/s | p50 µs | p99 µs | RSS/peer KiB |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.test,
+                r.system,
+                r.sent,
+                r.delivered,
+                num(r.msgs_per_s),
+                num(r.mb_per_s),
+                num(r.p50_us),
+                num(r.p99_us),
+                num(r.rss_per_peer_kib),
+            );
+        }
+        s
+    }
+
+    /// lanmesh (encrypted and plaintext) divided by each baseline, test by test.
+    pub fn ratios(&self) -> String {
+        let mut s = String::from(
+            "| test | compared on | lanmesh ÷ nats | lanmesh ÷ relay | plain ÷ nats | plain ÷ relay |\n\
+             |---|---|--:|--:|--:|--:|\n",
+        );
+        for test in Test::ALL {
+            if self.row(System::Lanmesh, test).is_none()
+                && self.row(System::LanmeshPlain, test).is_none()
+            {
+                continue;
+            }
+            let cell = |sys, base| ratio_text(self.ratio(test, sys, base));
+            let _ = writeln!(
+                s,
+                "| {test} | {} | {} | {} | {} | {} |",
+                Metric::of(test.as_str()).label(),
+                cell(System::Lanmesh, System::Nats),
+                cell(System::Lanmesh, System::Relay),
+                cell(System::LanmeshPlain, System::Nats),
+                cell(System::LanmeshPlain, System::Relay),
+            );
+        }
+        s
+    }
+
+    /// The targets of the suite, each met or missed (or not measured).
+    pub fn targets(&self) -> String {
+        let mut s = String::new();
+        let thr64 = Test::Throughput(64);
+        let lossless = self
+            .row(System::Lanmesh, thr64)
+            .map(|r| r.delivered == r.sent);
+        let checks = [
+            (
+                "64 B encrypted throughput ≥ 1.5× nats delivered msg/s, zero loss",
+                self.ratio(thr64, System::Lanmesh, System::Nats)
+                    .zip(lossless)
+                    .map(|(r, ok)| {
+                        (
+                            r >= 1.5 && ok,
+                            format!(
+                                "{} ({})",
+                                ratio_text(Some(r)),
+                                if ok { "no loss" } else { "LOSS" }
+                            ),
+                        )
+                    }),
+            ),
+            (
+                "64 B round trip p50 ≤ 0.8× nats request/reply",
+                self.ratio(Test::Rtt64, System::Lanmesh, System::Nats)
+                    .map(|r| (r <= 0.8, ratio_text(Some(r)))),
+            ),
+            (
+                "64 B round trip p50 ≤ 1.3× the raw relay",
+                self.ratio(Test::Rtt64, System::Lanmesh, System::Relay)
+                    .map(|r| (r <= 1.3, ratio_text(Some(r)))),
+            ),
+            (
+                "1 MiB encrypted MB/s ≥ 0.8× nats",
+                self.ratio(Test::Throughput(1 << 20), System::Lanmesh, System::Nats)
+                    .map(|r| (r >= 0.8, ratio_text(Some(r)))),
+            ),
+            (
+                "1,000 idle peers ≤ 64 KiB router RSS per peer",
+                self.row(System::Lanmesh, Test::Idle1000)
+                    .and_then(|r| r.rss_per_peer_kib)
+                    .map(|k| (k <= 64.0, format!("{k:.1} KiB"))),
+            ),
+        ];
+        for (what, result) in checks {
+            let line = match result {
+                Some((true, v)) => format!("- met: {what} — {v}"),
+                Some((false, v)) => format!("- **missed**: {what} — {v}"),
+                None => format!("- not measured: {what}"),
+            };
+            let _ = writeln!(s, "{line}");
+        }
+        s
+    }
+
+    /// The whole report as Markdown.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut s = format!(
+            "# lanmesh bench{}\n\n{} · {} cores · {} · Linux {}\n\n",
+            if self.quick { " (quick)" } else { "" },
+            m.date,
+            m.cores,
+            m.cpu,
+            m.kernel
+        );
+        s.push_str(&self.table());
+        s.push_str("\n## Ratios to the baselines\n\n");
+        s.push_str(&self.ratios());
+        s.push_str("\n## Targets\n\n");
+        s.push_str(&self.targets());
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s
+    }
+
+    /// The rows alone, as a JSON array.
+    pub fn rows_json(&self) -> Result<String, BenchError> {
+        serde_json::to_string_pretty(&self.rows).map_err(|e| BenchError::Results(e.to_string()))
+    }
+
+    /// Writes `bench.md` and `bench.json` (machine, date, rows, notes) into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
+        let fail = |e: std::io::Error| BenchError::Results(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| BenchError::Results(e.to_string()))?;
+        std::fs::write(dir.join("bench.json"), json + "\n").map_err(fail)?;
+        std::fs::write(dir.join("bench.md"), self.markdown()).map_err(fail)?;
+        Ok(())
+    }
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+}
+
+/// A number for the table: whole with thousands separators when large, else 1 decimal.
+fn num(v: Option<f64>) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    if v.abs() < 1000.0 {
+        return format!("{v:.1}");
+    }
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let mut rows = Vec::new();
+        for (system, rate) in [(System::Lanmesh, 3.0e6), (System::Nats, 1.0e6)] {
+            let mut r = Row::new(system, Test::Throughput(64), 100, 100, 1.0);
+            r.msgs_per_s = Some(rate);
+            rows.push(r);
+        }
+        Report {
+            machine: Machine::current(),
+            quick: true,
+            rows,
+            notes: vec![],
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(Some(1_234_567.4)), "1,234,567");
+        assert_eq!(num(Some(999.94)), "999.9");
+        assert_eq!(num(None), "");
+    }
+
+    #[test]
+    fn ratios_and_targets() {
+        let r = report();
+        assert!(
+            r.ratios()
+                .contains("| thr-64 | msg/s (higher is better) | 3.00× | – |")
+        );
+        let targets = r.targets();
+        assert!(
+            targets.contains("- met: 64 B encrypted throughput"),
+            "{targets}"
+        );
+        assert!(
+            targets.contains("- not measured: 1,000 idle peers"),
+            "{targets}"
+        );
+    }
+}

