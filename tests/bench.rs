@@ -10,6 +10,7 @@ use common::proc::BIN;
 #[test]
 fn quick_json_rows_have_the_documented_shape() {
     let out = Command::new(BIN)
+        .env("LANMESH_HOME", common::proc::test_home())
         .args([
             "bench",
             "--quick",

@@ -20,6 +20,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// A state directory of its own, removed with it.
+    scratch: Option<PathBuf>,
 }
 
 impl ServerProcess {
@@ -43,6 +45,9 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -61,10 +66,19 @@ pub(crate) fn start_lanmesh(exe: &Path, plaintext: bool) -> Result<ServerProcess
     if plaintext {
         cmd.arg("--plaintext");
     }
+    // A fresh state directory per router: the bench's peers have fresh keys each run,
+    // and names bound by an earlier run must not refuse them (nor touch the user's own).
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch =
+        std::env::temp_dir().join(format!("lanmesh-bench-router-{}-{run}", std::process::id()));
+    cmd.arg("--state-dir").arg(&scratch);
     cmd.env("RUST_LOG", "error").stderr(Stdio::null());
-    spawn_and_wait(cmd, "lanmesh router", Pipe::Stdout, |line| {
+    let mut server = spawn_and_wait(cmd, "lanmesh router", Pipe::Stdout, |line| {
         line.trim_start().strip_prefix("tcp").map(str::trim)
-    })
+    })?;
+    server.scratch = Some(scratch);
+    Ok(server)
 }
 
 /// Starts the raw relay (`lanmesh bench --relay-server`) on a free loopback port.
@@ -151,6 +165,7 @@ fn spawn_and_wait(
     let mut server = ServerProcess {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        scratch: None,
     };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
