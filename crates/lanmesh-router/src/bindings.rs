@@ -3,8 +3,8 @@
 //! A name is bound the first time a key joins under it, and from then on only that key
 //! may use it — there is no silent takeover. An allow-list file pins names up front;
 //! pinned names are never rebound. With a state directory the bindings survive
-//! restarts (`names`, one `name key-hex` line each, rewritten whole on every change:
-//! joins of new names are rare).
+//! restarts (`names`, one `name key-hex` line each; a new binding is one appended line,
+//! since a binding never changes).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,25 +65,24 @@ impl Bindings {
             };
         }
         self.keys.insert(name.clone(), *key);
-        self.save();
+        self.append(name, key);
         Ok(())
     }
 
-    fn save(&self) {
+    /// Appends one binding. A line cut short by a crash fails to parse on the next start,
+    /// which then says so clearly (rather than binding a name to half a key).
+    fn append(&self, name: &Name, key: &[u8; 32]) {
+        use std::io::Write as _;
         let Some(file) = &self.file else {
             return;
         };
-        let mut names: Vec<_> = self.keys.iter().collect();
-        names.sort();
-        let text: String = names
-            .into_iter()
-            .map(|(n, k)| format!("{} {}\n", n.as_str(), hex::encode(k)))
-            .collect();
-        // Write aside and rename, so a crash never leaves half a file.
-        let tmp = file.with_extension("tmp");
-        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, file));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| writeln!(f, "{} {}", name.as_str(), hex::encode(key)));
         if let Err(e) = written {
-            tracing::warn!(file = %file.display(), error = %e, "cannot save name bindings");
+            tracing::warn!(file = %file.display(), error = %e, "cannot save a name binding");
         }
     }
 }
