@@ -491,12 +491,6 @@ fn write_noise_file(path: &Path, seed: u64, len: u64) {
 }
 
 /// Resident memory of a process, from /proc.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -521,7 +515,7 @@ fn blob_1g_through_a_router_process() {
 
     let (router, at) = router_process();
     let router_pid = router.child.id();
-    let idle_rss = rss_kib(router_pid).unwrap();
+    let idle_rss = common::proc::rss_kib(router_pid).unwrap();
     // The sender and the recipient stand for other machines; here they share the
     // router's cores, so they run at a lower priority than the router and the two peers
     // whose latency is measured.
@@ -569,7 +563,7 @@ fn blob_1g_through_a_router_process() {
         let (peak, stop) = (peak.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(router_pid) {
+                if let Some(kib) = common::proc::rss_kib(router_pid) {
                     peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(20));

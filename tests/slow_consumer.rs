@@ -20,15 +20,7 @@ const MESSAGES: u64 = 1_000_000;
 const BUDGET: usize = 8 * 1024 * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    common::proc::rss_kib(pid).unwrap_or(0)
 }
 
 /// Samples the router's RSS every 20 ms until dropped; `peak` keeps the largest.
@@ -132,17 +124,8 @@ fn start_stuck_peer(at: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
 }
 
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
+    let m = lanmesh_bench::Machine::current();
+    format!("{} cores, {}", m.cores, m.cpu)
 }
 
 #[actix_rt::test]
@@ -191,12 +174,7 @@ async fn bench_a_stuck_peer_costs_bounded_memory_and_keeps_others_fast() {
     );
     let ratio = r1 / r0;
     let budget_kib = (BUDGET / 1024) as u64;
-    let date = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = lanmesh_bench::Machine::current().date;
     let md = format!(
         "# A stuck peer: memory and throughput\n\n\
          {date}, {machine}, release build, router in its own process, 64-byte messages,\n\

@@ -8,6 +8,13 @@ use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
 
+/// Resident memory of process `pid` in KiB (`VmRSS` in /proc/PID/status).
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The state directory (keys, pinned router keys, name bindings) of the `lanmesh`
 /// processes this test starts: one per test process, like one machine's user, so tests
 /// never share keys or bindings with each other or with the real user.

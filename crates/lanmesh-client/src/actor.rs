@@ -750,15 +750,15 @@ impl Handler<SendData> for PeerActor {
 impl PeerActor {
     fn queue(&mut self, msg: SendData) -> Result<Sent, ClientError> {
         let running = matches!(self.state, State::Running);
+        let reconnecting = self.ready.is_none()
+            && matches!(
+                self.state,
+                State::Away | State::Handshake(_) | State::Welcoming
+            );
         // An acked message to a peer survives a lost connection: it waits in the outbox.
-        let keep = msg.ack
-            && msg.request.is_none()
-            && matches!(msg.dest, Destination::Peer(_))
-            && (running
-                || matches!(
-                    self.state,
-                    State::Away | State::Handshake(_) | State::Welcoming
-                ) && self.ready.is_none());
+        let acked_to_peer =
+            msg.ack && msg.request.is_none() && matches!(msg.dest, Destination::Peer(_));
+        let keep = acked_to_peer && (running || reconnecting);
         if !running && !keep {
             return Err(ClientError::disconnected(
                 self.shared

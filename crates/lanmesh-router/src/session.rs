@@ -192,23 +192,15 @@ impl Session {
         let Phase::Parked(me) = &self.phase else {
             return;
         };
-        for frame in std::mem::take(&mut self.held) {
-            if let Frame::Deliver(m) = frame {
-                // Each message once: its first chunk stands for all of it.
-                let first = m.chunk.is_none_or(|c| c.offset == 0);
-                if m.flags & flags::BROADCAST == 0 && first {
-                    if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
-                        sender.do_send(Forward {
-                            frames: vec![Frame::Nack {
-                                peer: me.clone(),
-                                id: m.id,
-                                reason,
-                            }],
-                        });
-                    }
-                }
+        for frame in &self.held {
+            // Each message once: its first chunk stands for all of it.
+            let first = matches!(frame, Frame::Deliver(m) if m.chunk.is_none_or(|c| c.offset == 0));
+            if let Some((sender, nack)) = self.nack_for_sender(me, frame, reason).filter(|_| first)
+            {
+                sender.do_send(Forward { frames: vec![nack] });
             }
         }
+        self.held.clear();
         self.held_bytes = 0;
     }
 
@@ -777,18 +769,33 @@ impl Session {
             Phase::Member(me) | Phase::Parked(me) => me,
             _ => return,
         };
-        if let Frame::Deliver(m) = frame {
-            if m.flags & flags::BROADCAST == 0 {
-                if let Some(sender) = self.snapshot.get(m.peer.as_str()) {
-                    let nack = Frame::Nack {
-                        peer: me.clone(),
-                        id: m.id,
-                        reason: NackReason::Overloaded,
-                    };
-                    let _ = sender.try_send(Forward { frames: vec![nack] });
-                }
-            }
+        if let Some((sender, nack)) = self.nack_for_sender(me, frame, NackReason::Overloaded) {
+            let _ = sender.try_send(Forward { frames: vec![nack] });
         }
+    }
+
+    /// The `Nack` that tells the sender of `frame` (a `Deliver` to peer `me`) it was not
+    /// delivered, with the sender's session; `None` for broadcasts (nobody waits for
+    /// them) and for senders that left.
+    fn nack_for_sender(
+        &self,
+        me: &Name,
+        frame: &Frame,
+        reason: NackReason,
+    ) -> Option<(Addr<Session>, Frame)> {
+        let Frame::Deliver(m) = frame else {
+            return None;
+        };
+        if m.flags & flags::BROADCAST != 0 {
+            return None;
+        }
+        let sender = self.snapshot.get(m.peer.as_str())?.clone();
+        let nack = Frame::Nack {
+            peer: me.clone(),
+            id: m.id,
+            reason,
+        };
+        Some((sender, nack))
     }
 
     /// Keeps frames for a parked peer, within `budget`; a message that does not fit is
