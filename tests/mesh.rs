@@ -32,6 +32,44 @@ async fn messages_arrive_in_order_with_encryption_and_compression() {
 }
 
 #[actix_rt::test]
+async fn plain_and_acked_sends_keep_the_order_they_were_made_in() {
+    // Plain sends skip the actor (the lane); acked ones go through it. Interleaved, they
+    // still arrive in the order of the calls, also from another thread.
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let b = peer(&r, "B").await;
+    let mut expected = Vec::new();
+    for round in 0..50u32 {
+        for i in 0..20u32 {
+            let text = format!("plain {round}.{i}");
+            a.send_text("B", &text).await.unwrap();
+            expected.push(text);
+        }
+        let pending = a
+            .queue_acked("B", format!("acked {round}").into_bytes())
+            .await
+            .unwrap();
+        expected.push(format!("acked {round}"));
+        if round % 10 == 9 {
+            pending.await.unwrap();
+        }
+    }
+    let from_thread = a.clone();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            from_thread.send_text("B", "from a thread").await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    expected.push("from a thread".into());
+    for want in &expected {
+        let m = b.recv().await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&m.data), *want);
+    }
+}
+
+#[actix_rt::test]
 async fn send_acked_waits_for_the_recipient_and_names_unknown_peers() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;

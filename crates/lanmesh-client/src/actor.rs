@@ -93,7 +93,6 @@ pub struct PeerActor {
     ready: Option<Ready>,
     list_so_far: Vec<PeerInfo>,
     reassembler: Reassembler,
-    next_id: u64,
     pending_acks: HashMap<u64, PendingAck>,
     pending_requests: HashMap<u64, PendingRequest>,
     handler: Option<RequestHandler>,
@@ -145,7 +144,6 @@ impl PeerActor {
             state: State::Handshake(None),
             ready: Some(ready),
             list_so_far: Vec::new(),
-            next_id: 1,
             pending_acks: HashMap::new(),
             pending_requests: HashMap::new(),
             handler: None,
@@ -172,6 +170,15 @@ impl PeerActor {
         }
     }
 
+    /// Lets handles send through the lane into this connection's link.
+    fn open_lane(&mut self) {
+        if let Some(conn) = self.link.connection_ref() {
+            let compression = conn.compression();
+            self.link.set_lane(self.shared.lane.clone());
+            self.shared.lane.open(compression);
+        }
+    }
+
     /// Ends the peer with `err`; everything waiting learns why.
     fn fail(&mut self, err: ClientError, ctx: &mut Context<Self>) {
         if matches!(self.state, State::Closing) && self.ready.is_none() {
@@ -186,6 +193,7 @@ impl PeerActor {
         self.shared.close(reason.clone());
         self.shared.set_status(Status::Closed { reason });
         self.state = State::Closing;
+        self.shared.lane.close();
         self.reader.stop();
         self.link.close();
         ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
@@ -207,6 +215,7 @@ impl PeerActor {
         let reason = err.to_string();
         debug!(error = %reason, "connection to the router lost; reconnecting");
         self.state = State::Away;
+        self.shared.lane.close();
         self.epoch += 1;
         // Retire the old connection: its reader and writer futures end on their own.
         self.reader = Reader::detached();
@@ -439,6 +448,7 @@ impl PeerActor {
                     self.shared.set_peers(std::mem::take(&mut self.list_so_far));
                     if matches!(self.state, State::Welcoming) {
                         self.state = State::Running;
+                        self.open_lane();
                         self.attempts = 0;
                         self.resend_due()?;
                         self.shared.set_status(Status::Connected {
@@ -513,8 +523,7 @@ impl PeerActor {
         let mut payload = Vec::with_capacity(8 + data.len());
         payload.extend_from_slice(&req.id.to_be_bytes());
         payload.extend_from_slice(&data);
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.shared.next_id();
         let compression = self
             .link
             .connection_ref()
@@ -644,6 +653,7 @@ impl Actor for PeerActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.shared.lane.close();
         self.shared.close("the connection is closed".into());
         self.shared.set_status(Status::Closed {
             reason: "closed".into(),
@@ -773,8 +783,7 @@ impl PeerActor {
                 max: self.config.limits.max_message,
             });
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.shared.next_id();
         let mut bits = msg.flags;
         if msg.ack {
             bits |= flags::ACK_REQUESTED;
@@ -842,6 +851,7 @@ impl Handler<Close> for PeerActor {
     fn handle(&mut self, Close(reply): Close, ctx: &mut Context<Self>) {
         self.close_waiters.push(reply);
         self.config_reconnect_off();
+        self.shared.lane.close();
         if matches!(self.state, State::Running) && self.link.send(&Frame::Close).is_ok() {
             self.state = State::Closing;
             // The router answers `Close`; if it does not, stop anyway.

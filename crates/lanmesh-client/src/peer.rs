@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use bytes::Bytes;
+use lanmesh_io::Pushed;
 use lanmesh_proto::frame::flags;
+use lanmesh_proto::message::message_frames;
 use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
@@ -256,7 +258,11 @@ impl Peer {
     pub async fn connect(config: PeerConfig) -> Result<Peer, ClientError> {
         let name = config.name.clone();
         let blobs = Blobs::new(BlobConfig::new(&config));
-        let shared = Arc::new(Shared::new(config.inbox_capacity, blobs));
+        let shared = Arc::new(Shared::new(
+            config.inbox_capacity,
+            blobs,
+            config.limits.max_message,
+        ));
         let (tx, rx) = oneshot::channel();
         let in_arbiter =
             actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some();
@@ -308,30 +314,51 @@ impl Peer {
         ))
     }
 
+    /// Queues a message that needs no answer, through the lane: no trip through the
+    /// actor's mailbox. Waits while the lane is full.
+    async fn send_plain(
+        &self,
+        dest: Destination,
+        data: Bytes,
+        flag_bits: u8,
+    ) -> Result<u64, ClientError> {
+        let len = data.len() as u64;
+        if len > self.shared.max_message {
+            return Err(ClientError::TooLarge {
+                len,
+                max: self.shared.max_message,
+            });
+        }
+        let lane = &self.shared.lane;
+        let Some(compression) = lane.compression() else {
+            return Err(self.not_connected());
+        };
+        let id = self.shared.next_id();
+        let mut frames = message_frames(&dest, id, flag_bits, data, compression);
+        match std::future::poll_fn(|cx| lane.poll_push(cx, &mut frames)).await {
+            Pushed::Queued => Ok(id),
+            Pushed::Closed => Err(self.not_connected()),
+        }
+    }
+
+    fn not_connected(&self) -> ClientError {
+        ClientError::disconnected(
+            self.shared
+                .closed_reason()
+                .unwrap_or_else(|| "not connected".into()),
+        )
+    }
+
     /// Sends bytes to `to`, at most once. Returns the message id once it is queued; if
     /// the router cannot deliver it, [`Peer::close`] reports it.
     pub async fn send(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        let msg = SendData {
-            dest: Self::dest(to)?,
-            data: data.into(),
-            flags: 0,
-            ack: false,
-            request: None,
-        };
-        Ok(self.submit(msg).await?.id)
+        self.send_plain(Self::dest(to)?, data.into(), 0).await
     }
 
     /// Sends text to `to` (browsers receive it as a string).
     pub async fn send_text(&self, to: &str, text: &str) -> Result<u64, ClientError> {
         let data = Bytes::copy_from_slice(text.as_bytes());
-        let msg = SendData {
-            dest: Self::dest(to)?,
-            data,
-            flags: flags::TEXT,
-            ack: false,
-            request: None,
-        };
-        Ok(self.submit(msg).await?.id)
+        self.send_plain(Self::dest(to)?, data, flags::TEXT).await
     }
 
     /// Sends and waits until the recipient's client has queued the message. Fails with
@@ -391,27 +418,14 @@ impl Peer {
 
     /// Sends bytes to every other peer.
     pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        let msg = SendData {
-            dest: Destination::Everyone,
-            data: data.into(),
-            flags: 0,
-            ack: false,
-            request: None,
-        };
-        Ok(self.submit(msg).await?.id)
+        self.send_plain(Destination::Everyone, data.into(), 0).await
     }
 
     /// Sends text to every other peer.
     pub async fn broadcast_text(&self, text: &str) -> Result<u64, ClientError> {
         let data = Bytes::copy_from_slice(text.as_bytes());
-        let msg = SendData {
-            dest: Destination::Everyone,
-            data,
-            flags: flags::TEXT,
-            ack: false,
-            request: None,
-        };
-        Ok(self.submit(msg).await?.id)
+        self.send_plain(Destination::Everyone, data, flags::TEXT)
+            .await
     }
 
     /// Sends `data` to `to` as a request and waits up to `timeout` for the reply (whose

@@ -6,11 +6,12 @@
 //! Checking and parking happen under the same lock, so no wake-up is lost.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use bytes::Bytes;
+use lanmesh_io::Lane;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
 use tokio::sync::{Notify, broadcast, watch};
@@ -108,12 +109,21 @@ pub(crate) struct Shared {
     queue_requests: AtomicBool,
     /// File transfers in both directions.
     pub(crate) blobs: Blobs,
+    /// Plain sends from handles, straight to the link (see `lanmesh_io::Lane`).
+    pub(crate) lane: Arc<Lane>,
+    /// The next message id, for the actor and for sends through the lane.
+    next_id: AtomicU64,
+    /// The largest message the peer sends.
+    pub(crate) max_message: u64,
 }
 
 impl Shared {
-    pub(crate) fn new(capacity: usize, blobs: Blobs) -> Self {
+    pub(crate) fn new(capacity: usize, blobs: Blobs, max_message: u64) -> Self {
         Self {
             blobs,
+            lane: Arc::new(Lane::new()),
+            next_id: AtomicU64::new(1),
+            max_message,
             inbox: Mutex::new(InboxState::default()),
             arrived: Notify::new(),
             capacity: capacity.max(1),
@@ -122,6 +132,11 @@ impl Shared {
             events: broadcast::Sender::new(MEMBERSHIP_EVENTS),
             queue_requests: AtomicBool::new(false),
         }
+    }
+
+    /// A fresh message id.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn set_queue_requests(&self, on: bool) {

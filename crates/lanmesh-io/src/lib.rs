@@ -11,9 +11,33 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bridge;
+mod lane;
 mod link;
 mod reader;
 
 pub use bridge::{Bridged, bridge};
+pub use lane::{LANE_BYTES, Lane, Pushed};
 pub use link::{COALESCE_BYTES, Drained, HasLink, Link, LinkError};
 pub use reader::{HasReader, Reader};
+
+#[cfg(test)]
+mod test_support {
+    use bytes::Bytes;
+    use lanmesh_proto::{
+        Answer, Established, HandshakeConfig, Identity, Initiator, Name, Responder,
+    };
+
+    /// Both ends of a completed handshake: a peer named "a" and its router.
+    pub(crate) fn pair() -> (Established, Established) {
+        let cfg = || HandshakeConfig::new(Identity::generate().unwrap(), "test");
+        let (peer, router) = (cfg(), cfg());
+        let (init, msg1) =
+            Initiator::start(&peer, Some(Name::new("a").unwrap()), Bytes::new()).unwrap();
+        let mut resp = Responder::new(&router).unwrap();
+        let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+            panic!("refused")
+        };
+        let (client, msg3) = init.read_choice(&msg2).unwrap();
+        (client, resp.read_confirm(&msg3).unwrap())
+    }
+}

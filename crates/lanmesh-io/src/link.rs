@@ -21,6 +21,7 @@ use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use actix::{Actor, ActorFuture, AsyncContext};
@@ -28,6 +29,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use lanmesh_proto::record::put_prefixed;
 use lanmesh_proto::{Connection, Frame, ProtoError};
 use tokio::io::AsyncWrite;
+
+use crate::lane::Lane;
 
 /// Queued bytes that are written without waiting for more: about one full record.
 pub const COALESCE_BYTES: usize = 48 * 1024;
@@ -73,6 +76,8 @@ pub struct Link {
     handshake: BytesMut,
     /// The transport phase, once the handshake is done.
     connection: Option<Connection>,
+    /// Frames queued by handles without the actor (see [`Lane`]).
+    lane: Option<Arc<Lane>>,
     /// Bytes handed to the socket but not yet taken by it.
     writing: Bytes,
     waker: Option<Waker>,
@@ -107,6 +112,7 @@ impl Link {
             io: Box::pin(io),
             handshake: BytesMut::new(),
             connection: None,
+            lane: None,
             writing: Bytes::new(),
             waker: None,
             drain_wakers: Vec::new(),
@@ -148,6 +154,13 @@ impl Link {
         self.connection = Some(connection);
     }
 
+    /// Takes frames from `lane` too, before anything queued after them. Set it once the
+    /// connection is installed.
+    pub fn set_lane(&mut self, lane: Arc<Lane>) {
+        self.lane = Some(lane);
+        self.wake();
+    }
+
     /// The transport phase, if the handshake is complete.
     pub fn connection(&mut self) -> Option<&mut Connection> {
         self.connection.as_mut()
@@ -164,6 +177,10 @@ impl Link {
         let conn = self.connection.as_mut().ok_or(ProtoError::Negotiation {
             what: "frame before the handshake completed",
         })?;
+        // What handles queued before this frame goes first.
+        if let Some(lane) = &self.lane {
+            lane.drain_into(conn, None)?;
+        }
         conn.send(frame)?;
         self.wake();
         Ok(())
@@ -191,6 +208,7 @@ impl Link {
         self.handshake.len()
             + self.writing.len()
             + self.connection.as_ref().map_or(0, Connection::queued_bytes)
+            + self.lane.as_ref().map_or(0, |l| l.queued_bytes())
     }
 
     /// Flushes what is queued, then shuts the socket's write side down; the actor's
@@ -263,6 +281,11 @@ impl Link {
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
         loop {
             if self.writing.is_empty() {
+                if let (Some(lane), Some(conn)) = (&self.lane, &mut self.connection) {
+                    if let Err(e) = lane.drain_into(conn, Some(cx.waker())) {
+                        return Poll::Ready(Err(LinkError::Proto(e)));
+                    }
+                }
                 if self.should_wait_for_more(cx) {
                     return Poll::Pending;
                 }
@@ -367,26 +390,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::pair;
     use actix::{Context, Handler, Message};
     use bytes::BytesMut;
     use lanmesh_proto::frame::Message as Msg;
-    use lanmesh_proto::{
-        Answer, Established, HandshakeConfig, Identity, Initiator, Name, RecordDecoder, Responder,
-    };
+    use lanmesh_proto::{Established, Name, RecordDecoder};
     use tokio::io::AsyncReadExt;
-
-    fn pair() -> (Established, Established) {
-        let cfg = || HandshakeConfig::new(Identity::generate().unwrap(), "test");
-        let (peer, router) = (cfg(), cfg());
-        let (init, msg1) =
-            Initiator::start(&peer, Some(Name::new("a").unwrap()), Bytes::new()).unwrap();
-        let mut resp = Responder::new(&router).unwrap();
-        let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
-            panic!("refused")
-        };
-        let (client, msg3) = init.read_choice(&msg2).unwrap();
-        (client, resp.read_confirm(&msg3).unwrap())
-    }
 
     struct Sender {
         link: Link,
