@@ -181,8 +181,15 @@ impl Shared {
     }
 
     pub(crate) fn push(&self, m: Message) {
-        self.lock().queue.push_back(m);
-        self.arrived.notify_waiters();
+        let mut st = self.lock();
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back(m);
+        drop(st);
+        // Only a reader that found the inbox empty waits, and the push that ended the
+        // emptiness woke it: later pushes need not pay for the notification.
+        if was_empty {
+            self.arrived.notify_waiters();
+        }
     }
 
     fn wake_reader(&self, mut st: std::sync::MutexGuard<'_, InboxState>) {
