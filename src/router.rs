@@ -57,6 +57,7 @@ pub struct RouterBuilder {
     http: Option<String>,
     grace: Option<std::time::Duration>,
     write_stall: Option<std::time::Duration>,
+    backpressure: Option<usize>,
     state_dir: Option<std::path::PathBuf>,
     allow_list: Option<std::path::PathBuf>,
     hooks: Option<std::sync::Arc<dyn RouterHooks>>,
@@ -132,6 +133,14 @@ impl RouterBuilder {
         self
     }
 
+    /// Bytes waiting for a peer beyond which the router stops reading from the peers
+    /// sending to it until it catches up (default 1 MiB): fast senders are slowed down
+    /// instead of refused. A peer that takes nothing for 200 ms is not waited for.
+    pub fn backpressure(mut self, bytes: usize) -> Self {
+        self.backpressure = Some(bytes);
+        self
+    }
+
     /// Keeps name bindings in `dir` across restarts (default: in memory only).
     pub fn state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.state_dir = Some(dir.into());
@@ -186,6 +195,9 @@ impl RouterBuilder {
         }
         if let Some(grace) = self.grace {
             config.grace = grace;
+        }
+        if let Some(bytes) = self.backpressure {
+            config.backpressure_bytes = bytes;
         }
         if let Some(after) = self.write_stall {
             config.write_stall = after;

@@ -70,6 +70,57 @@ async fn plain_and_acked_sends_keep_the_order_they_were_made_in() {
 }
 
 #[actix_rt::test]
+async fn a_fast_sender_and_a_slow_reader_lose_nothing_and_keep_order() {
+    // A sends 32 MiB from its own thread, faster than B reads. The router slows A down
+    // while B is behind (the mechanism is tested in lanmesh-router's `pressure`): the
+    // test checks that this neither deadlocks nor reorders, and that nothing is refused.
+    let limits = Limits {
+        max_pending_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let r = start(router().limits(limits).backpressure(128 << 10)).await;
+    // B's client keeps few messages, so what it does not take stays in the network.
+    let b = Peer::builder("B")
+        .router(addr(&r).to_string())
+        .inbox_capacity(4)
+        .connect()
+        .await
+        .unwrap();
+    const COUNT: usize = 512;
+    const SIZE: usize = 64 * 1024;
+    // A sends from a thread of its own, at full speed.
+    let router_addr = addr(&r).to_string();
+    let sender = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let a = Peer::builder("A")
+                .router(router_addr)
+                .connect()
+                .await
+                .unwrap();
+            for i in 0..COUNT {
+                a.send("B", vec![(i % 251) as u8; SIZE]).await.unwrap();
+            }
+            a.close().await
+        })
+    });
+    for i in 0..COUNT {
+        let m = b.recv().await.unwrap();
+        assert_eq!(m.data.len(), SIZE);
+        assert_eq!(m.data[0], (i % 251) as u8, "message {i} in order");
+        if i % 4 == 3 {
+            // A reader that keeps up with a fraction of the sender, at best.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let report = sender.join().unwrap();
+    assert!(
+        report.undelivered.is_empty(),
+        "refused: {:?}",
+        &report.undelivered[..3.min(report.undelivered.len())]
+    );
+}
+
+#[actix_rt::test]
 async fn send_acked_waits_for_the_recipient_and_names_unknown_peers() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;

@@ -42,6 +42,11 @@ pub struct RouterConfig {
     /// disconnected (default 30 s): it has stopped reading. Until then, what exceeds
     /// `limits.max_pending_bytes` is refused to its senders with `Nack(Overloaded)`.
     pub write_stall: Duration,
+    /// Bytes waiting for a peer's socket beyond which the sessions sending to it stop
+    /// reading from their own peers until it catches up (default 1 MiB), so a fast sender
+    /// is slowed down rather than refused. A peer whose socket takes nothing for 200 ms is
+    /// not waited for; `limits.max_pending_bytes` and `Nack(Overloaded)` apply to it.
+    pub backpressure_bytes: usize,
     /// Where name bindings are kept across restarts (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
     /// A file of `name key-hex` lines pinning names to keys up front.
@@ -63,6 +68,7 @@ impl RouterConfig {
             mailbox_capacity: 1024,
             grace: Duration::from_secs(30),
             write_stall: Duration::from_secs(30),
+            backpressure_bytes: 1024 * 1024,
             state_dir: None,
             allow_list: None,
         }

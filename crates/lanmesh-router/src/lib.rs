@@ -15,6 +15,7 @@ mod config;
 mod hooks;
 mod listener;
 mod metrics;
+mod pressure;
 mod router;
 mod session;
 mod table;

@@ -18,6 +18,7 @@ struct Member {
     addr: Addr<Session>,
     info: PeerInfo,
     counters: Arc<SessionCounters>,
+    pressure: Arc<crate::pressure::Pressure>,
     resume: bytes::Bytes,
 }
 
@@ -59,6 +60,7 @@ pub(crate) struct Join {
     pub(crate) addr: Addr<Session>,
     pub(crate) info: PeerInfo,
     pub(crate) counters: Arc<SessionCounters>,
+    pub(crate) pressure: Arc<crate::pressure::Pressure>,
     /// The peer's resume token: the same one again means the same process reconnecting.
     pub(crate) resume: bytes::Bytes,
 }
@@ -127,7 +129,13 @@ impl Router {
         let routes = self
             .members
             .iter()
-            .map(|(n, m)| (n.clone(), m.addr.clone()))
+            .map(|(n, m)| {
+                let route = crate::table::Route {
+                    addr: m.addr.clone(),
+                    pressure: m.pressure.clone(),
+                };
+                (n.clone(), route)
+            })
             .collect();
         self.snapshot = Arc::new(RoutingTable { routes });
     }
@@ -201,6 +209,7 @@ impl Handler<Join> for Router {
             addr: join.addr,
             info: join.info,
             counters: join.counters,
+            pressure: join.pressure,
             resume: join.resume,
         };
         self.members.insert(member.info.name.clone(), member);

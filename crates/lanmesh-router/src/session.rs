@@ -34,14 +34,30 @@ use tracing::{debug, info, warn};
 
 use crate::config::RouterConfig;
 use crate::metrics::Metrics;
+use crate::pressure::{Pressure, STUCK_AFTER};
 use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
-use crate::table::Snapshot;
+use crate::table::{Route, Snapshot};
 
 /// Frames for this session's peer, from another session.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Forward {
     frames: Vec<Frame>,
+    /// Their encoded size, counted in the recipient's [`Pressure`] until it takes them.
+    bytes: usize,
+}
+
+impl Forward {
+    /// Frames that count towards the recipient's congestion.
+    fn new(frames: Vec<Frame>) -> Self {
+        let bytes = frames.iter().map(Frame::encoded_len).sum();
+        Self { frames, bytes }
+    }
+
+    /// Frames the router sends on its own account (nacks, handovers).
+    fn untracked(frames: Vec<Frame>) -> Self {
+        Self { frames, bytes: 0 }
+    }
 }
 
 /// A membership change: the new snapshot and the event to tell the peer.
@@ -96,6 +112,10 @@ pub struct Session {
     /// Frames held while parked, and their size.
     held: Vec<Frame>,
     held_bytes: usize,
+    /// This session's congestion, seen by the sessions that forward to it.
+    pressure: Arc<Pressure>,
+    /// Congested sessions this one forwarded to: it reads no more until they clear.
+    waiting_on: Vec<Arc<Pressure>>,
 }
 
 impl Session {
@@ -129,6 +149,8 @@ impl Session {
             resumable: false,
             held: Vec::new(),
             held_bytes: 0,
+            pressure: Arc::default(),
+            waiting_on: Vec::new(),
         }
     }
 
@@ -197,7 +219,7 @@ impl Session {
             let first = matches!(frame, Frame::Deliver(m) if m.chunk.is_none_or(|c| c.offset == 0));
             if let Some((sender, nack)) = self.nack_for_sender(me, frame, reason).filter(|_| first)
             {
-                sender.do_send(Forward { frames: vec![nack] });
+                sender.do_send(Forward::untracked(vec![nack]));
             }
         }
         self.held.clear();
@@ -300,6 +322,7 @@ impl Session {
             addr: ctx.address(),
             info,
             counters: self.counters.clone(),
+            pressure: self.pressure.clone(),
             resume,
         };
         // Nothing else is processed until the router has answered.
@@ -394,7 +417,7 @@ impl Session {
                     out.nack(m.peer, m.id, NackReason::TooLarge);
                     return;
                 }
-                match self.snapshot.get(m.peer.as_str()) {
+                match self.snapshot.route(m.peer.as_str()) {
                     Some(addr) => {
                         self.metrics.message();
                         self.counters
@@ -409,14 +432,14 @@ impl Session {
             Frame::Broadcast(b) => self.broadcast(me, b, out),
             Frame::Ack { peer, id } => {
                 // The sender may be gone: then nobody is waiting for this ack.
-                if let Some(addr) = self.snapshot.get(peer.as_str()) {
+                if let Some(addr) = self.snapshot.route(peer.as_str()) {
                     out.push(peer.clone(), addr, Frame::Ack { peer: me, id });
                 }
             }
             // End to end, like `Ack`: a recipient refusing a message (a request it has no
             // responder for).
             Frame::Nack { peer, id, reason } => {
-                if let Some(addr) = self.snapshot.get(peer.as_str()) {
+                if let Some(addr) = self.snapshot.route(peer.as_str()) {
                     out.push(
                         peer.clone(),
                         addr,
@@ -443,7 +466,7 @@ impl Session {
             return;
         }
         let snapshot = self.snapshot.clone();
-        for (name, addr) in snapshot.iter() {
+        for (name, addr) in snapshot.routes() {
             if *name == me {
                 continue;
             }
@@ -473,9 +496,27 @@ impl Session {
                 break;
             }
         }
-        for (dest, (addr, frames)) in out.by_dest {
-            if let Err(err) = addr.try_send(Forward { frames }) {
-                let (reason, Forward { frames }) = match err {
+        let threshold = self.config.backpressure_bytes;
+        for (dest, (route, frames)) in out.by_dest {
+            let forward = Forward::new(frames);
+            let bytes = forward.bytes;
+            // Counted before it is sent: the recipient may take it at once.
+            route.pressure.forwarded(bytes);
+            let sent = route.addr.try_send(forward);
+            if sent.is_ok() {
+                if route.pressure.holds_back(threshold)
+                    && !self
+                        .waiting_on
+                        .iter()
+                        .any(|p| Arc::ptr_eq(p, &route.pressure))
+                {
+                    self.waiting_on.push(route.pressure);
+                }
+                continue;
+            }
+            route.pressure.taken(bytes, threshold);
+            if let Err(err) = sent {
+                let (reason, Forward { frames, .. }) = match err {
                     SendError::Full(f) => (NackReason::Overloaded, f),
                     SendError::Closed(f) => (NackReason::UnknownPeer, f),
                 };
@@ -494,6 +535,25 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// More than `backpressure_bytes` wait for this peer's socket: senders to it hold
+    /// back until half of that is written, unless the socket stops taking bytes.
+    fn congested(&mut self, ctx: &mut Context<Self>) {
+        self.pressure.set_congested();
+        let relieved = self.config.backpressure_bytes / 2;
+        ctx.spawn(Link::drained(relieved).map(|_, act: &mut Self, _| act.pressure.clear()));
+        self.watch_for_stuck(ctx);
+    }
+
+    fn watch_for_stuck(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(STUCK_AFTER, |act, ctx| {
+            if act.pressure.is_congested() {
+                act.pressure
+                    .set_stuck(act.link.stalled_for() >= STUCK_AFTER);
+                act.watch_for_stuck(ctx);
+            }
+        });
     }
 
     fn on_idle_tick(&mut self, ctx: &mut Context<Self>) {
@@ -565,12 +625,12 @@ fn send_peer_list(link: &mut Link, peers: Vec<PeerInfo>) -> Result<(), ProtoErro
 /// Frames produced while handling one record, grouped by destination.
 #[derive(Default)]
 struct Outgoing {
-    by_dest: HashMap<Name, (Addr<Session>, Vec<Frame>)>,
+    by_dest: HashMap<Name, (Route, Vec<Frame>)>,
     nacks: Vec<Frame>,
 }
 
 impl Outgoing {
-    fn push(&mut self, dest: Name, addr: &Addr<Session>, frame: Frame) {
+    fn push(&mut self, dest: Name, addr: &Route, frame: Frame) {
         self.by_dest
             .entry(dest)
             .or_insert_with(|| (addr.clone(), Vec::new()))
@@ -618,6 +678,8 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // Nobody waits for a session that is gone.
+        self.pressure.clear();
         self.leave();
         self.metrics.session_closed();
         debug!(session = self.id, remote = %self.remote, "session ended");
@@ -651,6 +713,13 @@ impl HasLink for Session {
 impl HasReader for Session {
     fn reader(&mut self) -> &mut Reader {
         &mut self.reader
+    }
+
+    fn can_read(&mut self, waker: &std::task::Waker) -> bool {
+        let threshold = self.config.backpressure_bytes;
+        self.waiting_on
+            .retain(|p| !p.may_continue(threshold, waker));
+        self.waiting_on.is_empty()
     }
 
     fn on_record(&mut self, record: BytesMut, ctx: &mut Context<Self>) {
@@ -689,6 +758,8 @@ impl Handler<Forward> for Session {
     type Result = ();
 
     fn handle(&mut self, fwd: Forward, ctx: &mut Context<Self>) {
+        self.pressure
+            .taken(fwd.bytes, self.config.backpressure_bytes);
         if matches!(self.phase, Phase::Closing) {
             return;
         }
@@ -713,6 +784,11 @@ impl Handler<Forward> for Session {
                 self.fail(ctx, e.code(), e.to_string());
                 return;
             }
+        }
+        if self.link.pending_bytes() > self.config.backpressure_bytes
+            && !self.pressure.is_congested()
+        {
+            self.congested(ctx);
         }
     }
 }
@@ -745,7 +821,7 @@ impl Handler<Replaced> for Session {
                 frames = held.len(),
                 "handing held frames over"
             );
-            by.do_send(Forward { frames: held });
+            by.do_send(Forward::untracked(held));
         }
         if was_parked {
             self.phase = Phase::Closing;
@@ -770,7 +846,7 @@ impl Session {
             _ => return,
         };
         if let Some((sender, nack)) = self.nack_for_sender(me, frame, NackReason::Overloaded) {
-            let _ = sender.try_send(Forward { frames: vec![nack] });
+            let _ = sender.try_send(Forward::untracked(vec![nack]));
         }
     }
 

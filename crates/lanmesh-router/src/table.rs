@@ -10,18 +10,36 @@ use std::sync::Arc;
 use actix::Addr;
 use lanmesh_proto::Name;
 
+use crate::pressure::Pressure;
 use crate::session::Session;
+
+/// Where one member's frames go: its session, and how congested that session is.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) addr: Addr<Session>,
+    pub(crate) pressure: Arc<Pressure>,
+}
 
 /// Name → session, as of the last membership change.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    pub(crate) routes: HashMap<Name, Addr<Session>>,
+    pub(crate) routes: HashMap<Name, Route>,
 }
 
 impl RoutingTable {
     /// The session holding `name`.
     pub fn get(&self, name: &str) -> Option<&Addr<Session>> {
+        self.routes.get(name).map(|r| &r.addr)
+    }
+
+    /// The route to `name`.
+    pub(crate) fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
+    }
+
+    /// Every member's route.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = (&Name, &Route)> {
+        self.routes.iter()
     }
 
     /// Number of members.
@@ -36,7 +54,7 @@ impl RoutingTable {
 
     /// Every member.
     pub fn iter(&self) -> impl Iterator<Item = (&Name, &Addr<Session>)> {
-        self.routes.iter()
+        self.routes.iter().map(|(n, r)| (n, &r.addr))
     }
 }
 
