@@ -8,8 +8,11 @@ use crate::error::{ProtoError, Result};
 pub enum Cipher {
     /// No record encryption. Chosen only when both sides are explicitly configured for it.
     None,
-    /// Noise transport messages with ChaCha20-Poly1305.
+    /// Noise transport messages with ChaCha20-Poly1305 (the default).
     ChaCha20Poly1305,
+    /// Noise transport messages with AES-256-GCM (Noise's `AESGCM`): several times faster
+    /// on CPUs with AES instructions. Native builds only; offered only when asked for.
+    Aes256Gcm,
 }
 
 /// End-to-end payload compression negotiated in the handshake.
@@ -62,6 +65,7 @@ macro_rules! wire_enum {
 wire_enum!(Cipher, "cipher", {
     None = 0, "none";
     ChaCha20Poly1305 = 1, "chacha20poly1305";
+    Aes256Gcm = 2, "aes256gcm";
 });
 wire_enum!(Compression, "compression", {
     None = 0, "none";

@@ -491,7 +491,11 @@ impl Responder {
             .ciphers
             .iter()
             .copied()
-            .find(|c| *c == Cipher::ChaCha20Poly1305 || self.config.allow_plaintext)
+            .find(|c| match c {
+                Cipher::None => self.config.allow_plaintext,
+                Cipher::ChaCha20Poly1305 => true,
+                Cipher::Aes256Gcm => false,
+            })
             .ok_or_else(|| ProtoError::NoCommonAlgorithm {
                 what: "cipher",
                 offered: format!("{:?}", offer.ciphers),
