@@ -13,12 +13,15 @@
 //! 3. Initiator → router, `-> s, se (, psk)`: the confirmation, repeating the choice.
 //!    Encrypted; carries the initiator's static key and, with a mesh key, proves it.
 //!
-//! After message 3 both sides hold a [`Connection`]. The router then answers with a
-//! `Welcome` frame or an `Error` frame (for example when the name is taken).
+//! After message 3 both sides hold a [`Connection`], whose records are Noise transport
+//! messages sealed with the keys of Noise's split by [`crate::cipher::RecordCipher`].
+//! The router then answers with a `Welcome` frame or an `Error` frame (for example when
+//! the name is taken).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
+use crate::cipher::RecordCipher;
 use crate::connection::{Connection, Framing};
 use crate::error::{ProtoError, Result};
 use crate::frame::ErrorCode;
@@ -315,6 +318,19 @@ fn remote_key(hs: &snow::HandshakeState) -> Result<[u8; 32]> {
         .ok_or(ProtoError::Noise("no remote static key after XX".into()))
 }
 
+/// The record cipher of a finished handshake: Noise's split, keyed for `cipher` (`None`
+/// for plaintext records).
+fn record_cipher(hs: &mut snow::HandshakeState, cipher: Cipher) -> Result<Option<RecordCipher>> {
+    if !hs.is_handshake_finished() {
+        return Err(ProtoError::Noise("handshake not finished".into()));
+    }
+    if cipher == Cipher::None {
+        return Ok(None);
+    }
+    let (first, second) = hs.dangerously_get_raw_split();
+    RecordCipher::new(cipher, hs.is_initiator(), &first, &second).map(Some)
+}
+
 /// The connecting side (a peer).
 pub struct Initiator {
     hs: snow::HandshakeState,
@@ -394,9 +410,8 @@ impl Initiator {
         let confirm = [choice.cipher.to_u8(), choice.compression.to_u8()];
         let msg3 = write(&mut self.hs, &confirm)?;
         let remote_key = remote_key(&self.hs)?;
-        let transport = self.hs.into_transport_mode()?;
-        let connection =
-            Connection::new(transport, choice.cipher, choice.compression, self.framing);
+        let records = record_cipher(&mut self.hs, choice.cipher)?;
+        let connection = Connection::new(records, choice.cipher, choice.compression, self.framing);
         Ok((
             Established {
                 connection,
@@ -531,9 +546,9 @@ impl Responder {
             });
         }
         let remote_key = remote_key(&self.hs)?;
-        let transport = self.hs.into_transport_mode()?;
+        let records = record_cipher(&mut self.hs, choice.cipher)?;
         let connection = Connection::new(
-            transport,
+            records,
             choice.cipher,
             choice.compression,
             self.config.framing,

@@ -7,7 +7,9 @@ use crate::frame::{Frame, Message, flags};
 use crate::handshake::{
     Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder,
 };
-use crate::{Cipher, Compression, ErrorCode, Name, ProtoError};
+use crate::limits::{MAX_RECORD, TAG_LEN};
+use crate::record::PREFIX_LEN;
+use crate::{Cipher, Compression, ErrorCode, Framing, Name, ProtoError};
 
 fn config(mesh: &str) -> HandshakeConfig {
     HandshakeConfig::new(Identity::generate().unwrap(), mesh)
@@ -42,7 +44,7 @@ fn exchange(from: &mut Established, to: &mut Established, frames: &[Frame]) -> V
         let mut buf = BytesMut::from(&bytes[..]);
         let mut dec = crate::RecordDecoder::new(crate::limits::MAX_RECORD);
         while let Some(record) = dec.decode(&mut buf).unwrap() {
-            for f in to.connection.open(&record).unwrap() {
+            for f in to.connection.open_owned(record).unwrap() {
                 out.push(f.unwrap());
             }
         }
@@ -131,6 +133,75 @@ fn plaintext_only_when_both_sides_ask_for_it() {
     assert_eq!(a.choice.cipher, Cipher::None);
     let frames = vec![msg("B", 1, b"visible")];
     assert_eq!(exchange(&mut a, &mut r, &frames), frames);
+}
+
+/// WebSocket framing: one record per `poll_transmit`, no prefix, opened in place.
+#[test]
+fn message_framing_carries_one_record_per_message() {
+    for plaintext in [false, true] {
+        let mut peer = config("m");
+        let mut router = config("m");
+        for c in [&mut peer, &mut router] {
+            c.framing = Framing::Message;
+            c.allow_plaintext = plaintext;
+        }
+        let (mut a, mut r) = pair(&peer, &router).unwrap();
+        let big = Frame::Send(Message {
+            peer: name("B"),
+            id: 1,
+            flags: 0,
+            chunk: None,
+            prev: None,
+            payload: Bytes::from(vec![7u8; 40_000]),
+        });
+        let sent = vec![msg("B", 1, b"small"), big.clone(), big, Frame::Ping(9)];
+        for f in &sent {
+            a.connection.send(f).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut records = 0;
+        while let Some(record) = a.connection.poll_transmit().unwrap() {
+            records += 1;
+            let tag = if plaintext { 0 } else { TAG_LEN };
+            assert!(record.len() <= MAX_RECORD && record.len() > tag);
+            for f in r
+                .connection
+                .open_owned(BytesMut::from(&record[..]))
+                .unwrap()
+            {
+                got.push(f.unwrap());
+            }
+        }
+        assert_eq!(got, sent);
+        // [small, big] and [big, ping]: two 40 kB payloads never share a record.
+        assert_eq!(records, 2);
+        assert_eq!(a.connection.records_sealed(), 2);
+        assert!(!a.connection.has_output());
+    }
+}
+
+/// A record is its prefix, the frames sealed in place and the tag: nothing else.
+#[test]
+fn length_prefixed_records_are_prefix_ciphertext_and_tag() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let f = msg("B", 1, b"hello");
+    a.connection.send(&f).unwrap();
+    assert_eq!(a.connection.queued_bytes(), PREFIX_LEN + f.encoded_len());
+    let bytes = a.connection.poll_transmit().unwrap().unwrap();
+    let sealed_len = f.encoded_len() + TAG_LEN;
+    assert_eq!(bytes.len(), PREFIX_LEN + sealed_len);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([bytes[0], bytes[1]])),
+        sealed_len
+    );
+    assert_eq!(a.connection.poll_transmit().unwrap(), None);
+    let frames: Vec<Frame> = r
+        .connection
+        .open(&bytes[PREFIX_LEN..])
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(frames, vec![f]);
 }
 
 #[test]
