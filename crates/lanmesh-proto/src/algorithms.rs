@@ -75,3 +75,24 @@ wire_enum!(Transport, "transport", {
     Tcp = 1, "tcp";
     Ws = 2, "ws";
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_wire_bytes_and_names_are_stable() {
+        let all = [
+            (Cipher::None, 0, "none"),
+            (Cipher::ChaCha20Poly1305, 1, "chacha20poly1305"),
+            (Cipher::Aes256Gcm, 2, "aes256gcm"),
+        ];
+        for (cipher, byte, name) in all {
+            assert_eq!(cipher.to_u8(), byte);
+            assert_eq!(Cipher::from_u8(byte), Ok(cipher));
+            assert_eq!(cipher.as_str(), name);
+            assert_eq!(cipher.to_string(), name);
+        }
+        assert!(Cipher::from_u8(3).is_err());
+    }
+}

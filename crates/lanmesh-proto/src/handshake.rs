@@ -5,7 +5,9 @@
 //! so tampering with any byte of the offer breaks the handshake.
 //!
 //! 1. Initiator → router, `-> e`: the [`Offer`] (version, wanted name, mesh, ciphers and
-//!    compressions in order of preference, resume token). Not encrypted, but authenticated
+//!    compressions in order of preference, resume token). Ciphers are
+//!    `[chacha20poly1305]` by default, `[aes256gcm, chacha20poly1305]` when AES-256-GCM
+//!    is preferred, with `none` in front when plaintext is allowed. Not encrypted, but authenticated
 //!    by everything that follows.
 //! 2. Router → initiator, `<- e, ee, s, es`: the [`Choice`] (cipher, compression, limits),
 //!    or a refusal with an error code and text when the offer cannot be accepted.
@@ -21,7 +23,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
-use crate::cipher::RecordCipher;
+use crate::cipher::{self, RecordCipher};
 use crate::connection::{Connection, Framing};
 use crate::error::{ProtoError, Result};
 use crate::frame::ErrorCode;
@@ -103,6 +105,12 @@ pub struct HandshakeConfig {
     pub mesh_key: Option<[u8; 32]>,
     /// Accept (router) or offer (peer) unencrypted records. Used only when both agree.
     pub allow_plaintext: bool,
+    /// The record cipher a peer prefers (default ChaCha20-Poly1305, the only one offered).
+    /// With `Cipher::Aes256Gcm` the offer is `[aes256gcm, chacha20poly1305]`, so a router
+    /// without AES falls back; builds without AES (wasm32) ignore it. `Cipher::None` is no
+    /// preference: plaintext is `allow_plaintext`'s business. A router ignores this and
+    /// accepts every cipher it supports, in the peer's order.
+    pub cipher: Cipher,
     /// Offer or accept Snappy compression.
     pub compression: bool,
     /// Limits to enforce.
@@ -120,6 +128,7 @@ impl HandshakeConfig {
             mesh: mesh.into(),
             mesh_key: None,
             allow_plaintext: false,
+            cipher: Cipher::ChaCha20Poly1305,
             compression: true,
             limits: Limits::default(),
             framing: Framing::LengthPrefixed,
@@ -353,10 +362,14 @@ impl Initiator {
         name: Option<Name>,
         resume: Bytes,
     ) -> Result<(Self, Vec<u8>)> {
-        let mut ciphers = Vec::with_capacity(2);
+        let mut ciphers = Vec::with_capacity(3);
         if config.allow_plaintext {
             ciphers.push(Cipher::None);
         }
+        if config.cipher == Cipher::Aes256Gcm && cipher::is_supported(Cipher::Aes256Gcm) {
+            ciphers.push(Cipher::Aes256Gcm);
+        }
+        // Always offered, last: every router speaks it.
         ciphers.push(Cipher::ChaCha20Poly1305);
         let compressions = if config.compression {
             vec![Compression::Snappy, Compression::None]
@@ -508,8 +521,7 @@ impl Responder {
             .copied()
             .find(|c| match c {
                 Cipher::None => self.config.allow_plaintext,
-                Cipher::ChaCha20Poly1305 => true,
-                Cipher::Aes256Gcm => false,
+                Cipher::ChaCha20Poly1305 | Cipher::Aes256Gcm => cipher::is_supported(*c),
             })
             .ok_or_else(|| ProtoError::NoCommonAlgorithm {
                 what: "cipher",

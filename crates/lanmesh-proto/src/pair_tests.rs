@@ -204,6 +204,63 @@ fn length_prefixed_records_are_prefix_ciphertext_and_tag() {
     assert_eq!(frames, vec![f]);
 }
 
+fn aes_peer(mesh: &str) -> HandshakeConfig {
+    let mut c = config(mesh);
+    c.cipher = Cipher::Aes256Gcm;
+    c
+}
+
+#[test]
+fn default_peers_offer_only_chacha() {
+    let (a, r) = pair(&config("m"), &config("m")).unwrap();
+    assert_eq!(r.offer.ciphers, vec![Cipher::ChaCha20Poly1305]);
+    assert_eq!(a.choice.cipher, Cipher::ChaCha20Poly1305);
+}
+
+#[test]
+fn aes_is_offered_first_when_preferred_and_the_router_takes_it() {
+    let (mut a, mut r) = pair(&aes_peer("m"), &config("m")).unwrap();
+    assert_eq!(
+        r.offer.ciphers,
+        vec![Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
+    );
+    assert_eq!(a.choice.cipher, Cipher::Aes256Gcm);
+    assert_eq!(a.connection.cipher(), Cipher::Aes256Gcm);
+    assert_eq!(r.connection.cipher(), Cipher::Aes256Gcm);
+    let sent = vec![msg("B", 1, b"fast"), Frame::Ping(1)];
+    assert_eq!(exchange(&mut a, &mut r, &sent), sent);
+    let back = vec![Frame::Pong(1)];
+    assert_eq!(exchange(&mut r, &mut a, &back), back);
+    // Plaintext still wins when both sides ask for it, as before.
+    let mut plain_peer = aes_peer("m");
+    plain_peer.allow_plaintext = true;
+    let mut plain_router = config("m");
+    plain_router.allow_plaintext = true;
+    let (a, _) = pair(&plain_peer, &plain_router).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::None);
+    let (a, _) = pair(&plain_peer, &config("m")).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::Aes256Gcm);
+}
+
+/// A router that does not know a cipher byte skips it and takes the next one: how a
+/// router from before aes256gcm answers `[aes256gcm, chacha20poly1305]`.
+#[test]
+fn unknown_ciphers_in_an_offer_are_skipped() {
+    let (_, mut msg1) = Initiator::start(&aes_peer("m"), Some(name("A")), Bytes::new()).unwrap();
+    // In the clear part of message 1: the cipher list, length 2, [aes256gcm, chacha].
+    let at = msg1
+        .windows(3)
+        .rposition(|w| w == [2, Cipher::Aes256Gcm.to_u8(), 1])
+        .unwrap();
+    msg1[at + 1] = 0x7f;
+    let mut resp = Responder::new(&config("m")).unwrap();
+    assert!(matches!(resp.read_offer(&msg1).unwrap(), Answer::Accept(_)));
+    assert_eq!(
+        resp.offer().unwrap().ciphers,
+        vec![Cipher::ChaCha20Poly1305]
+    );
+}
+
 #[test]
 fn compression_off_on_either_side_gives_none() {
     let mut peer = config("m");
@@ -424,5 +481,13 @@ fn offer_wire_snapshot() {
     assert_eq!(
         hex::encode(offer.encode_for_test()),
         "010350433204686f6d65010102010000"
+    );
+    let offer = Offer {
+        ciphers: vec![Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305],
+        ..offer
+    };
+    assert_eq!(
+        hex::encode(offer.encode_for_test()),
+        "010350433204686f6d6502020102010000"
     );
 }
