@@ -18,7 +18,7 @@ fn quick_json_rows_have_the_documented_shape() {
             "--only",
             "thr-64,rtt-64",
             "--systems",
-            "lanmesh,relay",
+            "lanmesh,lanmesh-aes,relay",
         ])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -28,8 +28,8 @@ fn quick_json_rows_have_the_documented_shape() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON array ({e}): {stdout}"));
-    assert_eq!(rows.len(), 4, "{rows:#?}");
-    for system in ["lanmesh", "relay"] {
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    for system in ["lanmesh", "lanmesh-aes", "relay"] {
         for test in ["thr-64", "rtt-64"] {
             let row = rows
                 .iter()

@@ -79,6 +79,43 @@ fn listen_receives_in_order_what_send_sends_and_peers_shows_the_ciphers() {
 }
 
 #[test]
+fn cipher_aes256gcm_is_opt_in_and_shown_by_peers() {
+    let (_router, at) = router(&[]);
+    let fast = Proc::spawn(&[
+        "listen",
+        "--router",
+        &at,
+        "--name",
+        "F",
+        "--json",
+        "--count",
+        "1",
+        "--cipher",
+        "aes256gcm",
+    ]);
+    fast.wait_stderr("listening as");
+    let default = Proc::spawn(&["listen", "--router", &at, "--name", "D"]);
+    default.wait_stderr("listening as");
+    let o = run(&["peers", "--router", &at, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let peers: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let mut ciphers: Vec<(&str, &str)> = peers
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["cipher"].as_str().unwrap()))
+        .collect();
+    ciphers.sort();
+    assert_eq!(ciphers, [("D", "chacha20poly1305"), ("F", "aes256gcm")]);
+    // A ChaCha sender reaches an AES receiver: the router re-encrypts per connection.
+    let o = run(&["send", "--router", &at, "--name", "A", "--ack", "F", "hi"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&fast.line()).unwrap();
+    assert_eq!(v["data"], "hi");
+    let o = run(&["peers", "--router", &at, "--cipher", "rot13"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("aes256gcm"), "{}", stderr(&o));
+}
+
+#[test]
 fn binary_payloads_are_base64_in_json() {
     let (_router, at) = router(&[]);
     let listener = Proc::spawn(&[

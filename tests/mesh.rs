@@ -305,6 +305,40 @@ async fn wrong_mesh_and_missing_mesh_key_are_refused() {
     assert_eq!(names(&ok), ["A"]);
 }
 
+/// AES-256-GCM is opt-in per peer; peers with either cipher talk to each other, and big
+/// messages (many records) cross intact.
+#[actix_rt::test]
+async fn aes256gcm_when_a_peer_prefers_it() {
+    let r = start(router()).await;
+    let mut config = Peer::builder("F")
+        .router(addr(&r).to_string())
+        .config()
+        .unwrap();
+    config.cipher = Cipher::Aes256Gcm;
+    let f = Peer::connect(config).await.unwrap();
+    let d = peer(&r, "D").await;
+    let ciphers = |infos: Vec<lanmesh::proto::PeerInfo>| {
+        let mut v: Vec<(String, Cipher)> = infos
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.cipher))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(
+        ciphers(r.handle().peers().await.unwrap()),
+        [
+            ("D".to_owned(), Cipher::ChaCha20Poly1305),
+            ("F".to_owned(), Cipher::Aes256Gcm)
+        ]
+    );
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    f.send_acked("D", big.clone()).await.unwrap();
+    assert_eq!(d.recv().await.unwrap().data, big);
+    d.send_acked("F", big.clone()).await.unwrap();
+    assert_eq!(f.recv().await.unwrap().data, big);
+}
+
 #[actix_rt::test]
 async fn plaintext_needs_both_sides() {
     let strict = start(router()).await;

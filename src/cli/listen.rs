@@ -39,7 +39,7 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
         builder = builder.save_dir(dir);
     }
-    let peer = builder.connect().await?;
+    let peer = args.connect.connect(builder).await?;
     eprintln!(
         "listening as {:?} on {}",
         args.name,

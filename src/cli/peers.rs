@@ -17,7 +17,7 @@ pub(crate) struct PeersArgs {
 }
 
 pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
-    let peer = args.connect.builder(None)?.connect().await?;
+    let peer = args.connect.connect(args.connect.builder(None)?).await?;
     let peers = peer.peers();
     peer.close().await;
     if args.json {

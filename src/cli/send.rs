@@ -49,7 +49,10 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             (Bytes::from(buf), text)
         }
     };
-    let peer = args.connect.builder(Some(&args.name))?.connect().await?;
+    let peer = args
+        .connect
+        .connect(args.connect.builder(Some(&args.name))?)
+        .await?;
     let len = data.len();
     let started = Instant::now();
     let id = match (args.ack, text) {
@@ -103,7 +106,10 @@ async fn send_file(args: &SendArgs, path: &Path) -> anyhow::Result<ExitCode> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    let peer = args.connect.builder(Some(&args.name))?.connect().await?;
+    let peer = args
+        .connect
+        .connect(args.connect.builder(Some(&args.name))?)
+        .await?;
     let label = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -1,12 +1,13 @@
 //! The lanmesh benchmark suite (`lanmesh bench`).
 //!
-//! It measures lanmesh (encrypted and compressed, and plaintext) next to nats-server and
-//! a raw tokio TCP relay, each as a server process on a loopback port started by the
-//! bench itself, with the clients in this process:
+//! It measures lanmesh (encrypted and compressed, with ChaCha20-Poly1305 or, opted in,
+//! AES-256-GCM; and plaintext) next to nats-server and a raw tokio TCP relay, each as a
+//! server process on a loopback port started by the bench itself, with the clients in
+//! this process:
 //!
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
 //! * `servers`: the server processes; [`relay`]: the relay baseline itself.
-//! * `endpoint`: one client interface over the four systems; `scenarios`: the tests,
+//! * `endpoint`: one client interface over the five systems; `scenarios`: the tests,
 //!   written once over it; `worker`: the threads the two sides of a test run on.
 //!
 //! Nothing here touches anything but 127.0.0.1, and every test is bounded in count and
@@ -144,7 +145,7 @@ fn measure(
     nats: Option<&PathBuf>,
 ) -> Result<Row, BenchError> {
     let server = match system {
-        System::Lanmesh => servers::start_lanmesh(&opts.exe, false)?,
+        System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false)?,
         System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true)?,
         System::Relay => servers::start_relay(&opts.exe)?,
         System::Nats => {
@@ -160,7 +161,7 @@ fn measure(
         addr: server.addr(),
     };
     match system {
-        System::Lanmesh | System::LanmeshPlain => {
+        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain => {
             scenario::<LanmeshEndpoint>(&server, target, test, &opts.budget)
         }
         System::Relay => scenario::<RelayEndpoint>(&server, target, test, &opts.budget),

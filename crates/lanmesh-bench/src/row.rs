@@ -11,6 +11,9 @@ pub enum System {
     /// lanmesh with Noise encryption and Snappy compression.
     #[serde(rename = "lanmesh")]
     Lanmesh,
+    /// lanmesh with peers preferring AES-256-GCM records (opt-in), compression on.
+    #[serde(rename = "lanmesh-aes")]
+    LanmeshAes,
     /// lanmesh with plaintext records (router and peers both configured for it).
     #[serde(rename = "lanmesh-plain")]
     LanmeshPlain,
@@ -24,12 +27,19 @@ pub enum System {
 
 impl System {
     /// Every system, in the order of the report.
-    pub const ALL: [System; 4] = [Self::Lanmesh, Self::LanmeshPlain, Self::Nats, Self::Relay];
+    pub const ALL: [System; 5] = [
+        Self::Lanmesh,
+        Self::LanmeshAes,
+        Self::LanmeshPlain,
+        Self::Nats,
+        Self::Relay,
+    ];
 
     /// The name used in rows and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Lanmesh => "lanmesh",
+            Self::LanmeshAes => "lanmesh-aes",
             Self::LanmeshPlain => "lanmesh-plain",
             Self::Nats => "nats",
             Self::Relay => "relay",
@@ -50,7 +60,10 @@ impl FromStr for System {
         Self::ALL
             .into_iter()
             .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown system {s:?} (lanmesh, lanmesh-plain, nats, relay)"))
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|x| x.as_str()).collect();
+                format!("unknown system {s:?} ({})", names.join(", "))
+            })
     }
 }
 
@@ -195,6 +208,8 @@ mod tests {
             assert_eq!(s.as_str().parse::<System>().unwrap(), s);
         }
         assert!("thr-2".parse::<Test>().is_err());
+        let err = "lanmesh-des".parse::<System>().unwrap_err();
+        assert!(err.contains("lanmesh-aes, lanmesh-plain"), "{err}");
     }
 
     #[test]

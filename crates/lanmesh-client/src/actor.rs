@@ -344,7 +344,7 @@ impl PeerActor {
                 .ok_or(ClientError::Handshake(ProtoError::Negotiation {
                     what: "record before the handshake",
                 }))?;
-        let frames = conn.open(&record).map_err(ClientError::Handshake)?;
+        let frames = conn.open_owned(record).map_err(ClientError::Handshake)?;
         for frame in frames {
             let frame = frame.map_err(ClientError::Handshake)?;
             self.on_frame(frame, ctx)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lanmesh_proto::{Framing, HandshakeConfig, Identity, Limits, Name};
+use lanmesh_proto::{Cipher, Framing, HandshakeConfig, Identity, Limits, Name};
 
 /// Everything a peer needs to connect.
 #[derive(Debug, Clone)]
@@ -24,6 +24,10 @@ pub struct PeerConfig {
     pub mesh_key: Option<[u8; 32]>,
     /// Offer unencrypted records (used only if the router allows them too).
     pub allow_plaintext: bool,
+    /// The record cipher to prefer (default `Cipher::ChaCha20Poly1305`, offered alone).
+    /// `Cipher::Aes256Gcm` offers `[aes256gcm, chacha20poly1305]`: much faster on CPUs
+    /// with AES instructions, and a router without it falls back to ChaCha20-Poly1305.
+    pub cipher: Cipher,
     /// Offer Snappy compression (default on).
     pub compression: bool,
     /// Protocol limits.
@@ -66,6 +70,7 @@ impl PeerConfig {
             identity,
             mesh_key: None,
             allow_plaintext: false,
+            cipher: Cipher::ChaCha20Poly1305,
             compression: true,
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(5),
@@ -86,6 +91,7 @@ impl PeerConfig {
             mesh: self.mesh.clone(),
             mesh_key: self.mesh_key,
             allow_plaintext: self.allow_plaintext,
+            cipher: self.cipher,
             compression: self.compression,
             limits: self.limits.clone(),
             framing: Framing::LengthPrefixed,

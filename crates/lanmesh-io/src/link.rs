@@ -447,7 +447,7 @@ mod tests {
             match dec.decode(buf).unwrap() {
                 Some(record) => {
                     records += 1;
-                    seen += rx.connection.open(&record).unwrap().count();
+                    seen += rx.connection.open_owned(record).unwrap().count();
                 }
                 None => assert!(read.read_buf(buf).await.unwrap() > 0, "stream ended"),
             }

@@ -5,16 +5,22 @@
 //! write. Callers call it when the socket is writable and they have nothing more to queue,
 //! so a burst of small messages becomes a few large records (that batching is where the
 //! speed comes from) without any timer.
+//!
+//! Records are built where they are sent from: frames are encoded into `pending` after
+//! room for the length prefix, sealed there in place, the tag appended, and the record
+//! handed on without a copy. Received records are opened in place too
+//! ([`Connection::open_owned`]).
 
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
+use crate::cipher::RecordCipher;
 use crate::error::{ProtoError, Result};
 use crate::frame::{Frame, Frames};
 use crate::limits::{MAX_RECORD, MAX_RECORD_PLAINTEXT, TAG_LEN};
-use crate::record::{PREFIX_LEN, put_prefixed};
+use crate::record::PREFIX_LEN;
 
 /// Spare room an emptied output buffer may keep.
 const IDLE_BUFFER: usize = 4 * 1024;
@@ -30,11 +36,13 @@ pub enum Framing {
 
 /// The transport phase of a connection, after a successful handshake.
 pub struct Connection {
-    noise: Option<snow::TransportState>,
+    /// `None` for plaintext records.
+    records: Option<RecordCipher>,
     cipher: Cipher,
     compression: Compression,
     framing: Framing,
-    /// Plaintext frames not yet sealed into a record.
+    /// The record being filled: room for its length prefix (length-prefixed framing),
+    /// then plaintext frames not yet sealed. Empty when no record is open.
     pending: BytesMut,
     /// Sealed bytes ready to write (length-prefixed framing).
     stream_out: BytesMut,
@@ -55,14 +63,15 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// `records` must be `Some` exactly when `cipher` is not `Cipher::None`.
     pub(crate) fn new(
-        noise: snow::TransportState,
+        records: Option<RecordCipher>,
         cipher: Cipher,
         compression: Compression,
         framing: Framing,
     ) -> Self {
         Self {
-            noise: (cipher == Cipher::ChaCha20Poly1305).then_some(noise),
+            records,
             cipher,
             compression,
             framing,
@@ -83,6 +92,19 @@ impl Connection {
         self.compression
     }
 
+    /// Bytes in front of the plaintext of a record being filled.
+    fn header_len(&self) -> usize {
+        match self.framing {
+            Framing::LengthPrefixed => PREFIX_LEN,
+            Framing::Message => 0,
+        }
+    }
+
+    /// Plaintext bytes in the record being filled.
+    fn pending_plaintext(&self) -> usize {
+        self.pending.len().saturating_sub(self.header_len())
+    }
+
     /// Queues a frame. It is packed with others into the current record.
     pub fn send(&mut self, frame: &Frame) -> Result<()> {
         let len = frame.encoded_len();
@@ -92,10 +114,23 @@ impl Connection {
                 max: MAX_RECORD_PLAINTEXT,
             });
         }
-        if self.pending.len() + len > MAX_RECORD_PLAINTEXT {
+        if self.pending_plaintext() + len > MAX_RECORD_PLAINTEXT {
             self.seal()?;
         }
-        frame.encode(&mut self.pending)
+        let opening = self.pending.is_empty();
+        if opening {
+            // Open a record: room for the prefix (filled in when sealing) and, so that
+            // appending the tag does not move the record, for the tag too.
+            let header = self.header_len();
+            self.pending.reserve(header + len + TAG_LEN);
+            self.pending.put_bytes(0, header);
+        }
+        let encoded = frame.encode(&mut self.pending);
+        if encoded.is_err() && opening {
+            // `encode` writes nothing when it fails: do not leave an empty record open.
+            self.pending.clear();
+        }
+        encoded
     }
 
     /// Bytes queued but not yet handed out by `poll_transmit`.
@@ -115,37 +150,34 @@ impl Connection {
         self.records_sealed
     }
 
+    /// Closes the record being filled: fills in its prefix, encrypts it in place, appends
+    /// the tag and moves it to the output, all in the buffer the frames were encoded in.
     fn seal(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let plain = self.pending.split();
+        let header = self.header_len();
+        let tag_len = if self.records.is_some() { TAG_LEN } else { 0 };
+        let sealed_len = self.pending.len() - header + tag_len;
+        if header > 0 {
+            let prefix = u16::try_from(sealed_len).map_err(|_| ProtoError::RecordTooLarge {
+                len: sealed_len,
+                max: MAX_RECORD,
+            })?;
+            self.pending[..PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+        }
+        if let Some(records) = &mut self.records {
+            let tag = records.seal_in_place(&mut self.pending[header..])?;
+            self.pending.put_slice(&tag);
+        }
+        let record = self.pending.split();
         self.records_sealed += 1;
-        match (&mut self.noise, self.framing) {
-            // The common case on TCP: seal straight into the output stream, after the
-            // length prefix, with no buffer of its own per record.
-            (Some(noise), Framing::LengthPrefixed) => {
-                let sealed_len = plain.len() + TAG_LEN;
-                let prefix = u16::try_from(sealed_len).map_err(|_| ProtoError::RecordTooLarge {
-                    len: sealed_len,
-                    max: MAX_RECORD,
-                })?;
-                let out = &mut self.stream_out;
-                out.reserve(PREFIX_LEN + sealed_len);
-                out.put_u16(prefix);
-                let start = out.len();
-                out.resize(start + sealed_len, 0);
-                let n = noise.write_message(&plain, &mut out[start..])?;
-                out.truncate(start + n);
-            }
-            (None, Framing::LengthPrefixed) => put_prefixed(&mut self.stream_out, &plain)?,
-            (Some(noise), Framing::Message) => {
-                let mut sealed = vec![0u8; plain.len() + TAG_LEN];
-                let n = noise.write_message(&plain, &mut sealed)?;
-                sealed.truncate(n);
-                self.message_out.push_back(Bytes::from(sealed));
-            }
-            (None, Framing::Message) => self.message_out.push_back(plain.freeze()),
+        match self.framing {
+            // Records sealed one after another in the same buffer are adjacent, so this
+            // joins them without copying (and just moves the record when the output is
+            // empty, the usual case).
+            Framing::LengthPrefixed => self.stream_out.unsplit(record),
+            Framing::Message => self.message_out.push_back(record.freeze()),
         }
         Ok(())
     }
@@ -172,8 +204,24 @@ impl Connection {
         Ok(out)
     }
 
-    /// Decrypts one received record and returns its frames. A tampered, truncated or
-    /// replayed record fails here (Noise nonces only move forward).
+    /// Decrypts one received record in place and returns its frames; the record's buffer
+    /// becomes the frames' buffer, with no copy. A tampered, truncated or replayed record
+    /// fails here (Noise nonces only move forward).
+    pub fn open_owned(&mut self, mut record: BytesMut) -> Result<Frames> {
+        if record.len() > MAX_RECORD {
+            return Err(ProtoError::RecordTooLarge {
+                len: record.len(),
+                max: MAX_RECORD,
+            });
+        }
+        if let Some(records) = &mut self.records {
+            let len = records.open_in_place(&mut record)?;
+            record.truncate(len);
+        }
+        Ok(Frames::new(record.freeze()))
+    }
+
+    /// Like [`Connection::open_owned`], for a record the caller keeps: copies it first.
     pub fn open(&mut self, record: &[u8]) -> Result<Frames> {
         if record.len() > MAX_RECORD {
             return Err(ProtoError::RecordTooLarge {
@@ -181,20 +229,6 @@ impl Connection {
                 max: MAX_RECORD,
             });
         }
-        let plain = match &mut self.noise {
-            Some(noise) => {
-                if record.len() < TAG_LEN {
-                    return Err(ProtoError::Decrypt { during: "record" });
-                }
-                let mut out = vec![0u8; record.len()];
-                let n = noise
-                    .read_message(record, &mut out)
-                    .map_err(|_| ProtoError::Decrypt { during: "record" })?;
-                out.truncate(n);
-                Bytes::from(out)
-            }
-            None => Bytes::copy_from_slice(record),
-        };
-        Ok(Frames::new(plain))
+        self.open_owned(BytesMut::from(record))
     }
 }

@@ -49,6 +49,10 @@ pub enum ProtoError {
         "decryption failed ({during}): tampered data, a replayed record or a different mesh key"
     )]
     Decrypt { during: &'static str },
+    /// A direction of the connection has used every record nonce Noise allows
+    /// (2^64 - 1 records); the connection must be established anew.
+    #[error("record counter exhausted: reconnect to get fresh keys")]
+    NonceExhausted,
     /// A declared decompressed length is invalid or the data is corrupt.
     #[error("invalid compressed payload: {reason}")]
     Decompress { reason: String },

@@ -5,7 +5,9 @@
 //! so tampering with any byte of the offer breaks the handshake.
 //!
 //! 1. Initiator → router, `-> e`: the [`Offer`] (version, wanted name, mesh, ciphers and
-//!    compressions in order of preference, resume token). Not encrypted, but authenticated
+//!    compressions in order of preference, resume token). Ciphers are
+//!    `[chacha20poly1305]` by default, `[aes256gcm, chacha20poly1305]` when AES-256-GCM
+//!    is preferred, with `none` in front when plaintext is allowed. Not encrypted, but authenticated
 //!    by everything that follows.
 //! 2. Router → initiator, `<- e, ee, s, es`: the [`Choice`] (cipher, compression, limits),
 //!    or a refusal with an error code and text when the offer cannot be accepted.
@@ -13,12 +15,15 @@
 //! 3. Initiator → router, `-> s, se (, psk)`: the confirmation, repeating the choice.
 //!    Encrypted; carries the initiator's static key and, with a mesh key, proves it.
 //!
-//! After message 3 both sides hold a [`Connection`]. The router then answers with a
-//! `Welcome` frame or an `Error` frame (for example when the name is taken).
+//! After message 3 both sides hold a [`Connection`], whose records are Noise transport
+//! messages sealed with the keys of Noise's split by [`crate::cipher::RecordCipher`].
+//! The router then answers with a `Welcome` frame or an `Error` frame (for example when
+//! the name is taken).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
+use crate::cipher::{self, RecordCipher};
 use crate::connection::{Connection, Framing};
 use crate::error::{ProtoError, Result};
 use crate::frame::ErrorCode;
@@ -100,6 +105,12 @@ pub struct HandshakeConfig {
     pub mesh_key: Option<[u8; 32]>,
     /// Accept (router) or offer (peer) unencrypted records. Used only when both agree.
     pub allow_plaintext: bool,
+    /// The record cipher a peer prefers (default ChaCha20-Poly1305, the only one offered).
+    /// With `Cipher::Aes256Gcm` the offer is `[aes256gcm, chacha20poly1305]`, so a router
+    /// without AES falls back; builds without AES (wasm32) ignore it. `Cipher::None` is no
+    /// preference: plaintext is `allow_plaintext`'s business. A router ignores this and
+    /// accepts every cipher it supports, in the peer's order.
+    pub cipher: Cipher,
     /// Offer or accept Snappy compression.
     pub compression: bool,
     /// Limits to enforce.
@@ -117,6 +128,7 @@ impl HandshakeConfig {
             mesh: mesh.into(),
             mesh_key: None,
             allow_plaintext: false,
+            cipher: Cipher::ChaCha20Poly1305,
             compression: true,
             limits: Limits::default(),
             framing: Framing::LengthPrefixed,
@@ -315,6 +327,19 @@ fn remote_key(hs: &snow::HandshakeState) -> Result<[u8; 32]> {
         .ok_or(ProtoError::Noise("no remote static key after XX".into()))
 }
 
+/// The record cipher of a finished handshake: Noise's split, keyed for `cipher` (`None`
+/// for plaintext records).
+fn record_cipher(hs: &mut snow::HandshakeState, cipher: Cipher) -> Result<Option<RecordCipher>> {
+    if !hs.is_handshake_finished() {
+        return Err(ProtoError::Noise("handshake not finished".into()));
+    }
+    if cipher == Cipher::None {
+        return Ok(None);
+    }
+    let (first, second) = hs.dangerously_get_raw_split();
+    RecordCipher::new(cipher, hs.is_initiator(), &first, &second).map(Some)
+}
+
 /// The connecting side (a peer).
 pub struct Initiator {
     hs: snow::HandshakeState,
@@ -337,10 +362,14 @@ impl Initiator {
         name: Option<Name>,
         resume: Bytes,
     ) -> Result<(Self, Vec<u8>)> {
-        let mut ciphers = Vec::with_capacity(2);
+        let mut ciphers = Vec::with_capacity(3);
         if config.allow_plaintext {
             ciphers.push(Cipher::None);
         }
+        if config.cipher == Cipher::Aes256Gcm && cipher::is_supported(Cipher::Aes256Gcm) {
+            ciphers.push(Cipher::Aes256Gcm);
+        }
+        // Always offered, last: every router speaks it.
         ciphers.push(Cipher::ChaCha20Poly1305);
         let compressions = if config.compression {
             vec![Compression::Snappy, Compression::None]
@@ -394,9 +423,8 @@ impl Initiator {
         let confirm = [choice.cipher.to_u8(), choice.compression.to_u8()];
         let msg3 = write(&mut self.hs, &confirm)?;
         let remote_key = remote_key(&self.hs)?;
-        let transport = self.hs.into_transport_mode()?;
-        let connection =
-            Connection::new(transport, choice.cipher, choice.compression, self.framing);
+        let records = record_cipher(&mut self.hs, choice.cipher)?;
+        let connection = Connection::new(records, choice.cipher, choice.compression, self.framing);
         Ok((
             Established {
                 connection,
@@ -491,7 +519,10 @@ impl Responder {
             .ciphers
             .iter()
             .copied()
-            .find(|c| *c == Cipher::ChaCha20Poly1305 || self.config.allow_plaintext)
+            .find(|c| match c {
+                Cipher::None => self.config.allow_plaintext,
+                Cipher::ChaCha20Poly1305 | Cipher::Aes256Gcm => cipher::is_supported(*c),
+            })
             .ok_or_else(|| ProtoError::NoCommonAlgorithm {
                 what: "cipher",
                 offered: format!("{:?}", offer.ciphers),
@@ -527,9 +558,9 @@ impl Responder {
             });
         }
         let remote_key = remote_key(&self.hs)?;
-        let transport = self.hs.into_transport_mode()?;
+        let records = record_cipher(&mut self.hs, choice.cipher)?;
         let connection = Connection::new(
-            transport,
+            records,
             choice.cipher,
             choice.compression,
             self.config.framing,

@@ -7,6 +7,7 @@
 //! * [`handshake`]: the Noise XX (or XXpsk3) handshake and the negotiation of cipher and
 //!   compression in its payloads.
 //! * [`connection`]: the transport phase: frames batched into encrypted records.
+//! * [`cipher`]: the per-direction record cipher (Noise's transport `CipherState`).
 //! * [`record`]: length-prefixed framing of records on byte streams.
 //! * [`frame`]: the frame codec.
 //! * [`message`]: compression and chunking of application messages, and reassembly.
@@ -16,6 +17,7 @@
 
 pub mod algorithms;
 pub mod blob;
+pub mod cipher;
 pub mod compress;
 pub mod connection;
 pub mod error;

@@ -7,7 +7,9 @@ use crate::frame::{Frame, Message, flags};
 use crate::handshake::{
     Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder,
 };
-use crate::{Cipher, Compression, ErrorCode, Name, ProtoError};
+use crate::limits::{MAX_RECORD, TAG_LEN};
+use crate::record::PREFIX_LEN;
+use crate::{Cipher, Compression, ErrorCode, Framing, Name, ProtoError};
 
 fn config(mesh: &str) -> HandshakeConfig {
     HandshakeConfig::new(Identity::generate().unwrap(), mesh)
@@ -42,7 +44,7 @@ fn exchange(from: &mut Established, to: &mut Established, frames: &[Frame]) -> V
         let mut buf = BytesMut::from(&bytes[..]);
         let mut dec = crate::RecordDecoder::new(crate::limits::MAX_RECORD);
         while let Some(record) = dec.decode(&mut buf).unwrap() {
-            for f in to.connection.open(&record).unwrap() {
+            for f in to.connection.open_owned(record).unwrap() {
                 out.push(f.unwrap());
             }
         }
@@ -131,6 +133,132 @@ fn plaintext_only_when_both_sides_ask_for_it() {
     assert_eq!(a.choice.cipher, Cipher::None);
     let frames = vec![msg("B", 1, b"visible")];
     assert_eq!(exchange(&mut a, &mut r, &frames), frames);
+}
+
+/// WebSocket framing: one record per `poll_transmit`, no prefix, opened in place.
+#[test]
+fn message_framing_carries_one_record_per_message() {
+    for plaintext in [false, true] {
+        let mut peer = config("m");
+        let mut router = config("m");
+        for c in [&mut peer, &mut router] {
+            c.framing = Framing::Message;
+            c.allow_plaintext = plaintext;
+        }
+        let (mut a, mut r) = pair(&peer, &router).unwrap();
+        let big = Frame::Send(Message {
+            peer: name("B"),
+            id: 1,
+            flags: 0,
+            chunk: None,
+            prev: None,
+            payload: Bytes::from(vec![7u8; 40_000]),
+        });
+        let sent = vec![msg("B", 1, b"small"), big.clone(), big, Frame::Ping(9)];
+        for f in &sent {
+            a.connection.send(f).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut records = 0;
+        while let Some(record) = a.connection.poll_transmit().unwrap() {
+            records += 1;
+            let tag = if plaintext { 0 } else { TAG_LEN };
+            assert!(record.len() <= MAX_RECORD && record.len() > tag);
+            for f in r
+                .connection
+                .open_owned(BytesMut::from(&record[..]))
+                .unwrap()
+            {
+                got.push(f.unwrap());
+            }
+        }
+        assert_eq!(got, sent);
+        // [small, big] and [big, ping]: two 40 kB payloads never share a record.
+        assert_eq!(records, 2);
+        assert_eq!(a.connection.records_sealed(), 2);
+        assert!(!a.connection.has_output());
+    }
+}
+
+/// A record is its prefix, the frames sealed in place and the tag: nothing else.
+#[test]
+fn length_prefixed_records_are_prefix_ciphertext_and_tag() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let f = msg("B", 1, b"hello");
+    a.connection.send(&f).unwrap();
+    assert_eq!(a.connection.queued_bytes(), PREFIX_LEN + f.encoded_len());
+    let bytes = a.connection.poll_transmit().unwrap().unwrap();
+    let sealed_len = f.encoded_len() + TAG_LEN;
+    assert_eq!(bytes.len(), PREFIX_LEN + sealed_len);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([bytes[0], bytes[1]])),
+        sealed_len
+    );
+    assert_eq!(a.connection.poll_transmit().unwrap(), None);
+    let frames: Vec<Frame> = r
+        .connection
+        .open(&bytes[PREFIX_LEN..])
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(frames, vec![f]);
+}
+
+fn aes_peer(mesh: &str) -> HandshakeConfig {
+    let mut c = config(mesh);
+    c.cipher = Cipher::Aes256Gcm;
+    c
+}
+
+#[test]
+fn default_peers_offer_only_chacha() {
+    let (a, r) = pair(&config("m"), &config("m")).unwrap();
+    assert_eq!(r.offer.ciphers, vec![Cipher::ChaCha20Poly1305]);
+    assert_eq!(a.choice.cipher, Cipher::ChaCha20Poly1305);
+}
+
+#[test]
+fn aes_is_offered_first_when_preferred_and_the_router_takes_it() {
+    let (mut a, mut r) = pair(&aes_peer("m"), &config("m")).unwrap();
+    assert_eq!(
+        r.offer.ciphers,
+        vec![Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
+    );
+    assert_eq!(a.choice.cipher, Cipher::Aes256Gcm);
+    assert_eq!(a.connection.cipher(), Cipher::Aes256Gcm);
+    assert_eq!(r.connection.cipher(), Cipher::Aes256Gcm);
+    let sent = vec![msg("B", 1, b"fast"), Frame::Ping(1)];
+    assert_eq!(exchange(&mut a, &mut r, &sent), sent);
+    let back = vec![Frame::Pong(1)];
+    assert_eq!(exchange(&mut r, &mut a, &back), back);
+    // Plaintext still wins when both sides ask for it, as before.
+    let mut plain_peer = aes_peer("m");
+    plain_peer.allow_plaintext = true;
+    let mut plain_router = config("m");
+    plain_router.allow_plaintext = true;
+    let (a, _) = pair(&plain_peer, &plain_router).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::None);
+    let (a, _) = pair(&plain_peer, &config("m")).unwrap();
+    assert_eq!(a.choice.cipher, Cipher::Aes256Gcm);
+}
+
+/// A router that does not know a cipher byte skips it and takes the next one: how a
+/// router from before aes256gcm answers `[aes256gcm, chacha20poly1305]`.
+#[test]
+fn unknown_ciphers_in_an_offer_are_skipped() {
+    let (_, mut msg1) = Initiator::start(&aes_peer("m"), Some(name("A")), Bytes::new()).unwrap();
+    // In the clear part of message 1: the cipher list, length 2, [aes256gcm, chacha].
+    let at = msg1
+        .windows(3)
+        .rposition(|w| w == [2, Cipher::Aes256Gcm.to_u8(), 1])
+        .unwrap();
+    msg1[at + 1] = 0x7f;
+    let mut resp = Responder::new(&config("m")).unwrap();
+    assert!(matches!(resp.read_offer(&msg1).unwrap(), Answer::Accept(_)));
+    assert_eq!(
+        resp.offer().unwrap().ciphers,
+        vec![Cipher::ChaCha20Poly1305]
+    );
 }
 
 #[test]
@@ -353,5 +481,13 @@ fn offer_wire_snapshot() {
     assert_eq!(
         hex::encode(offer.encode_for_test()),
         "010350433204686f6d65010102010000"
+    );
+    let offer = Offer {
+        ciphers: vec![Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305],
+        ..offer
+    };
+    assert_eq!(
+        hex::encode(offer.encode_for_test()),
+        "010350433204686f6d6502020102010000"
     );
 }

@@ -80,6 +80,9 @@ impl RouterConfig {
             mesh: self.mesh.clone(),
             mesh_key: self.mesh_key,
             allow_plaintext: self.allow_plaintext,
+            // A peer's preference: the router accepts every cipher it supports, in the
+            // order the peer offers them.
+            cipher: lanmesh_proto::Cipher::ChaCha20Poly1305,
             compression: self.compression,
             limits: self.limits.clone(),
             framing: lanmesh_proto::Framing::LengthPrefixed,

@@ -250,8 +250,9 @@ impl Session {
                 let conn = self.link.connection().ok_or(ProtoError::Negotiation {
                     what: "record before the handshake",
                 })?;
-                let frames = conn.open(&record)?;
-                self.metrics.add_in(record.len());
+                let len = record.len();
+                let frames = conn.open_owned(record)?;
+                self.metrics.add_in(len);
                 let mut out = Outgoing::default();
                 for frame in frames {
                     self.on_frame(frame?, &mut out, ctx)?;

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{
     Cipher, Compression, Connection, Destination, Frame, Framing, HandshakeConfig, Initiator,
@@ -352,8 +352,13 @@ impl Client {
         events
     }
 
-    /// Takes one WebSocket message from the router.
+    /// Takes one WebSocket message from the router (copied; see [`Client::feed_owned`]).
     pub fn feed(&mut self, message: &[u8], now: u64) -> Vec<Event> {
+        self.feed_owned(BytesMut::from(message), now)
+    }
+
+    /// Takes one WebSocket message from the router; a record is decrypted in place.
+    pub fn feed_owned(&mut self, message: BytesMut, now: u64) -> Vec<Event> {
         let mut events = Vec::new();
         if self.is_closed() {
             return events;
@@ -373,14 +378,14 @@ impl Client {
 
     fn on_message(
         &mut self,
-        message: &[u8],
+        message: BytesMut,
         now: u64,
         events: &mut Vec<Event>,
     ) -> Result<(), ClientError> {
         // Take the initiator out; every other phase is put straight back.
         match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Handshake(initiator) => {
-                let (est, msg3) = initiator.read_choice(message).map_err(|e| match e {
+                let (est, msg3) = initiator.read_choice(&message).map_err(|e| match e {
                     ProtoError::Remote { code, text } => ClientError::Refused { code, text },
                     other => ClientError::Handshake(other),
                 })?;
@@ -400,7 +405,7 @@ impl Client {
                     what: "record without a connection",
                 }))?;
         let frames: Vec<Frame> = connection
-            .open(message)
+            .open_owned(message)
             .map_err(ClientError::Protocol)?
             .collect::<Result<_, _>>()
             .map_err(ClientError::Protocol)?;

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
 use lanmesh_proto::{Destination, Framing, HandshakeConfig, Identity, Name, ProtoError};
 use wasm_bindgen::JsCast;
@@ -166,7 +166,12 @@ impl Handlers {
         let message = Closure::new(move |e: MessageEvent| {
             let data = e.data();
             step(&w, |inner| match data.dyn_ref::<ArrayBuffer>() {
-                Some(buf) => inner.client.feed(&Uint8Array::new(buf).to_vec(), now()),
+                // Vec -> Bytes -> BytesMut moves the buffer: the record is decrypted
+                // where it was copied out of the ArrayBuffer.
+                Some(buf) => {
+                    let record = BytesMut::from(Bytes::from(Uint8Array::new(buf).to_vec()));
+                    inner.client.feed_owned(record, now())
+                }
                 None => inner
                     .client
                     .abort(ClientError::Protocol(ProtoError::Malformed {

@@ -1,4 +1,5 @@
-//! lanmesh peers, encrypted or plaintext. Requests use `Peer::request` against a peer
+//! lanmesh peers, encrypted (ChaCha20-Poly1305 or, for `lanmesh-aes`, AES-256-GCM) or
+//! plaintext. Requests use `Peer::request` against a peer
 //! answering with `Peer::respond`: the same shape as NATS request/reply.
 
 use std::sync::OnceLock;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lanmesh_client::Peer;
-use lanmesh_proto::Identity;
+use lanmesh_proto::{Cipher, Identity};
 
 use super::{Endpoint, Target};
 use crate::error::BenchError;
@@ -40,15 +41,18 @@ pub(crate) struct LanmeshEndpoint {
 
 impl Endpoint for LanmeshEndpoint {
     async fn connect(target: Target, name: &str) -> Result<Self, BenchError> {
-        let peer = Peer::builder(name)
+        let mut config = Peer::builder(name)
             .router(target.addr.to_string())
             .mesh(MESH)
             .identity(identity()?)
             .plaintext(target.system == System::LanmeshPlain)
             .reconnect(false)
-            .connect()
-            .await
+            .config()
             .map_err(err)?;
+        if target.system == System::LanmeshAes {
+            config.cipher = Cipher::Aes256Gcm;
+        }
+        let peer = Peer::connect(config).await.map_err(err)?;
         Ok(Self { peer })
     }
 
