@@ -114,9 +114,7 @@ impl Connect {
         &self,
         builder: lanmesh::PeerBuilder,
     ) -> anyhow::Result<lanmesh::Peer> {
-        let mut config = builder.config()?;
-        config.cipher = self.cipher;
-        Ok(lanmesh::Peer::connect(config).await?)
+        Ok(builder.cipher(self.cipher).connect().await?)
     }
 
     pub(crate) fn describe(&self) -> String {

@@ -41,18 +41,21 @@ pub(crate) struct LanmeshEndpoint {
 
 impl Endpoint for LanmeshEndpoint {
     async fn connect(target: Target, name: &str) -> Result<Self, BenchError> {
-        let mut config = Peer::builder(name)
+        let cipher = if target.system == System::LanmeshAes {
+            Cipher::Aes256Gcm
+        } else {
+            Cipher::ChaCha20Poly1305
+        };
+        let peer = Peer::builder(name)
             .router(target.addr.to_string())
             .mesh(MESH)
             .identity(identity()?)
             .plaintext(target.system == System::LanmeshPlain)
+            .cipher(cipher)
             .reconnect(false)
-            .config()
+            .connect()
+            .await
             .map_err(err)?;
-        if target.system == System::LanmeshAes {
-            config.cipher = Cipher::Aes256Gcm;
-        }
-        let peer = Peer::connect(config).await.map_err(err)?;
         Ok(Self { peer })
     }
 
