@@ -93,7 +93,15 @@ async fn pair_run(at: &str, tag: &str) -> (u64, f64) {
 }
 
 /// The stuck peer and its sender, on their own thread and actix system.
-fn start_stuck_peer(at: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
+/// What the flooder has sent so far, so the measurement can start once the stuck peer's
+/// budget (and the socket buffers in front of it) must be full.
+type SentSoFar = Arc<std::sync::atomic::AtomicU64>;
+
+fn start_stuck_peer(
+    at: String,
+    stop: Arc<AtomicBool>,
+    sent_so_far: SentSoFar,
+) -> std::thread::JoinHandle<(u64, u64)> {
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let stuck = Peer::builder("stuck")
@@ -113,6 +121,7 @@ fn start_stuck_peer(at: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
                 for _ in 0..100 {
                     if flooder.send("stuck", data.clone()).await.is_ok() {
                         sent += 1;
+                        sent_so_far.store(sent, Ordering::Relaxed);
                     }
                 }
             }
@@ -152,14 +161,16 @@ async fn bench_a_stuck_peer_costs_bounded_memory_and_keeps_others_fast() {
     drop(probe);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let stuck = start_stuck_peer(at.clone(), stop.clone());
-    // Let the stuck peer's budget fill before measuring.
-    let watcher = join(&at, "watcher").await;
-    common::eventually("the stuck peer to join", Duration::from_secs(10), || {
-        common::names(&watcher).contains(&"flooder".to_owned())
-    })
+    let sent_so_far = SentSoFar::default();
+    let stuck = start_stuck_peer(at.clone(), stop.clone(), sent_so_far.clone());
+    // Let the stuck peer's budget fill before measuring: the budget and the loopback
+    // socket buffers in front of it (several MiB each way) take less than 32 MiB.
+    common::eventually(
+        "the flooder to send 32 MiB to the stuck peer",
+        Duration::from_secs(30),
+        || sent_so_far.load(Ordering::Relaxed) >= 32 * 1024,
+    )
     .await;
-    watcher.close().await;
     let probe = RssProbe::start(pid);
     let (stuck_delivered, stuck_secs) = pair_run(&at, "stuck").await;
     let stuck_peak = probe.peak();
