@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::proc::{BIN, Proc};
-use common::{addr, eventually, noise, peer, router, start};
+use common::{builder, eventually, noise, peer, router, start};
 use lanmesh::proto::Limits;
 use lanmesh::{ClientError, Peer, Progress};
 use sha2::{Digest as _, Sha256};
@@ -69,11 +69,7 @@ fn sha256(path: &Path) -> String {
         }
         hasher.update(&buf[..n]);
     }
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 /// Starts a router process on an ephemeral loopback port, without mDNS or HTTP.
@@ -215,11 +211,7 @@ async fn a_file_larger_than_the_message_limit_streams_through() {
     let r = start(router().limits(small_limits())).await;
     let save = TempDir::new("save");
     let src = TempDir::new("src");
-    let connect = |name: &str| {
-        Peer::builder(name)
-            .router(addr(&r).to_string())
-            .limits(small_limits())
-    };
+    let connect = |name: &str| builder(&r, name).limits(small_limits());
     let a = connect("A").connect().await.unwrap();
     let b = connect("B").save_dir(save.path()).connect().await.unwrap();
 
@@ -269,12 +261,7 @@ async fn hostile_file_names_are_saved_inside_the_directory() {
     std::fs::create_dir_all(&save).unwrap();
     let src = TempDir::new("src");
     let a = peer(&r, "A").await;
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
-        .save_dir(&save)
-        .connect()
-        .await
-        .unwrap();
+    let b = builder(&r, "B").save_dir(&save).connect().await.unwrap();
     let file = src.path().join("payload");
     std::fs::write(&file, b"not yours").unwrap();
 
@@ -332,15 +319,13 @@ async fn a_sender_that_vanishes_leaves_no_file_behind() {
     let r = start(router()).await;
     let save = TempDir::new("save");
     let src = TempDir::new("src");
-    let a = Peer::builder("A")
-        .router(addr(&r).to_string())
+    let a = builder(&r, "A")
         .blob_window(256 * 1024)
         .reconnect(false)
         .connect()
         .await
         .unwrap();
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
+    let b = builder(&r, "B")
         .save_dir(save.path())
         .connect()
         .await
@@ -388,8 +373,7 @@ async fn small_messages_between_other_peers_flow_while_a_file_is_in_flight() {
     let save = TempDir::new("save");
     let src = TempDir::new("src");
     let a = peer(&r, "A").await;
-    let _b = Peer::builder("B")
-        .router(addr(&r).to_string())
+    let _b = builder(&r, "B")
         .save_dir(save.path())
         .connect()
         .await
@@ -443,8 +427,7 @@ async fn several_senders_at_once_deliver_to_one_recipient() {
     let r = start(router()).await;
     let save = TempDir::new("save");
     let src = TempDir::new("src");
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
+    let b = builder(&r, "B")
         .save_dir(save.path())
         .connect()
         .await
@@ -490,7 +473,7 @@ fn write_noise_file(path: &Path, seed: u64, len: u64) {
     out.flush().unwrap();
 }
 
-/// Resident memory of a process, from /proc.
+/// Percentile `p` (0–1) of sorted samples, rounded to the nearest index.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }

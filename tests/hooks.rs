@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{addr, eventually, peer, router, start};
+use common::{builder, eventually, peer, router, start};
 use lanmesh::proto::Name;
 use lanmesh::proto::PeerInfo;
 use lanmesh::{ClientError, Hooks, Message, Peer, PeerEvent, RouterHooks, Status};
@@ -102,8 +102,7 @@ async fn peer_and_router_hooks_see_the_whole_life_in_order() {
     assert_eq!(snapshot(&router_log), ["start true"]);
 
     let log = Log::default();
-    let watcher = Peer::builder("watcher")
-        .router(addr(&r).to_string())
+    let watcher = builder(&r, "watcher")
         .reconnect(false)
         .connect()
         .await

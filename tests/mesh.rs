@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{addr, eventually, names, peer, router, start};
+use common::{addr, builder, eventually, names, peer, router, start};
 use lanmesh::proto::{Cipher, Compression, ErrorCode, Limits};
 use lanmesh::{ClientError, Peer};
 
@@ -80,12 +80,7 @@ async fn a_fast_sender_and_a_slow_reader_lose_nothing_and_keep_order() {
     };
     let r = start(router().limits(limits).backpressure(128 << 10)).await;
     // B's client keeps few messages, so what it does not take stays in the network.
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
-        .inbox_capacity(4)
-        .connect()
-        .await
-        .unwrap();
+    let b = builder(&r, "B").inbox_capacity(4).connect().await.unwrap();
     const COUNT: usize = 512;
     const SIZE: usize = 64 * 1024;
     // A sends from a thread of its own, at full speed.
@@ -190,12 +185,7 @@ async fn oversized_message_is_refused_before_sending() {
         max_message: 1000,
         ..Limits::default()
     };
-    let a = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .limits(limits)
-        .connect()
-        .await
-        .unwrap();
+    let a = builder(&r, "A").limits(limits).connect().await.unwrap();
     let _b = peer(&r, "B").await;
     let err = a.send("B", vec![0u8; 1001]).await.unwrap_err();
     assert!(matches!(
@@ -251,12 +241,7 @@ async fn a_held_name_is_refused_and_the_holder_keeps_working() {
 #[actix_rt::test]
 async fn wrong_mesh_and_missing_mesh_key_are_refused() {
     let r = start(router().mesh("home")).await;
-    let err = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .mesh("office")
-        .connect()
-        .await
-        .unwrap_err();
+    let err = builder(&r, "A").mesh("office").connect().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -310,10 +295,7 @@ async fn wrong_mesh_and_missing_mesh_key_are_refused() {
 #[actix_rt::test]
 async fn aes256gcm_when_a_peer_prefers_it() {
     let r = start(router()).await;
-    let mut config = Peer::builder("F")
-        .router(addr(&r).to_string())
-        .config()
-        .unwrap();
+    let mut config = builder(&r, "F").config().unwrap();
     config.cipher = Cipher::Aes256Gcm;
     let f = Peer::connect(config).await.unwrap();
     let d = peer(&r, "D").await;
@@ -373,19 +355,13 @@ async fn plaintext_needs_both_sides() {
 async fn pause_holds_messages_and_resume_delivers_them() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
-        .inbox_capacity(4)
-        .connect()
-        .await
-        .unwrap();
+    let b = builder(&r, "B").inbox_capacity(4).connect().await.unwrap();
     b.pause();
     for i in 0..20u8 {
         a.send("B", vec![i]).await.unwrap();
     }
     // While paused, B takes nothing in; an acked send therefore times out.
-    let slow = Peer::builder("S")
-        .router(addr(&r).to_string())
+    let slow = builder(&r, "S")
         .ack_timeout(Duration::from_millis(300))
         .connect()
         .await
@@ -473,8 +449,7 @@ async fn several_listen_addresses_serve_one_mesh() {
 #[actix_rt::test]
 async fn shutdown_disconnects_peers_with_a_reason() {
     let r = start(router()).await;
-    let once = Peer::builder("once")
-        .router(addr(&r).to_string())
+    let once = builder(&r, "once")
         .reconnect(false)
         .connect()
         .await
@@ -566,19 +541,13 @@ async fn peers_reconnect_on_their_own_when_the_router_comes_back() {
 async fn the_same_key_replaces_a_stale_session_and_another_key_is_refused() {
     let r = start(router()).await;
     let key = lanmesh::proto::Identity::generate().unwrap();
-    let first = Peer::builder("A")
-        .router(addr(&r).to_string())
+    let first = builder(&r, "A")
         .identity(key.clone())
         .connect()
         .await
         .unwrap();
     let mut first_status = first.watch_status();
-    let second = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .identity(key)
-        .connect()
-        .await
-        .unwrap();
+    let second = builder(&r, "A").identity(key).connect().await.unwrap();
     // The older connection is told it was replaced and ends for good.
     first_status
         .wait_for(|s| matches!(s, lanmesh::Status::Closed { .. }))
@@ -717,14 +686,9 @@ async fn names_stay_bound_to_the_first_key_and_the_allow_list_pins_them() {
     .unwrap();
     let r = start(router().grace(Duration::ZERO).allow_list(&list)).await;
     // A pinned name: only its key gets it.
-    let err = Peer::builder("sensor")
-        .router(addr(&r).to_string())
-        .connect()
-        .await
-        .unwrap_err();
+    let err = builder(&r, "sensor").connect().await.unwrap_err();
     assert!(err.to_string().contains("belongs to another key"), "{err}");
-    let sensor = Peer::builder("sensor")
-        .router(addr(&r).to_string())
+    let sensor = builder(&r, "sensor")
         .identity(sensor_key)
         .connect()
         .await
@@ -732,11 +696,7 @@ async fn names_stay_bound_to_the_first_key_and_the_allow_list_pins_them() {
     // Any other name belongs to the first key that used it, also after it left.
     let a = peer(&r, "A").await;
     a.close().await;
-    let err = Peer::builder("A")
-        .router(addr(&r).to_string())
-        .connect()
-        .await
-        .unwrap_err();
+    let err = builder(&r, "A").connect().await.unwrap_err();
     assert!(err.to_string().contains("belongs to another key"), "{err}");
     assert_eq!(names(&sensor), ["sensor"]);
     std::fs::remove_file(list).unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{addr, eventually, names, peer, router, start};
+use common::{addr, builder, eventually, names, peer, router, start};
 use lanmesh::{ClientError, Hooks, Message, Peer};
 
 /// UltraSockets `client.get(num)` / `client.get("all")`, serpy's `for data in conn`: the
@@ -48,12 +48,7 @@ async fn get_n_takes_the_oldest_and_get_all_the_rest() {
 async fn terminate_drops_the_connection_at_once() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;
-    let b = Peer::builder("B")
-        .router(addr(&r).to_string())
-        .reconnect(false)
-        .connect()
-        .await
-        .unwrap();
+    let b = builder(&r, "B").reconnect(false).connect().await.unwrap();
     eventually("A sees B", Duration::from_secs(5), || {
         names(&a).contains(&"B".to_owned())
     })

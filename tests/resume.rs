@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use common::chaos::{Chaos, ChaosProxy};
-use common::{addr, eventually, names, peer, router, start};
+use common::{addr, builder, eventually, names, peer, router, start};
 use lanmesh::{Peer, Status};
 
 fn seed() -> u64 {
@@ -153,8 +153,7 @@ async fn a_peer_that_does_not_come_back_leaves_after_the_grace_period() {
         stall_one_in: 0,
     };
     let proxy = ChaosProxy::start(addr(&r), seed(), calm).await;
-    let a = Peer::builder("A")
-        .router(addr(&r).to_string())
+    let a = builder(&r, "A")
         .ack_timeout(Duration::from_secs(20))
         .connect()
         .await

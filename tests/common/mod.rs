@@ -10,7 +10,7 @@ pub(crate) mod webdriver;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lanmesh::{Peer, Router, RouterBuilder, RunningRouter};
+use lanmesh::{Peer, PeerBuilder, Router, RouterBuilder, RunningRouter};
 
 /// A router builder listening on an ephemeral loopback port.
 pub(crate) fn router() -> RouterBuilder {
@@ -26,12 +26,13 @@ pub(crate) fn addr(r: &RunningRouter) -> SocketAddr {
     r.local_addrs()[0]
 }
 
+/// A peer builder aimed at `r`.
+pub(crate) fn builder(r: &RunningRouter, name: &str) -> PeerBuilder {
+    Peer::builder(name).router(addr(r).to_string())
+}
+
 pub(crate) async fn peer(r: &RunningRouter, name: &str) -> Peer {
-    Peer::builder(name)
-        .router(addr(r).to_string())
-        .connect()
-        .await
-        .expect("peer joins")
+    builder(r, name).connect().await.expect("peer joins")
 }
 
 /// Waits until `cond` holds, checking every few milliseconds; panics after `limit`.

@@ -57,14 +57,21 @@ impl FromStr for System {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|x| x.as_str()).collect();
-                format!("unknown system {s:?} ({})", names.join(", "))
-            })
+        by_name(&Self::ALL, Self::as_str, "system", s)
     }
+}
+
+/// The one of `all` called `s`, or an error listing the names.
+fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+    s: &str,
+) -> Result<T, String> {
+    all.iter().copied().find(|x| name(*x) == s).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|x| name(*x)).collect();
+        format!("unknown {what} {s:?} ({})", names.join(", "))
+    })
 }
 
 /// A test of the suite.
@@ -123,13 +130,7 @@ impl FromStr for Test {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                format!("unknown test {s:?} ({})", names.join(", "))
-            })
+        by_name(&Self::ALL, Self::as_str, "test", s)
     }
 }
 

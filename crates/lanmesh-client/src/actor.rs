@@ -770,19 +770,9 @@ impl PeerActor {
             msg.ack && msg.request.is_none() && matches!(msg.dest, Destination::Peer(_));
         let keep = acked_to_peer && (running || reconnecting);
         if !running && !keep {
-            return Err(ClientError::disconnected(
-                self.shared
-                    .closed_reason()
-                    .unwrap_or_else(|| "not connected".into()),
-            ));
+            return Err(self.shared.disconnected("not connected"));
         }
-        let len = msg.data.len() as u64;
-        if len > self.config.limits.max_message {
-            return Err(ClientError::TooLarge {
-                len,
-                max: self.config.limits.max_message,
-            });
-        }
+        self.shared.check_size(msg.data.len())?;
         let id = self.shared.next_id();
         let mut bits = msg.flags;
         if msg.ack {

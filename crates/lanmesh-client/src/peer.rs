@@ -310,13 +310,10 @@ impl Peer {
     }
 
     pub(crate) async fn submit(&self, msg: SendData) -> Result<crate::actor::Sent, ClientError> {
-        self.actor.send(msg).await.map_err(|_| {
-            ClientError::disconnected(
-                self.shared
-                    .closed_reason()
-                    .unwrap_or_else(|| "peer stopped".into()),
-            )
-        })?
+        self.actor
+            .send(msg)
+            .await
+            .map_err(|_| self.shared.disconnected("peer stopped"))?
     }
 
     pub(crate) fn dest(to: &str) -> Result<Destination, ClientError> {
@@ -333,31 +330,17 @@ impl Peer {
         data: Bytes,
         flag_bits: u8,
     ) -> Result<u64, ClientError> {
-        let len = data.len() as u64;
-        if len > self.shared.max_message {
-            return Err(ClientError::TooLarge {
-                len,
-                max: self.shared.max_message,
-            });
-        }
+        self.shared.check_size(data.len())?;
         let lane = &self.shared.lane;
         let Some(compression) = lane.compression() else {
-            return Err(self.not_connected());
+            return Err(self.shared.disconnected("not connected"));
         };
         let id = self.shared.next_id();
         let mut frames = message_frames(&dest, id, flag_bits, data, compression);
         match std::future::poll_fn(|cx| lane.poll_push(cx, &mut frames)).await {
             Pushed::Queued => Ok(id),
-            Pushed::Closed => Err(self.not_connected()),
+            Pushed::Closed => Err(self.shared.disconnected("not connected")),
         }
-    }
-
-    fn not_connected(&self) -> ClientError {
-        ClientError::disconnected(
-            self.shared
-                .closed_reason()
-                .unwrap_or_else(|| "not connected".into()),
-        )
     }
 
     /// Sends bytes to `to`, at most once. Returns the message id once it is queued; if

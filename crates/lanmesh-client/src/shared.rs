@@ -134,6 +134,23 @@ impl Shared {
         }
     }
 
+    /// The error for a send that found no connection: why it closed, or `otherwise`.
+    pub(crate) fn disconnected(&self, otherwise: &str) -> crate::ClientError {
+        crate::ClientError::disconnected(self.closed_reason().unwrap_or_else(|| otherwise.into()))
+    }
+
+    /// Refuses a message larger than the peer's limit.
+    pub(crate) fn check_size(&self, len: usize) -> Result<(), crate::ClientError> {
+        let len = len as u64;
+        if len > self.max_message {
+            return Err(crate::ClientError::TooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
     /// A fresh message id.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -503,38 +503,40 @@ impl Session {
             let bytes = forward.bytes;
             // Counted before it is sent: the recipient may take it at once.
             route.pressure.forwarded(bytes);
-            let sent = route.addr.try_send(forward);
-            if sent.is_ok() {
-                if route.pressure.holds_back(threshold)
-                    && !self
-                        .waiting_on
-                        .iter()
-                        .any(|p| Arc::ptr_eq(p, &route.pressure))
-                {
-                    self.waiting_on.push(route.pressure);
+            let err = match route.addr.try_send(forward) {
+                Ok(()) => {
+                    if route.pressure.holds_back(threshold) {
+                        self.wait_for(route.pressure);
+                    }
+                    continue;
                 }
-                continue;
-            }
+                Err(err) => err,
+            };
             route.pressure.taken(bytes, threshold);
-            if let Err(err) = sent {
-                let (reason, Forward { frames, .. }) = match err {
-                    SendError::Full(f) => (NackReason::Overloaded, f),
-                    SendError::Closed(f) => (NackReason::UnknownPeer, f),
-                };
-                self.metrics.dropped(frames.len());
-                for f in frames {
-                    if let Frame::Deliver(m) = f {
-                        if m.flags & flags::BROADCAST == 0 {
-                            let nack = Frame::Nack {
-                                peer: dest.clone(),
-                                id: m.id,
-                                reason,
-                            };
-                            let _ = self.link.send(&nack);
-                        }
+            let (reason, Forward { frames, .. }) = match err {
+                SendError::Full(f) => (NackReason::Overloaded, f),
+                SendError::Closed(f) => (NackReason::UnknownPeer, f),
+            };
+            self.metrics.dropped(frames.len());
+            for f in frames {
+                if let Frame::Deliver(m) = f {
+                    if m.flags & flags::BROADCAST == 0 {
+                        let nack = Frame::Nack {
+                            peer: dest.clone(),
+                            id: m.id,
+                            reason,
+                        };
+                        let _ = self.link.send(&nack);
                     }
                 }
             }
+        }
+    }
+
+    /// Reads no more from this peer until `pressure` clears (see `can_read`).
+    fn wait_for(&mut self, pressure: Arc<Pressure>) {
+        if !self.waiting_on.iter().any(|p| Arc::ptr_eq(p, &pressure)) {
+            self.waiting_on.push(pressure);
         }
     }
 
