@@ -5,13 +5,21 @@
 //! was writing, then asks the connection for everything queued since (sealed into as few
 //! records as fit), and sleeps when there is nothing left.
 //!
-//! Write coalescing, without timers: when frames are queued while the socket is idle,
-//! the writer does not write at once. It lets one turn of the scheduler go by, so the
-//! tasks that are ready (an application sending in a loop, the other sessions forwarding
-//! to this one) can queue more, and writes when a turn went by with nothing new, or when
-//! a record's worth ([`COALESCE_BYTES`]) is waiting. A lone message costs one scheduler
-//! turn of latency; a stream of them leaves in large records, one seal and one system
-//! call per record instead of per message.
+//! Write coalescing, without timers. Most batching needs no help: frames queued while
+//! the actor or the application is busy (a loop of `send`s through the lane, the
+//! forwards one read produces) are all waiting when the writer next runs, and leave in
+//! one record. What needs a decision is a frame that finds the link idle:
+//!
+//! * If the thread has blocked waiting for events since this link last wrote, the frame
+//!   answers something that arrived (a reply, a forwarded message): nothing else is
+//!   coming soon, so it is written at once. A request/reply round trip pays no delay.
+//! * Otherwise the thread is in a burst of work, for example an application awaiting
+//!   one acknowledged send after another. The writer lets one turn of the scheduler go
+//!   by, so the tasks that are ready can queue more, and writes when a turn went by with
+//!   nothing new, or when a record's worth ([`COALESCE_BYTES`]) is waiting.
+//!
+//! "Blocked since" is read from the runtime's park counter (a single-threaded runtime,
+//! as actix runs, has one). Elsewhere the writer always takes the turn.
 //!
 //! A turn is marked by a tiny task spawned behind the ready ones: it runs after them and
 //! wakes the writer. (Waking itself would not do: an actor's context polls its futures
@@ -29,6 +37,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use lanmesh_proto::record::put_prefixed;
 use lanmesh_proto::{Connection, Frame, ProtoError};
 use tokio::io::AsyncWrite;
+use tokio::runtime::RuntimeMetrics;
 
 use crate::lane::Lane;
 
@@ -92,6 +101,10 @@ pub struct Link {
     yielded_at: Option<usize>,
     /// Set by the task that marks the end of the scheduler turn the writer waits for.
     turn_over: Rc<Cell<bool>>,
+    /// How often this thread had blocked for events when the link last wrote.
+    parks_at_write: Option<u64>,
+    /// The runtime's counters, looked up on the first write.
+    runtime: Option<Option<RuntimeMetrics>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -120,6 +133,8 @@ impl Link {
             last_progress: std::time::Instant::now(),
             yielded_at: None,
             turn_over: Rc::new(Cell::new(false)),
+            parks_at_write: None,
+            runtime: None,
         }
     }
 
@@ -255,6 +270,9 @@ impl Link {
             self.yielded_at = None;
             return false;
         }
+        if self.yielded_at.is_none() && self.blocked_since_write() {
+            return false;
+        }
         match self.yielded_at {
             // Polled again before the turn is over: keep waiting for the marker task.
             Some(_) if !self.turn_over.get() => return true,
@@ -278,6 +296,28 @@ impl Link {
         true
     }
 
+    /// How often this thread has blocked waiting for events; `None` when that cannot be
+    /// told (no runtime, or one with several worker threads).
+    fn parks(&mut self) -> Option<u64> {
+        let metrics = self.runtime.get_or_insert_with(|| {
+            tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics())
+                .filter(|m| m.num_workers() == 1)
+        });
+        metrics.as_ref().map(|m| m.worker_park_count(0))
+    }
+
+    /// Whether the thread blocked for events since this link last wrote (see the
+    /// module docs).
+    fn blocked_since_write(&mut self) -> bool {
+        let at_write = self.parks_at_write;
+        match self.parks() {
+            Some(now) => at_write != Some(now),
+            None => false,
+        }
+    }
+
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
         loop {
             if self.writing.is_empty() {
@@ -290,7 +330,10 @@ impl Link {
                     return Poll::Pending;
                 }
                 match self.next_bytes() {
-                    Ok(Some(b)) => self.writing = b,
+                    Ok(Some(b)) => {
+                        self.writing = b;
+                        self.parks_at_write = self.parks();
+                    }
                     Ok(None) => return Poll::Ready(Ok(())),
                     Err(e) => return Poll::Ready(Err(LinkError::Proto(e))),
                 }
@@ -472,5 +515,28 @@ mod tests {
         // Nothing else is coming: a single message is written without waiting for more.
         addr.send(Queue(500)).await.unwrap();
         assert_eq!(records_for(&mut theirs, &mut buf, &mut rx, 1).await, 1);
+    }
+
+    #[actix_rt::test]
+    async fn a_link_writes_at_once_only_after_its_thread_blocked_for_events() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut link = Link::new(ours);
+        // What the writer notes when it writes.
+        link.parks_at_write = link.parks();
+        assert!(
+            link.parks_at_write.is_some(),
+            "actix runs one worker thread"
+        );
+        assert!(
+            !link.blocked_since_write(),
+            "no block since the write: a burst"
+        );
+        // Nothing else is ready, so the thread blocks until the timer fires: exactly the
+        // event this test is about, not a wait for some other condition.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        assert!(
+            link.blocked_since_write(),
+            "the thread blocked since the write"
+        );
     }
 }
