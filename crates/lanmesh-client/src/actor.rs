@@ -118,6 +118,11 @@ pub struct PeerActor {
     /// Reply deadlines, soonest first.
     request_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     last_resend_check: Instant,
+    /// When the idle check last ran (it rides on the deadline tick).
+    last_idle_check: Instant,
+    /// The handshake's deadline, cancelled once the peer is running: actix polls every
+    /// pending timer of an actor each time the actor wakes.
+    handshake_deadline: Option<SpawnHandle>,
 }
 
 /// How often deadlines are checked: the precision of ack and request timeouts.
@@ -167,6 +172,8 @@ impl PeerActor {
             ack_deadlines: VecDeque::new(),
             request_deadlines: BinaryHeap::new(),
             last_resend_check: Instant::now(),
+            last_idle_check: Instant::now(),
+            handshake_deadline: None,
         }
     }
 
@@ -293,7 +300,8 @@ impl PeerActor {
         }
         let deadline = self.config.connect_timeout;
         let epoch = self.epoch;
-        ctx.run_later(deadline, move |act, ctx| {
+        self.cancel_handshake_deadline(ctx);
+        let timer = ctx.run_later(deadline, move |act, ctx| {
             if act.epoch == epoch && matches!(act.state, State::Handshake(_) | State::Welcoming) {
                 let addr = act.router_addr.clone();
                 act.lost(
@@ -305,6 +313,13 @@ impl PeerActor {
                 );
             }
         });
+        self.handshake_deadline = Some(timer);
+    }
+
+    fn cancel_handshake_deadline(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.handshake_deadline.take() {
+            ctx.cancel_future(timer);
+        }
     }
 
     fn handle_record(
@@ -448,6 +463,7 @@ impl PeerActor {
                     self.shared.set_peers(std::mem::take(&mut self.list_so_far));
                     if matches!(self.state, State::Welcoming) {
                         self.state = State::Running;
+                        self.cancel_handshake_deadline(ctx);
                         self.open_lane();
                         self.attempts = 0;
                         self.resend_due()?;
@@ -579,7 +595,8 @@ impl PeerActor {
         Ok(())
     }
 
-    /// Expires acks and requests whose deadline passed, and resends what is due.
+    /// Expires acks and requests whose deadline passed, resends what is due, and checks
+    /// that the router still answers.
     fn on_deadline_tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         while let Some(&(at, id)) = self.ack_deadlines.front() {
@@ -617,11 +634,17 @@ impl PeerActor {
             self.last_resend_check = now;
             if let Err(e) = self.resend_due() {
                 self.fail(e, ctx);
+                return;
             }
+        }
+        let idle_every = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
+        if now.duration_since(self.last_idle_check) >= idle_every {
+            self.last_idle_check = now;
+            self.on_idle_check(ctx);
         }
     }
 
-    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+    fn on_idle_check(&mut self, ctx: &mut Context<Self>) {
         if !matches!(self.state, State::Running) {
             return;
         }
@@ -647,8 +670,8 @@ impl Actor for PeerActor {
         self.link.start::<Self>(ctx);
         self.reader.start::<Self>(ctx);
         self.begin_handshake(ctx);
-        let tick = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
-        ctx.run_interval(tick, |act, ctx| act.on_tick(ctx));
+        // One timer for every periodic check: actix polls each timer whenever the actor
+        // wakes, so each one costs on every message.
         ctx.run_interval(DEADLINE_TICK, |act, ctx| act.on_deadline_tick(ctx));
     }
 
@@ -746,14 +769,17 @@ pub(crate) struct Sent {
 }
 
 impl Handler<SendData> for PeerActor {
-    type Result = ResponseActFuture<Self, Result<Sent, ClientError>>;
+    type Result = ActorResponse<Self, Result<Sent, ClientError>>;
 
     fn handle(&mut self, msg: SendData, _: &mut Context<Self>) -> Self::Result {
         let result = self.queue(msg);
         let budget = self.config.limits.max_pending_bytes;
+        if self.link.pending_bytes() <= budget {
+            return ActorResponse::reply(result);
+        }
         // Answer once the socket has taken enough: a fast sender waits here instead of
         // growing the queue, while the actor keeps reading meanwhile.
-        Box::pin(Link::drained(budget).map(move |_, _, _| result))
+        ActorResponse::r#async(Link::drained(budget).map(move |_, _, _| result))
     }
 }
 
