@@ -140,6 +140,36 @@ async fn plain_send_to_unknown_peer_is_reported_on_close() {
     assert_eq!(report.undelivered[0].to.as_str(), "ghost");
 }
 
+/// A sender's messages to many peers, interleaved and broadcast, leave in a few large
+/// records; the router splits each record by destination (more destinations than it
+/// scans for, so through its index) and every peer still sees its own in order.
+#[actix_rt::test]
+async fn messages_to_many_peers_in_one_burst_arrive_each_in_order() {
+    let r = start(router()).await;
+    let a = peer(&r, "A").await;
+    let mut peers = Vec::new();
+    for i in 0..12 {
+        peers.push(peer(&r, &format!("p{i}")).await);
+    }
+    for round in 0..5 {
+        for i in 0..12 {
+            a.send_text(&format!("p{i}"), &format!("{round} to p{i}"))
+                .await
+                .unwrap();
+        }
+        a.broadcast_text(&format!("{round} to all")).await.unwrap();
+    }
+    for (i, p) in peers.iter().enumerate() {
+        for round in 0..5 {
+            let direct = p.recv().await.unwrap();
+            assert_eq!(direct.text(), Some(format!("{round} to p{i}").as_str()));
+            let all = p.recv().await.unwrap();
+            assert!(all.is_broadcast());
+            assert_eq!(all.text(), Some(format!("{round} to all").as_str()));
+        }
+    }
+}
+
 #[actix_rt::test]
 async fn broadcast_reaches_everyone_but_the_sender() {
     let r = start(router()).await;

@@ -29,13 +29,13 @@ use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
     Answer, ErrorCode, Frame, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
 };
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::RouterConfig;
 use crate::metrics::Metrics;
 use crate::pressure::{Pressure, STUCK_AFTER};
 use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
+use crate::shutdown::{Shutdown, Stop};
 use crate::table::{Route, Snapshot};
 
 /// Frames for this session's peer, from another session.
@@ -98,7 +98,7 @@ pub struct Session {
     transport: Transport,
     config: Arc<RouterConfig>,
     router: Addr<Router>,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     metrics: Arc<Metrics>,
     reader: Reader,
     link: Link,
@@ -116,6 +116,9 @@ pub struct Session {
     pressure: Arc<Pressure>,
     /// Congested sessions this one forwarded to: it reads no more until they clear.
     waiting_on: Vec<Arc<Pressure>>,
+    /// The handshake's deadline, cancelled once the peer is in: actix polls every
+    /// pending timer of an actor each time the actor wakes.
+    handshake_deadline: Option<SpawnHandle>,
 }
 
 impl Session {
@@ -126,7 +129,7 @@ impl Session {
         transport: Transport,
         config: Arc<RouterConfig>,
         router: Addr<Router>,
-        shutdown: CancellationToken,
+        shutdown: Shutdown,
         metrics: Arc<Metrics>,
         reader: Reader,
         link: Link,
@@ -151,6 +154,7 @@ impl Session {
             held_bytes: 0,
             pressure: Arc::default(),
             waiting_on: Vec::new(),
+            handshake_deadline: None,
         }
     }
 
@@ -172,6 +176,12 @@ impl Session {
             let _ = self.link.send(&Frame::error(code, text));
         }
         self.close(ctx);
+    }
+
+    fn cancel_handshake_deadline(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.handshake_deadline.take() {
+            ctx.cancel_future(timer);
+        }
     }
 
     fn close(&mut self, ctx: &mut Context<Self>) {
@@ -303,6 +313,7 @@ impl Session {
         self.reader.set_max_record(self.config.limits.max_record);
         let Some(name) = info_name else {
             self.phase = Phase::Observer;
+            self.cancel_handshake_deadline(ctx);
             return Ok(());
         };
         let joined_ms = SystemTime::now()
@@ -335,6 +346,7 @@ impl Session {
                     Ok(Ok(joined)) => {
                         act.snapshot = joined.snapshot;
                         act.phase = Phase::Member(name.clone());
+                        act.cancel_handshake_deadline(ctx);
                         let sent = act
                             .link
                             .send(&Frame::Welcome { name })
@@ -498,7 +510,7 @@ impl Session {
             }
         }
         let threshold = self.config.backpressure_bytes;
-        for (dest, (route, frames)) in out.by_dest {
+        for (dest, route, frames) in out.by_dest {
             let forward = Forward::new(frames);
             let bytes = forward.bytes;
             // Counted before it is sent: the recipient may take it at once.
@@ -625,20 +637,46 @@ fn send_peer_list(link: &mut Link, peers: Vec<PeerInfo>) -> Result<(), ProtoErro
     })
 }
 
-/// Frames produced while handling one record, grouped by destination.
+/// Frames produced while handling one record, grouped by destination in the order the
+/// destinations first appear.
+///
+/// A record usually goes to one or two destinations, found by a scan; only a record
+/// reaching many (a broadcast) builds an index.
 #[derive(Default)]
 struct Outgoing {
-    by_dest: HashMap<Name, (Route, Vec<Frame>)>,
+    by_dest: Vec<(Name, Route, Vec<Frame>)>,
+    /// Position in `by_dest` per destination session, once there are more than
+    /// [`Outgoing::SCAN`].
+    index: HashMap<*const Pressure, usize>,
     nacks: Vec<Frame>,
 }
 
 impl Outgoing {
-    fn push(&mut self, dest: Name, addr: &Route, frame: Frame) {
-        self.by_dest
-            .entry(dest)
-            .or_insert_with(|| (addr.clone(), Vec::new()))
-            .1
-            .push(frame);
+    const SCAN: usize = 8;
+
+    fn push(&mut self, dest: Name, route: &Route, frame: Frame) {
+        // A session's pressure is its own: the pointer identifies the destination.
+        let key = Arc::as_ptr(&route.pressure);
+        let found = if self.by_dest.len() <= Self::SCAN {
+            self.by_dest
+                .iter()
+                .position(|(_, r, _)| Arc::as_ptr(&r.pressure) == key)
+        } else {
+            self.index.get(&key).copied()
+        };
+        if let Some(i) = found {
+            self.by_dest[i].2.push(frame);
+            return;
+        }
+        self.by_dest.push((dest, route.clone(), vec![frame]));
+        let len = self.by_dest.len();
+        if len == Self::SCAN + 1 {
+            for (i, (_, r, _)) in self.by_dest.iter().enumerate() {
+                self.index.insert(Arc::as_ptr(&r.pressure), i);
+            }
+        } else if len > Self::SCAN + 1 {
+            self.index.insert(key, len - 1);
+        }
     }
 
     fn nack(&mut self, peer: Name, id: u64, reason: NackReason) {
@@ -654,7 +692,7 @@ impl Actor for Session {
         self.link.start::<Self>(ctx);
         self.reader.start::<Self>(ctx);
         let deadline = self.config.limits.handshake_timeout;
-        ctx.run_later(deadline, |act, ctx| {
+        let timer = ctx.run_later(deadline, |act, ctx| {
             if matches!(act.phase, Phase::Handshake(_) | Phase::Joining) {
                 act.metrics.handshake_failed();
                 debug!(remote = %act.remote, "handshake deadline passed");
@@ -665,24 +703,21 @@ impl Actor for Session {
                 );
             }
         });
+        self.handshake_deadline = Some(timer);
         let tick = (self.config.limits.idle_timeout / 3)
             .min(self.config.write_stall / 3)
             .max(std::time::Duration::from_millis(10));
         ctx.run_interval(tick, |act, ctx| act.on_idle_tick(ctx));
-        let token = self.shutdown.clone();
-        ctx.spawn(
-            async move { token.cancelled().await }
-                .into_actor(self)
-                .map(|_, act, ctx| {
-                    act.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
-                }),
-        );
+        if !self.shutdown.register(self.id, ctx.address()) {
+            self.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
+        }
         self.metrics.session_opened();
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Nobody waits for a session that is gone.
         self.pressure.clear();
+        self.shutdown.unregister(self.id);
         self.leave();
         self.metrics.session_closed();
         debug!(session = self.id, remote = %self.remote, "session ended");
@@ -754,6 +789,14 @@ impl HasReader for Session {
             // The peer closed its side: nothing more will arrive.
             (_, None) => self.close(ctx),
         }
+    }
+}
+
+impl Handler<Stop> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
     }
 }
 
