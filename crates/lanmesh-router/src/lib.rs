@@ -18,6 +18,7 @@ mod metrics;
 mod pressure;
 mod router;
 mod session;
+mod shutdown;
 mod table;
 
 use std::net::SocketAddr;
@@ -27,7 +28,6 @@ use std::time::Duration;
 
 use actix::Actor;
 use lanmesh_proto::PeerInfo;
-use tokio_util::sync::CancellationToken;
 
 pub use bindings::BINDINGS_FILE;
 pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
@@ -110,7 +110,7 @@ impl RouterHandle {
                 router.hooks = hooks.clone();
                 router.start()
             },
-            shutdown: CancellationToken::new(),
+            shutdown: shutdown::Shutdown::default(),
             metrics: Arc::new(Metrics::default()),
             next_id: Arc::new(AtomicU64::new(1)),
         };
@@ -189,7 +189,7 @@ impl RouterHandle {
     /// Stops accepting, tells every session to close (peers get an `Error(Shutdown)`),
     /// and waits up to `grace` for them to finish.
     pub async fn shutdown(&self, grace: Duration) {
-        self.shared.shutdown.cancel();
+        self.shared.shutdown.begin();
         let _ = tokio::time::timeout(grace, self.shared.metrics.all_closed()).await;
         // Sessions send `Leave` before they count as closed: one round trip through the
         // router's mailbox runs every `on_peer_left` before `on_shutdown`.
@@ -199,6 +199,6 @@ impl RouterHandle {
 
     /// Whether `shutdown` was called.
     pub fn is_shut_down(&self) -> bool {
-        self.shared.shutdown.is_cancelled()
+        self.shared.shutdown.has_begun()
     }
 }

@@ -9,20 +9,20 @@ use actix::{Actor, Addr};
 use lanmesh_io::{Link, Reader};
 use lanmesh_proto::Transport;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::RouterConfig;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session::Session;
+use crate::shutdown::Shutdown;
 
 /// What every accept loop shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) config: Arc<RouterConfig>,
     pub(crate) router: Addr<Router>,
-    pub(crate) shutdown: CancellationToken,
+    pub(crate) shutdown: Shutdown,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) next_id: Arc<AtomicU64>,
 }
@@ -30,7 +30,7 @@ pub(crate) struct Shared {
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            () = shared.shutdown.begun() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
