@@ -8,7 +8,8 @@
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
 //! * `servers`: the server processes; [`relay`]: the relay baseline itself.
 //! * `endpoint`: one client interface over the five systems; `scenarios`: the tests,
-//!   written once over it; `worker`: the threads the two sides of a test run on.
+//!   written once over it; `rtt`: the round-trip test, which takes turns between the
+//!   systems; `worker`: the threads the two sides of a test run on.
 //!
 //! Nothing here touches anything but 127.0.0.1, and every test is bounded in count and
 //! time.
@@ -20,6 +21,7 @@ mod machine;
 pub mod relay;
 pub mod report;
 pub mod row;
+mod rtt;
 mod scenarios;
 mod servers;
 mod worker;
@@ -106,24 +108,47 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
         }
     }
     for &test in &opts.tests {
+        if test == Test::Rtt64 {
+            for &system in &systems {
+                progress(Progress::Start(system, test));
+            }
+            let bin = nats.as_ref().ok();
+            let start = |system| rtt_pair(opts, system, bin);
+            for (system, outcome) in rtt::side_by_side(&systems, &opts.budget, start) {
+                record(&mut report, &mut progress, system, test, outcome);
+            }
+            continue;
+        }
         for &system in &systems {
             progress(Progress::Start(system, test));
             let bin = nats.as_ref().ok();
-            match measure(opts, system, test, bin) {
-                Ok(row) => {
-                    progress(Progress::Done(&row));
-                    report.rows.push(row);
-                }
-                Err(e) => {
-                    let note = format!("{system} {test} failed: {e}");
-                    progress(Progress::Note(&note));
-                    report.notes.push(note);
-                    report.failures += 1;
-                }
-            }
+            let outcome = measure(opts, system, test, bin);
+            record(&mut report, &mut progress, system, test, outcome);
         }
     }
     report
+}
+
+/// Adds a row to the report, or a note saying why there is none.
+fn record(
+    report: &mut Report,
+    progress: &mut impl FnMut(Progress<'_>),
+    system: System,
+    test: Test,
+    outcome: Result<Row, BenchError>,
+) {
+    match outcome {
+        Ok(row) => {
+            progress(Progress::Done(&row));
+            report.rows.push(row);
+        }
+        Err(e) => {
+            let note = format!("{system} {test} failed: {e}");
+            progress(Progress::Note(&note));
+            report.notes.push(note);
+            report.failures += 1;
+        }
+    }
 }
 
 fn nats_binary(opts: &Options) -> Result<PathBuf, String> {
@@ -144,18 +169,7 @@ fn measure(
     test: Test,
     nats: Option<&PathBuf>,
 ) -> Result<Row, BenchError> {
-    let server = match system {
-        System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false)?,
-        System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true)?,
-        System::Relay => servers::start_relay(&opts.exe)?,
-        System::Nats => {
-            let bin = nats.ok_or(BenchError::Server {
-                what: "nats-server",
-                text: "not found".into(),
-            })?;
-            servers::start_nats(bin)?
-        }
-    };
+    let server = start_server(opts, system, nats)?;
     let target = Target {
         system,
         addr: server.addr(),
@@ -174,6 +188,50 @@ fn measure(
     }
 }
 
+/// Starts a server and connects an echo pair to it, for [`rtt::side_by_side`].
+fn rtt_pair(
+    opts: &Options,
+    system: System,
+    nats: Option<&PathBuf>,
+) -> Result<(ServerProcess, rtt::RttPair), BenchError> {
+    let server = start_server(opts, system, nats)?;
+    let target = Target {
+        system,
+        addr: server.addr(),
+    };
+    let pair = match system {
+        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain => {
+            rtt::RttPair::start::<LanmeshEndpoint>(target)?
+        }
+        System::Relay => rtt::RttPair::start::<RelayEndpoint>(target)?,
+        #[cfg(feature = "nats")]
+        System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target)?,
+        #[cfg(not(feature = "nats"))]
+        System::Nats => return Err(BenchError::client("nats", "built without the nats feature")),
+    };
+    Ok((server, pair))
+}
+
+/// Starts the server process of `system` on a free loopback port.
+fn start_server(
+    opts: &Options,
+    system: System,
+    nats: Option<&PathBuf>,
+) -> Result<ServerProcess, BenchError> {
+    match system {
+        System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false),
+        System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true),
+        System::Relay => servers::start_relay(&opts.exe),
+        System::Nats => {
+            let bin = nats.ok_or(BenchError::Server {
+                what: "nats-server",
+                text: "not found".into(),
+            })?;
+            servers::start_nats(bin)
+        }
+    }
+}
+
 fn scenario<E: Endpoint>(
     server: &ServerProcess,
     target: Target,
@@ -182,7 +240,8 @@ fn scenario<E: Endpoint>(
 ) -> Result<Row, BenchError> {
     match test {
         Test::Throughput(size) => scenarios::throughput::<E>(target, test, size, budget),
-        Test::Rtt64 => scenarios::rtt::<E>(target, budget),
+        // All systems take turns in this test: `run` measures it with `rtt::side_by_side`.
+        Test::Rtt64 => Err(BenchError::client("bench", "rtt-64 runs side by side")),
         Test::Fanout100 => scenarios::fanout::<E>(target, budget),
         Test::Idle1000 => scenarios::idle::<E>(server, target, budget),
         Test::Handshakes => scenarios::handshakes::<E>(target, budget),

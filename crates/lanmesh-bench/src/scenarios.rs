@@ -5,7 +5,7 @@
 //!   client API takes them, then reports how many. The receiver counts what arrives until
 //!   it has them all or nothing came for [`QUIET`]. Rate = delivered / (last delivery -
 //!   first send).
-//! * rtt: a responder echoes; a requester sends one request at a time.
+//! * rtt: see [`crate::rtt`] (measured side by side across systems).
 //! * fan-out: 100 receivers; one client broadcasts, waits until all 100 have it, repeats.
 //! * idle: N clients connect and stay; the server's RSS is read before and after.
 //! * handshakes: clients connect and leave, a few at a time.
@@ -91,7 +91,7 @@ impl Budget {
 
 /// Pseudo-random payload bytes: incompressible, so compression is tried and does not
 /// help (the honest worst case for lanmesh's Snappy).
-fn payload(size: usize) -> Bytes {
+pub(crate) fn payload(size: usize) -> Bytes {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..size)
         .map(|_| {
@@ -104,7 +104,7 @@ fn payload(size: usize) -> Bytes {
         .into()
 }
 
-fn keep<T: 'static>(t: T) -> Keep {
+pub(crate) fn keep<T: 'static>(t: T) -> Keep {
     Box::new(t)
 }
 
@@ -204,48 +204,8 @@ async fn receive<E: Endpoint>(
     Ok(((delivered.get(), last.get()), keep(ep)))
 }
 
-/// 64-byte requests, one at a time, to a client that echoes them.
-pub(crate) fn rtt<E: Endpoint>(target: Target, budget: &Budget) -> Result<Row, BenchError> {
-    let (ready_tx, ready) = Ready::new();
-    let responder = Worker::spawn("bench-echo", move || async move {
-        let ep = E::connect(target, "echo").await?;
-        let serving = actix_rt::spawn(async move { ep.serve_echo().await });
-        let _ = ready_tx.send(());
-        Ok(((), keep(AbortOnDrop(serving))))
-    })?;
-    ready.wait(&responder)?;
-    let (time, count) = (budget.rtt_time, budget.rtt_count);
-    let requester = Worker::spawn("bench-ping", move || async move {
-        let mut ep = E::connect(target, "ping").await?;
-        let data = payload(64);
-        for _ in 0..100 {
-            ep.request("echo", &data).await?;
-        }
-        let mut samples = Vec::new();
-        let start = Instant::now();
-        while (samples.len() as u64) < count && start.elapsed() < time {
-            let t = Instant::now();
-            let reply = ep.request("echo", &data).await?;
-            samples.push(t.elapsed().as_secs_f64() * 1e6);
-            if reply.len() != data.len() {
-                return Err(BenchError::client("bench", "echo of the wrong length"));
-            }
-        }
-        Ok(((samples, start.elapsed()), keep(ep)))
-    })?;
-    let (mut samples, took) = requester.result()?;
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len() as u64;
-    let mut row = Row::new(target.system, Test::Rtt64, n, n, took.as_secs_f64());
-    row.p50_us = percentile(&samples, 50.0);
-    row.p99_us = percentile(&samples, 99.0);
-    row.msgs_per_s = Some(n as f64 / took.as_secs_f64().max(f64::EPSILON));
-    row.payload_bytes = Some(64);
-    Ok(row)
-}
-
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop<T>(actix_rt::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) actix_rt::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

@@ -1,0 +1,196 @@
+//! The round-trip test, measured side by side.
+//!
+//! Every system's server and echo pair is set up first. Then short slices of round
+//! trips are taken from each system in turn, [`SLICES`] times over. These machines are
+//! shared: a change in load during the run falls on every system alike, instead of on
+//! whichever one happened to be running, so the ratios between systems hold up better
+//! than the absolute numbers.
+//!
+//! Each slice is one request at a time, 64 bytes, to a client that echoes it.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc as async_mpsc;
+
+use crate::endpoint::{Endpoint, Target};
+use crate::error::BenchError;
+use crate::row::{Row, System, Test, percentile};
+use crate::scenarios::{AbortOnDrop, Budget, keep, payload};
+use crate::servers::ServerProcess;
+use crate::worker::{Ready, Worker};
+
+/// How many turns each system gets.
+pub(crate) const SLICES: u32 = 10;
+/// Round trips before measuring: connections and caches warm up.
+const WARM_UP: usize = 100;
+/// How much longer than its duration a slice may take to report before it counts as
+/// failed (a request that hangs; every request has its own timeout too).
+const SLICE_GRACE: Duration = Duration::from_secs(10);
+
+/// One slice: how long, and at most how many round trips.
+type Slice = (Duration, u64);
+/// What a slice measured: round trips in µs, and the time they took.
+type Measured = Result<(Vec<f64>, Duration), BenchError>;
+
+/// One system's echo pair, taking slices on demand.
+pub(crate) struct RttPair {
+    /// One slice at a time: the next is asked for after the last one reported.
+    slices: Option<async_mpsc::Sender<Slice>>,
+    results: mpsc::Receiver<Measured>,
+    // The requester goes before the responder it talks to.
+    _requester: Worker<()>,
+    _responder: Worker<()>,
+}
+
+impl RttPair {
+    /// Connects a responder that echoes, then a requester that waits for slices.
+    pub(crate) fn start<E: Endpoint>(target: Target) -> Result<Self, BenchError> {
+        let (ready_tx, ready) = Ready::new();
+        let responder = Worker::spawn("bench-echo", move || async move {
+            let ep = E::connect(target, "echo").await?;
+            let serving = actix_rt::spawn(async move { ep.serve_echo().await });
+            let _ = ready_tx.send(());
+            Ok(((), keep(AbortOnDrop(serving))))
+        })?;
+        ready.wait(&responder)?;
+        let (slices, mut slice_rx) = async_mpsc::channel::<Slice>(1);
+        let (result_tx, results) = mpsc::channel::<Measured>();
+        let (ready_tx, ready) = Ready::new();
+        let requester = Worker::spawn("bench-ping", move || async move {
+            let mut ep = E::connect(target, "ping").await?;
+            let data = payload(64);
+            for _ in 0..WARM_UP {
+                ep.request("echo", &data).await?;
+            }
+            let _ = ready_tx.send(());
+            while let Some((time, count)) = slice_rx.recv().await {
+                let measured = ping(&mut ep, &data, time, count).await;
+                let failed = measured.is_err();
+                if result_tx.send(measured).is_err() || failed {
+                    break;
+                }
+            }
+            Ok(((), keep(ep)))
+        })?;
+        ready.wait(&requester)?;
+        Ok(Self {
+            slices: Some(slices),
+            results,
+            _requester: requester,
+            _responder: responder,
+        })
+    }
+
+    /// Takes one slice of round trips.
+    fn slice(&self, time: Duration, count: u64) -> Measured {
+        let Some(slices) = &self.slices else {
+            return Err(BenchError::Thread);
+        };
+        slices
+            .try_send((time, count))
+            .map_err(|_| BenchError::Thread)?;
+        match self.results.recv_timeout(time + SLICE_GRACE) {
+            Ok(measured) => measured,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(BenchError::client(
+                "bench",
+                format!("a round-trip slice took over {:?}", time + SLICE_GRACE),
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(BenchError::Thread),
+        }
+    }
+}
+
+impl Drop for RttPair {
+    fn drop(&mut self) {
+        // Ends the requester's loop, so its worker can finish.
+        self.slices = None;
+    }
+}
+
+async fn ping<E: Endpoint>(
+    ep: &mut E,
+    data: &bytes::Bytes,
+    time: Duration,
+    count: u64,
+) -> Measured {
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while (samples.len() as u64) < count && start.elapsed() < time {
+        let t = Instant::now();
+        let reply = ep.request("echo", data).await?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        if reply.len() != data.len() {
+            return Err(BenchError::client("bench", "echo of the wrong length"));
+        }
+    }
+    Ok((samples, start.elapsed()))
+}
+
+/// A system being measured: its server, its pair, and what it measured so far.
+struct Measuring {
+    system: System,
+    _server: ServerProcess,
+    pair: RttPair,
+    samples: Vec<f64>,
+    took: Duration,
+    failed: Option<BenchError>,
+}
+
+/// Measures every system that starts, in turns; returns a row or an error per system,
+/// in the order given.
+pub(crate) fn side_by_side(
+    systems: &[System],
+    budget: &Budget,
+    mut start: impl FnMut(System) -> Result<(ServerProcess, RttPair), BenchError>,
+) -> Vec<(System, Result<Row, BenchError>)> {
+    let mut measuring = Vec::new();
+    let mut outcomes = Vec::new();
+    for &system in systems {
+        match start(system) {
+            Ok((server, pair)) => measuring.push(Measuring {
+                system,
+                _server: server,
+                pair,
+                samples: Vec::new(),
+                took: Duration::ZERO,
+                failed: None,
+            }),
+            Err(e) => outcomes.push((system, Err(e))),
+        }
+    }
+    let time = budget.rtt_time / SLICES;
+    let count = (budget.rtt_count / u64::from(SLICES)).max(1);
+    for _ in 0..SLICES {
+        for m in measuring.iter_mut().filter(|m| m.failed.is_none()) {
+            match m.pair.slice(time, count) {
+                Ok((samples, took)) => {
+                    m.samples.extend(samples);
+                    m.took += took;
+                }
+                Err(e) => m.failed = Some(e),
+            }
+        }
+    }
+    for m in measuring {
+        let outcome = match m.failed {
+            Some(e) => Err(e),
+            None => Ok(row(m.system, m.samples, m.took)),
+        };
+        outcomes.push((m.system, outcome));
+    }
+    outcomes.sort_by_key(|(system, _)| systems.iter().position(|s| s == system));
+    outcomes
+}
+
+fn row(system: System, mut samples: Vec<f64>, took: Duration) -> Row {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len() as u64;
+    let secs = took.as_secs_f64();
+    let mut row = Row::new(system, Test::Rtt64, n, n, secs);
+    row.p50_us = percentile(&samples, 50.0);
+    row.p99_us = percentile(&samples, 99.0);
+    row.msgs_per_s = Some(n as f64 / secs.max(f64::EPSILON));
+    row.payload_bytes = Some(64);
+    row
+}
