@@ -276,8 +276,9 @@ impl PeerActor {
         self.router_addr = dialed.addr;
         self.epoch += 1;
         self.reassembler = Reassembler::new(self.config.limits.clone());
-        self.link.start::<Self>(ctx);
+        // The reader first: what it queues is written later in the same poll.
         self.reader.start::<Self>(ctx);
+        self.link.start::<Self>(ctx);
         self.begin_handshake(ctx);
     }
 
@@ -667,8 +668,9 @@ impl Actor for PeerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(256);
-        self.link.start::<Self>(ctx);
+        // The reader first: what it queues is written later in the same poll.
         self.reader.start::<Self>(ctx);
+        self.link.start::<Self>(ctx);
         self.begin_handshake(ctx);
         // One timer for every periodic check: actix polls each timer whenever the actor
         // wakes, so each one costs on every message.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use bytes::Bytes;
 use lanmesh_io::Pushed;
 use lanmesh_proto::frame::flags;
@@ -618,7 +618,13 @@ async fn start_actor(
         }
     };
     let (ready_tx, ready_rx) = oneshot::channel();
-    let actor = PeerActor::new(config, shared, dialed, ready_tx, owns_system).start();
+    let actor = lanmesh_io::pass::start(PeerActor::new(
+        config,
+        shared,
+        dialed,
+        ready_tx,
+        owns_system,
+    ));
     let result = match ready_rx.await {
         Ok(Ok(())) => Ok(actor),
         Ok(Err(e)) => Err(e),

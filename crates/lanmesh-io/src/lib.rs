@@ -8,11 +8,14 @@
 //!   socket has taken the previous bytes. No timer is involved: while the socket is busy,
 //!   frames pile up and leave together in large records.
 //! * [`bridge`] puts message transports (WebSocket) under the same actors.
+//! * [`pass::start`] starts such an actor so that what it queues while it runs is
+//!   written in the same poll, without waking it again.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bridge;
 mod lane;
 mod link;
+pub mod pass;
 mod reader;
 
 pub use bridge::{Bridged, bridge};

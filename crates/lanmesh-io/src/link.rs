@@ -245,8 +245,13 @@ impl Link {
         self.closing
     }
 
-    /// Wakes the writer after queueing.
+    /// Wakes the writer after queueing, unless the actor is in a poll marked by
+    /// [`crate::pass::start`]: then the writer runs later in that poll, or the poll's
+    /// end wakes the actor.
     pub fn wake(&mut self) {
+        if !crate::pass::note_write() {
+            return;
+        }
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -377,6 +382,8 @@ where
         if link.generation != self.generation {
             return Poll::Ready(());
         }
+        // Whatever happens below, this writer has seen everything queued so far.
+        crate::pass::wrote();
         match link.poll_write_all(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use lanmesh_io::{Link, Reader};
 use lanmesh_proto::Transport;
 use tokio::net::TcpListener;
@@ -63,7 +63,7 @@ pub(crate) fn start_session(
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let shared = shared.clone();
-    Session::start(Session::new(
+    lanmesh_io::pass::start(Session::new(
         id,
         remote,
         transport,

@@ -689,8 +689,9 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
-        self.link.start::<Self>(ctx);
+        // The reader first: what it queues is written later in the same poll.
         self.reader.start::<Self>(ctx);
+        self.link.start::<Self>(ctx);
         let deadline = self.config.limits.handshake_timeout;
         let timer = ctx.run_later(deadline, |act, ctx| {
             if matches!(act.phase, Phase::Handshake(_) | Phase::Joining) {
