@@ -114,8 +114,15 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
             None => std::future::pending::<()>().await,
         }
     };
+    // The signals are awaited on a task of their own: this future is polled again
+    // whenever any task of the runtime wakes, and a signal future is costly to poll.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    actix_rt::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = stop_rx => {}
         _ = printing => {}
     }
     tracing::info!("shutting down");
