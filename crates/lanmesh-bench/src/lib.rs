@@ -8,8 +8,8 @@
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
 //! * `servers`: the server processes; [`relay`]: the relay baseline itself.
 //! * `endpoint`: one client interface over the five systems; `scenarios`: the tests,
-//!   written once over it; `rtt`: the round-trip test, which takes turns between the
-//!   systems; `worker`: the threads the two sides of a test run on.
+//!   written once over it; `rtt` and `turns`: the round-trip and throughput tests, in
+//!   which the systems take turns; `worker`: the threads the two sides of a test run on.
 //!
 //! Nothing here touches anything but 127.0.0.1, and every test is bounded in count and
 //! time.
@@ -24,6 +24,7 @@ pub mod row;
 mod rtt;
 mod scenarios;
 mod servers;
+mod turns;
 mod worker;
 
 use std::path::PathBuf;
@@ -119,6 +120,22 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
             }
             continue;
         }
+        if let Test::Throughput(_) = test {
+            for &system in &systems {
+                progress(Progress::Start(system, test));
+            }
+            let bin = nats.as_ref().ok();
+            let budget = opts.budget.turn(turns::TURNS);
+            let outcomes = turns::in_turns(
+                &systems,
+                |system| start_server(opts, system, bin),
+                |system, server| run_test(system, server, test, &budget),
+            );
+            for (system, outcome) in outcomes {
+                record(&mut report, &mut progress, system, test, outcome);
+            }
+            continue;
+        }
         for &system in &systems {
             progress(Progress::Start(system, test));
             let bin = nats.as_ref().ok();
@@ -170,19 +187,27 @@ fn measure(
     nats: Option<&PathBuf>,
 ) -> Result<Row, BenchError> {
     let server = start_server(opts, system, nats)?;
+    run_test(system, &server, test, &opts.budget)
+}
+
+/// Runs one test of `system` against its running server.
+fn run_test(
+    system: System,
+    server: &ServerProcess,
+    test: Test,
+    budget: &Budget,
+) -> Result<Row, BenchError> {
     let target = Target {
         system,
         addr: server.addr(),
     };
     match system {
         System::Lanmesh | System::LanmeshAes | System::LanmeshPlain => {
-            scenario::<LanmeshEndpoint>(&server, target, test, &opts.budget)
+            scenario::<LanmeshEndpoint>(server, target, test, budget)
         }
-        System::Relay => scenario::<RelayEndpoint>(&server, target, test, &opts.budget),
+        System::Relay => scenario::<RelayEndpoint>(server, target, test, budget),
         #[cfg(feature = "nats")]
-        System::Nats => {
-            scenario::<endpoint::nats::NatsEndpoint>(&server, target, test, &opts.budget)
-        }
+        System::Nats => scenario::<endpoint::nats::NatsEndpoint>(server, target, test, budget),
         #[cfg(not(feature = "nats"))]
         System::Nats => Err(BenchError::client("nats", "built without the nats feature")),
     }

@@ -1,7 +1,7 @@
 //! The tests, written once over [`Endpoint`]. Every loop is bounded by a count and a
 //! duration, and every wait by a timeout, so a run always ends.
 //!
-//! * throughput: a receiver joins; a sender sends fixed-size messages as fast as the
+//! * throughput (in turns across systems, see [`crate::turns`]): a receiver joins; a sender sends fixed-size messages as fast as the
 //!   client API takes them, then reports how many. The receiver counts what arrives until
 //!   it has them all or nothing came for [`QUIET`]. Rate = delivered / (last delivery -
 //!   first send).
@@ -70,6 +70,17 @@ impl Budget {
             idle_peers: 1000,
             hs_time: Duration::from_secs(3),
             hs_count: 20_000,
+        }
+    }
+
+    /// The share of a throughput test that one of `turns` turns gets.
+    pub(crate) fn turn(&self, turns: u32) -> Self {
+        let n = u64::from(turns.max(1));
+        Self {
+            thr_time: self.thr_time / turns.max(1),
+            thr_bytes: (self.thr_bytes / n).max(1),
+            thr_count: (self.thr_count / n).max(1),
+            ..self.clone()
         }
     }
 
