@@ -21,6 +21,10 @@ use lanmesh_proto::{Compression, Connection, Frame, ProtoError};
 /// enough that the router starts on the first ones while the sender makes the next.
 pub const LANE_BYTES: usize = 256 * 1024;
 
+/// The largest emptied queue kept for reuse (in frames): enough for a burst of small
+/// messages without holding much memory after it.
+const SPARE_FRAMES: usize = 1024;
+
 /// Frames queued by handles for a link; see the module docs.
 #[derive(Debug, Default)]
 pub struct Lane {
@@ -32,6 +36,8 @@ struct Inner {
     /// `Some` (with the connection's compression) while pushes are accepted.
     open: Option<Compression>,
     frames: VecDeque<Frame>,
+    /// The queue the writer last emptied, kept with its room for the next batch.
+    spare: VecDeque<Frame>,
     bytes: usize,
     /// The link's writer, waiting for frames.
     writer: Option<Waker>,
@@ -120,14 +126,20 @@ impl Lane {
             }
             return Ok(());
         }
-        let frames = std::mem::take(&mut inner.frames);
+        let spare = std::mem::take(&mut inner.spare);
+        let mut frames = std::mem::replace(&mut inner.frames, spare);
         inner.bytes = 0;
         let pushers = std::mem::take(&mut inner.pushers);
         drop(inner);
         for w in pushers {
             w.wake();
         }
-        frames.iter().try_for_each(|frame| conn.send(frame))
+        let sent = frames.iter().try_for_each(|frame| conn.send(frame));
+        frames.clear();
+        if frames.capacity() <= SPARE_FRAMES {
+            self.lock().spare = frames;
+        }
+        sent
     }
 
     /// Bytes of frames queued.
