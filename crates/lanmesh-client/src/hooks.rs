@@ -252,7 +252,7 @@ impl Peer {
         };
         let sent = self
             .submit(SendData {
-                dest: Self::dest(request.from.as_str())?,
+                dest: self.dest(request.from.as_str())?,
                 data: Bytes::from(payload),
                 flags: flags::REPLY | text,
                 ack: false,

@@ -316,10 +316,8 @@ impl Peer {
             .map_err(|_| self.shared.disconnected("peer stopped"))?
     }
 
-    pub(crate) fn dest(to: &str) -> Result<Destination, ClientError> {
-        Ok(Destination::Peer(
-            Name::new(to).map_err(ClientError::Invalid)?,
-        ))
+    pub(crate) fn dest(&self, to: &str) -> Result<Destination, ClientError> {
+        Ok(Destination::Peer(self.shared.name(to)?))
     }
 
     /// Queues a message that needs no answer, through the lane: no trip through the
@@ -346,13 +344,13 @@ impl Peer {
     /// Sends bytes to `to`, at most once. Returns the message id once it is queued; if
     /// the router cannot deliver it, [`Peer::close`] reports it.
     pub async fn send(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        self.send_plain(Self::dest(to)?, data.into(), 0).await
+        self.send_plain(self.dest(to)?, data.into(), 0).await
     }
 
     /// Sends text to `to` (browsers receive it as a string).
     pub async fn send_text(&self, to: &str, text: &str) -> Result<u64, ClientError> {
         let data = Bytes::copy_from_slice(text.as_bytes());
-        self.send_plain(Self::dest(to)?, data, flags::TEXT).await
+        self.send_plain(self.dest(to)?, data, flags::TEXT).await
     }
 
     /// Sends and waits until the recipient's client has queued the message. Fails with
@@ -378,7 +376,7 @@ impl Peer {
     ) -> Result<Acked, ClientError> {
         let sent = self
             .submit(SendData {
-                dest: Self::dest(to)?,
+                dest: self.dest(to)?,
                 data: data.into(),
                 flags: 0,
                 ack: true,
@@ -394,7 +392,7 @@ impl Peer {
     async fn send_acked_flags(&self, to: &str, data: Bytes, bits: u8) -> Result<u64, ClientError> {
         let sent = self
             .submit(SendData {
-                dest: Self::dest(to)?,
+                dest: self.dest(to)?,
                 data,
                 flags: bits,
                 ack: true,
@@ -432,7 +430,7 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Message, ClientError> {
         let msg = SendData {
-            dest: Self::dest(to)?,
+            dest: self.dest(to)?,
             data: data.into(),
             flags: flags::REQUEST,
             ack: false,

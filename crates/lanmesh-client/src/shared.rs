@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     /// The largest message the peer sends.
     pub(crate) max_message: u64,
+    /// The last name sent to: a loop sending to one peer validates and copies it once.
+    last_dest: Mutex<Option<Name>>,
 }
 
 impl Shared {
@@ -131,7 +133,22 @@ impl Shared {
             status: watch::Sender::new(Status::Connecting),
             events: broadcast::Sender::new(MEMBERSHIP_EVENTS),
             queue_requests: AtomicBool::new(false),
+            last_dest: Mutex::new(None),
         }
+    }
+
+    /// `to` as a validated name, reusing the last one when it is the same.
+    pub(crate) fn name(&self, to: &str) -> Result<Name, crate::ClientError> {
+        let mut last = self
+            .last_dest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(name) = last.as_ref().filter(|n| n.as_str() == to) {
+            return Ok(name.clone());
+        }
+        let name = Name::new(to).map_err(crate::ClientError::Invalid)?;
+        *last = Some(name.clone());
+        Ok(name)
     }
 
     /// The error for a send that found no connection: why it closed, or `otherwise`.
