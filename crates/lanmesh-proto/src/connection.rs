@@ -49,6 +49,9 @@ pub struct Connection {
     /// Sealed records ready to send (message framing).
     message_out: VecDeque<Bytes>,
     records_sealed: u64,
+    /// Size of the last sealed record: a new record reserves that much at once, so a
+    /// stream of full records does not grow each one by reallocating (and copying).
+    last_record: usize,
 }
 
 impl std::fmt::Debug for Connection {
@@ -79,6 +82,7 @@ impl Connection {
             stream_out: BytesMut::new(),
             message_out: VecDeque::new(),
             records_sealed: 0,
+            last_record: 0,
         }
     }
 
@@ -122,7 +126,8 @@ impl Connection {
             // Open a record: room for the prefix (filled in when sealing) and, so that
             // appending the tag does not move the record, for the tag too.
             let header = self.header_len();
-            self.pending.reserve(header + len + TAG_LEN);
+            self.pending
+                .reserve((header + len + TAG_LEN).max(self.last_record));
             self.pending.put_bytes(0, header);
         }
         let encoded = frame.encode(&mut self.pending);
@@ -170,6 +175,7 @@ impl Connection {
             let tag = records.seal_in_place(&mut self.pending[header..])?;
             self.pending.put_slice(&tag);
         }
+        self.last_record = self.pending.len();
         let record = self.pending.split();
         self.records_sealed += 1;
         match self.framing {

@@ -55,6 +55,10 @@ fn validate(s: &str) -> Result<()> {
             reason: "longer than 255 bytes",
         });
     }
+    // Printable ASCII but space is always fine: the common case, checked byte by byte.
+    if s.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ProtoError::InvalidName {
             reason: "contains whitespace or control characters",
@@ -102,6 +106,16 @@ mod tests {
     fn accepts_ordinary_names() {
         for n in ["laptop", "web-1", "PC2", "capteur-salle", "é"] {
             assert_eq!(Name::new(n).unwrap().as_str(), n);
+        }
+    }
+
+    #[test]
+    fn the_ascii_shortcut_agrees_with_the_rule_for_every_ascii_character() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let name = format!("a{c}b");
+            let by_rule = !(c.is_whitespace() || c.is_control());
+            assert_eq!(Name::new(&name).is_ok(), by_rule, "byte {b:#04x}");
         }
     }
 

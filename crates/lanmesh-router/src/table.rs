@@ -20,10 +20,14 @@ pub(crate) struct Route {
     pub(crate) pressure: Arc<Pressure>,
 }
 
+/// The routing table's map. Every forwarded frame looks its destination up, so it uses
+/// foldhash (fast, seeded per process) instead of SipHash.
+pub(crate) type Routes = HashMap<Name, Route, foldhash::fast::RandomState>;
+
 /// Name → session, as of the last membership change.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    pub(crate) routes: HashMap<Name, Route>,
+    pub(crate) routes: Routes,
 }
 
 impl RoutingTable {
