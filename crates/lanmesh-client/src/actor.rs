@@ -15,8 +15,7 @@
 //!    survive. Plain sends fail fast while it is away; acked sends are kept and go (again)
 //!    after the welcome, and duplicates are dropped on arrival (see [`crate::stream`]).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -73,12 +72,6 @@ struct PendingAck {
     reply: oneshot::Sender<Result<(), ClientError>>,
 }
 
-struct PendingRequest {
-    reply: oneshot::Sender<Result<Inbound, ClientError>>,
-    to: Name,
-    timeout: Duration,
-}
-
 /// Answers requests: gets the request, returns the reply's data. It runs on the peer's
 /// actor, so it should be quick; slow work belongs in a task that replies itself.
 pub type RequestHandler = Arc<dyn Fn(&Inbound) -> Bytes + Send + Sync>;
@@ -94,7 +87,6 @@ pub struct PeerActor {
     list_so_far: Vec<PeerInfo>,
     reassembler: Reassembler,
     pending_acks: HashMap<u64, PendingAck>,
-    pending_requests: HashMap<u64, PendingRequest>,
     handler: Option<RequestHandler>,
     undelivered: Vec<Undelivered>,
     close_waiters: Vec<oneshot::Sender<CloseReport>>,
@@ -115,8 +107,6 @@ pub struct PeerActor {
     /// Ack deadlines in the order they were set (all acks wait equally long). One sweep
     /// on the tick replaces a timer per message, which actix would poll on every wakeup.
     ack_deadlines: VecDeque<(Instant, u64)>,
-    /// Reply deadlines, soonest first.
-    request_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     last_resend_check: Instant,
     /// When the idle check last ran (it rides on the deadline tick).
     last_idle_check: Instant,
@@ -150,7 +140,6 @@ impl PeerActor {
             ready: Some(ready),
             list_so_far: Vec::new(),
             pending_acks: HashMap::new(),
-            pending_requests: HashMap::new(),
             handler: None,
             undelivered: Vec::new(),
             close_waiters: Vec::new(),
@@ -170,7 +159,6 @@ impl PeerActor {
             outbox: Outbox::default(),
             seen: Seen::default(),
             ack_deadlines: VecDeque::new(),
-            request_deadlines: BinaryHeap::new(),
             last_resend_check: Instant::now(),
             last_idle_check: Instant::now(),
             handshake_deadline: None,
@@ -229,11 +217,9 @@ impl PeerActor {
         self.link = Link::detached();
         // Acked messages wait for the next connection (until their ack deadline).
         self.outbox.connection_lost();
-        for (_, p) in self.pending_requests.drain() {
-            let _ = p.reply.send(Err(ClientError::disconnected(
-                "connection lost before the reply",
-            )));
-        }
+        self.shared
+            .requests
+            .fail_all("connection lost before the reply");
         self.shared
             .set_status(Status::Reconnecting { attempt: 1, reason });
         self.redial_later(ctx);
@@ -436,25 +422,21 @@ impl PeerActor {
                         id,
                     },
                 };
-                if let Some(p) = self.pending_requests.remove(&id) {
+                if let Some(p) = self.pending_acks.remove(&id) {
+                    self.outbox.abandon(&peer, id);
                     let _ = p.reply.send(Err(err));
                     return Ok(());
                 }
-                match self.pending_acks.remove(&id) {
-                    Some(p) => {
-                        self.outbox.abandon(&peer, id);
-                        let _ = p.reply.send(Err(err));
-                    }
-                    None => {
-                        debug!(to = %peer, id, ?reason, "message not delivered");
-                        if self.undelivered.len() < MAX_UNDELIVERED {
-                            self.undelivered.push(Undelivered {
-                                to: peer,
-                                id,
-                                reason,
-                            });
-                        }
-                    }
+                if self.shared.requests.settle(id, Err(err)) {
+                    return Ok(());
+                }
+                debug!(to = %peer, id, ?reason, "message not delivered");
+                if self.undelivered.len() < MAX_UNDELIVERED {
+                    self.undelivered.push(Undelivered {
+                        to: peer,
+                        id,
+                        reason,
+                    });
                 }
             }
             Frame::Welcome { name } => debug!(%name, "welcomed into the mesh"),
@@ -571,11 +553,8 @@ impl PeerActor {
         let corr = reply.data.split_to(8);
         let corr = u64::from_be_bytes(corr[..].try_into().unwrap_or([0; 8]));
         reply.flags &= !flags::REPLY;
-        match self.pending_requests.remove(&corr) {
-            Some(p) => {
-                let _ = p.reply.send(Ok(reply));
-            }
-            None => debug!(from = %reply.from, corr, "reply to no pending request; dropped"),
+        if !self.shared.requests.settle(corr, Ok(reply)) {
+            debug!(corr, "reply to no pending request; dropped");
         }
     }
 
@@ -614,18 +593,7 @@ impl PeerActor {
                 }));
             }
         }
-        while let Some(&Reverse((at, id))) = self.request_deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.request_deadlines.pop();
-            if let Some(p) = self.pending_requests.remove(&id) {
-                let _ = p.reply.send(Err(ClientError::RequestTimeout {
-                    name: p.to.to_string(),
-                    after: p.timeout,
-                }));
-            }
-        }
+        self.shared.requests.expire(now);
         // While the socket is still busy the acks may simply be behind it.
         let check_every = self.config.resend_after / 4;
         if matches!(self.state, State::Running)
@@ -679,6 +647,9 @@ impl Actor for PeerActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.shared.lane.close();
+        self.shared
+            .requests
+            .fail_all("the peer stopped before the reply");
         self.shared.close("the connection is closed".into());
         self.shared.set_status(Status::Closed {
             reason: "closed".into(),
@@ -759,15 +730,12 @@ pub(crate) struct SendData {
     pub(crate) data: Bytes,
     pub(crate) flags: u8,
     pub(crate) ack: bool,
-    /// Set for a request: how long to wait for the reply.
-    pub(crate) request: Option<Duration>,
 }
 
-/// A queued message: its id, and the acknowledgement or reply to wait for if one was asked.
+/// A queued message: its id, and the acknowledgement to wait for if one was asked.
 pub(crate) struct Sent {
     pub(crate) id: u64,
     pub(crate) ack: Option<oneshot::Receiver<Result<(), ClientError>>>,
-    pub(crate) reply: Option<oneshot::Receiver<Result<Inbound, ClientError>>>,
 }
 
 impl Handler<SendData> for PeerActor {
@@ -794,8 +762,7 @@ impl PeerActor {
                 State::Away | State::Handshake(_) | State::Welcoming
             );
         // An acked message to a peer survives a lost connection: it waits in the outbox.
-        let acked_to_peer =
-            msg.ack && msg.request.is_none() && matches!(msg.dest, Destination::Peer(_));
+        let acked_to_peer = msg.ack && matches!(msg.dest, Destination::Peer(_));
         let keep = acked_to_peer && (running || reconnecting);
         if !running && !keep {
             return Err(self.shared.disconnected("not connected"));
@@ -837,24 +804,7 @@ impl PeerActor {
             }
             _ => None,
         };
-        let reply = match (&msg.dest, msg.request) {
-            (Destination::Peer(to), Some(after)) => {
-                let (tx, rx) = oneshot::channel();
-                self.pending_requests.insert(
-                    id,
-                    PendingRequest {
-                        reply: tx,
-                        to: to.clone(),
-                        timeout: after,
-                    },
-                );
-                self.request_deadlines
-                    .push(Reverse((Instant::now() + after, id)));
-                Some(rx)
-            }
-            _ => None,
-        };
-        Ok(Sent { id, ack, reply })
+        Ok(Sent { id, ack })
     }
 }
 

@@ -211,7 +211,6 @@ fn blob_message(to: Name, frame: &BlobFrame) -> SendData {
         data: frame.to_bytes(),
         flags: flags::BLOB,
         ack: false,
-        request: None,
     }
 }
 

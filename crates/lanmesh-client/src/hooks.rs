@@ -256,7 +256,6 @@ impl Peer {
                 data: Bytes::from(payload),
                 flags: flags::REPLY | text,
                 ack: false,
-                request: None,
             })
             .await?;
         Ok(sent.id)

@@ -27,6 +27,7 @@ mod error;
 mod hooks;
 mod peer;
 mod pins;
+mod requests;
 mod shared;
 mod stream;
 

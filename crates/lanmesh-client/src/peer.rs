@@ -320,13 +320,24 @@ impl Peer {
         Ok(Destination::Peer(self.shared.name(to)?))
     }
 
-    /// Queues a message that needs no answer, through the lane: no trip through the
-    /// actor's mailbox. Waits while the lane is full.
+    /// Queues a message that needs no answer, through the lane.
     async fn send_plain(
         &self,
         dest: Destination,
         data: Bytes,
         flag_bits: u8,
+    ) -> Result<u64, ClientError> {
+        self.push_message(dest, data, flag_bits, |_| ()).await
+    }
+
+    /// Queues a message through the lane: no trip through the actor's mailbox. `before`
+    /// gets the message's id before it can leave. Waits while the lane is full.
+    async fn push_message(
+        &self,
+        dest: Destination,
+        data: Bytes,
+        flag_bits: u8,
+        before: impl FnOnce(u64),
     ) -> Result<u64, ClientError> {
         self.shared.check_size(data.len())?;
         let lane = &self.shared.lane;
@@ -335,6 +346,7 @@ impl Peer {
         };
         let id = self.shared.next_id();
         let mut frames = message_frames(&dest, id, flag_bits, data, compression);
+        before(id);
         match std::future::poll_fn(|cx| lane.poll_push(cx, &mut frames)).await {
             Pushed::Queued => Ok(id),
             Pushed::Closed => Err(self.shared.disconnected("not connected")),
@@ -380,7 +392,6 @@ impl Peer {
                 data: data.into(),
                 flags: 0,
                 ack: true,
-                request: None,
             })
             .await?;
         let ack = sent
@@ -396,7 +407,6 @@ impl Peer {
                 data,
                 flags: bits,
                 ack: true,
-                request: None,
             })
             .await?;
         let ack = sent
@@ -429,17 +439,23 @@ impl Peer {
         data: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Message, ClientError> {
-        let msg = SendData {
-            dest: self.dest(to)?,
-            data: data.into(),
-            flags: flags::REQUEST,
-            ack: false,
-            request: Some(timeout),
+        let name = self.shared.name(to)?;
+        let requests = &self.shared.requests;
+        // Registered before the request can leave, so even the quickest reply finds it.
+        let mut waiting = None;
+        let dest = Destination::Peer(name.clone());
+        let pushed = self
+            .push_message(dest, data.into(), flags::REQUEST, |id| {
+                waiting = Some((id, requests.register(id, name, timeout)));
+            })
+            .await;
+        if let (Err(e), Some((id, _))) = (&pushed, &waiting) {
+            requests.settle(*id, Err(ClientError::disconnected(e.to_string())));
+        }
+        pushed?;
+        let Some((_, reply)) = waiting else {
+            return Err(ClientError::disconnected("the request was not registered"));
         };
-        let sent = self.submit(msg).await?;
-        let reply = sent
-            .reply
-            .ok_or_else(|| ClientError::disconnected("no reply expected"))?;
         reply.await.map_err(|_| {
             ClientError::disconnected("connection closed while waiting for the reply")
         })?

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) max_message: u64,
     /// The last name sent to: a loop sending to one peer validates and copies it once.
     last_dest: Mutex<Option<Name>>,
+    /// Requests waiting for replies.
+    pub(crate) requests: crate::requests::Requests,
 }
 
 impl Shared {
@@ -134,6 +136,7 @@ impl Shared {
             events: broadcast::Sender::new(MEMBERSHIP_EVENTS),
             queue_requests: AtomicBool::new(false),
             last_dest: Mutex::new(None),
+            requests: crate::requests::Requests::default(),
         }
     }
 
