@@ -49,9 +49,12 @@ pub struct Connection {
     /// Sealed records ready to send (message framing).
     message_out: VecDeque<Bytes>,
     records_sealed: u64,
-    /// Size of the last sealed record: a new record reserves that much at once, so a
-    /// stream of full records does not grow each one by reallocating (and copying).
-    last_record: usize,
+    /// Set when a record was sealed because it was full, cleared when the queued bytes
+    /// are handed out. While set, a new record reserves a full record's room at once,
+    /// so a burst of full records does not grow each one by reallocating (and
+    /// copying); otherwise it reserves what its first frame needs, so a thousand quiet
+    /// connections do not each take a record's worth for a small notice.
+    streaming: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -82,7 +85,7 @@ impl Connection {
             stream_out: BytesMut::new(),
             message_out: VecDeque::new(),
             records_sealed: 0,
-            last_record: 0,
+            streaming: false,
         }
     }
 
@@ -120,14 +123,19 @@ impl Connection {
         }
         if self.pending_plaintext() + len > MAX_RECORD_PLAINTEXT {
             self.seal()?;
+            self.streaming = true;
         }
         let opening = self.pending.is_empty();
         if opening {
             // Open a record: room for the prefix (filled in when sealing) and, so that
             // appending the tag does not move the record, for the tag too.
             let header = self.header_len();
-            self.pending
-                .reserve((header + len + TAG_LEN).max(self.last_record));
+            let room = if self.streaming {
+                MAX_RECORD_PLAINTEXT
+            } else {
+                len
+            };
+            self.pending.reserve(header + room + TAG_LEN);
             self.pending.put_bytes(0, header);
         }
         let encoded = frame.encode(&mut self.pending);
@@ -175,7 +183,6 @@ impl Connection {
             let tag = records.seal_in_place(&mut self.pending[header..])?;
             self.pending.put_slice(&tag);
         }
-        self.last_record = self.pending.len();
         let record = self.pending.split();
         self.records_sealed += 1;
         match self.framing {
@@ -191,6 +198,7 @@ impl Connection {
     /// Seals queued frames and returns the next bytes to write: everything at once for
     /// length-prefixed framing, one record per call for message framing.
     pub fn poll_transmit(&mut self) -> Result<Option<Bytes>> {
+        self.streaming = false;
         self.seal()?;
         let out = match self.framing {
             Framing::LengthPrefixed if !self.stream_out.is_empty() => {
