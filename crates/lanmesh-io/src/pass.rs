@@ -62,13 +62,43 @@ impl<F: Future<Output = ()> + Unpin> Future for Marked<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // Actors do not poll each other, so the mark is this actor's alone.
-        let outer = PASS.with(|p| p.replace(Some(false)));
+        let mark = Mark::begin();
         let result = Pin::new(&mut self.0).poll(cx);
-        let left = PASS.with(|p| p.replace(outer)) == Some(true);
+        let left = mark.end() == Some(true);
         if left && result.is_pending() {
             cx.waker().wake_by_ref();
         }
         result
+    }
+}
+
+/// Puts back the mark that was there before, even when the actor's poll panics.
+struct Mark {
+    outer: Option<bool>,
+    ended: bool,
+}
+
+impl Mark {
+    fn begin() -> Self {
+        Self {
+            outer: PASS.with(|p| p.replace(Some(false))),
+            ended: false,
+        }
+    }
+
+    /// Ends the marked poll; returns the note it left.
+    fn end(mut self) -> Option<bool> {
+        self.ended = true;
+        PASS.with(|p| p.replace(self.outer))
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        // Without `end`, that is, while unwinding: leave no mark behind.
+        if !self.ended {
+            PASS.with(|p| p.set(self.outer));
+        }
     }
 }
 
@@ -114,6 +144,19 @@ mod tests {
     #[test]
     fn a_frame_queued_after_the_writer_ran_wakes_the_actor_once() {
         assert_eq!(wakes(false), 1);
+    }
+
+    #[test]
+    fn a_panicking_actor_leaves_no_mark_behind() {
+        let caught = std::panic::catch_unwind(|| {
+            let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+            let mut marked = Marked(std::future::poll_fn(|_| -> Poll<()> {
+                panic!("a handler panicked");
+            }));
+            let _ = Pin::new(&mut marked).poll(&mut Context::from_waker(&waker));
+        });
+        assert!(caught.is_err());
+        assert!(note_write(), "no marked poll is running any more");
     }
 
     #[test]
