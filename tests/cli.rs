@@ -34,6 +34,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `lanmesh send --router AT --name A --ack TO TEXT`, which must succeed.
+fn send_acked(at: &str, to: &str, text: &str) {
+    let o = run(&["send", "--router", at, "--name", "A", "--ack", to, text]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn listen_receives_in_order_what_send_sends_and_peers_shows_the_ciphers() {
     let (_router, at) = router(&[]);
@@ -208,17 +214,7 @@ fn a_mesh_key_keeps_strangers_out() {
 fn the_router_joins_as_a_peer_and_stops_cleanly_on_sigterm() {
     let (router, at) = router(&["--name", "hub"]);
     assert_eq!(router.line().trim(), "joined as \"hub\"");
-    let o = run(&[
-        "send",
-        "--router",
-        &at,
-        "--name",
-        "A",
-        "--ack",
-        "hub",
-        "hello hub",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    send_acked(&at, "hub", "hello hub");
     assert_eq!(router.line(), "A: hello hub");
     let pid = router.child.id().to_string();
     assert!(
@@ -281,17 +277,7 @@ fn names_stay_bound_to_their_key_and_router_keys_stay_pinned_across_restarts() {
     );
     let listener = Proc::spawn(&["listen", "--router", &at, "--name", "B", "--count", "1"]);
     listener.wait_stderr("listening as");
-    let o = run(&[
-        "send",
-        "--router",
-        &at,
-        "--name",
-        "A",
-        "--ack",
-        "B",
-        "still mine",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    send_acked(&at, "B", "still mine");
     assert_eq!(listener.line(), "A: still mine");
     drop(second);
 

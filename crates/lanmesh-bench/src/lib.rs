@@ -109,28 +109,23 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
         }
     }
     for &test in &opts.tests {
-        if test == Test::Rtt64 {
+        let bin = nats.as_ref().ok();
+        if matches!(test, Test::Rtt64 | Test::Throughput(_)) {
             for &system in &systems {
                 progress(Progress::Start(system, test));
             }
-            let bin = nats.as_ref().ok();
-            let start = |system| rtt_pair(opts, system, bin);
-            for (system, outcome) in rtt::side_by_side(&systems, &opts.budget, start) {
-                record(&mut report, &mut progress, system, test, outcome);
-            }
-            continue;
-        }
-        if let Test::Throughput(_) = test {
-            for &system in &systems {
-                progress(Progress::Start(system, test));
-            }
-            let bin = nats.as_ref().ok();
-            let budget = opts.budget.turn(turns::TURNS);
-            let outcomes = turns::in_turns(
-                &systems,
-                |system| start_server(opts, system, bin),
-                |system, server| run_test(system, server, test, &budget),
-            );
+            let outcomes = if test == Test::Rtt64 {
+                rtt::side_by_side(&systems, &opts.budget, |system| rtt_pair(opts, system, bin))
+            } else {
+                let budget = opts.budget.turn(turns::TURNS);
+                turns::in_turns(
+                    &systems,
+                    turns::TURNS,
+                    |system| start_server(opts, system, bin),
+                    |system, server| run_test(system, server, test, &budget),
+                    turns::add,
+                )
+            };
             for (system, outcome) in outcomes {
                 record(&mut report, &mut progress, system, test, outcome);
             }
@@ -138,7 +133,6 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
         }
         for &system in &systems {
             progress(Progress::Start(system, test));
-            let bin = nats.as_ref().ok();
             let outcome = measure(opts, system, test, bin);
             record(&mut report, &mut progress, system, test, outcome);
         }

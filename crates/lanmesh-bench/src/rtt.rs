@@ -18,6 +18,7 @@ use crate::error::BenchError;
 use crate::row::{Row, System, Test, percentile};
 use crate::scenarios::{AbortOnDrop, Budget, keep, payload};
 use crate::servers::ServerProcess;
+use crate::turns;
 use crate::worker::{Ready, Worker};
 
 /// How many turns each system gets.
@@ -35,8 +36,10 @@ type Measured = Result<(Vec<f64>, Duration), BenchError>;
 
 /// One system's echo pair, taking slices on demand.
 pub(crate) struct RttPair {
-    /// One slice at a time: the next is asked for after the last one reported.
-    slices: Option<async_mpsc::Sender<Slice>>,
+    /// One slice at a time: the next is asked for after the last one reported. Dropped
+    /// first (fields drop in order), which ends the requester's loop so that its worker
+    /// can finish.
+    slices: async_mpsc::Sender<Slice>,
     results: mpsc::Receiver<Measured>,
     // The requester goes before the responder it talks to.
     _requester: Worker<()>,
@@ -75,7 +78,7 @@ impl RttPair {
         })?;
         ready.wait(&requester)?;
         Ok(Self {
-            slices: Some(slices),
+            slices,
             results,
             _requester: requester,
             _responder: responder,
@@ -84,10 +87,7 @@ impl RttPair {
 
     /// Takes one slice of round trips.
     fn slice(&self, time: Duration, count: u64) -> Measured {
-        let Some(slices) = &self.slices else {
-            return Err(BenchError::Thread);
-        };
-        slices
+        self.slices
             .try_send((time, count))
             .map_err(|_| BenchError::Thread)?;
         match self.results.recv_timeout(time + SLICE_GRACE) {
@@ -98,13 +98,6 @@ impl RttPair {
             )),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(BenchError::Thread),
         }
-    }
-}
-
-impl Drop for RttPair {
-    fn drop(&mut self) {
-        // Ends the requester's loop, so its worker can finish.
-        self.slices = None;
     }
 }
 
@@ -127,60 +120,27 @@ async fn ping<E: Endpoint>(
     Ok((samples, start.elapsed()))
 }
 
-/// A system being measured: its server, its pair, and what it measured so far.
-struct Measuring {
-    system: System,
-    _server: ServerProcess,
-    pair: RttPair,
-    samples: Vec<f64>,
-    took: Duration,
-    failed: Option<BenchError>,
-}
-
-/// Measures every system that starts, in turns; returns a row or an error per system,
-/// in the order given.
+/// Measures every system that starts, [`SLICES`] slices each, in turns; returns a row
+/// or an error per system, in the order given.
 pub(crate) fn side_by_side(
     systems: &[System],
     budget: &Budget,
-    mut start: impl FnMut(System) -> Result<(ServerProcess, RttPair), BenchError>,
+    start: impl FnMut(System) -> Result<(ServerProcess, RttPair), BenchError>,
 ) -> Vec<(System, Result<Row, BenchError>)> {
-    let mut measuring = Vec::new();
-    let mut outcomes = Vec::new();
-    for &system in systems {
-        match start(system) {
-            Ok((server, pair)) => measuring.push(Measuring {
-                system,
-                _server: server,
-                pair,
-                samples: Vec::new(),
-                took: Duration::ZERO,
-                failed: None,
-            }),
-            Err(e) => outcomes.push((system, Err(e))),
-        }
-    }
     let time = budget.rtt_time / SLICES;
     let count = (budget.rtt_count / u64::from(SLICES)).max(1);
-    for _ in 0..SLICES {
-        for m in measuring.iter_mut().filter(|m| m.failed.is_none()) {
-            match m.pair.slice(time, count) {
-                Ok((samples, took)) => {
-                    m.samples.extend(samples);
-                    m.took += took;
-                }
-                Err(e) => m.failed = Some(e),
-            }
-        }
-    }
-    for m in measuring {
-        let outcome = match m.failed {
-            Some(e) => Err(e),
-            None => Ok(row(m.system, m.samples, m.took)),
-        };
-        outcomes.push((m.system, outcome));
-    }
-    outcomes.sort_by_key(|(system, _)| systems.iter().position(|s| s == system));
-    outcomes
+    let slice = |_: System, (_, pair): &(ServerProcess, RttPair)| pair.slice(time, count);
+    let add = |(mut samples, took): (Vec<f64>, Duration), (more, more_took)| {
+        samples.extend(more);
+        (samples, took + more_took)
+    };
+    turns::in_turns(systems, SLICES, start, slice, add)
+        .into_iter()
+        .map(|(system, outcome)| {
+            let row = outcome.map(|(samples, took)| row(system, samples, took));
+            (system, row)
+        })
+        .collect()
 }
 
 fn row(system: System, mut samples: Vec<f64>, took: Duration) -> Row {

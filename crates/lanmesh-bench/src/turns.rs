@@ -1,53 +1,60 @@
-//! Throughput measured in turns.
+//! Tests measured in turns.
 //!
-//! Like the round trip ([`crate::rtt`]), each throughput test starts every system's
-//! server first and then lets the systems take turns, [`TURNS`] runs of a third of the
-//! time each, so a change in the machine's load falls on all of them. A system's row
-//! adds up its turns: everything sent and delivered, over the time all its turns took.
+//! The round trip ([`crate::rtt`]) and the throughput tests start every system first
+//! and then let the systems take turns, so a change in the machine's load falls on all
+//! of them. A throughput test gives each system [`TURNS`] runs of a third of the time;
+//! its row adds the runs up: everything sent and delivered, over the time all its runs
+//! took.
 
 use crate::error::BenchError;
 use crate::row::{Row, System};
-use crate::servers::ServerProcess;
 
-/// How many runs each system gets.
+/// How many runs each system gets in a throughput test.
 pub(crate) const TURNS: u32 = 3;
 
-/// Starts every system's server, then runs `turn` for each in turns; returns a row or
-/// an error per system, in the order given.
-pub(crate) fn in_turns(
+/// Starts every system with `start`, then runs `turn` `turns` times for each, in turns,
+/// adding a system's results up with `add`. A system whose start or turn fails gets
+/// the error and no more turns. Returns each system's sum or error, in the order given.
+pub(crate) fn in_turns<S, T>(
     systems: &[System],
-    mut start: impl FnMut(System) -> Result<ServerProcess, BenchError>,
-    mut turn: impl FnMut(System, &ServerProcess) -> Result<Row, BenchError>,
-) -> Vec<(System, Result<Row, BenchError>)> {
+    turns: u32,
+    mut start: impl FnMut(System) -> Result<S, BenchError>,
+    mut turn: impl FnMut(System, &S) -> Result<T, BenchError>,
+    mut add: impl FnMut(T, T) -> T,
+) -> Vec<(System, Result<T, BenchError>)> {
     let mut running = Vec::new();
     let mut outcomes = Vec::new();
     for &system in systems {
         match start(system) {
-            Ok(server) => running.push((system, server, Ok(None::<Row>))),
+            Ok(started) => running.push((system, started, Ok(None::<T>))),
             Err(e) => outcomes.push((system, Err(e))),
         }
     }
-    for _ in 0..TURNS {
-        for (system, server, total) in running.iter_mut() {
+    for _ in 0..turns {
+        for (system, started, total) in running.iter_mut() {
             let Ok(sum) = total else { continue };
-            match turn(*system, server) {
-                Ok(row) => *sum = Some(add(sum.take(), row)),
+            match turn(*system, started) {
+                Ok(result) => {
+                    *sum = Some(match sum.take() {
+                        Some(before) => add(before, result),
+                        None => result,
+                    });
+                }
                 Err(e) => *total = Err(e),
             }
         }
     }
     for (system, _, total) in running {
         let outcome =
-            total.and_then(|row| row.ok_or_else(|| BenchError::client("bench", "no turn ran")));
+            total.and_then(|sum| sum.ok_or_else(|| BenchError::client("bench", "no turn ran")));
         outcomes.push((system, outcome));
     }
     outcomes.sort_by_key(|(system, _)| systems.iter().position(|s| s == system));
     outcomes
 }
 
-/// One row for two turns of the same throughput test.
-fn add(sum: Option<Row>, turn: Row) -> Row {
-    let Some(mut sum) = sum else { return turn };
+/// One row for two runs of the same throughput test.
+pub(crate) fn add(mut sum: Row, turn: Row) -> Row {
     sum.sent += turn.sent;
     sum.delivered += turn.delivered;
     sum.seconds += turn.seconds;
@@ -73,7 +80,7 @@ mod tests {
 
     #[test]
     fn turns_add_up_to_one_rate_over_their_whole_time() {
-        let row = add(Some(turn(300, 200, 1.0)), turn(100, 100, 0.5));
+        let row = add(turn(300, 200, 1.0), turn(100, 100, 0.5));
         assert_eq!((row.sent, row.delivered), (400, 300));
         assert_eq!(row.seconds, 1.5);
         assert_eq!(row.msgs_per_s, Some(200.0));
@@ -85,11 +92,13 @@ mod tests {
         let mut calls = Vec::new();
         let outcomes = in_turns(
             &[System::Relay, System::Nats],
-            |_| Err(BenchError::Thread),
+            TURNS,
+            |_| Err::<(), _>(BenchError::Thread),
             |system, _| {
                 calls.push(system);
                 Ok(turn(1, 1, 1.0))
             },
+            add,
         );
         assert!(calls.is_empty(), "no server, no turn");
         assert_eq!(outcomes.len(), 2);

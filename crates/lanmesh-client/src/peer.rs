@@ -13,7 +13,7 @@ use bytes::Bytes;
 use lanmesh_io::Pushed;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::message::message_frames;
-use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
+use lanmesh_proto::{Destination, Frame, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
 use crate::actor::{
@@ -327,28 +327,32 @@ impl Peer {
         data: Bytes,
         flag_bits: u8,
     ) -> Result<u64, ClientError> {
-        self.push_message(dest, data, flag_bits, |_| ()).await
+        let (id, frames) = self.frames_for(&dest, data, flag_bits)?;
+        self.push(frames).await?;
+        Ok(id)
     }
 
-    /// Queues a message through the lane: no trip through the actor's mailbox. `before`
-    /// gets the message's id before it can leave. Waits while the lane is full.
-    async fn push_message(
+    /// A message's id and frames, if the peer can send it now.
+    fn frames_for(
         &self,
-        dest: Destination,
+        dest: &Destination,
         data: Bytes,
         flag_bits: u8,
-        before: impl FnOnce(u64),
-    ) -> Result<u64, ClientError> {
+    ) -> Result<(u64, Vec<Frame>), ClientError> {
         self.shared.check_size(data.len())?;
-        let lane = &self.shared.lane;
-        let Some(compression) = lane.compression() else {
+        let Some(compression) = self.shared.lane.compression() else {
             return Err(self.shared.disconnected("not connected"));
         };
         let id = self.shared.next_id();
-        let mut frames = message_frames(&dest, id, flag_bits, data, compression);
-        before(id);
+        Ok((id, message_frames(dest, id, flag_bits, data, compression)))
+    }
+
+    /// Queues frames through the lane: no trip through the actor's mailbox. Waits while
+    /// the lane is full.
+    async fn push(&self, mut frames: Vec<Frame>) -> Result<(), ClientError> {
+        let lane = &self.shared.lane;
         match std::future::poll_fn(|cx| lane.poll_push(cx, &mut frames)).await {
-            Pushed::Queued => Ok(id),
+            Pushed::Queued => Ok(()),
             Pushed::Closed => Err(self.shared.disconnected("not connected")),
         }
     }
@@ -440,22 +444,15 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Message, ClientError> {
         let name = self.shared.name(to)?;
-        let requests = &self.shared.requests;
-        // Registered before the request can leave, so even the quickest reply finds it.
-        let mut waiting = None;
         let dest = Destination::Peer(name.clone());
-        let pushed = self
-            .push_message(dest, data.into(), flags::REQUEST, |id| {
-                waiting = Some((id, requests.register(id, name, timeout)));
-            })
-            .await;
-        if let (Err(e), Some((id, _))) = (&pushed, &waiting) {
-            requests.settle(*id, Err(ClientError::disconnected(e.to_string())));
+        let (id, frames) = self.frames_for(&dest, data.into(), flags::REQUEST)?;
+        // Registered before the request can leave, so even the quickest reply finds it.
+        let requests = &self.shared.requests;
+        let reply = requests.register(id, name, timeout);
+        if let Err(e) = self.push(frames).await {
+            requests.forget(id);
+            return Err(e);
         }
-        pushed?;
-        let Some((_, reply)) = waiting else {
-            return Err(ClientError::disconnected("the request was not registered"));
-        };
         reply.await.map_err(|_| {
             ClientError::disconnected("connection closed while waiting for the reply")
         })?

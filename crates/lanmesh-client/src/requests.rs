@@ -72,6 +72,11 @@ impl Requests {
         }
     }
 
+    /// Drops request `id`, which never left.
+    pub(crate) fn forget(&self, id: u64) {
+        self.lock().pending.remove(&id);
+    }
+
     /// Fails every request whose deadline passed by `now`.
     pub(crate) fn expire(&self, now: Instant) {
         let mut expired = Vec::new();

@@ -317,10 +317,7 @@ impl Link {
     /// module docs).
     fn blocked_since_write(&mut self) -> bool {
         let at_write = self.parks_at_write;
-        match self.parks() {
-            Some(now) => at_write != Some(now),
-            None => false,
-        }
+        self.parks().is_some_and(|now| at_write != Some(now))
     }
 
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
