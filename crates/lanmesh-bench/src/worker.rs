@@ -4,6 +4,11 @@
 //!
 //! A worker hands its result back and then keeps its connections open until it is
 //! dropped: a sender's last messages may still be on their way when it reports.
+//!
+//! The work runs as a task spawned on the system, as an application's would, not as the
+//! future the thread blocks on: tokio polls for I/O once more (an `epoll_wait` with no
+//! timeout) each time that root future is woken from its own thread, which a client
+//! library's task does on every reply. The same holds for every system measured.
 
 use std::any::Any;
 use std::future::Future;
@@ -41,7 +46,9 @@ impl<T: Send + 'static> Worker<T> {
             .name(name.to_owned())
             .spawn(move || {
                 actix_rt::System::new().block_on(async move {
-                    match f().await {
+                    // A panic in the work ends it like a failed thread.
+                    let work = actix_rt::spawn(f());
+                    match work.await.unwrap_or(Err(BenchError::Thread)) {
                         Ok((value, keep)) => {
                             let _ = tx.send(Ok(value));
                             let _ = finished.await;
