@@ -7,8 +7,10 @@
 //!
 //! The work runs as a task spawned on the system, as an application's would, not as the
 //! future the thread blocks on: tokio polls for I/O once more (an `epoll_wait` with no
-//! timeout) each time that root future is woken from its own thread, which a client
-//! library's task does on every reply. The same holds for every system measured.
+//! timeout) each time that root future is woken from its own thread, which a lanmesh
+//! peer's actor does on every reply. The harness is the same for every system
+//! measured (async-nats's own connection task runs outside the actix `LocalSet` and
+//! still causes the extra poll).
 
 use std::any::Any;
 use std::future::Future;
