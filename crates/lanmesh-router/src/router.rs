@@ -11,14 +11,14 @@ use tracing::info;
 
 use crate::bindings::Bindings;
 use crate::session::{Membership, Replaced, Session};
-use crate::table::{RoutingTable, Snapshot};
+use crate::table::{Route, RoutingTable, Snapshot};
 
 struct Member {
     session_id: u64,
-    addr: Addr<Session>,
+    /// Its session and that session's pressure, shared with every routing snapshot.
+    route: Arc<Route>,
     info: PeerInfo,
     counters: Arc<SessionCounters>,
-    pressure: Arc<crate::pressure::Pressure>,
     resume: bytes::Bytes,
 }
 
@@ -129,13 +129,7 @@ impl Router {
         let routes = self
             .members
             .iter()
-            .map(|(n, m)| {
-                let route = crate::table::Route {
-                    addr: m.addr.clone(),
-                    pressure: m.pressure.clone(),
-                };
-                (n.clone(), route)
-            })
+            .map(|(n, m)| (n.clone(), Arc::clone(&m.route)))
             .collect();
         self.snapshot = Arc::new(RoutingTable { routes });
     }
@@ -149,7 +143,7 @@ impl Router {
             }
             // Control-plane events are rare and small; `do_send` delivers them even to a
             // session whose mailbox is full of data, which must still learn who left.
-            m.addr.do_send(Membership {
+            m.route.addr.do_send(Membership {
                 snapshot: self.snapshot.clone(),
                 event: event.clone(),
             });
@@ -185,7 +179,7 @@ impl Handler<Join> for Router {
         // of; with another one, a new process whose peers must restart their streams.
         let reconnect = match self.members.get(&join.info.name) {
             Some(holder) if holder.info.key == join.info.key => {
-                holder.addr.do_send(Replaced {
+                holder.route.addr.do_send(Replaced {
                     by: join.addr.clone(),
                 });
                 !join.resume.is_empty() && holder.resume == join.resume
@@ -206,10 +200,12 @@ impl Handler<Join> for Router {
         let event = (!reconnect).then(|| Frame::PeerJoined(join.info.clone()));
         let member = Member {
             session_id: join.session_id,
-            addr: join.addr,
+            route: Arc::new(Route {
+                addr: join.addr,
+                pressure: join.pressure,
+            }),
             info: join.info,
             counters: join.counters,
-            pressure: join.pressure,
             resume: join.resume,
         };
         self.members.insert(member.info.name.clone(), member);

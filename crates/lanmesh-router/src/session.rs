@@ -27,7 +27,7 @@ use bytes::BytesMut;
 use lanmesh_io::{HasLink, HasReader, Link, LinkError, Reader};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
-    Answer, ErrorCode, Frame, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
+    Answer, ErrorCode, Frame, Frames, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
 };
 use tracing::{debug, info, warn};
 
@@ -119,6 +119,8 @@ pub struct Session {
     /// The handshake's deadline, cancelled once the peer is in: actix polls every
     /// pending timer of an actor each time the actor wakes.
     handshake_deadline: Option<SpawnHandle>,
+    /// Kept from one record to the next so that its buffers are reused.
+    out: Outgoing,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             pressure: Arc::default(),
             waiting_on: Vec::new(),
             handshake_deadline: None,
+            out: Outgoing::default(),
         }
     }
 
@@ -263,15 +266,13 @@ impl Session {
                 let len = record.len();
                 let frames = conn.open_owned(record)?;
                 self.metrics.add_in(len);
-                let mut out = Outgoing::default();
-                for frame in frames {
-                    self.on_frame(frame?, &mut out, ctx)?;
-                    if matches!(self.phase, Phase::Closing) {
-                        break;
-                    }
+                let mut out = std::mem::take(&mut self.out);
+                let handled = self.on_frames(frames, &mut out, ctx);
+                if handled.is_ok() {
+                    self.dispatch(&mut out);
                 }
-                self.dispatch(out);
-                Ok(())
+                self.out = out.emptied();
+                handled
             }
             Phase::Joining => Err(ProtoError::Negotiation {
                 what: "frames before Welcome",
@@ -365,6 +366,22 @@ impl Session {
         Ok(())
     }
 
+    /// Handles a record's frames, collecting what goes to other sessions in `out`.
+    fn on_frames(
+        &mut self,
+        frames: Frames,
+        out: &mut Outgoing,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ProtoError> {
+        for frame in frames {
+            self.on_frame(frame?, out, ctx)?;
+            if matches!(self.phase, Phase::Closing) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn on_frame(
         &mut self,
         frame: Frame,
@@ -391,7 +408,7 @@ impl Session {
             Frame::Close => {
                 // Everything before `Close` has been handled; say so and stop. Frames
                 // that arrived in the same record go out first: their nacks too.
-                self.dispatch(std::mem::take(out));
+                self.dispatch(out);
                 self.leave();
                 self.link.send(&Frame::Close)?;
                 self.close(ctx);
@@ -503,14 +520,14 @@ impl Session {
     }
 
     /// Hands each destination its frames; whatever cannot be handed over is `Nack`ed.
-    fn dispatch(&mut self, out: Outgoing) {
-        for nack in out.nacks {
+    fn dispatch(&mut self, out: &mut Outgoing) {
+        for nack in out.nacks.drain(..) {
             if self.link.send(&nack).is_err() {
                 break;
             }
         }
         let threshold = self.config.backpressure_bytes;
-        for (dest, route, frames) in out.by_dest {
+        for (dest, route, frames) in out.by_dest.drain(..) {
             let forward = Forward::new(frames);
             let bytes = forward.bytes;
             // Counted before it is sent: the recipient may take it at once.
@@ -518,7 +535,7 @@ impl Session {
             let err = match route.addr.try_send(forward) {
                 Ok(()) => {
                     if route.pressure.holds_back(threshold) {
-                        self.wait_for(route.pressure);
+                        self.wait_for(Arc::clone(&route.pressure));
                     }
                     continue;
                 }
@@ -644,7 +661,7 @@ fn send_peer_list(link: &mut Link, peers: Vec<PeerInfo>) -> Result<(), ProtoErro
 /// reaching many (a broadcast) builds an index.
 #[derive(Default)]
 struct Outgoing {
-    by_dest: Vec<(Name, Route, Vec<Frame>)>,
+    by_dest: Vec<(Name, Arc<Route>, Vec<Frame>)>,
     /// Position in `by_dest` per destination session, once there are more than
     /// [`Outgoing::SCAN`].
     index: HashMap<*const Pressure, usize>,
@@ -654,7 +671,7 @@ struct Outgoing {
 impl Outgoing {
     const SCAN: usize = 8;
 
-    fn push(&mut self, dest: Name, route: &Route, frame: Frame) {
+    fn push(&mut self, dest: Name, route: &Arc<Route>, frame: Frame) {
         // A session's pressure is its own: the pointer identifies the destination.
         let key = Arc::as_ptr(&route.pressure);
         let found = if self.by_dest.len() <= Self::SCAN {
@@ -668,7 +685,7 @@ impl Outgoing {
             self.by_dest[i].2.push(frame);
             return;
         }
-        self.by_dest.push((dest, route.clone(), vec![frame]));
+        self.by_dest.push((dest, Arc::clone(route), vec![frame]));
         let len = self.by_dest.len();
         if len == Self::SCAN + 1 {
             for (i, (_, r, _)) in self.by_dest.iter().enumerate() {
@@ -681,6 +698,18 @@ impl Outgoing {
 
     fn nack(&mut self, peer: Name, id: u64, reason: NackReason) {
         self.nacks.push(Frame::Nack { peer, id, reason });
+    }
+
+    /// This one, dispatched, to be kept for the next record: its lists keep their room
+    /// unless a broadcast made them large, which an idle session should not hold on to.
+    fn emptied(mut self) -> Self {
+        if self.by_dest.capacity() > Self::SCAN || self.nacks.capacity() > Self::SCAN {
+            return Self::default();
+        }
+        self.by_dest.clear();
+        self.nacks.clear();
+        self.index.clear();
+        self
     }
 }
 

@@ -14,7 +14,9 @@ use crate::pressure::Pressure;
 use crate::session::Session;
 
 /// Where one member's frames go: its session, and how congested that session is.
-#[derive(Debug, Clone)]
+/// Shared (`Arc`) between the snapshots and the frames on their way, so taking a route
+/// along costs no allocation (cloning an `Addr` allocates).
+#[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) addr: Addr<Session>,
     pub(crate) pressure: Arc<Pressure>,
@@ -22,7 +24,7 @@ pub(crate) struct Route {
 
 /// The routing table's map. Every forwarded frame looks its destination up, so it uses
 /// foldhash (fast, seeded per process) instead of SipHash.
-pub(crate) type Routes = HashMap<Name, Route, foldhash::fast::RandomState>;
+pub(crate) type Routes = HashMap<Name, Arc<Route>, foldhash::fast::RandomState>;
 
 /// Name → session, as of the last membership change.
 #[derive(Debug, Default)]
@@ -37,12 +39,12 @@ impl RoutingTable {
     }
 
     /// The route to `name`.
-    pub(crate) fn route(&self, name: &str) -> Option<&Route> {
+    pub(crate) fn route(&self, name: &str) -> Option<&Arc<Route>> {
         self.routes.get(name)
     }
 
     /// Every member's route.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = (&Name, &Route)> {
+    pub(crate) fn routes(&self) -> impl Iterator<Item = (&Name, &Arc<Route>)> {
         self.routes.iter()
     }
 
