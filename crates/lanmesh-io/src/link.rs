@@ -346,6 +346,11 @@ impl Link {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.writing.advance(n);
+                    if self.writing.is_empty() {
+                        // Let go of the written buffer now: the connection's next record
+                        // then reuses it in place instead of allocating another.
+                        self.writing = Bytes::new();
+                    }
                     self.last_progress = std::time::Instant::now();
                     for w in self.drain_wakers.drain(..) {
                         w.wake();

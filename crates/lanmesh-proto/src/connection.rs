@@ -201,8 +201,10 @@ impl Connection {
         self.streaming = false;
         self.seal()?;
         let out = match self.framing {
+            // Taken whole, leaving no empty tail behind that would share the buffer:
+            // once the bytes are written, the next record can then reuse it in place.
             Framing::LengthPrefixed if !self.stream_out.is_empty() => {
-                Some(self.stream_out.split().freeze())
+                Some(std::mem::take(&mut self.stream_out).freeze())
             }
             Framing::LengthPrefixed => None,
             Framing::Message => self.message_out.pop_front(),
