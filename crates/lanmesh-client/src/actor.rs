@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use lanmesh_io::{HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{
     Destination, ErrorCode, Frame, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler,
@@ -90,7 +90,8 @@ pub struct PeerActor {
     handler: Option<RequestHandler>,
     undelivered: Vec<Undelivered>,
     close_waiters: Vec<oneshot::Sender<CloseReport>>,
-    last_rx: Instant,
+    /// Records from the router, for the idle deadline.
+    rx: Activity,
     ping_seq: u64,
     owns_system: bool,
     router_addr: String,
@@ -143,7 +144,7 @@ impl PeerActor {
             handler: None,
             undelivered: Vec::new(),
             close_waiters: Vec::new(),
-            last_rx: Instant::now(),
+            rx: Activity::new(),
             ping_seq: 0,
             owns_system,
             router_addr: dialed.addr,
@@ -269,7 +270,7 @@ impl PeerActor {
     }
 
     fn begin_handshake(&mut self, ctx: &mut Context<Self>) {
-        self.last_rx = Instant::now();
+        self.rx.mark();
         let start = Initiator::start(
             &self.config.handshake(),
             self.config.name.clone(),
@@ -314,7 +315,7 @@ impl PeerActor {
         record: BytesMut,
         ctx: &mut Context<Self>,
     ) -> Result<(), ClientError> {
-        self.last_rx = Instant::now();
+        self.rx.mark();
         if let State::Handshake(slot) = &mut self.state {
             let init = slot
                 .take()
@@ -617,7 +618,7 @@ impl PeerActor {
         if !matches!(self.state, State::Running) {
             return;
         }
-        let idle = self.last_rx.elapsed();
+        let idle = self.rx.quiet_for(Instant::now());
         let limit = self.config.limits.idle_timeout;
         if idle > limit {
             self.fail(

@@ -8,16 +8,19 @@
 //!   socket has taken the previous bytes. No timer is involved: while the socket is busy,
 //!   frames pile up and leave together in large records.
 //! * [`bridge`] puts message transports (WebSocket) under the same actors.
+//! * [`Activity`] notes arrivals without reading the clock, for idle deadlines.
 //! * [`pass::start`] starts such an actor so that what it queues while it runs is
 //!   written in the same poll, without waking it again.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod activity;
 mod bridge;
 mod lane;
 mod link;
 pub mod pass;
 mod reader;
 
+pub use activity::Activity;
 pub use bridge::{Bridged, bridge};
 pub use lane::{LANE_BYTES, Lane, Pushed};
 pub use link::{COALESCE_BYTES, Drained, HasLink, Link, LinkError};

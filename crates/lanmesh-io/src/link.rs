@@ -93,9 +93,10 @@ pub struct Link {
     /// Tasks waiting for the queue to drain below a threshold.
     drain_wakers: Vec<Waker>,
     closing: bool,
-    /// When the socket last took bytes, or when bytes were queued on an empty link:
-    /// how long a peer has not been reading.
-    last_progress: std::time::Instant,
+    /// Since when the socket has refused bytes, with no progress since: how long a peer
+    /// has not been reading. The clock is read only when the socket is full, not on
+    /// every write.
+    stalled_since: Option<std::time::Instant>,
     /// Bytes that were queued when the writer last yielded to let more be queued;
     /// `None` when it has not yielded for what is queued now.
     yielded_at: Option<usize>,
@@ -130,7 +131,7 @@ impl Link {
             waker: None,
             drain_wakers: Vec::new(),
             closing: false,
-            last_progress: std::time::Instant::now(),
+            stalled_since: None,
             yielded_at: None,
             turn_over: Rc::new(Cell::new(false)),
             parks_at_write: None,
@@ -158,7 +159,6 @@ impl Link {
 
     /// Queues a handshake message (length-prefixed on the wire).
     pub fn send_handshake(&mut self, msg: &[u8]) -> Result<(), ProtoError> {
-        self.note_queueing();
         put_prefixed(&mut self.handshake, msg)?;
         self.wake();
         Ok(())
@@ -188,7 +188,6 @@ impl Link {
 
     /// Queues a frame. Frames sent before the handshake is complete are an error.
     pub fn send(&mut self, frame: &Frame) -> Result<(), ProtoError> {
-        self.note_queueing();
         let conn = self.connection.as_mut().ok_or(ProtoError::Negotiation {
             what: "frame before the handshake completed",
         })?;
@@ -204,17 +203,9 @@ impl Link {
     /// How long bytes have been waiting without the socket taking any: zero when nothing
     /// is pending. A peer that stopped reading shows here.
     pub fn stalled_for(&self) -> std::time::Duration {
-        if self.pending_bytes() == 0 {
-            std::time::Duration::ZERO
-        } else {
-            self.last_progress.elapsed()
-        }
-    }
-
-    /// The stall clock starts when bytes are queued on an idle link.
-    fn note_queueing(&mut self) {
-        if self.pending_bytes() == 0 {
-            self.last_progress = std::time::Instant::now();
+        match self.stalled_since {
+            Some(since) if self.pending_bytes() > 0 => since.elapsed(),
+            _ => std::time::Duration::ZERO,
         }
     }
 
@@ -351,13 +342,17 @@ impl Link {
                         // then reuses it in place instead of allocating another.
                         self.writing = Bytes::new();
                     }
-                    self.last_progress = std::time::Instant::now();
+                    self.stalled_since = None;
                     for w in self.drain_wakers.drain(..) {
                         w.wake();
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(LinkError::Io(e))),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.stalled_since
+                        .get_or_insert_with(std::time::Instant::now);
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -474,16 +469,20 @@ mod tests {
     impl Handler<Queue> for Sender {
         type Result = ();
         fn handle(&mut self, Queue(id): Queue, _: &mut Context<Self>) {
-            let frame = Frame::Send(Msg {
-                peer: Name::new("b").unwrap(),
-                id,
-                flags: 0,
-                chunk: None,
-                prev: None,
-                payload: Bytes::from_static(&[7; 64]),
-            });
-            self.link.send(&frame).unwrap();
+            self.link.send(&small_frame(id)).unwrap();
         }
+    }
+
+    /// A 64-byte message to "b".
+    fn small_frame(id: u64) -> Frame {
+        Frame::Send(Msg {
+            peer: Name::new("b").unwrap(),
+            id,
+            flags: 0,
+            chunk: None,
+            prev: None,
+            payload: Bytes::from_static(&[7; 64]),
+        })
     }
 
     /// Reads records until `frames` frames arrived; returns how many records carried them.
@@ -547,5 +546,40 @@ mod tests {
             link.blocked_since_write(),
             "the thread blocked since the write"
         );
+    }
+
+    #[actix_rt::test]
+    async fn the_stall_clock_runs_only_while_the_socket_refuses_bytes() {
+        let (tx, _rx) = pair();
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut link = Link::new(ours);
+        link.set_connection(tx.connection);
+        let mut id = 0;
+        while link.pending_bytes() < COALESCE_BYTES {
+            id += 1;
+            link.send(&small_frame(id)).unwrap();
+        }
+        assert_eq!(link.stalled_for(), std::time::Duration::ZERO);
+        // Whether the writer is still waiting for the socket.
+        async fn blocked(link: &mut Link) -> bool {
+            std::future::poll_fn(|cx| Poll::Ready(link.poll_write_all(cx).is_pending())).await
+        }
+        assert!(blocked(&mut link).await, "the socket takes 1 KiB at most");
+        let since = link
+            .stalled_since
+            .expect("the clock starts when the socket refuses bytes");
+        assert!(blocked(&mut link).await);
+        assert_eq!(link.stalled_since, Some(since), "still no progress");
+        // The other side reads: progress, until nothing is left.
+        let mut sink = vec![0; 4096];
+        loop {
+            assert!(theirs.read(&mut sink).await.unwrap() > 0);
+            if !blocked(&mut link).await {
+                break;
+            }
+        }
+        assert_eq!(link.pending_bytes(), 0);
+        assert_eq!(link.stalled_since, None);
+        assert_eq!(link.stalled_for(), std::time::Duration::ZERO);
     }
 }

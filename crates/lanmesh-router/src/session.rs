@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use lanmesh_io::{HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
     Answer, ErrorCode, Frame, Frames, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
@@ -104,7 +104,8 @@ pub struct Session {
     link: Link,
     phase: Phase,
     snapshot: Snapshot,
-    last_rx: Instant,
+    /// Records from the peer, for the idle deadline.
+    rx: Activity,
     ping_seq: u64,
     counters: Arc<SessionCounters>,
     /// The peer offered a resume token, so it may come back after a broken connection.
@@ -148,7 +149,7 @@ impl Session {
             link,
             phase: Phase::Handshake(None),
             snapshot: Snapshot::default(),
-            last_rx: Instant::now(),
+            rx: Activity::new(),
             ping_seq: 0,
             counters: Arc::default(),
             resumable: false,
@@ -253,7 +254,7 @@ impl Session {
         record: BytesMut,
         ctx: &mut Context<Self>,
     ) -> Result<(), ProtoError> {
-        self.last_rx = Instant::now();
+        self.rx.mark();
         match &mut self.phase {
             Phase::Handshake(slot) => match slot.take() {
                 None => self.on_message_1(&record, ctx),
@@ -589,7 +590,7 @@ impl Session {
     }
 
     fn on_idle_tick(&mut self, ctx: &mut Context<Self>) {
-        let idle = self.last_rx.elapsed();
+        let idle = self.rx.quiet_for(Instant::now());
         let limit = self.config.limits.idle_timeout;
         if matches!(
             self.phase,
@@ -785,8 +786,10 @@ impl HasReader for Session {
 
     fn can_read(&mut self, waker: &std::task::Waker) -> bool {
         let threshold = self.config.backpressure_bytes;
-        self.waiting_on
-            .retain(|p| !p.may_continue(threshold, waker));
+        if !self.waiting_on.is_empty() {
+            self.waiting_on
+                .retain(|p| !p.may_continue(threshold, waker));
+        }
         self.waiting_on.is_empty()
     }
 
