@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{
     Destination, ErrorCode, Frame, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler,
@@ -641,9 +641,11 @@ impl Actor for PeerActor {
         self.reader.start::<Self>(ctx);
         self.link.start::<Self>(ctx);
         self.begin_handshake(ctx);
-        // One timer for every periodic check: actix polls each timer whenever the actor
-        // wakes, so each one costs on every message.
-        ctx.run_interval(DEADLINE_TICK, |act, ctx| act.on_deadline_tick(ctx));
+        // One timer for every periodic check, and one that is not looked at between
+        // ticks: actix polls every future of an actor whenever the actor wakes.
+        ticker::every(ctx, DEADLINE_TICK, |act: &mut Self, ctx| {
+            act.on_deadline_tick(ctx);
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

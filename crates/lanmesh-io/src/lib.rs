@@ -9,6 +9,7 @@
 //!   frames pile up and leave together in large records.
 //! * [`bridge`] puts message transports (WebSocket) under the same actors.
 //! * [`Activity`] notes arrivals without reading the clock, for idle deadlines.
+//! * [`ticker::every`] runs a periodic check that costs nothing between ticks.
 //! * [`pass::start`] starts such an actor so that what it queues while it runs is
 //!   written in the same poll, without waking it again.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -19,6 +20,7 @@ mod lane;
 mod link;
 pub mod pass;
 mod reader;
+pub mod ticker;
 
 pub use activity::Activity;
 pub use bridge::{Bridged, bridge};

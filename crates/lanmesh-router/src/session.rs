@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
     Answer, ErrorCode, Frame, Frames, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
@@ -738,7 +738,7 @@ impl Actor for Session {
         let tick = (self.config.limits.idle_timeout / 3)
             .min(self.config.write_stall / 3)
             .max(std::time::Duration::from_millis(10));
-        ctx.run_interval(tick, |act, ctx| act.on_idle_tick(ctx));
+        ticker::every(ctx, tick, |act: &mut Self, ctx| act.on_idle_tick(ctx));
         if !self.shutdown.register(self.id, ctx.address()) {
             self.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
         }
