@@ -25,8 +25,9 @@ where
     ctx.spawn(Ticker::new(period, f))
 }
 
-/// The future behind [`every`].
-struct Ticker<F> {
+/// The future behind [`every`], for an actor that polls it inside a future of its own
+/// (one future fewer for actix to poll on each wake-up). It never completes.
+pub struct Ticker<F> {
     sleep: Pin<Box<Sleep>>,
     period: Duration,
     alarm: Arc<Alarm>,
@@ -62,7 +63,8 @@ impl Wake for Alarm {
 }
 
 impl<F> Ticker<F> {
-    fn new(period: Duration, f: F) -> Self {
+    /// Calls `f` every `period`, first after one period.
+    pub fn new(period: Duration, f: F) -> Self {
         let alarm = Arc::new(Alarm::default());
         Self {
             sleep: Box::pin(tokio::time::sleep(period)),

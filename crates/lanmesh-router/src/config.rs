@@ -31,8 +31,8 @@ pub struct RouterConfig {
     /// Connections (including ones still handshaking) beyond which new ones are closed
     /// at once.
     pub max_connections: usize,
-    /// Actor messages a session may have waiting; a sender finding it full gets a
-    /// `Nack(Overloaded)`.
+    /// Forwarded records a session may have waiting in its inbox (and actor messages in
+    /// its mailbox); a message that finds the inbox full is `Nack(Overloaded)`ed.
     pub mailbox_capacity: usize,
     /// How long the name, and the messages sent to it, are kept for a member whose
     /// connection broke (no `Close`), so that it can resume (default 30 s; zero turns

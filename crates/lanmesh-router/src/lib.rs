@@ -13,6 +13,7 @@
 mod bindings;
 mod config;
 mod hooks;
+mod inbox;
 mod listener;
 mod metrics;
 mod pressure;
@@ -34,7 +35,7 @@ pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
 pub use hooks::RouterHooks;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
-pub use session::{Forward, Session};
+pub use session::Session;
 pub use table::RoutingTable;
 
 /// Errors of the router crate.

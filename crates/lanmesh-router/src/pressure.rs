@@ -21,7 +21,7 @@ pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(200);
 /// The congestion state of one session, shared with the sessions that forward to it.
 #[derive(Debug, Default)]
 pub(crate) struct Pressure {
-    /// Bytes forwarded to this session that it has not taken from its mailbox yet.
+    /// Bytes forwarded to this session that it has not taken from its inbox yet.
     in_flight: AtomicUsize,
     /// More than the threshold waits for this session's socket.
     congested: AtomicBool,
@@ -55,12 +55,12 @@ impl Pressure {
         false
     }
 
-    /// Sender side: `bytes` were put in this session's mailbox.
+    /// Sender side: `bytes` were put in this session's inbox.
     pub(crate) fn forwarded(&self, bytes: usize) {
         self.in_flight.fetch_add(bytes, Ordering::AcqRel);
     }
 
-    /// Recipient side: `bytes` were taken from the mailbox.
+    /// Recipient side: `bytes` were taken from the inbox.
     pub(crate) fn taken(&self, bytes: usize, threshold: usize) {
         let before = self.in_flight.fetch_sub(bytes, Ordering::AcqRel);
         if before > threshold && before - bytes <= threshold {
@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn bytes_in_the_mailbox_count_until_taken() {
+    fn bytes_in_the_inbox_count_until_taken() {
         let p = Pressure::default();
         let (woken, w) = waker();
         p.forwarded(600);

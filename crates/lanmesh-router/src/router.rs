@@ -61,6 +61,7 @@ pub(crate) struct Join {
     pub(crate) info: PeerInfo,
     pub(crate) counters: Arc<SessionCounters>,
     pub(crate) pressure: Arc<crate::pressure::Pressure>,
+    pub(crate) inbox: Arc<crate::inbox::Inbox>,
     /// The peer's resume token: the same one again means the same process reconnecting.
     pub(crate) resume: bytes::Bytes,
 }
@@ -142,7 +143,7 @@ impl Router {
                 continue;
             }
             // Control-plane events are rare and small; `do_send` delivers them even to a
-            // session whose mailbox is full of data, which must still learn who left.
+            // session whose mailbox is full, which must still learn who left.
             m.route.addr.do_send(Membership {
                 snapshot: self.snapshot.clone(),
                 event: event.clone(),
@@ -180,7 +181,7 @@ impl Handler<Join> for Router {
         let reconnect = match self.members.get(&join.info.name) {
             Some(holder) if holder.info.key == join.info.key => {
                 holder.route.addr.do_send(Replaced {
-                    by: join.addr.clone(),
+                    by: join.inbox.clone(),
                 });
                 !join.resume.is_empty() && holder.resume == join.resume
             }
@@ -203,6 +204,7 @@ impl Handler<Join> for Router {
             route: Arc::new(Route {
                 addr: join.addr,
                 pressure: join.pressure,
+                inbox: join.inbox,
             }),
             info: join.info,
             counters: join.counters,

@@ -6,8 +6,8 @@
 //!    `Error` frame and close. A connection without a name is an observer: it may only
 //!    list peers.
 //! 3. Forward: each `Send`/`Broadcast`/`Ack`/`Nack` is turned into `Deliver`/`Ack`/`Nack` frames and
-//!    handed straight to the destination sessions found in the routing snapshot, one actor
-//!    message per destination per record. What cannot be delivered is answered with a
+//!    handed straight to the destination sessions found in the routing snapshot, through
+//!    their inboxes (see `inbox`), one entry per destination per record. What cannot be delivered is answered with a
 //!    `Nack` to the sender: nothing is dropped silently.
 //! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on router
 //!    shutdown. Other sessions never notice beyond `PeerLeft`.
@@ -24,7 +24,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
+use lanmesh_io::ticker::Ticker;
+use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
     Answer, ErrorCode, Frame, Frames, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,
@@ -32,33 +33,12 @@ use lanmesh_proto::{
 use tracing::{debug, info, warn};
 
 use crate::config::RouterConfig;
+use crate::inbox::{Forward, Inbox, Refused};
 use crate::metrics::Metrics;
 use crate::pressure::{Pressure, STUCK_AFTER};
 use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
 use crate::shutdown::{Shutdown, Stop};
 use crate::table::{Route, Snapshot};
-
-/// Frames for this session's peer, from another session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forward {
-    frames: Vec<Frame>,
-    /// Their encoded size, counted in the recipient's [`Pressure`] until it takes them.
-    bytes: usize,
-}
-
-impl Forward {
-    /// Frames that count towards the recipient's congestion.
-    fn new(frames: Vec<Frame>) -> Self {
-        let bytes = frames.iter().map(Frame::encoded_len).sum();
-        Self { frames, bytes }
-    }
-
-    /// Frames the router sends on its own account (nacks, handovers).
-    fn untracked(frames: Vec<Frame>) -> Self {
-        Self { frames, bytes: 0 }
-    }
-}
 
 /// A membership change: the new snapshot and the event to tell the peer.
 #[derive(Message)]
@@ -73,7 +53,8 @@ pub(crate) struct Membership {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Replaced {
-    pub(crate) by: Addr<Session>,
+    /// The new session's inbox.
+    pub(crate) by: Arc<Inbox>,
 }
 
 enum Phase {
@@ -122,6 +103,12 @@ pub struct Session {
     handshake_deadline: Option<SpawnHandle>,
     /// Kept from one record to the next so that its buffers are reused.
     out: Outgoing,
+    /// What other sessions forward to this one.
+    inbox: Arc<Inbox>,
+    /// Forwards taken from the inbox, handled in this session's poll (a reused list).
+    taken: Vec<Forward>,
+    /// The inbox holds this session's waker.
+    inbox_registered: bool,
 }
 
 impl Session {
@@ -137,6 +124,7 @@ impl Session {
         reader: Reader,
         link: Link,
     ) -> Self {
+        let inbox = Arc::new(Inbox::new(config.mailbox_capacity));
         Self {
             id,
             remote,
@@ -159,6 +147,9 @@ impl Session {
             waiting_on: Vec::new(),
             handshake_deadline: None,
             out: Outgoing::default(),
+            inbox,
+            taken: Vec::new(),
+            inbox_registered: false,
         }
     }
 
@@ -233,7 +224,7 @@ impl Session {
             let first = matches!(frame, Frame::Deliver(m) if m.chunk.is_none_or(|c| c.offset == 0));
             if let Some((sender, nack)) = self.nack_for_sender(me, frame, reason).filter(|_| first)
             {
-                sender.do_send(Forward::untracked(vec![nack]));
+                sender.inbox.push_always(Forward::untracked(vec![nack]));
             }
         }
         self.held.clear();
@@ -337,6 +328,7 @@ impl Session {
             info,
             counters: self.counters.clone(),
             pressure: self.pressure.clone(),
+            inbox: self.inbox.clone(),
             resume,
         };
         // Nothing else is processed until the router has answered.
@@ -533,19 +525,19 @@ impl Session {
             let bytes = forward.bytes;
             // Counted before it is sent: the recipient may take it at once.
             route.pressure.forwarded(bytes);
-            let err = match route.addr.try_send(forward) {
+            let refused = match route.inbox.push(forward) {
                 Ok(()) => {
                     if route.pressure.holds_back(threshold) {
                         self.wait_for(Arc::clone(&route.pressure));
                     }
                     continue;
                 }
-                Err(err) => err,
+                Err(refused) => refused,
             };
             route.pressure.taken(bytes, threshold);
-            let (reason, Forward { frames, .. }) = match err {
-                SendError::Full(f) => (NackReason::Overloaded, f),
-                SendError::Closed(f) => (NackReason::UnknownPeer, f),
+            let (reason, Forward { frames, .. }) = match refused {
+                Refused::Full(f) => (NackReason::Overloaded, f),
+                Refused::Closed(f) => (NackReason::UnknownPeer, f),
             };
             self.metrics.dropped(frames.len());
             for f in frames {
@@ -721,6 +713,12 @@ impl Actor for Session {
         ctx.set_mailbox_capacity(self.config.mailbox_capacity);
         // The reader first: what it queues is written later in the same poll.
         self.reader.start::<Self>(ctx);
+        let tick = (self.config.limits.idle_timeout / 3)
+            .min(self.config.write_stall / 3)
+            .max(std::time::Duration::from_millis(10));
+        ctx.spawn(Chores {
+            tick: Ticker::new(tick, Self::on_idle_tick),
+        });
         self.link.start::<Self>(ctx);
         let deadline = self.config.limits.handshake_timeout;
         let timer = ctx.run_later(deadline, |act, ctx| {
@@ -735,10 +733,6 @@ impl Actor for Session {
             }
         });
         self.handshake_deadline = Some(timer);
-        let tick = (self.config.limits.idle_timeout / 3)
-            .min(self.config.write_stall / 3)
-            .max(std::time::Duration::from_millis(10));
-        ticker::every(ctx, tick, |act: &mut Self, ctx| act.on_idle_tick(ctx));
         if !self.shutdown.register(self.id, ctx.address()) {
             self.fail(ctx, ErrorCode::Shutdown, "router is shutting down");
         }
@@ -746,8 +740,9 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        // Nobody waits for a session that is gone.
+        // Nobody waits for a session that is gone, nor forwards to it.
         self.pressure.clear();
+        drop(self.inbox.close());
         self.shutdown.unregister(self.id);
         self.leave();
         self.metrics.session_closed();
@@ -833,10 +828,40 @@ impl Handler<Stop> for Session {
     }
 }
 
-impl Handler<Forward> for Session {
-    type Result = ();
+/// What a session does besides reading and writing, as one future (actix polls each of
+/// an actor's futures on every wake-up): taking what other sessions forwarded, and the
+/// periodic idle check. Polled before the writer, so that what it queues leaves in the
+/// same poll.
+struct Chores {
+    tick: Ticker<fn(&mut Session, &mut Context<Session>)>,
+}
 
-    fn handle(&mut self, fwd: Forward, ctx: &mut Context<Self>) {
+impl ActorFuture<Session> for Chores {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut Session,
+        ctx: &mut Context<Session>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut taken = std::mem::take(&mut act.taken);
+        act.inbox.take(&mut taken, cx.waker(), act.inbox_registered);
+        act.inbox_registered = true;
+        for fwd in taken.drain(..) {
+            act.on_forward(fwd, ctx);
+        }
+        // A burst's worth of room is not kept by an idle session.
+        if taken.capacity() <= 64 {
+            act.taken = taken;
+        }
+        // Never ready: it ticks until the session stops.
+        std::pin::Pin::new(&mut self.get_mut().tick).poll(act, ctx, cx)
+    }
+}
+
+impl Session {
+    fn on_forward(&mut self, fwd: Forward, ctx: &mut Context<Self>) {
         self.pressure
             .taken(fwd.bytes, self.config.backpressure_bytes);
         if matches!(self.phase, Phase::Closing) {
@@ -900,7 +925,7 @@ impl Handler<Replaced> for Session {
                 frames = held.len(),
                 "handing held frames over"
             );
-            by.do_send(Forward::untracked(held));
+            by.push_always(Forward::untracked(held));
         }
         if was_parked {
             self.phase = Phase::Closing;
@@ -925,7 +950,7 @@ impl Session {
             _ => return,
         };
         if let Some((sender, nack)) = self.nack_for_sender(me, frame, NackReason::Overloaded) {
-            let _ = sender.try_send(Forward::untracked(vec![nack]));
+            let _ = sender.inbox.push(Forward::untracked(vec![nack]));
         }
     }
 
@@ -937,14 +962,14 @@ impl Session {
         me: &Name,
         frame: &Frame,
         reason: NackReason,
-    ) -> Option<(Addr<Session>, Frame)> {
+    ) -> Option<(Arc<Route>, Frame)> {
         let Frame::Deliver(m) = frame else {
             return None;
         };
         if m.flags & flags::BROADCAST != 0 {
             return None;
         }
-        let sender = self.snapshot.get(m.peer.as_str())?.clone();
+        let sender = Arc::clone(self.snapshot.route(m.peer.as_str())?);
         let nack = Frame::Nack {
             peer: me.clone(),
             id: m.id,

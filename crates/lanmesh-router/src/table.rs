@@ -10,6 +10,7 @@ use std::sync::Arc;
 use actix::Addr;
 use lanmesh_proto::Name;
 
+use crate::inbox::Inbox;
 use crate::pressure::Pressure;
 use crate::session::Session;
 
@@ -20,6 +21,8 @@ use crate::session::Session;
 pub(crate) struct Route {
     pub(crate) addr: Addr<Session>,
     pub(crate) pressure: Arc<Pressure>,
+    /// Where its frames are put.
+    pub(crate) inbox: Arc<Inbox>,
 }
 
 /// The routing table's map. Every forwarded frame looks its destination up, so it uses
