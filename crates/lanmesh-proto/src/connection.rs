@@ -44,8 +44,10 @@ pub struct Connection {
     /// The record being filled: room for its length prefix (length-prefixed framing),
     /// then plaintext frames not yet sealed. Empty when no record is open.
     pending: BytesMut,
-    /// Sealed bytes ready to write (length-prefixed framing).
-    stream_out: BytesMut,
+    /// Sealed bytes ready to write (length-prefixed framing), in runs of records that lie
+    /// next to each other in one buffer. A record sealed into a new buffer starts a new
+    /// run instead of being copied behind the last one.
+    stream_out: VecDeque<BytesMut>,
     /// Sealed records ready to send (message framing).
     message_out: VecDeque<Bytes>,
     records_sealed: u64,
@@ -82,7 +84,7 @@ impl Connection {
             compression,
             framing,
             pending: BytesMut::new(),
-            stream_out: BytesMut::new(),
+            stream_out: VecDeque::new(),
             message_out: VecDeque::new(),
             records_sealed: 0,
             streaming: false,
@@ -149,7 +151,7 @@ impl Connection {
     /// Bytes queued but not yet handed out by `poll_transmit`.
     pub fn queued_bytes(&self) -> usize {
         self.pending.len()
-            + self.stream_out.len()
+            + self.stream_out.iter().map(BytesMut::len).sum::<usize>()
             + self.message_out.iter().map(Bytes::len).sum::<usize>()
     }
 
@@ -187,35 +189,38 @@ impl Connection {
         self.records_sealed += 1;
         match self.framing {
             // Records sealed one after another in the same buffer are adjacent, so this
-            // joins them without copying (and just moves the record when the output is
-            // empty, the usual case).
-            Framing::LengthPrefixed => self.stream_out.unsplit(record),
+            // joins them without copying; a record in another buffer (its predecessor
+            // was still queued when it reserved room) waits as a run of its own.
+            Framing::LengthPrefixed => match self.stream_out.back_mut() {
+                Some(run) if run.as_ptr().wrapping_add(run.len()) == record.as_ptr() => {
+                    run.unsplit(record);
+                }
+                _ => self.stream_out.push_back(record),
+            },
             Framing::Message => self.message_out.push_back(record.freeze()),
         }
         Ok(())
     }
 
-    /// Seals queued frames and returns the next bytes to write: everything at once for
-    /// length-prefixed framing, one record per call for message framing.
+    /// Seals queued frames and returns the next bytes to write: a run of adjacent records
+    /// for length-prefixed framing (the open record is sealed once the runs before it
+    /// are out), one record per call for message framing.
     pub fn poll_transmit(&mut self) -> Result<Option<Bytes>> {
         self.streaming = false;
-        self.seal()?;
+        if self.framing == Framing::Message || self.stream_out.is_empty() {
+            self.seal()?;
+        }
         let out = match self.framing {
             // Taken whole, leaving no empty tail behind that would share the buffer:
             // once the bytes are written, the next record can then reuse it in place.
-            Framing::LengthPrefixed if !self.stream_out.is_empty() => {
-                Some(std::mem::take(&mut self.stream_out).freeze())
-            }
-            Framing::LengthPrefixed => None,
+            Framing::LengthPrefixed => self.stream_out.pop_front().map(BytesMut::freeze),
             Framing::Message => self.message_out.pop_front(),
         };
         // Emptied buffers keep the spare room of their largest burst (and with it the
         // whole allocation) unless let go: a thousand idle connections would each hold
         // the biggest member list they ever sent.
-        for buf in [&mut self.pending, &mut self.stream_out] {
-            if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
-                *buf = BytesMut::new();
-            }
+        if self.pending.is_empty() && self.pending.capacity() > IDLE_BUFFER {
+            self.pending = BytesMut::new();
         }
         Ok(out)
     }

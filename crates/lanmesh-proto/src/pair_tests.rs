@@ -119,6 +119,48 @@ fn records_split_when_full() {
     assert_eq!(a.connection.records_sealed(), 3);
 }
 
+/// Full records sealed into separate buffers go out one buffer at a time instead of
+/// being copied together, and the open record is sealed only after them.
+#[test]
+fn full_records_in_separate_buffers_go_out_in_turn() {
+    let (mut a, mut r) = pair(&config("m"), &config("m")).unwrap();
+    let big = |id| {
+        Frame::Send(Message {
+            peer: name("B"),
+            id,
+            flags: 0,
+            chunk: None,
+            prev: None,
+            payload: Bytes::from(vec![7u8; 40_000]),
+        })
+    };
+    for id in 1..=3 {
+        a.connection.send(&big(id)).unwrap();
+    }
+    // Two full records wait; the third is still open.
+    assert_eq!(a.connection.records_sealed(), 2);
+    let mut out = Vec::new();
+    while let Some(bytes) = a.connection.poll_transmit().unwrap() {
+        out.push(bytes);
+        assert_eq!(a.connection.records_sealed(), 2.max(out.len() as u64));
+    }
+    assert_eq!(out.len(), 3, "one write per buffer");
+    let mut got = Vec::new();
+    for bytes in out {
+        assert_eq!(
+            usize::from(u16::from_be_bytes([bytes[0], bytes[1]])) + PREFIX_LEN,
+            bytes.len()
+        );
+        got.extend(
+            r.connection
+                .open(&bytes[PREFIX_LEN..])
+                .unwrap()
+                .map(Result::unwrap),
+        );
+    }
+    assert_eq!(got, vec![big(1), big(2), big(3)]);
+}
+
 #[test]
 fn plaintext_only_when_both_sides_ask_for_it() {
     let mut plain_peer = config("m");
