@@ -26,7 +26,7 @@ use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{
     Destination, ErrorCode, Frame, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler,
-    message_frames,
+    probed_message_frames,
 };
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -533,12 +533,13 @@ impl PeerActor {
         } else {
             0
         };
-        for frame in message_frames(
+        for frame in probed_message_frames(
             &Destination::Peer(req.from),
             id,
             flags::REPLY | text,
             Bytes::from(payload),
             compression,
+            &self.shared.compression,
         ) {
             self.send(&frame)?;
         }
@@ -781,7 +782,8 @@ impl PeerActor {
             .connection_ref()
             .map(|c| c.compression())
             .unwrap_or(lanmesh_proto::Compression::None);
-        let frames = message_frames(&msg.dest, id, bits, msg.data, compression);
+        let probe = &self.shared.compression;
+        let frames = probed_message_frames(&msg.dest, id, bits, msg.data, compression, probe);
         let frames = match (&msg.dest, keep) {
             (Destination::Peer(to), true) => {
                 self.outbox.push(to, id, frames, Instant::now(), running)

@@ -12,7 +12,7 @@ use actix::Addr;
 use bytes::Bytes;
 use lanmesh_io::Pushed;
 use lanmesh_proto::frame::flags;
-use lanmesh_proto::message::message_frames;
+use lanmesh_proto::message::probed_message_frames;
 use lanmesh_proto::{Destination, Frame, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
@@ -344,7 +344,9 @@ impl Peer {
             return Err(self.shared.disconnected("not connected"));
         };
         let id = self.shared.next_id();
-        Ok((id, message_frames(dest, id, flag_bits, data, compression)))
+        let probe = &self.shared.compression;
+        let frames = probed_message_frames(dest, id, flag_bits, data, compression, probe);
+        Ok((id, frames))
     }
 
     /// Queues frames through the lane: no trip through the actor's mailbox. Waits while

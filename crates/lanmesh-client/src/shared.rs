@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     last_dest: Mutex<Option<Name>>,
     /// Requests waiting for replies.
     pub(crate) requests: crate::requests::Requests,
+    /// Whether payloads are worth compressing, from how the last ones went.
+    pub(crate) compression: lanmesh_proto::compress::CompressionProbe,
 }
 
 impl Shared {
@@ -137,6 +139,7 @@ impl Shared {
             queue_requests: AtomicBool::new(false),
             last_dest: Mutex::new(None),
             requests: crate::requests::Requests::default(),
+            compression: Default::default(),
         }
     }
 

@@ -6,6 +6,9 @@
 //! Before decompressing, the receiver checks the length the Snappy header declares against
 //! its own limit: five header bytes can claim 4 GiB.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::algorithms::Compression;
 use crate::error::{ProtoError, Result};
 
 /// Payloads shorter than this are never worth compressing.
@@ -18,6 +21,59 @@ pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
     }
     let out = snap::raw::Encoder::new().compress_vec(data).ok()?;
     (out.len() < data.len()).then_some(out)
+}
+
+/// Payloads in a row that did not shrink before [`CompressionProbe`] stops trying.
+pub const MISSES_BEFORE_SKIPPING: u32 = 4;
+/// Payloads then sent as they are before compression is tried again.
+pub const SKIPPED: u32 = 64;
+
+/// Whether a sender's next payload is worth a Snappy pass.
+///
+/// Data that does not compress (media, archives, ciphertext, noise) usually keeps not
+/// compressing, and trying costs a pass over every byte: for 1 KiB payloads, more than
+/// encrypting them. After [`MISSES_BEFORE_SKIPPING`] payloads in a row that did not
+/// shrink, the next [`SKIPPED`] are sent as they are, then compression is tried again;
+/// one that shrinks starts the count over. A stream that turns compressible is
+/// compressed again within [`SKIPPED`] payloads.
+///
+/// Shared by a sender's handles: the counters are plain atomics, and a race between
+/// threads only moves the next try by a payload or two.
+#[derive(Debug, Default)]
+pub struct CompressionProbe {
+    misses: AtomicU32,
+    skip: AtomicU32,
+}
+
+impl CompressionProbe {
+    /// The compression to use for a payload of `len` bytes on a connection that
+    /// negotiated `negotiated`.
+    pub fn choose(&self, negotiated: Compression, len: usize) -> Compression {
+        if negotiated != Compression::Snappy || len < COMPRESS_THRESHOLD {
+            return negotiated;
+        }
+        let skip = self.skip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.skip.store(skip - 1, Ordering::Relaxed);
+            return Compression::None;
+        }
+        Compression::Snappy
+    }
+
+    /// What came of a payload [`choose`](Self::choose) said to compress.
+    pub fn note(&self, shrank: bool) {
+        if shrank {
+            self.misses.store(0, Ordering::Relaxed);
+            return;
+        }
+        let misses = self.misses.load(Ordering::Relaxed) + 1;
+        if misses >= MISSES_BEFORE_SKIPPING {
+            self.misses.store(0, Ordering::Relaxed);
+            self.skip.store(SKIPPED, Ordering::Relaxed);
+        } else {
+            self.misses.store(misses, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Decompresses `data`, refusing before allocating if the declared length exceeds `max`.
@@ -56,6 +112,30 @@ mod tests {
             })
             .collect();
         assert_eq!(compress(&noise), None);
+    }
+
+    #[test]
+    fn a_probe_stops_trying_after_misses_and_tries_again_later() {
+        let probe = CompressionProbe::default();
+        let snappy = |p: &CompressionProbe| p.choose(Compression::Snappy, 1024);
+        // Small payloads and connections without Snappy are not its business.
+        assert_eq!(probe.choose(Compression::Snappy, 10), Compression::Snappy);
+        assert_eq!(probe.choose(Compression::None, 1024), Compression::None);
+        for _ in 0..MISSES_BEFORE_SKIPPING {
+            assert_eq!(snappy(&probe), Compression::Snappy);
+            probe.note(false);
+        }
+        for _ in 0..SKIPPED {
+            assert_eq!(snappy(&probe), Compression::None);
+        }
+        assert_eq!(snappy(&probe), Compression::Snappy, "tried again");
+        // One that shrinks starts the count over.
+        for _ in 1..MISSES_BEFORE_SKIPPING {
+            probe.note(false);
+        }
+        probe.note(true);
+        probe.note(false);
+        assert_eq!(snappy(&probe), Compression::Snappy);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use bytes::{Bytes, BytesMut};
 
 use crate::algorithms::Compression;
-use crate::compress::{compress, decompress};
+use crate::compress::{COMPRESS_THRESHOLD, CompressionProbe, compress, decompress};
 use crate::error::{ProtoError, Result};
 use crate::frame::{Broadcast, Chunk, Frame, Message, flags};
 use crate::limits::{CHUNK_SIZE, Limits};
@@ -20,6 +20,30 @@ pub enum Destination {
     Peer(Name),
     /// Every other peer in the mesh.
     Everyone,
+}
+
+/// Like [`message_frames`], trying compression only when `probe` says it may pay, and
+/// telling it how the try went.
+pub fn probed_message_frames(
+    dest: &Destination,
+    id: u64,
+    flag_bits: u8,
+    data: Bytes,
+    negotiated: Compression,
+    probe: &CompressionProbe,
+) -> Vec<Frame> {
+    let len = data.len();
+    let compression = probe.choose(negotiated, len);
+    let frames = message_frames(dest, id, flag_bits, data, compression);
+    if compression == Compression::Snappy && len >= COMPRESS_THRESHOLD {
+        let shrank = match frames.first() {
+            Some(Frame::Send(m)) => m.flags & flags::COMPRESSED != 0,
+            Some(Frame::Broadcast(b)) => b.flags & flags::COMPRESSED != 0,
+            _ => false,
+        };
+        probe.note(shrank);
+    }
+    frames
 }
 
 /// Turns application data into the frames that carry it: compressed when the connection
@@ -257,6 +281,37 @@ mod tests {
             }
             other => panic!("expected Send, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_sender_stops_compressing_what_does_not_shrink_for_a_while() {
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let probe = CompressionProbe::default();
+        let compressed = |data: &Bytes| {
+            let frames =
+                probed_message_frames(&to, 1, 0, data.clone(), Compression::Snappy, &probe);
+            matches!(&frames[0], Frame::Send(m) if m.flags & flags::COMPRESSED != 0)
+        };
+        let text = Bytes::from("temperature=21.5;".repeat(100));
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Bytes = (0..1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[3]
+            })
+            .collect::<Vec<u8>>()
+            .into();
+        assert!(compressed(&text));
+        for _ in 0..crate::compress::MISSES_BEFORE_SKIPPING {
+            assert!(!compressed(&noise));
+        }
+        assert!(!compressed(&text), "not even tried right after the misses");
+        for _ in 1..crate::compress::SKIPPED {
+            compressed(&text);
+        }
+        assert!(compressed(&text), "tried again after the pause");
     }
 
     #[test]
