@@ -523,12 +523,13 @@ impl Frame {
     }
 
     /// Parses one frame body of the given kind.
-    fn decode_body(kind: u8, body: Bytes) -> Result<Frame> {
+    /// `last_name`: the name the record's previous frame named, reused when the same.
+    fn decode_body(kind: u8, body: Bytes, last_name: &mut Option<Name>) -> Result<Frame> {
         let mut r = Reader::new(body, "frame");
         let frame = match kind {
             kind::SEND | kind::DELIVER | kind::SEND_SEQUENCED | kind::DELIVER_SEQUENCED => {
                 let sequenced = matches!(kind, kind::SEND_SEQUENCED | kind::DELIVER_SEQUENCED);
-                let peer = r.name()?;
+                let peer = r.name_like(last_name)?;
                 let Body {
                     id,
                     flags,
@@ -568,11 +569,11 @@ impl Frame {
                 })
             }
             kind::ACK => Frame::Ack {
-                peer: r.name()?,
+                peer: r.name_like(last_name)?,
                 id: r.u64()?,
             },
             kind::NACK => Frame::Nack {
-                peer: r.name()?,
+                peer: r.name_like(last_name)?,
                 id: r.u64()?,
                 reason: NackReason::from_u8(r.u8()?),
             },
@@ -626,6 +627,8 @@ fn check_chunk(chunk: &Option<Chunk>, payload: &Bytes) -> Result<()> {
 pub struct Frames {
     buf: Bytes,
     failed: bool,
+    /// The last peer name read, for the next frame naming the same peer.
+    last_name: Option<Name>,
 }
 
 impl Frames {
@@ -634,6 +637,7 @@ impl Frames {
         Self {
             buf: plaintext,
             failed: false,
+            last_name: None,
         }
     }
 }
@@ -660,7 +664,7 @@ impl Iterator for Frames {
             }
             let mut frame = self.buf.split_to(FRAME_HEADER_LEN + len);
             let body = frame.split_off(FRAME_HEADER_LEN);
-            Frame::decode_body(kind, body)
+            Frame::decode_body(kind, body, &mut self.last_name)
         })();
         if result.is_err() {
             self.failed = true;
@@ -692,6 +696,53 @@ mod tests {
         let mut buf = BytesMut::new();
         f.encode(&mut buf).unwrap();
         hex::encode(buf)
+    }
+
+    #[test]
+    fn names_repeated_within_a_record_decode_alike_and_bad_ones_still_fail() {
+        let send = |to: &str, id| {
+            Frame::Send(Message {
+                peer: name(to),
+                id,
+                flags: 0,
+                chunk: None,
+                prev: None,
+                payload: Bytes::from_static(b"x"),
+            })
+        };
+        let frames = [
+            send("B", 1),
+            send("B", 2),
+            Frame::Ack {
+                peer: name("C"),
+                id: 3,
+            },
+            Frame::Nack {
+                peer: name("C"),
+                id: 4,
+                reason: NackReason::Overloaded,
+            },
+            send("B", 5),
+        ];
+        let mut buf = BytesMut::new();
+        for f in &frames {
+            f.encode(&mut buf).unwrap();
+        }
+        let record = buf.clone().freeze();
+        let got: Vec<Frame> = Frames::new(record).map(Result::unwrap).collect();
+        assert_eq!(got, frames);
+        // The same bytes with one more byte after the name are another name, and an
+        // invalid one: the record fails there.
+        let mut bad = BytesMut::new();
+        send("B", 6).encode(&mut bad).unwrap();
+        bad.put_slice(&[kind::ACK, 0, 11, 2, b'B', 0xff]);
+        bad.put_u64(7);
+        let mut it = Frames::new(bad.freeze());
+        assert!(it.next().unwrap().is_ok());
+        assert!(matches!(
+            it.next(),
+            Some(Err(ProtoError::InvalidName { .. }))
+        ));
     }
 
     // Hex snapshots: a change here is a wire format change and must be deliberate.

@@ -68,6 +68,24 @@ impl Reader {
         Name::from_bytes(b)
     }
 
+    /// A name, taken from `last` when it has the same bytes (the frames of one record
+    /// mostly name one peer), so that it is checked and validated once; otherwise read
+    /// and kept in `last`.
+    pub(crate) fn name_like(&mut self, last: &mut Option<Name>) -> Result<Name> {
+        let n = usize::from(self.u8()?);
+        self.need(n)?;
+        if let Some(name) = last
+            .as_ref()
+            .filter(|l| l.as_str().as_bytes() == &self.buf[..n])
+        {
+            self.buf.advance(n);
+            return Ok(name.clone());
+        }
+        let name = Name::from_bytes(self.buf.split_to(n))?;
+        *last = Some(name.clone());
+        Ok(name)
+    }
+
     pub(crate) fn short_string(&mut self) -> Result<String> {
         let b = self.short_bytes()?;
         String::from_utf8(b.to_vec()).map_err(|_| ProtoError::Malformed { what: self.what })
