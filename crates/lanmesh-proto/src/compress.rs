@@ -95,23 +95,27 @@ pub fn decompress(data: &[u8], max: u64) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn small_and_incompressible_payloads_stay_raw() {
-        assert_eq!(compress(b"short"), None);
+    /// Pseudo-random bytes (xorshift): what Snappy cannot shrink.
+    pub(crate) fn noise(len: usize) -> Vec<u8> {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let noise: Vec<u8> = (0..4096)
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 x.to_le_bytes()[3]
             })
-            .collect();
-        assert_eq!(compress(&noise), None);
+            .collect()
+    }
+
+    #[test]
+    fn small_and_incompressible_payloads_stay_raw() {
+        assert_eq!(compress(b"short"), None);
+        assert_eq!(compress(&noise(4096)), None);
     }
 
     #[test]

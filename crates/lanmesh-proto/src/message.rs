@@ -293,16 +293,7 @@ mod tests {
             matches!(&frames[0], Frame::Send(m) if m.flags & flags::COMPRESSED != 0)
         };
         let text = Bytes::from("temperature=21.5;".repeat(100));
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let noise: Bytes = (0..1024)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()[3]
-            })
-            .collect::<Vec<u8>>()
-            .into();
+        let noise = Bytes::from(crate::compress::tests::noise(1024));
         assert!(compressed(&text));
         for _ in 0..crate::compress::MISSES_BEFORE_SKIPPING {
             assert!(!compressed(&noise));
