@@ -611,15 +611,15 @@ impl PeerActor {
         let idle_every = (self.config.limits.idle_timeout / 3).max(Duration::from_millis(10));
         if now.duration_since(self.last_idle_check) >= idle_every {
             self.last_idle_check = now;
-            self.on_idle_check(ctx);
+            self.on_idle_check(now, ctx);
         }
     }
 
-    fn on_idle_check(&mut self, ctx: &mut Context<Self>) {
+    fn on_idle_check(&mut self, now: Instant, ctx: &mut Context<Self>) {
         if !matches!(self.state, State::Running) {
             return;
         }
-        let idle = self.rx.quiet_for(Instant::now());
+        let idle = self.rx.quiet_for(now);
         let limit = self.config.limits.idle_timeout;
         if idle > limit {
             self.fail(

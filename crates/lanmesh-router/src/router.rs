@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message};
 use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
 use crate::bindings::Bindings;
-use crate::session::{Membership, Replaced, Session};
+use crate::session::{Membership, Replaced};
 use crate::table::{Route, RoutingTable, Snapshot};
 
 struct Member {
@@ -57,11 +57,10 @@ impl Actor for Router {
 #[rtype(result = "Result<Joined, JoinRefused>")]
 pub(crate) struct Join {
     pub(crate) session_id: u64,
-    pub(crate) addr: Addr<Session>,
+    /// How the other sessions reach it, once it is a member.
+    pub(crate) route: Arc<Route>,
     pub(crate) info: PeerInfo,
     pub(crate) counters: Arc<SessionCounters>,
-    pub(crate) pressure: Arc<crate::pressure::Pressure>,
-    pub(crate) inbox: Arc<crate::inbox::Inbox>,
     /// The peer's resume token: the same one again means the same process reconnecting.
     pub(crate) resume: bytes::Bytes,
 }
@@ -181,7 +180,7 @@ impl Handler<Join> for Router {
         let reconnect = match self.members.get(&join.info.name) {
             Some(holder) if holder.info.key == join.info.key => {
                 holder.route.addr.do_send(Replaced {
-                    by: join.inbox.clone(),
+                    by: join.route.inbox.clone(),
                 });
                 !join.resume.is_empty() && holder.resume == join.resume
             }
@@ -201,11 +200,7 @@ impl Handler<Join> for Router {
         let event = (!reconnect).then(|| Frame::PeerJoined(join.info.clone()));
         let member = Member {
             session_id: join.session_id,
-            route: Arc::new(Route {
-                addr: join.addr,
-                pressure: join.pressure,
-                inbox: join.inbox,
-            }),
+            route: join.route,
             info: join.info,
             counters: join.counters,
             resume: join.resume,

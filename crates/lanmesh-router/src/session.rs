@@ -7,8 +7,8 @@
 //!    list peers.
 //! 3. Forward: each `Send`/`Broadcast`/`Ack`/`Nack` is turned into `Deliver`/`Ack`/`Nack` frames and
 //!    handed straight to the destination sessions found in the routing snapshot, through
-//!    their inboxes (see `inbox`), one entry per destination per record. What cannot be delivered is answered with a
-//!    `Nack` to the sender: nothing is dropped silently.
+//!    their inboxes (see `inbox`), one entry per destination per record. What cannot be
+//!    delivered is answered with a `Nack` to the sender: nothing is dropped silently.
 //! 4. Close: on `Close`, on any protocol violation (an `Error` frame first), on router
 //!    shutdown. Other sessions never notice beyond `PeerLeft`.
 //! 5. Park: when a member's connection breaks without `Close` (end of stream, a socket
@@ -105,10 +105,6 @@ pub struct Session {
     out: Outgoing,
     /// What other sessions forward to this one.
     inbox: Arc<Inbox>,
-    /// Forwards taken from the inbox, handled in this session's poll (a reused list).
-    taken: Vec<Forward>,
-    /// The inbox holds this session's waker.
-    inbox_registered: bool,
 }
 
 impl Session {
@@ -148,8 +144,6 @@ impl Session {
             handshake_deadline: None,
             out: Outgoing::default(),
             inbox,
-            taken: Vec::new(),
-            inbox_registered: false,
         }
     }
 
@@ -324,11 +318,13 @@ impl Session {
         self.phase = Phase::Joining;
         let join = Join {
             session_id: self.id,
-            addr: ctx.address(),
+            route: Arc::new(Route {
+                addr: ctx.address(),
+                pressure: self.pressure.clone(),
+                inbox: self.inbox.clone(),
+            }),
             info,
             counters: self.counters.clone(),
-            pressure: self.pressure.clone(),
-            inbox: self.inbox.clone(),
             resume,
         };
         // Nothing else is processed until the router has answered.
@@ -717,6 +713,8 @@ impl Actor for Session {
             .min(self.config.write_stall / 3)
             .max(std::time::Duration::from_millis(10));
         ctx.spawn(Chores {
+            taken: Vec::new(),
+            registered: false,
             tick: Ticker::new(tick, Self::on_idle_tick),
         });
         self.link.start::<Self>(ctx);
@@ -833,6 +831,10 @@ impl Handler<Stop> for Session {
 /// periodic idle check. Polled before the writer, so that what it queues leaves in the
 /// same poll.
 struct Chores {
+    /// Forwards taken from the inbox (a list reused from one poll to the next).
+    taken: Vec<Forward>,
+    /// The inbox holds the session's waker.
+    registered: bool,
     tick: Ticker<fn(&mut Session, &mut Context<Session>)>,
 }
 
@@ -845,18 +847,18 @@ impl ActorFuture<Session> for Chores {
         ctx: &mut Context<Session>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        let mut taken = std::mem::take(&mut act.taken);
-        act.inbox.take(&mut taken, cx.waker(), act.inbox_registered);
-        act.inbox_registered = true;
-        for fwd in taken.drain(..) {
+        let this = self.get_mut();
+        act.inbox.take(&mut this.taken, cx.waker(), this.registered);
+        this.registered = true;
+        for fwd in this.taken.drain(..) {
             act.on_forward(fwd, ctx);
         }
         // A burst's worth of room is not kept by an idle session.
-        if taken.capacity() <= 64 {
-            act.taken = taken;
+        if this.taken.capacity() > 64 {
+            this.taken = Vec::new();
         }
         // Never ready: it ticks until the session stops.
-        std::pin::Pin::new(&mut self.get_mut().tick).poll(act, ctx, cx)
+        std::pin::Pin::new(&mut this.tick).poll(act, ctx, cx)
     }
 }
 
