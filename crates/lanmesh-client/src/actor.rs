@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
+use lanmesh_actix::{Activity, HasLink, HasReader, Link, LinkError, Reader, ticker};
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{
     Destination, ErrorCode, Frame, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler,

@@ -104,7 +104,7 @@ async fn connect_ws(url: String, deadline: Duration) -> Result<Dialed, ClientErr
     let outgoing = sink.with(|record: bytes::Bytes| {
         std::future::ready(Ok::<_, tungstenite::Error>(Message::Binary(record)))
     });
-    let (read, write) = lanmesh_io::bridge(
+    let (read, write) = lanmesh_actix::bridge(
         Box::pin(incoming),
         Box::pin(outgoing),
         std::future::ready(()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use bytes::Bytes;
-use lanmesh_io::Pushed;
+use lanmesh_actix::Pushed;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::message::probed_message_frames;
 use lanmesh_proto::{Destination, Frame, Identity, Name, PeerInfo};
@@ -631,7 +631,7 @@ async fn start_actor(
         }
     };
     let (ready_tx, ready_rx) = oneshot::channel();
-    let actor = lanmesh_io::pass::start(PeerActor::new(
+    let actor = lanmesh_actix::same_poll::start(PeerActor::new(
         config,
         shared,
         dialed,

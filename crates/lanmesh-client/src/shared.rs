@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use bytes::Bytes;
-use lanmesh_io::Lane;
+use lanmesh_actix::Lane;
 use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
 use tokio::sync::{Notify, broadcast, watch};
@@ -109,7 +109,7 @@ pub(crate) struct Shared {
     queue_requests: AtomicBool,
     /// File transfers in both directions.
     pub(crate) blobs: Blobs,
-    /// Plain sends from handles, straight to the link (see `lanmesh_io::Lane`).
+    /// Plain sends from handles, straight to the link (see `lanmesh_actix::Lane`).
     pub(crate) lane: Arc<Lane>,
     /// The next message id, for the actor and for sends through the lane.
     next_id: AtomicU64,

@@ -63,7 +63,7 @@ pub(crate) async fn upgrade(
     let on_end = async move {
         let _ = closer.close(None).await;
     };
-    let (read, write) = lanmesh_io::bridge(Box::pin(incoming), Box::pin(outgoing), on_end);
+    let (read, write) = lanmesh_actix::bridge(Box::pin(incoming), Box::pin(outgoing), on_end);
     if !router.attach(remote, Transport::Ws, read, write) {
         debug!(%remote, "websocket refused at the connection limit");
     }

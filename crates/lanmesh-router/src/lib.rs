@@ -159,7 +159,7 @@ impl RouterHandle {
             remote,
             transport,
             read,
-            lanmesh_io::Link::new(write),
+            lanmesh_actix::Link::new(write),
         );
         true
     }

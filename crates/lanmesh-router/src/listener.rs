@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
-use lanmesh_io::{Link, Reader};
+use lanmesh_actix::{Link, Reader};
 use lanmesh_proto::Transport;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -63,7 +63,7 @@ pub(crate) fn start_session(
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let shared = shared.clone();
-    lanmesh_io::pass::start(Session::new(
+    lanmesh_actix::same_poll::start(Session::new(
         id,
         remote,
         transport,

@@ -24,8 +24,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use lanmesh_io::ticker::Ticker;
-use lanmesh_io::{Activity, HasLink, HasReader, Link, LinkError, Reader};
+use lanmesh_actix::ticker::Ticker;
+use lanmesh_actix::{Activity, HasLink, HasReader, Link, LinkError, Reader};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
 use lanmesh_proto::{
     Answer, ErrorCode, Frame, Frames, NackReason, Name, PeerInfo, ProtoError, Responder, Transport,

@@ -237,10 +237,10 @@ impl Link {
     }
 
     /// Wakes the writer after queueing, unless the actor is in a poll marked by
-    /// [`crate::pass::start`]: then the writer runs later in that poll, or the poll's
+    /// [`crate::same_poll::start`]: then the writer runs later in that poll, or the poll's
     /// end wakes the actor.
     pub fn wake(&mut self) {
-        if !crate::pass::note_write() {
+        if !crate::same_poll::note_write() {
             return;
         }
         if let Some(w) = self.waker.take() {
@@ -380,7 +380,7 @@ where
             return Poll::Ready(());
         }
         // Whatever happens below, this writer has seen everything queued so far.
-        crate::pass::wrote();
+        crate::same_poll::wrote();
         match link.poll_write_all(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => {

@@ -10,7 +10,7 @@
 //! * [`bridge`] puts message transports (WebSocket) under the same actors.
 //! * [`Activity`] notes arrivals without reading the clock, for idle deadlines.
 //! * [`ticker::every`] runs a periodic check that costs nothing between ticks.
-//! * [`pass::start`] starts such an actor so that what it queues while it runs is
+//! * [`same_poll::start`] starts such an actor so that what it queues while it runs is
 //!   written in the same poll, without waking it again.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -18,7 +18,7 @@ mod activity;
 mod bridge;
 mod lane;
 mod link;
-pub mod pass;
+pub mod same_poll;
 mod reader;
 pub mod ticker;
 
