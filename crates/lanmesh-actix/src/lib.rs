@@ -18,8 +18,10 @@ mod activity;
 mod bridge;
 mod lane;
 mod link;
-pub mod same_poll;
 mod reader;
+pub mod same_poll;
+mod stream_reader;
+mod stream_writer;
 pub mod ticker;
 
 pub use activity::Activity;
@@ -27,6 +29,17 @@ pub use bridge::{Bridged, bridge};
 pub use lane::{LANE_BYTES, Lane, Pushed};
 pub use link::{COALESCE_BYTES, Drained, HasLink, Link, LinkError};
 pub use reader::{HasReader, Reader};
+pub use stream_reader::{ReadsStream, StreamReader};
+pub use stream_writer::{
+    COALESCE_BYTES as WRITE_COALESCE_BYTES, Drained as OutputDrained, StreamWriter, WritesStream,
+};
+
+/// Each reader and writer gets a distinct generation, so the futures of a replaced
+/// connection notice that the actor moved on and end quietly.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 #[cfg(test)]
 mod test_support {

@@ -70,13 +70,6 @@ pub trait HasLink: Actor {
     fn link_closed(&mut self, error: Option<LinkError>, ctx: &mut Self::Context);
 }
 
-/// Each link and reader gets a distinct generation, so the futures of a replaced
-/// connection notice that the actor moved on and end quietly.
-pub(crate) fn next_generation() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Outgoing bytes of one connection: handshake messages first, then records.
 pub struct Link {
     generation: u64,
@@ -122,7 +115,7 @@ impl Link {
     /// A link writing to `io`. Call [`Link::start`] to spawn its writer.
     pub fn new(io: impl AsyncWrite + 'static) -> Self {
         Self {
-            generation: next_generation(),
+            generation: crate::next_generation(),
             io: Box::pin(io),
             handshake: BytesMut::new(),
             connection: None,

@@ -62,7 +62,7 @@ impl Reader {
     /// A reader of records up to `max_record` bytes from `io`.
     pub fn new(io: impl AsyncRead + 'static, max_record: usize) -> Self {
         Self {
-            generation: crate::link::next_generation(),
+            generation: crate::next_generation(),
             io: Box::pin(io),
             buf: BytesMut::new(),
             chunk: FIRST_CHUNK,

@@ -36,7 +36,7 @@ where
 
 /// Called when a frame is queued. Returns `true` when the caller must wake the writer
 /// itself (no marked poll is running).
-pub(crate) fn note_write() -> bool {
+pub fn note_write() -> bool {
     PASS.with(|p| match p.get() {
         Some(_) => {
             p.set(Some(true));
@@ -47,7 +47,7 @@ pub(crate) fn note_write() -> bool {
 }
 
 /// Called by the writer when it has taken everything queued so far.
-pub(crate) fn wrote() {
+pub fn wrote() {
     PASS.with(|p| {
         if p.get().is_some() {
             p.set(Some(false));

@@ -6,11 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use lanmesh_proto::PeerInfo;
 
-use crate::actor::CloseReport;
-use crate::blob::{FileSent, Progress};
-use crate::error::ClientError;
+use lanmesh_core::{ClientError, CloseReport, Message};
+
+use crate::files::{FileSent, Progress};
 use crate::peer::{Peer as AsyncPeer, PeerBuilder};
-use crate::shared::Message;
 
 /// A peer whose calls block the calling thread. Do not use it inside an async runtime.
 #[derive(Debug)]
@@ -32,7 +31,7 @@ impl Peer {
             .build()
             .map_err(|e| ClientError::Connect {
                 addr: String::new(),
-                source: e,
+                detail: format!("cannot start a runtime: {e}"),
             })?;
         let inner = rt.block_on(builder.connect())?;
         Ok(Self { inner, rt })

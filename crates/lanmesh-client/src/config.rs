@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
+use lanmesh_core::peer::{Config as CoreConfig, FileConfig};
 use lanmesh_proto::{Cipher, Framing, HandshakeConfig, Identity, Limits, Name};
 
 /// Everything a peer needs to connect.
@@ -10,7 +12,8 @@ use lanmesh_proto::{Cipher, Framing, HandshakeConfig, Identity, Limits, Name};
 pub struct PeerConfig {
     /// The name to join under; `None` connects as an observer that can only list peers.
     pub name: Option<Name>,
-    /// The router's address (`host:port`); `None` finds one of the mesh by mDNS.
+    /// The router's address (`host:port`, or `ws://host:port/mesh`); `None` finds one of
+    /// the mesh by mDNS.
     pub router: Option<String>,
     /// Discover (and so use) only this network interface.
     pub interface: Option<String>,
@@ -18,8 +21,8 @@ pub struct PeerConfig {
     pub discovery_timeout: Duration,
     /// The mesh to join (default `lanmesh`).
     pub mesh: String,
-    /// This peer's static key.
-    pub identity: Identity,
+    /// This peer's static key; `None` makes a fresh one when connecting.
+    pub identity: Option<Identity>,
     /// The mesh key, when the mesh has one.
     pub mesh_key: Option<[u8; 32]>,
     /// Offer unencrypted records (used only if the router allows them too).
@@ -62,12 +65,20 @@ impl PeerConfig {
     /// Defaults for a peer called `name` connecting to `router` (or discovering one).
     pub fn new(name: Option<Name>, router: Option<String>, identity: Identity) -> Self {
         Self {
+            identity: Some(identity),
+            ..Self::defaults(name, router)
+        }
+    }
+
+    /// The defaults, with a fresh key made when connecting.
+    pub(crate) fn defaults(name: Option<Name>, router: Option<String>) -> Self {
+        Self {
             name,
             router,
             interface: None,
             discovery_timeout: Duration::from_secs(3),
-            mesh: "lanmesh".to_owned(),
-            identity,
+            mesh: lanmesh_core::DEFAULT_MESH.to_owned(),
+            identity: None,
             mesh_key: None,
             allow_plaintext: false,
             cipher: Cipher::ChaCha20Poly1305,
@@ -85,9 +96,10 @@ impl PeerConfig {
         }
     }
 
-    pub(crate) fn handshake(&self) -> HandshakeConfig {
-        HandshakeConfig {
-            identity: self.identity.clone(),
+    /// What the peer core needs, with this peer's key and resume token.
+    pub(crate) fn core(&self, identity: Identity, resume_token: Bytes) -> CoreConfig {
+        let handshake = HandshakeConfig {
+            identity,
             mesh: self.mesh.clone(),
             mesh_key: self.mesh_key,
             allow_plaintext: self.allow_plaintext,
@@ -95,6 +107,33 @@ impl PeerConfig {
             compression: self.compression,
             limits: self.limits.clone(),
             framing: Framing::LengthPrefixed,
-        }
+        };
+        let mut core = CoreConfig::new(self.name.clone(), handshake);
+        core.connect_timeout = self.connect_timeout;
+        core.ack_timeout = self.ack_timeout;
+        core.resend_after = self.resend_after;
+        core.reconnect = self.reconnect;
+        // A peer that will not reconnect offers no token: the router then lets its name
+        // go as soon as the connection breaks.
+        core.resume_token = if self.reconnect {
+            resume_token
+        } else {
+            Bytes::new()
+        };
+        core.verify_router = self.router_pins.is_some();
+        core.files = FileConfig {
+            accept: self.save_dir.is_some(),
+            max_file_size: self.max_file_size,
+            window: self.blob_window,
+            answer_timeout: self.ack_timeout,
+            // Receivers key transfers by (sender, id): start from the clock so that a
+            // sender that restarts (a new `lanmesh send` process) does not reuse the ids
+            // of its previous run while the receiver may still be cleaning one up.
+            first_blob: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            ..core.files
+        };
+        core
     }
 }

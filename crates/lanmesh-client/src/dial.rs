@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::config::PeerConfig;
-use crate::error::ClientError;
+use lanmesh_core::ClientError;
 
 /// How long discovery keeps listening for other routers of the mesh after the first.
 const SETTLE: Duration = Duration::from_millis(150);
@@ -58,7 +58,10 @@ async fn connect_tcp(addr: String, deadline: Duration) -> Result<(TcpStream, Str
             let _ = stream.set_nodelay(true);
             Ok((stream, addr))
         }
-        Ok(Err(source)) => Err(ClientError::Connect { addr, source }),
+        Ok(Err(e)) => Err(ClientError::Connect {
+            addr,
+            detail: e.to_string(),
+        }),
         Err(_) => Err(ClientError::HandshakeTimeout {
             addr,
             after: deadline,
@@ -75,8 +78,10 @@ async fn connect_ws(url: String, deadline: Duration) -> Result<Dialed, ClientErr
     let (ws, _) = match tokio::time::timeout(deadline, attempt).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            let source = std::io::Error::other(e.to_string());
-            return Err(ClientError::Connect { addr: url, source });
+            return Err(ClientError::Connect {
+                addr: url,
+                detail: e.to_string(),
+            });
         }
         Err(_) => {
             return Err(ClientError::HandshakeTimeout {
@@ -125,7 +130,7 @@ async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError
     })
     .await
     .map_err(|e| ClientError::disconnected(format!("discovery task failed: {e}")))?
-    .map_err(ClientError::Discovery)?;
+    .map_err(|e| ClientError::Discovery(e.to_string()))?;
     let mut last = None;
     for router in found {
         tracing::debug!(instance = %router.instance, addrs = ?router.addrs, "trying router found by mDNS");

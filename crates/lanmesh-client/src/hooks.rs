@@ -26,28 +26,16 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use lanmesh_proto::frame::flags;
 use lanmesh_proto::{Name, PeerInfo};
 use tokio::sync::broadcast;
 use tracing::debug;
 
-use crate::actor::{Decline, SendData};
-use crate::error::ClientError;
+use lanmesh_core::{Message, PeerEvent, Status};
+
 use crate::peer::Peer;
-use crate::shared::{Message, Status};
 
 /// How long `run` waits, after the inbox closed, for the status to say `Closed`.
 const CLOSED_GRACE: Duration = Duration::from_secs(1);
-
-/// A change in the mesh's membership, as seen by this peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerEvent {
-    /// A peer joined (or was found in the member list after a reconnect).
-    Joined(PeerInfo),
-    /// A peer left (or was missing from the member list after a reconnect).
-    Left(Name),
-}
 
 /// What a peer does at each point of its life. Every method has an empty default, so an
 /// implementation names only the ones it needs; implement them as `async fn`.
@@ -168,7 +156,7 @@ impl Peer {
                     }
                     Err(_) => status_open = false,
                 },
-                msg = self.shared.next() => match msg {
+                msg = self.endpoint.inbox.next() => match msg {
                     Ok(m) if m.is_request() => {
                         let answer = hooks.on_request(self, m.clone()).await;
                         let sent = match answer {
@@ -223,53 +211,6 @@ impl Peer {
     /// Membership changes from now on. A receiver that falls more than 256 events behind
     /// gets `Lagged` and should read [`Peer::peers`] instead.
     pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
-        self.shared.subscribe_events()
-    }
-
-    /// With `true`, requests that no [`Peer::respond`] handler answers are put in the
-    /// inbox ([`Message::is_request`]) for the application to answer with [`Peer::reply`]
-    /// or [`Peer::decline`] — from any task, taking as long as the requester's timeout
-    /// allows. With `false` (the default), such requests get `NoResponder` at once.
-    pub fn queue_requests(&self, on: bool) {
-        self.shared.set_queue_requests(on);
-    }
-
-    /// Answers `request` (taken from the inbox) with `data`. Returns the reply's id.
-    pub async fn reply(
-        &self,
-        request: &Message,
-        data: impl Into<Bytes>,
-    ) -> Result<u64, ClientError> {
-        let data: Bytes = data.into();
-        // The reply carries the request's id first, so the requester can match it.
-        let mut payload = Vec::with_capacity(8 + data.len());
-        payload.extend_from_slice(&request.id.to_be_bytes());
-        payload.extend_from_slice(&data);
-        let text = if std::str::from_utf8(&data).is_ok() {
-            flags::TEXT
-        } else {
-            0
-        };
-        let sent = self
-            .submit(SendData {
-                dest: self.dest(request.from.as_str())?,
-                data: Bytes::from(payload),
-                flags: flags::REPLY | text,
-                ack: false,
-            })
-            .await?;
-        Ok(sent.id)
-    }
-
-    /// Tells the sender of `request` that this peer has no answer: its `request` call
-    /// fails with `NoResponder` at once.
-    pub async fn decline(&self, request: &Message) -> Result<(), ClientError> {
-        self.actor
-            .send(Decline {
-                to: request.from.clone(),
-                id: request.id,
-            })
-            .await
-            .map_err(|_| ClientError::disconnected("peer stopped"))?
+        self.endpoint.peer_events()
     }
 }

@@ -1,9 +1,11 @@
-//! The native lanmesh peer.
+//! The native lanmesh peer: a driver around the sans-IO [`lanmesh_core::peer::PeerCore`].
 //!
-//! A [`Peer`] is an async handle to a `PeerActor` that owns the connection to the
-//! router: it runs the Noise handshake, turns sends into compressed, chunked, batched
-//! frames, keeps the inbox (bounded: when it is full the actor stops reading, so pressure
-//! reaches the router rather than memory) and settles acknowledgements.
+//! A [`Peer`] is an async handle. It calls the core directly under its lock (see
+//! `endpoint`), so a send costs a lock and an encode, not an actor round trip; the
+//! `PeerActor` moves bytes between the socket and the core, hands it the time, and does
+//! what needs the outside world (dialling again, checking pinned router keys, answering
+//! requests with the application's handler, files on disk). The inbox is bounded: when it
+//! is full the driver stops reading, so pressure reaches the router rather than memory.
 //! [`blocking::Peer`] is the same for scripts without async. Files of any size stream
 //! from and to disk with [`Peer::send_file`] and a save directory
 //! ([`PeerBuilder::save_dir`]).
@@ -18,24 +20,22 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod actor;
-mod blob;
 pub mod blocking;
 mod config;
 mod dial;
-mod error;
+mod driver;
+mod endpoint;
+mod files;
 mod hooks;
+mod inbox;
 mod peer;
 mod pins;
-mod requests;
-mod shared;
-mod stream;
 
-pub use actor::{CloseReport, PeerActor, RequestHandler, Undelivered};
-pub use blob::{FileSent, Progress, ReceivedFile};
 pub use config::PeerConfig;
-pub use error::ClientError;
-pub use hooks::{Hooks, PeerEvent};
+pub use driver::PeerActor;
+pub use endpoint::{RequestHandler, SEND_QUEUE_BYTES};
+pub use files::{FileSent, Progress, ReceivedFile};
+pub use hooks::Hooks;
+pub use lanmesh_core::{ClientError, CloseReport, Message, PeerEvent, Status, Undelivered};
 pub use peer::{Acked, Peer, PeerBuilder};
 pub use pins::RouterPins;
-pub use shared::{Message, Status};

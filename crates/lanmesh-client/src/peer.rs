@@ -1,35 +1,33 @@
-//! The async handle to a peer, and how it is started.
+//! The async handle to a peer, its builder, and how it is started.
 //!
-//! The `PeerActor` needs an actix arbiter. Inside one (an actix-rt runtime) it runs there;
-//! anywhere else the peer gets a small thread of its own with an actix system, so the
-//! handle works from any async runtime and from the blocking facade alike.
+//! The handle calls the peer core directly, under its lock (see [`crate::endpoint`]); the
+//! `PeerActor` driving the socket needs an actix arbiter. Inside one (an actix-rt
+//! runtime) it runs there; anywhere else the peer gets a small thread of its own with an
+//! actix system, so the handle works from any async runtime and from the blocking facade
+//! alike.
 
+use std::future::poll_fn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use actix::Addr;
 use bytes::Bytes;
-use lanmesh_actix::Pushed;
+use lanmesh_core::{ClientError, CloseReport, Message, Status};
 use lanmesh_proto::frame::flags;
-use lanmesh_proto::message::probed_message_frames;
-use lanmesh_proto::{Destination, Frame, Identity, Name, PeerInfo};
+use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
-use crate::actor::{
-    Close, CloseReport, PeerActor, RequestHandler, SendData, SetHandler, Terminate,
-};
-use crate::blob::{BlobConfig, Blobs, FileSent, Progress};
 use crate::config::PeerConfig;
 use crate::dial::dial;
-use crate::error::ClientError;
-use crate::shared::{Message, Shared, Status};
+use crate::driver::PeerActor;
+use crate::endpoint::{Endpoint, Locked, RequestHandler, SEND_QUEUE_BYTES};
+use crate::files::{FileSent, Progress};
 
 /// A connected peer. Cloning gives another handle to the same connection.
 #[derive(Clone)]
 pub struct Peer {
-    pub(crate) actor: Addr<PeerActor>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) endpoint: Arc<Endpoint>,
     name: Option<Name>,
 }
 
@@ -41,59 +39,43 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-/// Builds a [`Peer`].
+/// Builds a [`Peer`]: every setter changes one field of the [`PeerConfig`] it wraps.
 #[derive(Debug, Clone)]
 pub struct PeerBuilder {
+    /// The name as given, validated when the configuration is made.
     name: Option<String>,
-    router: Option<String>,
-    mesh: String,
-    mesh_key: Option<[u8; 32]>,
-    identity: Option<Identity>,
-    allow_plaintext: bool,
-    cipher: lanmesh_proto::Cipher,
-    compression: bool,
-    limits: Option<lanmesh_proto::Limits>,
-    ack_timeout: Option<Duration>,
-    inbox_capacity: Option<usize>,
-    reconnect: Option<bool>,
-    interface: Option<String>,
-    discovery_timeout: Option<Duration>,
-    resend_after: Option<Duration>,
-    router_pins: Option<crate::RouterPins>,
-    save_dir: Option<PathBuf>,
-    blob_window: Option<u32>,
-    max_file_size: Option<u64>,
+    config: PeerConfig,
 }
 
 impl PeerBuilder {
-    /// The router's address, `host:port`. Without it, a router of the mesh is found on
-    /// the LAN by mDNS.
+    /// The router's address, `host:port` (or `ws://host:port/mesh`). Without it, a router
+    /// of the mesh is found on the LAN by mDNS.
     pub fn router(mut self, addr: impl Into<String>) -> Self {
-        self.router = Some(addr.into());
+        self.config.router = Some(addr.into());
         self
     }
 
     /// The mesh to join (default `lanmesh`).
     pub fn mesh(mut self, mesh: impl Into<String>) -> Self {
-        self.mesh = mesh.into();
+        self.config.mesh = mesh.into();
         self
     }
 
     /// The mesh key, when the mesh has one.
     pub fn mesh_key(mut self, key: [u8; 32]) -> Self {
-        self.mesh_key = Some(key);
+        self.config.mesh_key = Some(key);
         self
     }
 
     /// Use this static key instead of a fresh one.
     pub fn identity(mut self, identity: Identity) -> Self {
-        self.identity = Some(identity);
+        self.config.identity = Some(identity);
         self
     }
 
     /// Offer unencrypted records; used only when the router allows them too.
     pub fn plaintext(mut self, allow: bool) -> Self {
-        self.allow_plaintext = allow;
+        self.config.allow_plaintext = allow;
         self
     }
 
@@ -101,127 +83,97 @@ impl PeerBuilder {
     /// offers AES-256-GCM first, with ChaCha20-Poly1305 as the fallback: much faster on
     /// CPUs with AES instructions.
     pub fn cipher(mut self, cipher: lanmesh_proto::Cipher) -> Self {
-        self.cipher = cipher;
+        self.config.cipher = cipher;
         self
     }
 
     /// Offer Snappy compression (default on).
     pub fn compression(mut self, on: bool) -> Self {
-        self.compression = on;
+        self.config.compression = on;
         self
     }
 
     /// Protocol limits (default: [`lanmesh_proto::Limits::default`]).
     pub fn limits(mut self, limits: lanmesh_proto::Limits) -> Self {
-        self.limits = Some(limits);
+        self.config.limits = limits;
         self
     }
 
     /// How long `send_acked` waits (default 10 s).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = Some(timeout);
+        self.config.ack_timeout = timeout;
         self
     }
 
     /// How long an acked message waits for its ack before it is sent again (default 1 s).
     pub fn resend_after(mut self, after: Duration) -> Self {
-        self.resend_after = Some(after);
+        self.config.resend_after = after;
         self
     }
 
     /// Pins router keys per mesh in `pins.path` (trust on first use); a router with
     /// another key is refused unless `pins.trust_new`.
     pub fn router_pins(mut self, pins: crate::RouterPins) -> Self {
-        self.router_pins = Some(pins);
+        self.config.router_pins = Some(pins);
         self
     }
 
     /// Discover on this network interface only.
     pub fn interface(mut self, name: impl Into<String>) -> Self {
-        self.interface = Some(name.into());
+        self.config.interface = Some(name.into());
         self
     }
 
     /// How long discovery waits for a router of the mesh (default 3 s).
     pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
-        self.discovery_timeout = Some(timeout);
+        self.config.discovery_timeout = timeout;
         self
     }
 
     /// Dial again when the connection is lost (default on).
     pub fn reconnect(mut self, on: bool) -> Self {
-        self.reconnect = Some(on);
+        self.config.reconnect = on;
         self
     }
 
     /// Messages held for the application before reading pauses (default 65 536).
     pub fn inbox_capacity(mut self, n: usize) -> Self {
-        self.inbox_capacity = Some(n);
+        self.config.inbox_capacity = n;
         self
     }
 
     /// Save incoming files in `dir` (which must exist). Without it, offers of files are
     /// refused and their senders get an error saying so.
     pub fn save_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.save_dir = Some(dir.into());
+        self.config.save_dir = Some(dir.into());
         self
     }
 
     /// Unacknowledged bytes a file transfer keeps in flight (default 4 MiB).
     pub fn blob_window(mut self, bytes: u32) -> Self {
-        self.blob_window = Some(bytes);
+        self.config.blob_window = bytes;
         self
     }
 
     /// Refuse incoming files larger than `bytes` (default: no limit).
     pub fn max_file_size(mut self, bytes: u64) -> Self {
-        self.max_file_size = Some(bytes);
+        self.config.max_file_size = Some(bytes);
         self
     }
 
-    /// The full configuration this builder describes.
+    /// The full configuration this builder describes (the name validated, a key made
+    /// unless one was given).
     pub fn config(&self) -> Result<PeerConfig, ClientError> {
-        let name = self
+        let mut config = self.config.clone();
+        config.name = self
             .name
             .as_deref()
             .map(Name::new)
             .transpose()
-            .map_err(ClientError::Invalid)?;
-        let identity = match &self.identity {
-            Some(id) => id.clone(),
-            None => Identity::generate().map_err(ClientError::Handshake)?,
-        };
-        let mut config = PeerConfig::new(name, self.router.clone(), identity);
-        config.interface = self.interface.clone();
-        if let Some(t) = self.discovery_timeout {
-            config.discovery_timeout = t;
+            .map_err(|e| ClientError::invalid(&e))?;
+        if config.identity.is_none() {
+            config.identity = Some(Identity::generate().map_err(ClientError::Handshake)?);
         }
-        config.mesh = self.mesh.clone();
-        config.mesh_key = self.mesh_key;
-        config.allow_plaintext = self.allow_plaintext;
-        config.cipher = self.cipher;
-        config.compression = self.compression;
-        if let Some(limits) = &self.limits {
-            config.limits = limits.clone();
-        }
-        if let Some(t) = self.ack_timeout {
-            config.ack_timeout = t;
-        }
-        if let Some(n) = self.inbox_capacity {
-            config.inbox_capacity = n;
-        }
-        if let Some(on) = self.reconnect {
-            config.reconnect = on;
-        }
-        if let Some(t) = self.resend_after {
-            config.resend_after = t;
-        }
-        config.router_pins = self.router_pins.clone();
-        config.save_dir = self.save_dir.clone();
-        if let Some(w) = self.blob_window {
-            config.blob_window = w;
-        }
-        config.max_file_size = self.max_file_size;
         Ok(config)
     }
 
@@ -236,24 +188,7 @@ impl Peer {
     pub fn builder(name: impl Into<String>) -> PeerBuilder {
         PeerBuilder {
             name: Some(name.into()),
-            router: None,
-            mesh: "lanmesh".into(),
-            mesh_key: None,
-            identity: None,
-            allow_plaintext: false,
-            cipher: lanmesh_proto::Cipher::ChaCha20Poly1305,
-            compression: true,
-            limits: None,
-            ack_timeout: None,
-            inbox_capacity: None,
-            reconnect: None,
-            interface: None,
-            discovery_timeout: None,
-            resend_after: None,
-            router_pins: None,
-            save_dir: None,
-            blob_window: None,
-            max_file_size: None,
+            config: PeerConfig::defaults(None, None),
         }
     }
 
@@ -261,47 +196,46 @@ impl Peer {
     pub fn observer() -> PeerBuilder {
         PeerBuilder {
             name: None,
-            ..Self::builder("")
+            config: PeerConfig::defaults(None, None),
         }
     }
 
     /// Connects with a full configuration.
     pub async fn connect(config: PeerConfig) -> Result<Peer, ClientError> {
         let name = config.name.clone();
-        let blobs = Blobs::new(BlobConfig::new(&config));
-        let shared = Arc::new(Shared::new(
-            config.inbox_capacity,
-            blobs,
-            config.limits.max_message,
-        ));
+        let identity = match &config.identity {
+            Some(id) => id.clone(),
+            None => Identity::generate().map_err(ClientError::Handshake)?,
+        };
+        let core = lanmesh_core::peer::PeerCore::new(config.core(identity, new_resume_token()));
+        let endpoint = Arc::new(Endpoint::new(core, config.inbox_capacity));
         let (tx, rx) = oneshot::channel();
+        endpoint.lock().on_ready(tx);
         let in_arbiter =
             actix_rt::Arbiter::try_current().is_some() && actix_rt::System::try_current().is_some();
         let config = Arc::new(config);
+        let (started_tx, started_rx) = oneshot::channel();
         if in_arbiter {
-            actix_rt::spawn(start_actor(config, shared.clone(), tx, false));
+            actix_rt::spawn(start_actor(config, endpoint.clone(), started_tx, false));
         } else {
-            let (config, shared2) = (config.clone(), shared.clone());
+            let (config, endpoint) = (config.clone(), endpoint.clone());
             std::thread::Builder::new()
                 .name("lanmesh-peer".into())
                 .spawn(move || {
                     let system = actix_rt::System::new();
-                    system.block_on(start_actor(config, shared2, tx, true));
+                    system.block_on(start_actor(config, endpoint, started_tx, true));
                     let _ = system.run();
                 })
                 .map_err(|e| ClientError::Connect {
                     addr: String::new(),
-                    source: e,
+                    detail: format!("cannot start the peer's thread: {e}"),
                 })?;
         }
-        let actor = rx
+        started_rx
             .await
             .map_err(|_| ClientError::disconnected("peer runtime ended"))??;
-        Ok(Peer {
-            actor,
-            shared,
-            name,
-        })
+        rx.await.map_err(|_| ClientError::ClosedDuringHandshake)??;
+        Ok(Peer { endpoint, name })
     }
 
     /// This peer's name (`None` for an observer).
@@ -309,78 +243,62 @@ impl Peer {
         self.name.as_ref()
     }
 
-    pub(crate) async fn submit(&self, msg: SendData) -> Result<crate::actor::Sent, ClientError> {
-        self.actor
-            .send(msg)
-            .await
-            .map_err(|_| self.shared.disconnected("peer stopped"))?
+    fn lock(&self) -> Locked<'_> {
+        self.endpoint.lock()
     }
 
-    pub(crate) fn dest(&self, to: &str) -> Result<Destination, ClientError> {
-        Ok(Destination::Peer(self.shared.name(to)?))
+    /// Waits for room in the send queue, then runs `f` on the locked core.
+    async fn with_room<T>(&self, mut f: impl FnMut(&mut Locked<'_>) -> T) -> T {
+        poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.core.queued_bytes() >= SEND_QUEUE_BYTES && !st.core.is_closed() {
+                st.park_sender(cx.waker());
+                return Poll::Pending;
+            }
+            Poll::Ready(f(&mut st))
+        })
+        .await
     }
 
-    /// Queues a message that needs no answer, through the lane.
     async fn send_plain(
         &self,
-        dest: Destination,
+        to: Option<&str>,
         data: Bytes,
-        flag_bits: u8,
+        bits: u8,
     ) -> Result<u64, ClientError> {
-        let (id, frames) = self.frames_for(&dest, data, flag_bits)?;
-        self.push(frames).await?;
-        Ok(id)
-    }
-
-    /// A message's id and frames, if the peer can send it now.
-    fn frames_for(
-        &self,
-        dest: &Destination,
-        data: Bytes,
-        flag_bits: u8,
-    ) -> Result<(u64, Vec<Frame>), ClientError> {
-        self.shared.check_size(data.len())?;
-        let Some(compression) = self.shared.lane.compression() else {
-            return Err(self.shared.disconnected("not connected"));
-        };
-        let id = self.shared.next_id();
-        let probe = &self.shared.compression;
-        let frames = probed_message_frames(dest, id, flag_bits, data, compression, probe);
-        Ok((id, frames))
-    }
-
-    /// Queues frames through the lane: no trip through the actor's mailbox. Waits while
-    /// the lane is full.
-    async fn push(&self, mut frames: Vec<Frame>) -> Result<(), ClientError> {
-        let lane = &self.shared.lane;
-        match std::future::poll_fn(|cx| lane.poll_push(cx, &mut frames)).await {
-            Pushed::Queued => Ok(()),
-            Pushed::Closed => Err(self.shared.disconnected("not connected")),
-        }
+        let mut data = Some(data);
+        self.with_room(|st| {
+            let dest = match to {
+                Some(to) => Destination::Peer(st.core.name_for(to)?),
+                None => Destination::Everyone,
+            };
+            st.core.send(&dest, data.take().unwrap_or_default(), bits)
+        })
+        .await
     }
 
     /// Sends bytes to `to`, at most once. Returns the message id once it is queued; if
     /// the router cannot deliver it, [`Peer::close`] reports it.
     pub async fn send(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        self.send_plain(self.dest(to)?, data.into(), 0).await
+        self.send_plain(Some(to), data.into(), 0).await
     }
 
     /// Sends text to `to` (browsers receive it as a string).
     pub async fn send_text(&self, to: &str, text: &str) -> Result<u64, ClientError> {
         let data = Bytes::copy_from_slice(text.as_bytes());
-        self.send_plain(self.dest(to)?, data, flags::TEXT).await
+        self.send_plain(Some(to), data, flags::TEXT).await
     }
 
     /// Sends and waits until the recipient's client has queued the message. Fails with
     /// `UnknownPeer`, `Overloaded` or `AckTimeout`.
     pub async fn send_acked(&self, to: &str, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        self.send_acked_flags(to, data.into(), 0).await
+        self.queue_acked_flags(to, data.into(), 0).await?.await
     }
 
     /// [`Peer::send_acked`] for text.
     pub async fn send_text_acked(&self, to: &str, text: &str) -> Result<u64, ClientError> {
-        self.send_acked_flags(to, Bytes::copy_from_slice(text.as_bytes()), flags::TEXT)
-            .await
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        self.queue_acked_flags(to, data, flags::TEXT).await?.await
     }
 
     /// Queues an acked message and returns without waiting for the ack: the returned
@@ -392,48 +310,39 @@ impl Peer {
         to: &str,
         data: impl Into<Bytes>,
     ) -> Result<Acked, ClientError> {
-        let sent = self
-            .submit(SendData {
-                dest: self.dest(to)?,
-                data: data.into(),
-                flags: 0,
-                ack: true,
-            })
-            .await?;
-        let ack = sent
-            .ack
-            .ok_or_else(|| ClientError::disconnected("no acknowledgement expected"))?;
-        Ok(Acked { id: sent.id, ack })
+        self.queue_acked_flags(to, data.into(), 0).await
     }
 
-    async fn send_acked_flags(&self, to: &str, data: Bytes, bits: u8) -> Result<u64, ClientError> {
-        let sent = self
-            .submit(SendData {
-                dest: self.dest(to)?,
-                data,
-                flags: bits,
-                ack: true,
-            })
-            .await?;
-        let ack = sent
-            .ack
-            .ok_or_else(|| ClientError::disconnected("no acknowledgement expected"))?;
-        ack.await.map_err(|_| {
-            ClientError::disconnected("connection closed while waiting for the ack")
-        })??;
-        Ok(sent.id)
+    async fn queue_acked_flags(
+        &self,
+        to: &str,
+        data: Bytes,
+        bits: u8,
+    ) -> Result<Acked, ClientError> {
+        let mut data = Some(data);
+        let now = self.endpoint.now();
+        self.with_room(|st| {
+            let to = st.core.name_for(to)?;
+            let id = st
+                .core
+                .send_acked(&to, data.take().unwrap_or_default(), bits, now)?;
+            // Registered before the lock is let go: even the quickest ack finds it.
+            let (tx, ack) = oneshot::channel();
+            st.wait_ack(id, tx);
+            Ok(Acked { id, ack })
+        })
+        .await
     }
 
     /// Sends bytes to every other peer.
     pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<u64, ClientError> {
-        self.send_plain(Destination::Everyone, data.into(), 0).await
+        self.send_plain(None, data.into(), 0).await
     }
 
     /// Sends text to every other peer.
     pub async fn broadcast_text(&self, text: &str) -> Result<u64, ClientError> {
         let data = Bytes::copy_from_slice(text.as_bytes());
-        self.send_plain(Destination::Everyone, data, flags::TEXT)
-            .await
+        self.send_plain(None, data, flags::TEXT).await
     }
 
     /// Sends `data` to `to` as a request and waits up to `timeout` for the reply (whose
@@ -445,40 +354,73 @@ impl Peer {
         data: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Message, ClientError> {
-        let name = self.shared.name(to)?;
-        let dest = Destination::Peer(name.clone());
-        let (id, frames) = self.frames_for(&dest, data.into(), flags::REQUEST)?;
-        // Registered before the request can leave, so even the quickest reply finds it.
-        let requests = &self.shared.requests;
-        let reply = requests.register(id, name, timeout);
-        if let Err(e) = self.push(frames).await {
-            requests.forget(id);
-            return Err(e);
-        }
+        let mut data = Some(data.into());
+        let now = self.endpoint.now();
+        let reply = self
+            .with_room(|st| {
+                let to = st.core.name_for(to)?;
+                let id = st
+                    .core
+                    .request(&to, data.take().unwrap_or_default(), 0, timeout, now)?;
+                let (tx, rx) = oneshot::channel();
+                st.wait_reply(id, tx);
+                Ok::<_, ClientError>(rx)
+            })
+            .await?;
         reply.await.map_err(|_| {
             ClientError::disconnected("connection closed while waiting for the reply")
         })?
     }
 
     /// Answers every request that reaches this peer with `handler(request)`. The handler
-    /// runs on the peer's actor: keep it quick. Without one, requesters get `NoResponder`.
+    /// runs on the peer's driver: keep it quick. Without one, requesters get
+    /// `NoResponder`.
     pub async fn respond(
         &self,
         handler: impl Fn(&Message) -> Bytes + Send + Sync + 'static,
     ) -> Result<(), ClientError> {
         let handler: RequestHandler = Arc::new(handler);
-        self.actor
-            .send(SetHandler(Some(handler)))
-            .await
-            .map_err(|_| ClientError::disconnected("peer stopped"))
+        let mut st = self.lock();
+        st.handler = Some(handler);
+        st.core.set_answers_requests(true);
+        Ok(())
     }
 
     /// Stops answering requests.
     pub async fn stop_responding(&self) -> Result<(), ClientError> {
-        self.actor
-            .send(SetHandler(None))
+        let mut st = self.lock();
+        st.handler = None;
+        let queue = st.queue_requests;
+        st.core.set_answers_requests(queue);
+        Ok(())
+    }
+
+    /// With `true`, requests that no [`Peer::respond`] handler answers are put in the
+    /// inbox ([`Message::is_request`]) for the application to answer with [`Peer::reply`]
+    /// or [`Peer::decline`] — from any task, taking as long as the requester's timeout
+    /// allows. With `false` (the default), such requests get `NoResponder` at once.
+    pub fn queue_requests(&self, on: bool) {
+        let mut st = self.lock();
+        st.queue_requests = on;
+        let answers = on || st.handler.is_some();
+        st.core.set_answers_requests(answers);
+    }
+
+    /// Answers `request` (taken from the inbox) with `data`. Returns the reply's id.
+    pub async fn reply(
+        &self,
+        request: &Message,
+        data: impl Into<Bytes>,
+    ) -> Result<u64, ClientError> {
+        let data: Bytes = data.into();
+        self.with_room(|st| st.core.reply(&request.from, request.id, &data))
             .await
-            .map_err(|_| ClientError::disconnected("peer stopped"))
+    }
+
+    /// Tells the sender of `request` that this peer has no answer: its `request` call
+    /// fails with `NoResponder` at once.
+    pub async fn decline(&self, request: &Message) -> Result<(), ClientError> {
+        self.lock().core.decline(&request.from, request.id)
     }
 
     /// Sends any `serde` value as JSON text (the receiver uses [`Message::json`]).
@@ -513,8 +455,7 @@ impl Peer {
         path: impl AsRef<Path>,
         mut progress: impl FnMut(Progress) + Send,
     ) -> Result<FileSent, ClientError> {
-        let path = path.as_ref();
-        crate::blob::send_file(&self.shared, &self.actor, to, path, None, &mut progress).await
+        crate::files::send(&self.endpoint, to, path.as_ref(), None, &mut progress).await
     }
 
     /// [`Peer::send_file_with_progress`], offering the file under `name` instead of its
@@ -526,22 +467,17 @@ impl Peer {
         name: &str,
         mut progress: impl FnMut(Progress) + Send,
     ) -> Result<FileSent, ClientError> {
-        let path = path.as_ref();
-        crate::blob::send_file(
-            &self.shared,
-            &self.actor,
-            to,
-            path,
-            Some(name),
-            &mut progress,
-        )
-        .await
+        crate::files::send(&self.endpoint, to, path.as_ref(), Some(name), &mut progress).await
     }
 
     /// The next message, waiting for one. Fails once the connection is gone and every
     /// message that arrived before has been taken.
     pub async fn recv(&self) -> Result<Message, ClientError> {
-        self.shared.next().await.map_err(ClientError::disconnected)
+        self.endpoint
+            .inbox
+            .next()
+            .await
+            .map_err(ClientError::disconnected)
     }
 
     /// Like [`Peer::recv`], giving up after `timeout` with `Ok(None)`.
@@ -554,96 +490,106 @@ impl Peer {
 
     /// Up to `n` waiting messages, oldest first, without waiting (UltraSockets' `get`).
     pub fn get(&self, n: usize) -> Vec<Message> {
-        self.shared.take(n)
+        self.endpoint.inbox.take(n)
     }
 
     /// Every waiting message.
     pub fn get_all(&self) -> Vec<Message> {
-        self.shared.take(usize::MAX)
+        self.endpoint.inbox.take(usize::MAX)
     }
 
     /// Messages waiting in the inbox.
     pub fn pending(&self) -> usize {
-        self.shared.len()
+        self.endpoint.inbox.len()
     }
 
     /// Current members of the mesh (this peer included), by name.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.shared.peers()
+        self.lock().core.peers().cloned().collect()
     }
 
     /// Stops taking messages from the router; they wait there (up to its budget, after
     /// which senders get `Overloaded`). Messages already in the inbox stay readable.
     pub fn pause(&self) {
-        self.shared.set_paused(true);
+        self.endpoint.inbox.set_paused(true);
     }
 
     /// Resumes taking messages after [`Peer::pause`].
     pub fn resume(&self) {
-        self.shared.set_paused(false);
+        self.endpoint.inbox.set_paused(false);
     }
 
     /// Where the connection stands now.
     pub fn status(&self) -> Status {
-        self.shared.status().borrow().clone()
+        self.endpoint.status().borrow().clone()
     }
 
     /// A receiver that sees every status change (connected, reconnecting, closed).
     pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
-        self.shared.status()
+        self.endpoint.status()
     }
 
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed_reason().is_some()
+        self.lock().core.is_closed()
     }
 
     /// Leaves the mesh gracefully: everything sent before is handled by the router
     /// first, and the report lists messages it could not deliver.
     pub async fn close(&self) -> CloseReport {
         let (tx, rx) = oneshot::channel();
-        if self.actor.send(Close(tx)).await.is_err() {
-            return CloseReport::default();
+        {
+            let now = self.endpoint.now();
+            let mut st = self.lock();
+            st.on_closed(tx);
+            st.core.close(now);
         }
         rx.await.unwrap_or_default()
     }
 
     /// Drops the connection at once (UltraSockets' `terminate`).
     pub fn terminate(&self) {
-        let _ = self.actor.try_send(Terminate);
+        self.lock().core.terminate();
     }
 }
 
 async fn start_actor(
     config: Arc<PeerConfig>,
-    shared: Arc<Shared>,
-    reply: oneshot::Sender<Result<Addr<PeerActor>, ClientError>>,
+    endpoint: Arc<Endpoint>,
+    started: oneshot::Sender<Result<(), ClientError>>,
     owns_system: bool,
 ) {
     let dialed = match dial(&config).await {
         Ok(d) => d,
         Err(e) => {
-            let _ = reply.send(Err(e));
+            let _ = started.send(Err(e));
             if owns_system {
                 actix_rt::System::current().stop();
             }
             return;
         }
     };
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let actor = lanmesh_actix::same_poll::start(PeerActor::new(
-        config,
-        shared,
-        dialed,
-        ready_tx,
-        owns_system,
-    ));
-    let result = match ready_rx.await {
-        Ok(Ok(())) => Ok(actor),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ClientError::ClosedDuringHandshake),
-    };
-    let _ = reply.send(result);
+    let now = endpoint.now();
+    if let Err(e) = endpoint.lock().core.connect(&dialed.addr, now) {
+        let _ = started.send(Err(e));
+        if owns_system {
+            actix_rt::System::current().stop();
+        }
+        return;
+    }
+    lanmesh_actix::same_poll::start(PeerActor::new(endpoint, config, dialed, owns_system));
+    let _ = started.send(Ok(()));
+}
+
+/// A random token naming this peer's session across reconnects.
+fn new_resume_token() -> Bytes {
+    let mut token = [0u8; 16];
+    // Without randomness the router cannot tell a resume from a restart; an empty token
+    // makes every reconnect count as a new session, which is safe.
+    match getrandom::fill(&mut token) {
+        Ok(()) => Bytes::copy_from_slice(&token),
+        Err(_) => Bytes::new(),
+    }
 }
 
 /// An acked message on its way: resolves to its id when the recipient has it.
@@ -651,7 +597,7 @@ async fn start_actor(
 #[must_use = "the ack is only observed by awaiting it"]
 pub struct Acked {
     id: u64,
-    ack: tokio::sync::oneshot::Receiver<Result<(), ClientError>>,
+    ack: oneshot::Receiver<Result<(), ClientError>>,
 }
 
 impl Acked {
@@ -667,7 +613,7 @@ impl std::future::Future for Acked {
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    ) -> Poll<Self::Output> {
         let id = self.id;
         std::pin::Pin::new(&mut self.ack).poll(cx).map(|r| match r {
             Ok(Ok(())) => Ok(id),

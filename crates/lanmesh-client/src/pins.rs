@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use lanmesh_proto::handshake::fingerprint;
 use tracing::warn;
 
-use crate::error::ClientError;
+use lanmesh_core::ClientError;
 
 /// Where pinned router keys are kept, and whether a new one is trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Acked streams: exactly-once, in-order delivery of `send_acked` messages across lost
-//! connections. No I/O and no clock of its own: the actor passes `now` in.
+//! connections. No I/O and no clock of its own: the caller passes `now` in.
 //!
 //! Every acked message to a peer belongs to the sender's stream to that peer and carries
 //! `prev`, the id of the stream's previous message (0 for the first). Then:
@@ -18,10 +18,13 @@
 //!    `PeerJoined`) has no memory of the stream, so the sender restarts it at 0; a sender
 //!    that joins anew is forgotten by its recipients for the same reason.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use lanmesh_proto::{Frame, Name};
+
+use crate::time::Instant;
 
 struct Unacked {
     id: u64,
@@ -64,7 +67,7 @@ impl OutStream {
 /// The sender's side: unacknowledged messages per recipient.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    streams: HashMap<Name, OutStream>,
+    streams: BTreeMap<Name, OutStream>,
     bytes: usize,
 }
 
@@ -102,17 +105,20 @@ impl Outbox {
         out
     }
 
-    /// The recipient has message `id`.
-    pub(crate) fn acked(&mut self, to: &Name, id: u64) {
+    /// The recipient has message `id`. Only an ack from the peer the message went to
+    /// counts; returns whether it settled anything.
+    pub(crate) fn acked(&mut self, to: &Name, id: u64) -> bool {
         let Some(stream) = self.streams.get_mut(to) else {
-            return;
+            return false;
         };
-        if let Some(i) = stream.unacked.iter().position(|u| u.id == id) {
-            if let Some(u) = stream.unacked.remove(i) {
-                self.bytes -= u.bytes;
-            }
+        let Some(i) = stream.unacked.iter().position(|u| u.id == id) else {
+            return false;
+        };
+        if let Some(u) = stream.unacked.remove(i) {
+            self.bytes -= u.bytes;
         }
         // The tail stays: the next message must still name its predecessor.
+        true
     }
 
     /// The sender gives up on message `id`: it leaves the stream and the messages after
@@ -162,7 +168,7 @@ impl Outbox {
         for stream in self.streams.values_mut() {
             let stale = stream.unacked.iter().any(|u| match u.sent_at {
                 None => true,
-                Some(t) => now.duration_since(t) >= resend_after,
+                Some(t) => now.saturating_since(t) >= resend_after,
             });
             if !stale {
                 continue;
@@ -185,9 +191,18 @@ impl Outbox {
     }
 
     /// Bytes held for unacknowledged messages.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The earliest time a message waiting to be acknowledged is due to go again, if one
+    /// waits: a message not sent on this connection is due at once.
+    pub(crate) fn next_due(&self, resend_after: Duration) -> Option<Instant> {
+        self.streams
+            .values()
+            .flat_map(|s| s.unacked.iter())
+            .map(|u| u.sent_at.map_or(Instant::ZERO, |t| t + resend_after))
+            .min()
     }
 }
 
@@ -205,7 +220,7 @@ pub(crate) enum Verdict {
 /// The recipient's side: the last id delivered from each sender.
 #[derive(Default)]
 pub(crate) struct Seen {
-    last: HashMap<Name, u64>,
+    last: BTreeMap<Name, u64>,
 }
 
 impl Seen {
@@ -231,6 +246,8 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
     use bytes::Bytes;
     use lanmesh_proto::frame::Message;
 
@@ -274,7 +291,7 @@ mod tests {
     #[test]
     fn messages_chain_to_their_predecessor() {
         let mut o = Outbox::default();
-        let t = Instant::now();
+        let t = Instant::from_millis(1_000);
         let mut sent = o.push(&name("B"), 3, frame("B", 3), t, true);
         sent.extend(o.push(&name("B"), 7, frame("B", 7), t, true));
         sent.extend(o.push(&name("C"), 8, frame("C", 8), t, true));
@@ -285,7 +302,7 @@ mod tests {
     fn a_lost_message_is_resent_with_its_followers_and_duplicates_drop() {
         let mut o = Outbox::default();
         let mut seen = Seen::default();
-        let t = Instant::now();
+        let t = Instant::from_millis(1_000);
         let all: Vec<Vec<Frame>> = (1..=4)
             .map(|id| o.push(&name("B"), id, frame("B", id), t, true))
             .collect();
@@ -293,7 +310,11 @@ mod tests {
         assert_eq!(receive(&mut seen, &all[0]), vec![1]);
         assert_eq!(receive(&mut seen, &all[2]), Vec::<u64>::new());
         assert_eq!(receive(&mut seen, &all[3]), Vec::<u64>::new());
-        o.acked(&name("B"), 1);
+        assert!(
+            !o.acked(&name("C"), 2),
+            "an ack from another peer settles nothing"
+        );
+        assert!(o.acked(&name("B"), 1));
         // Not due before the resend interval…
         assert!(o.due(t, Duration::from_secs(1)).is_empty());
         // …then everything unacked goes again, in order.
@@ -309,7 +330,7 @@ mod tests {
     fn an_abandoned_message_leaves_the_chain() {
         let mut o = Outbox::default();
         let mut seen = Seen::default();
-        let t = Instant::now();
+        let t = Instant::from_millis(1_000);
         let first = o.push(&name("B"), 1, frame("B", 1), t, true);
         let _lost = o.push(&name("B"), 2, frame("B", 2), t, true);
         let third = o.push(&name("B"), 3, frame("B", 3), t, true);
@@ -335,7 +356,7 @@ mod tests {
     #[test]
     fn a_new_recipient_gets_the_stream_from_zero() {
         let mut o = Outbox::default();
-        let t = Instant::now();
+        let t = Instant::from_millis(1_000);
         o.push(&name("B"), 1, frame("B", 1), t, true);
         o.push(&name("B"), 2, frame("B", 2), t, true);
         o.acked(&name("B"), 1);
@@ -349,7 +370,7 @@ mod tests {
     #[test]
     fn messages_queued_while_away_go_after_the_welcome() {
         let mut o = Outbox::default();
-        let t = Instant::now();
+        let t = Instant::from_millis(1_000);
         assert!(o.push(&name("B"), 1, frame("B", 1), t, false).is_empty());
         assert_eq!(prevs(&o.due(t, Duration::from_secs(60))), vec![(1, 0)]);
         o.connection_lost();

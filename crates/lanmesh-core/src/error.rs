@@ -1,21 +1,24 @@
-//! The client's error type. Display texts are what the CLI prints, so they are written for
-//! people: `unknown peer "x"`, not a debug dump.
+//! The one error type of every peer, native, browser or board. Display texts are what
+//! people read (the CLI prints them, browsers reject promises with them), so they say
+//! what happened in one line: `unknown peer "x"`, not a debug dump. None of them repeats
+//! its cause: a cause is part of the text, never a `source` printed again after it.
 
-use std::time::Duration;
+use alloc::string::{String, ToString};
+use core::time::Duration;
 
-use lanmesh_proto::{ErrorCode, ProtoError};
+use lanmesh_proto::{ErrorCode, NackReason, ProtoError};
 
 /// Everything a peer operation can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The router's address could not be reached.
-    #[error("cannot connect to router at {addr}: {source}")]
+    #[error("cannot connect to router at {addr}: {detail}")]
     Connect {
         /// The address tried.
         addr: String,
-        /// The socket error.
-        source: std::io::Error,
+        /// What the transport said.
+        detail: String,
     },
     /// Connecting or handshaking took longer than allowed.
     #[error("router at {addr} did not complete the handshake within {after:?}")]
@@ -41,6 +44,9 @@ pub enum ClientError {
         /// The router's explanation.
         text: String,
     },
+    /// The router sent something that breaks the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(ProtoError),
     /// No peer of that name is in the mesh.
     #[error("unknown peer {name:?}")]
     UnknownPeer {
@@ -75,7 +81,7 @@ pub enum ClientError {
     /// The message is larger than the limit.
     #[error("message of {len} bytes exceeds the limit of {max}")]
     TooLarge {
-        /// Its size.
+        /// Its size (0 when the router reported it without one).
         len: u64,
         /// The limit.
         max: u64,
@@ -91,12 +97,12 @@ pub enum ClientError {
         after: Duration,
     },
     /// A file to send could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {detail}")]
     File {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        detail: String,
     },
     /// The recipient refused a file (no save directory, too large, too many at once).
     #[error("peer {name:?} refused the file: {text}")]
@@ -116,7 +122,7 @@ pub enum ClientError {
     },
     /// No router could be found on the LAN.
     #[error("{0}")]
-    Discovery(lanmesh_discovery::DiscoveryError),
+    Discovery(String),
     /// The connection is gone.
     #[error("disconnected: {reason}")]
     Disconnected {
@@ -125,7 +131,7 @@ pub enum ClientError {
     },
     /// A name or argument is invalid.
     #[error("{0}")]
-    Invalid(ProtoError),
+    Invalid(String),
     /// The router's key is not one pinned for its mesh.
     #[error(
         "the router of mesh {mesh:?} has key {got}, but {file} pins {known}; \
@@ -147,9 +153,30 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub(crate) fn disconnected(reason: impl Into<String>) -> Self {
+    /// A [`ClientError::Disconnected`] saying why.
+    pub fn disconnected(reason: impl Into<String>) -> Self {
         Self::Disconnected {
             reason: reason.into(),
+        }
+    }
+
+    /// A [`ClientError::Invalid`] from a protocol error (a bad name, say).
+    pub fn invalid(e: &ProtoError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+
+    /// What a `Nack` for message `id` to `peer` means to whoever sent it. `max_message` is
+    /// the limit a `TooLarge` refers to.
+    pub fn from_nack(peer: &str, id: u64, reason: NackReason, max_message: u64) -> Self {
+        let name = peer.to_string();
+        match reason {
+            NackReason::UnknownPeer => Self::UnknownPeer { name },
+            NackReason::TooLarge => Self::TooLarge {
+                len: 0,
+                max: max_message,
+            },
+            NackReason::NoResponder => Self::NoResponder { name },
+            _ => Self::Overloaded { name, id },
         }
     }
 }

@@ -1,0 +1,321 @@
+//! The `PeerActor`: the native driver of a [`PeerCore`](lanmesh_core::peer::PeerCore).
+//! It moves bytes between the socket and the core, hands it the time, and does what the
+//! core asks for that needs the outside world — and nothing else:
+//!
+//! * the socket's reader feeds [`PeerCore::handle_input`](lanmesh_core::peer::PeerCore::handle_input)
+//!   (pausing while the inbox is full) and its writer drains `poll_transmit`;
+//! * a 20 ms ticker calls `handle_timeout` (the precision of ack and request deadlines);
+//! * [`Event::Dial`]: dial again (TCP, WebSocket, or discovery) and `connect`;
+//! * [`Event::VerifyRouter`]: check the router's key against the pinned ones;
+//! * [`Event::Request`]: answer with the application's handler, or queue it for
+//!   `Peer::reply`;
+//! * [`FileEvent::Offered`]: start the task that writes the file to the save directory.
+//!
+//! When the core drops its connection the actor drops the socket; when the core is
+//! closed, the actor flushes what is left and stops.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use lanmesh_actix::{ReadsStream, StreamReader, StreamWriter, WritesStream, ticker::Ticker};
+use lanmesh_core::peer::{Event, FileEvent};
+use tracing::debug;
+
+use crate::config::PeerConfig;
+use crate::dial::{Dialed, dial};
+use crate::endpoint::{Endpoint, SEND_QUEUE_BYTES};
+
+/// How often deadlines are checked: the precision of ack and request timeouts.
+const DEADLINE_TICK: Duration = Duration::from_millis(20);
+
+/// The actor behind a [`crate::Peer`] handle.
+pub struct PeerActor {
+    endpoint: Arc<Endpoint>,
+    config: Arc<PeerConfig>,
+    reader: StreamReader,
+    writer: StreamWriter,
+    /// A socket is attached (the core may have let go of it already).
+    attached: bool,
+    /// Counts dials, so the answer of a superseded one is ignored.
+    dials: u64,
+    owns_system: bool,
+}
+
+impl PeerActor {
+    pub(crate) fn new(
+        endpoint: Arc<Endpoint>,
+        config: Arc<PeerConfig>,
+        dialed: Dialed,
+        owns_system: bool,
+    ) -> Self {
+        Self {
+            endpoint,
+            config,
+            reader: StreamReader::new(dialed.read),
+            writer: StreamWriter::new(dialed.write),
+            attached: true,
+            dials: 0,
+            owns_system,
+        }
+    }
+
+    /// Takes a freshly dialled connection and starts the handshake on it.
+    fn attach(&mut self, dialed: Dialed, ctx: &mut Context<Self>) {
+        self.reader = StreamReader::new(dialed.read);
+        self.writer = StreamWriter::new(dialed.write);
+        self.attached = true;
+        // The reader first: what it queues is written later in the same poll.
+        self.reader.start::<Self>(ctx);
+        self.writer.start::<Self>(ctx);
+        let now = self.endpoint.now();
+        let started = self.endpoint.lock().core.connect(&dialed.addr, now);
+        if let Err(e) = started {
+            debug!(error = %e, "could not start a handshake");
+            self.endpoint.lock().core.terminate();
+        }
+        self.writer.wake();
+        self.follow_core(ctx);
+    }
+
+    /// Keeps the socket in step with the core: dropped when the core let go of its
+    /// connection, flushed and shut when the core is closed.
+    fn follow_core(&mut self, ctx: &mut Context<Self>) {
+        let (closed, has_transport) = {
+            let st = self.endpoint.lock();
+            (st.core.is_closed(), st.core.has_transport())
+        };
+        if closed {
+            if self.attached && !self.writer.is_closing() {
+                self.reader.stop();
+                self.writer.close();
+                // A router that never reads must not keep the actor alive.
+                ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
+            } else if !self.attached {
+                ctx.stop();
+            }
+        } else if self.attached && !has_transport {
+            // Retire the old connection: its reader and writer futures end on their own.
+            self.reader = StreamReader::detached();
+            self.writer = StreamWriter::detached();
+            self.attached = false;
+        }
+    }
+
+    /// Handles what the core left for the driver.
+    fn run_driver_events(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let Some(event) = self.endpoint.lock().for_driver.pop_front() else {
+                break;
+            };
+            match event {
+                Event::Request(req) => self.answer(req),
+                Event::VerifyRouter { key } => {
+                    let verdict = match &self.config.router_pins {
+                        Some(pins) => pins.check(&self.config.mesh, &key),
+                        None => Ok(()),
+                    };
+                    let now = self.endpoint.now();
+                    let mut st = self.endpoint.lock();
+                    match verdict {
+                        Ok(()) => st.core.router_verified(now),
+                        Err(e) => st.core.router_rejected(e),
+                    }
+                }
+                Event::Dial => self.dial(ctx),
+                Event::File(FileEvent::Offered {
+                    from,
+                    blob,
+                    id,
+                    size,
+                    name,
+                }) => crate::files::receive(
+                    self.endpoint.clone(),
+                    self.config.save_dir.clone(),
+                    from,
+                    blob,
+                    id,
+                    size,
+                    name,
+                ),
+                other => debug!(?other, "event for the driver ignored"),
+            }
+        }
+        self.writer.wake();
+        self.follow_core(ctx);
+    }
+
+    /// A request arrived: the handler answers it, or the application does later.
+    fn answer(&mut self, req: lanmesh_core::Message) {
+        let (handler, queue) = {
+            let st = self.endpoint.lock();
+            (st.handler.clone(), st.queue_requests)
+        };
+        match handler {
+            Some(handler) => {
+                // The application's code runs without the lock held.
+                let data = handler(&req);
+                let sent = self.endpoint.lock().core.reply(&req.from, req.id, &data);
+                if let Err(e) = sent {
+                    debug!(to = %req.from, error = %e, "could not send a reply");
+                }
+            }
+            None if queue => self.endpoint.inbox.push(req),
+            None => {
+                let _ = self.endpoint.lock().core.decline(&req.from, req.id);
+            }
+        }
+    }
+
+    fn dial(&mut self, ctx: &mut Context<Self>) {
+        self.dials += 1;
+        let attempt = self.dials;
+        let config = self.config.clone();
+        ctx.spawn(
+            async move { dial(&config).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if act.dials != attempt {
+                        return;
+                    }
+                    match res {
+                        Ok(dialed) => act.attach(dialed, ctx),
+                        Err(e) => {
+                            let now = act.endpoint.now();
+                            act.endpoint.lock().core.dial_failed(&e.to_string(), now);
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for PeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        // The reader first: what it queues is written later in the same poll.
+        self.reader.start::<Self>(ctx);
+        ctx.spawn(Chores {
+            tick: Ticker::new(DEADLINE_TICK, |act: &mut Self, ctx| {
+                let now = act.endpoint.now();
+                act.endpoint.lock().core.handle_timeout(now);
+                act.writer.wake();
+                act.follow_core(ctx);
+            }),
+        });
+        self.writer.start::<Self>(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Whatever is still waiting learns that the peer is gone.
+        self.endpoint.lock().core.terminate();
+        if self.owns_system {
+            System::current().stop();
+        }
+    }
+}
+
+impl ReadsStream for PeerActor {
+    fn reader(&mut self) -> &mut StreamReader {
+        &mut self.reader
+    }
+
+    fn input_paused(&mut self, waker: &Waker) -> bool {
+        self.endpoint.inbox.reader_must_wait(waker)
+    }
+
+    fn on_input(&mut self, input: &mut BytesMut, ctx: &mut Context<Self>) {
+        let now = self.endpoint.now();
+        self.endpoint.lock().core.handle_input(input, now);
+        self.run_driver_events(ctx);
+    }
+
+    fn input_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {
+        let now = self.endpoint.now();
+        let error = error.map(|e| e.to_string());
+        self.endpoint.lock().core.transport_closed(error, now);
+        self.follow_core(ctx);
+    }
+}
+
+impl WritesStream for PeerActor {
+    fn writer(&mut self) -> &mut StreamWriter {
+        &mut self.writer
+    }
+
+    fn queued_output(&mut self) -> usize {
+        self.endpoint.lock().core.queued_bytes()
+    }
+
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> Option<Bytes> {
+        let mut st = self.endpoint.lock();
+        let out = st.core.poll_transmit();
+        if out.is_none() {
+            st.park_writer(cx.waker());
+        }
+        out
+    }
+
+    fn wrote(&mut self, _: usize) {
+        let senders = {
+            let mut st = self.endpoint.lock();
+            if st.core.queued_bytes() < SEND_QUEUE_BYTES {
+                st.take_senders()
+            } else {
+                Vec::new()
+            }
+        };
+        for w in senders {
+            w.wake();
+        }
+    }
+
+    fn output_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {
+        if self.endpoint.lock().core.is_closed() {
+            ctx.stop();
+            return;
+        }
+        let now = self.endpoint.now();
+        let error = error.map_or_else(
+            || "the connection was shut down".to_owned(),
+            |e| format!("write failed: {e}"),
+        );
+        self.endpoint.lock().core.transport_closed(Some(error), now);
+        self.follow_core(ctx);
+    }
+}
+
+/// What the actor does besides reading and writing, as one future (actix polls each of
+/// an actor's futures on every wake-up): the events left for the driver, and the tick.
+/// Polled before the writer, so that what it queues leaves in the same poll.
+struct Chores {
+    tick: Ticker<fn(&mut PeerActor, &mut Context<PeerActor>)>,
+}
+
+impl ActorFuture<PeerActor> for Chores {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut PeerActor,
+        ctx: &mut Context<PeerActor>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        let waiting = {
+            let mut st = act.endpoint.lock();
+            st.park_driver(cx.waker());
+            !st.for_driver.is_empty() || st.core.is_closed()
+        };
+        if waiting {
+            act.run_driver_events(ctx);
+        }
+        // Never ready: it ticks until the actor stops.
+        Pin::new(&mut this.tick).poll(act, ctx, cx)
+    }
+}

@@ -1,0 +1,782 @@
+//! File transfers, both ends of the blob protocol ([`lanmesh_proto::blob`] describes
+//! the frames and the flow step by step). The protocol lives here; the bytes of the
+//! file do not: the driver reads the file and hands chunks in, and writes what arrives
+//! wherever it keeps files (a disk, a browser `Blob`), then says how much is written.
+//!
+//! Sending (`offer` → [`FileEvent::Accepted`] → `chunk`s within the window →
+//! [`FileEvent::Delivered`]) and receiving ([`FileEvent::Offered`] → `accept` →
+//! [`FileEvent::Data`]s → `written` → `saved`) each end exactly once: done, or with a
+//! [`FileEvent::SendFailed`] / [`FileEvent::ReceiveFailed`] that says why — the other side
+//! aborting, leaving the mesh, breaking the protocol, staying silent past the stall
+//! deadline, or the connection to the router being lost. A receiver that has handed
+//! chunks to its driver but not yet heard they are written repeats its last `Ack`, so a
+//! busy disk does not run out the sender's stall deadline.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::time::Duration;
+
+use bytes::Bytes;
+use lanmesh_proto::blob::{
+    AbortReason, BlobFrame, CHUNK_DATA, DATA_HEADER_LEN, Direction, ReceiveWindow, SendWindow,
+    safe_file_name,
+};
+use lanmesh_proto::{NackReason, Name, ProtoError};
+
+use crate::error::ClientError;
+use crate::time::{Instant, earliest};
+
+/// Message ids remembered per outgoing transfer, to recognise the router's `Nack`s.
+const REMEMBERED_IDS: usize = 4096;
+
+/// What a peer does with files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// Offers are answered (`false`: every offer is refused, and its sender told why).
+    pub accept: bool,
+    /// Refuse files larger than this.
+    pub max_file_size: Option<u64>,
+    /// Unacknowledged bytes in flight: per outgoing file, and for all incoming files
+    /// together (each gets at least one chunk).
+    pub window: u32,
+    /// Files being received at once.
+    pub max_incoming: usize,
+    /// Largest chunk of file data (a mesh whose message limit is under a full chunk sends
+    /// smaller ones).
+    pub max_chunk: usize,
+    /// How long an offer waits for its answer.
+    pub answer_timeout: Duration,
+    /// How long a transfer may make no progress.
+    pub stall_timeout: Duration,
+    /// The first transfer id: receivers key transfers by (sender, id), so a sender that
+    /// restarts should not start where its previous run did (the clock is a good start).
+    pub first_blob: u64,
+}
+
+impl FileConfig {
+    /// Defaults for a peer whose messages are at most `max_message` bytes.
+    pub fn new(max_message: u64) -> Self {
+        let max_message = usize::try_from(max_message).unwrap_or(usize::MAX);
+        Self {
+            accept: false,
+            max_file_size: None,
+            window: lanmesh_proto::blob::DEFAULT_WINDOW,
+            max_incoming: 16,
+            max_chunk: max_message.saturating_sub(DATA_HEADER_LEN).min(CHUNK_DATA),
+            answer_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+            first_blob: 0,
+        }
+    }
+}
+
+/// What happens to the peer's file transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileEvent {
+    /// Outgoing `blob` was accepted: chunks may go, `window` bytes ahead of the receiver.
+    Accepted {
+        /// The transfer.
+        blob: u64,
+        /// The window the receiver granted.
+        window: u32,
+    },
+    /// The receiver has `acked` bytes of outgoing `blob`: the window moved.
+    Acked {
+        /// The transfer.
+        blob: u64,
+        /// Bytes confirmed written.
+        acked: u64,
+    },
+    /// The receiver has all of outgoing `blob`, under its final name.
+    Delivered {
+        /// The transfer.
+        blob: u64,
+        /// Its length.
+        size: u64,
+    },
+    /// Outgoing `blob` is over, unsuccessfully.
+    SendFailed {
+        /// The transfer.
+        blob: u64,
+        /// Why.
+        error: ClientError,
+    },
+    /// A file is offered: `accept` or `refuse` it.
+    Offered {
+        /// The sender.
+        from: Name,
+        /// The sender's id for the transfer.
+        blob: u64,
+        /// The id of the offer's message (the completed file's notice may reuse it).
+        id: u64,
+        /// Its length.
+        size: u64,
+        /// A safe name to save it under (a last path component only).
+        name: String,
+    },
+    /// File bytes of an accepted transfer, in order: write them, then say `written`.
+    Data {
+        /// The sender.
+        from: Name,
+        /// The transfer.
+        blob: u64,
+        /// Where they start.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+        /// They end the file: once written, `saved` it.
+        last: bool,
+    },
+    /// Incoming `blob` is over, unsuccessfully: delete what was written.
+    ReceiveFailed {
+        /// The sender.
+        from: Name,
+        /// The transfer.
+        blob: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum Sending {
+    /// Waiting for `Accept` until the deadline.
+    Offered { deadline: Instant },
+    /// Streaming; `progress` is when the receiver last moved the window (or accepted).
+    Streaming {
+        window: SendWindow,
+        progress: Instant,
+    },
+}
+
+struct Outgoing {
+    to: Name,
+    size: u64,
+    state: Sending,
+    /// Ids of this transfer's messages, newest last.
+    ids: VecDeque<u64>,
+}
+
+struct Incoming {
+    /// The window granted to it (its share of the peer's window).
+    granted: u32,
+    window: ReceiveWindow,
+    /// `Accept` went out (the driver took the file).
+    accepted: bool,
+    /// File bytes handed to the driver, and confirmed written by it.
+    handed: u64,
+    written: u64,
+    size: u64,
+    /// When data last arrived (or the transfer was accepted), and the last `Ack` left.
+    last_data: Instant,
+    last_ack: Instant,
+}
+
+/// The transfers of one peer, both ways.
+pub(crate) struct Files {
+    config: FileConfig,
+    next_blob: u64,
+    outgoing: BTreeMap<u64, Outgoing>,
+    incoming: BTreeMap<(Name, u64), Incoming>,
+    /// Blob frames to send, each as one message to its peer; `Some(blob)` for an outgoing
+    /// transfer's frames (their ids are remembered).
+    pub(crate) frames: VecDeque<(Name, BlobFrame, Option<u64>)>,
+    pub(crate) events: VecDeque<FileEvent>,
+}
+
+impl Files {
+    pub(crate) fn new(config: FileConfig) -> Self {
+        Self {
+            next_blob: config.first_blob,
+            config,
+            outgoing: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            frames: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn set_accept(&mut self, accept: bool) {
+        self.config.accept = accept;
+    }
+
+    fn send(&mut self, to: &Name, frame: BlobFrame, outgoing: bool) {
+        let blob = outgoing.then(|| frame.blob());
+        self.frames.push_back((to.clone(), frame, blob));
+    }
+
+    /// The message `id` carried a frame of outgoing `blob`.
+    pub(crate) fn remember(&mut self, blob: u64, id: u64) {
+        if let Some(out) = self.outgoing.get_mut(&blob) {
+            if out.ids.len() >= REMEMBERED_IDS {
+                out.ids.pop_front();
+            }
+            out.ids.push_back(id);
+        }
+    }
+
+    fn fail_outgoing(&mut self, blob: u64, error: ClientError) {
+        if self.outgoing.remove(&blob).is_some() {
+            self.events.push_back(FileEvent::SendFailed { blob, error });
+        }
+    }
+
+    fn fail_incoming(&mut self, key: &(Name, u64), reason: String) {
+        if self.incoming.remove(key).is_some() {
+            self.events.push_back(FileEvent::ReceiveFailed {
+                from: key.0.clone(),
+                blob: key.1,
+                reason,
+            });
+        }
+    }
+
+    // -- sending ------------------------------------------------------------------------
+
+    /// Offers a file of `size` bytes called `name` to `to`; returns the transfer's id.
+    pub(crate) fn offer(
+        &mut self,
+        to: &Name,
+        size: u64,
+        name: &str,
+        now: Instant,
+    ) -> Result<u64, ClientError> {
+        if self.config.max_chunk == 0 {
+            return Err(ClientError::FileFailed {
+                name: to.to_string(),
+                text: "the message size limit is too small for file chunks".into(),
+            });
+        }
+        self.next_blob = self.next_blob.wrapping_add(1);
+        let blob = self.next_blob;
+        self.outgoing.insert(
+            blob,
+            Outgoing {
+                to: to.clone(),
+                size,
+                state: Sending::Offered {
+                    deadline: now + self.config.answer_timeout,
+                },
+                ids: VecDeque::new(),
+            },
+        );
+        let offer = BlobFrame::Offer {
+            blob,
+            size,
+            window: self.config.window,
+            name: name.into(),
+        };
+        self.send(to, offer, true);
+        Ok(blob)
+    }
+
+    /// Length of the next chunk outgoing `blob` may send now; `None` while the window is
+    /// full, before the offer is accepted, or once everything has been sent.
+    pub(crate) fn room(&self, blob: u64) -> Option<usize> {
+        match &self.outgoing.get(&blob)?.state {
+            Sending::Streaming { window, .. } => window.next_chunk(),
+            Sending::Offered { .. } => None,
+        }
+    }
+
+    /// Bytes of outgoing `blob` sent and acknowledged so far.
+    pub(crate) fn progress(&self, blob: u64) -> Option<(u64, u64)> {
+        match &self.outgoing.get(&blob)?.state {
+            Sending::Streaming { window, .. } => Some((window.sent(), window.acked())),
+            Sending::Offered { .. } => Some((0, 0)),
+        }
+    }
+
+    /// Sends the next chunk of outgoing `blob`: exactly [`Files::room`] bytes.
+    pub(crate) fn chunk(&mut self, blob: u64, data: Bytes) -> Result<(), ClientError> {
+        let Some(out) = self.outgoing.get_mut(&blob) else {
+            return Err(ClientError::disconnected("the file transfer is over"));
+        };
+        let Sending::Streaming { window, .. } = &mut out.state else {
+            return Err(ClientError::FileFailed {
+                name: out.to.to_string(),
+                text: "a chunk before the receiver accepted the file".into(),
+            });
+        };
+        if window.next_chunk() != Some(data.len()) {
+            return Err(ClientError::FileFailed {
+                name: out.to.to_string(),
+                text: format!(
+                    "a chunk of {} bytes where the window allows {:?}",
+                    data.len(),
+                    window.next_chunk()
+                ),
+            });
+        }
+        let (offset, last) = window.on_sent(data.len());
+        let to = out.to.clone();
+        let frame = BlobFrame::Data {
+            blob,
+            offset,
+            last,
+            data,
+        };
+        self.send(&to, frame, true);
+        Ok(())
+    }
+
+    /// The sender gives up on outgoing `blob`: the receiver is told to delete its part.
+    pub(crate) fn cancel(&mut self, blob: u64, text: &str) {
+        if let Some(out) = self.outgoing.remove(&blob) {
+            let frame = BlobFrame::cancel(blob, AbortReason::Cancelled, text);
+            self.send(&out.to, frame, false);
+        }
+    }
+
+    fn on_answer(&mut self, from: &Name, frame: BlobFrame, now: Instant) {
+        let blob = frame.blob();
+        let Some(out) = self.outgoing.get_mut(&blob).filter(|o| &o.to == from) else {
+            return;
+        };
+        let name = out.to.to_string();
+        let result = match (frame, &mut out.state) {
+            (BlobFrame::Accept { window, .. }, Sending::Offered { .. }) => {
+                let granted = window.min(self.config.window);
+                out.state = Sending::Streaming {
+                    window: SendWindow::new(blob, out.size, granted)
+                        .with_max_chunk(self.config.max_chunk),
+                    progress: now,
+                };
+                self.events.push_back(FileEvent::Accepted {
+                    blob,
+                    window: granted,
+                });
+                Ok(())
+            }
+            (BlobFrame::Accept { .. }, _) => Ok(()),
+            (BlobFrame::Ack { written, .. }, Sending::Streaming { window, progress }) => {
+                let before = window.acked();
+                window.on_ack(written).map(|()| {
+                    if window.acked() > before {
+                        *progress = now;
+                        self.events.push_back(FileEvent::Acked {
+                            blob,
+                            acked: window.acked(),
+                        });
+                    }
+                })
+            }
+            (BlobFrame::Done { size, .. }, Sending::Streaming { window, .. }) => {
+                window.on_done(size).map(|()| {
+                    self.outgoing.remove(&blob);
+                    self.events.push_back(FileEvent::Delivered { blob, size });
+                })
+            }
+            (BlobFrame::Abort { reason, text, .. }, _) => {
+                let error = match reason {
+                    AbortReason::Refused | AbortReason::TooLarge => {
+                        ClientError::FileRefused { name, text }
+                    }
+                    _ => ClientError::FileFailed { name, text },
+                };
+                self.fail_outgoing(blob, error);
+                Ok(())
+            }
+            (other, _) => Err(ProtoError::Blob {
+                blob,
+                reason: format!("unexpected {:?} from the receiver", kind(&other)),
+            }),
+        };
+        if let Err(e) = result {
+            self.broken_outgoing(blob, &e);
+        }
+    }
+
+    fn broken_outgoing(&mut self, blob: u64, e: &ProtoError) {
+        if let Some(out) = self.outgoing.get(&blob) {
+            let to = out.to.clone();
+            self.fail_outgoing(
+                blob,
+                ClientError::FileFailed {
+                    name: to.to_string(),
+                    text: e.to_string(),
+                },
+            );
+            let frame = BlobFrame::cancel(blob, AbortReason::Protocol, e.to_string());
+            self.send(&to, frame, false);
+        }
+    }
+
+    /// The router could not deliver message `id` to `peer`; `true` if it was a file's.
+    pub(crate) fn on_nack(&mut self, peer: &Name, id: u64, reason: NackReason) -> bool {
+        let mut ours = false;
+        let mut ended = alloc::vec::Vec::new();
+        for (blob, out) in self.outgoing.iter().filter(|(_, o)| &o.to == peer) {
+            let this = out.ids.contains(&id);
+            ours |= this;
+            // A peer that is gone ends every transfer to it; anything else only the one
+            // whose message it was.
+            if this || reason == NackReason::UnknownPeer {
+                ended.push(*blob);
+            }
+        }
+        for blob in ended {
+            let error = match reason {
+                NackReason::UnknownPeer => ClientError::UnknownPeer {
+                    name: peer.to_string(),
+                },
+                other => ClientError::FileFailed {
+                    name: peer.to_string(),
+                    text: format!("the router could not deliver part of it ({other:?})"),
+                },
+            };
+            self.fail_outgoing(blob, error);
+        }
+        ours
+    }
+
+    // -- receiving ----------------------------------------------------------------------
+
+    fn refuse(&mut self, from: &Name, blob: u64, reason: AbortReason, text: String) {
+        self.send(from, BlobFrame::abort(blob, reason, text), false);
+    }
+
+    fn on_offer(&mut self, from: &Name, id: u64, blob: u64, size: u64, offered: u32, name: &str) {
+        if !self.config.accept {
+            return self.refuse(
+                from,
+                blob,
+                AbortReason::Refused,
+                "it does not accept files (no save directory; start it with `lanmesh listen --save-dir DIR`)".into(),
+            );
+        }
+        if let Some(max) = self.config.max_file_size.filter(|max| size > *max) {
+            return self.refuse(
+                from,
+                blob,
+                AbortReason::TooLarge,
+                format!("the file has {size} bytes; it accepts at most {max}"),
+            );
+        }
+        let key = (from.clone(), blob);
+        if self.incoming.contains_key(&key) {
+            self.fail_incoming(&key, format!("transfer {blob} offered twice"));
+            return self.refuse(
+                from,
+                blob,
+                AbortReason::Protocol,
+                format!("transfer {blob} offered twice"),
+            );
+        }
+        if self.incoming.len() >= self.config.max_incoming {
+            let n = self.config.max_incoming;
+            return self.refuse(
+                from,
+                blob,
+                AbortReason::Refused,
+                format!("it is receiving {n} files already"),
+            );
+        }
+        // The windows of all incoming transfers share this peer's window (each gets at
+        // least one chunk), so several senders at once cannot push more towards this
+        // peer than the router's per-peer budget holds.
+        let in_use: u64 = self.incoming.values().map(|i| u64::from(i.granted)).sum();
+        let left = u64::from(self.config.window).saturating_sub(in_use);
+        let granted = ReceiveWindow::grant(offered, u32::try_from(left).unwrap_or(u32::MAX));
+        self.incoming.insert(
+            key,
+            Incoming {
+                granted,
+                window: ReceiveWindow::new(blob, size, granted),
+                accepted: false,
+                handed: 0,
+                written: 0,
+                size,
+                last_data: Instant::ZERO,
+                last_ack: Instant::ZERO,
+            },
+        );
+        self.events.push_back(FileEvent::Offered {
+            from: from.clone(),
+            blob,
+            id,
+            size,
+            name: safe_file_name(name),
+        });
+    }
+
+    /// The driver is ready to write incoming `blob` from `from`.
+    pub(crate) fn accept(&mut self, from: &Name, blob: u64, now: Instant) {
+        let Some(inc) = self.incoming.get_mut(&(from.clone(), blob)) else {
+            return;
+        };
+        if inc.accepted {
+            return;
+        }
+        inc.accepted = true;
+        inc.last_data = now;
+        inc.last_ack = now;
+        let window = inc.granted;
+        self.send(from, BlobFrame::Accept { blob, window }, false);
+    }
+
+    /// The driver cannot take (or keep writing) incoming `blob`: the sender is told why.
+    pub(crate) fn abort(&mut self, from: &Name, blob: u64, reason: AbortReason, text: &str) {
+        if self.incoming.remove(&(from.clone(), blob)).is_some() {
+            self.refuse(from, blob, reason, text.into());
+        }
+    }
+
+    /// The first `written` bytes of incoming `blob` are stored.
+    pub(crate) fn written(&mut self, from: &Name, blob: u64, written: u64, now: Instant) {
+        let Some(inc) = self.incoming.get_mut(&(from.clone(), blob)) else {
+            return;
+        };
+        if written <= inc.written || written > inc.handed {
+            return;
+        }
+        inc.window.on_written(written - inc.written);
+        inc.written = written;
+        if written < inc.size {
+            inc.last_ack = now;
+            self.send(from, BlobFrame::Ack { blob, written }, false);
+        }
+    }
+
+    /// Incoming `blob` is complete under its final name: the sender is told.
+    pub(crate) fn saved(&mut self, from: &Name, blob: u64) {
+        if let Some(inc) = self.incoming.remove(&(from.clone(), blob)) {
+            let size = inc.size;
+            self.send(from, BlobFrame::Done { blob, size }, false);
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        from: &Name,
+        blob: u64,
+        offset: u64,
+        last: bool,
+        data: Bytes,
+        now: Instant,
+    ) {
+        let key = (from.clone(), blob);
+        let Some(inc) = self.incoming.get_mut(&key) else {
+            return;
+        };
+        let checked = if inc.accepted {
+            inc.window.on_data(offset, data.len(), last)
+        } else {
+            Err(ProtoError::Blob {
+                blob,
+                reason: "data before the transfer was accepted".into(),
+            })
+        };
+        if let Err(e) = checked {
+            self.fail_incoming(&key, e.to_string());
+            return self.refuse(from, blob, AbortReason::Protocol, e.to_string());
+        }
+        inc.handed += data.len() as u64;
+        inc.last_data = now;
+        self.events.push_back(FileEvent::Data {
+            from: from.clone(),
+            blob,
+            offset,
+            data,
+            last,
+        });
+    }
+
+    // -- both ---------------------------------------------------------------------------
+
+    /// A `BLOB` message arrived from `from`.
+    pub(crate) fn on_message(&mut self, from: &Name, id: u64, payload: Bytes, now: Instant) {
+        let frame = match BlobFrame::decode(payload.clone()) {
+            Ok(f) => f,
+            Err(e) => {
+                match BlobFrame::peek(&payload) {
+                    Some((Direction::ToReceiver, blob)) => {
+                        let key = (from.clone(), blob);
+                        if self.incoming.contains_key(&key) {
+                            self.fail_incoming(&key, e.to_string());
+                            self.refuse(from, blob, AbortReason::Protocol, e.to_string());
+                        }
+                    }
+                    Some((Direction::ToSender, blob))
+                        if self.outgoing.get(&blob).is_some_and(|o| &o.to == from) =>
+                    {
+                        self.broken_outgoing(blob, &e);
+                    }
+                    _ => {}
+                }
+                return;
+            }
+        };
+        match frame {
+            BlobFrame::Offer {
+                blob,
+                size,
+                window,
+                name,
+            } => self.on_offer(from, id, blob, size, window, &name),
+            BlobFrame::Data {
+                blob,
+                offset,
+                last,
+                data,
+            } => self.on_data(from, blob, offset, last, data, now),
+            BlobFrame::Cancel { blob, text, .. } => {
+                self.fail_incoming(&(from.clone(), blob), format!("cancelled: {text}"));
+            }
+            answer => self.on_answer(from, answer, now),
+        }
+    }
+
+    /// `peer` left the mesh: its transfers, both ways, are over.
+    pub(crate) fn peer_left(&mut self, peer: &Name) {
+        let keys: alloc::vec::Vec<(Name, u64)> = self
+            .incoming
+            .keys()
+            .filter(|(from, _)| from == peer)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.fail_incoming(&key, "the sender left the mesh".into());
+        }
+        let blobs: alloc::vec::Vec<u64> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| &o.to == peer)
+            .map(|(b, _)| *b)
+            .collect();
+        for blob in blobs {
+            self.fail_outgoing(
+                blob,
+                ClientError::UnknownPeer {
+                    name: peer.to_string(),
+                },
+            );
+        }
+    }
+
+    /// The connection to the router is gone: transfers do not survive it.
+    pub(crate) fn connection_lost(&mut self, why: &str) {
+        let keys: alloc::vec::Vec<(Name, u64)> = self.incoming.keys().cloned().collect();
+        for key in keys {
+            self.fail_incoming(&key, why.into());
+        }
+        let blobs: alloc::vec::Vec<u64> = self.outgoing.keys().copied().collect();
+        for blob in blobs {
+            self.fail_outgoing(
+                blob,
+                ClientError::disconnected(format!("{why} during the file transfer")),
+            );
+        }
+        self.frames.clear();
+    }
+
+    /// Offers unanswered, transfers stalled, and `Ack`s to repeat while the driver writes.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let stall = self.config.stall_timeout;
+        let answer = self.config.answer_timeout;
+        let mut failed = alloc::vec::Vec::new();
+        for (blob, out) in &self.outgoing {
+            match &out.state {
+                Sending::Offered { deadline } if now >= *deadline => failed.push((
+                    *blob,
+                    format!(
+                        "no answer to the file offer within {answer:?} (does it run a lanmesh version that takes files?)"
+                    ),
+                )),
+                Sending::Streaming { window, progress }
+                    if window.next_chunk().is_none()
+                        && window.acked() < window.size()
+                        && now.saturating_since(*progress) >= stall =>
+                {
+                    failed.push((*blob, format!("no progress for {stall:?}")));
+                }
+                _ => {}
+            }
+        }
+        for (blob, text) in failed {
+            if let Some(out) = self.outgoing.get(&blob) {
+                let to = out.to.clone();
+                let frame = BlobFrame::cancel(blob, AbortReason::Timeout, &text);
+                self.send(&to, frame, false);
+                self.fail_outgoing(
+                    blob,
+                    ClientError::FileFailed {
+                        name: to.to_string(),
+                        text,
+                    },
+                );
+            }
+        }
+        let mut stalled = alloc::vec::Vec::new();
+        let mut keep_alive = alloc::vec::Vec::new();
+        for (key, inc) in &self.incoming {
+            if !inc.accepted {
+                continue;
+            }
+            if inc.handed > inc.written {
+                if now.saturating_since(inc.last_ack) >= stall / 3 {
+                    keep_alive.push((key.clone(), inc.written));
+                }
+            } else if now.saturating_since(inc.last_data) >= stall {
+                stalled.push(key.clone());
+            }
+        }
+        for ((from, blob), written) in keep_alive {
+            if let Some(inc) = self.incoming.get_mut(&(from.clone(), blob)) {
+                inc.last_ack = now;
+            }
+            self.send(&from, BlobFrame::Ack { blob, written }, false);
+        }
+        for key in stalled {
+            let text = format!("no data for {stall:?}");
+            self.refuse(&key.0, key.1, AbortReason::Timeout, text.clone());
+            self.fail_incoming(&key, text);
+        }
+    }
+
+    /// When [`Files::handle_timeout`] next has something to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let stall = self.config.stall_timeout;
+        let out = self
+            .outgoing
+            .values()
+            .filter_map(|o| match &o.state {
+                Sending::Offered { deadline } => Some(*deadline),
+                Sending::Streaming { window, progress } => (window.next_chunk().is_none()
+                    && window.acked() < window.size())
+                .then(|| *progress + stall),
+            })
+            .min();
+        let inc = self
+            .incoming
+            .values()
+            .filter(|i| i.accepted)
+            .map(|i| {
+                if i.handed > i.written {
+                    i.last_ack + stall / 3
+                } else {
+                    i.last_data + stall
+                }
+            })
+            .min();
+        earliest(out, inc)
+    }
+
+    /// Whether any transfer is under way.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.outgoing.is_empty() && self.incoming.is_empty()
+    }
+}
+
+fn kind(frame: &BlobFrame) -> &'static str {
+    match frame {
+        BlobFrame::Offer { .. } => "Offer",
+        BlobFrame::Accept { .. } => "Accept",
+        BlobFrame::Data { .. } => "Data",
+        BlobFrame::Ack { .. } => "Ack",
+        BlobFrame::Done { .. } => "Done",
+        BlobFrame::Abort { .. } => "Abort",
+        BlobFrame::Cancel { .. } => "Cancel",
+    }
+}

@@ -1,0 +1,1376 @@
+//! The peer endpoint: one state machine for every kind of lanmesh peer — the native
+//! client's actor, the browser's `MeshPeer`, a board's loop — in the shape of
+//! quinn-proto. It never touches a socket, a timer, a file or the clock:
+//!
+//! * bytes in: [`PeerCore::handle_input`] (what the transport received);
+//! * bytes out: [`PeerCore::poll_transmit`] (what to write, in order);
+//! * time: [`PeerCore::handle_timeout`] when [`PeerCore::poll_timeout`] says so (calling
+//!   it more often is harmless);
+//! * the application's calls: [`PeerCore::send`], [`PeerCore::send_acked`],
+//!   [`PeerCore::request`], [`PeerCore::reply`], [`PeerCore::close`], files …;
+//! * what happened: [`PeerCore::poll_event`].
+//!
+//! One core lives as long as the peer, across reconnects. Its life:
+//!
+//! 1. [`PeerCore::connect`] on a fresh transport: message 1 of the Noise handshake goes out
+//!    (offering the resume token). Message 2 is the router's choice or its refusal;
+//!    message 3 confirms. With `verify_router`, the core stops before message 3 with
+//!    [`Event::VerifyRouter`] until the driver says whether it trusts the router's key.
+//! 2. `Welcome`, then `PeerList` pages until `last` (an observer asks with `ListPeers`):
+//!    [`Event::Connected`]. Acked messages waiting from a previous connection go again.
+//! 3. Running: sends become frames (compressed when it pays, chunked above one record);
+//!    deliveries are reassembled, put in order and filtered for duplicates when they
+//!    belong to an acked stream (see `streams.rs`), acknowledged when asked, and handed out as
+//!    messages, requests, replies or file steps. `Ack`, `Nack` and replies settle what
+//!    waits for them — only when they come from the peer the message went to: the router
+//!    stamps every frame with its sender, and a forged answer is dropped and counted.
+//! 4. Lost (the transport ends, a deadline, the router going away): with reconnection
+//!    on, [`Event::Dial`] asks for a new transport after a backoff
+//!    ([`reconnect_delay`]); the next handshake offers the same resume token. Plain
+//!    sends fail fast meanwhile; acked sends wait in the outbox.
+//! 5. Close: `Close` goes out, the router answers `Close` once everything before it is
+//!    handled, and [`Event::Closed`] carries the report of what it could not deliver.
+//!    After `Closed` nothing else happens.
+
+mod files;
+pub(crate) mod streams;
+
+use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lanmesh_proto::blob::AbortReason;
+use lanmesh_proto::compress::CompressionProbe;
+use lanmesh_proto::frame::flags;
+use lanmesh_proto::record::put_prefixed;
+use lanmesh_proto::{
+    Cipher, Compression, Connection, Destination, ErrorCode, Established, Frame, Framing,
+    HandshakeConfig, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler, RecordDecoder,
+    probed_message_frames,
+};
+
+pub use files::{FileConfig, FileEvent};
+
+use crate::error::ClientError;
+use crate::message::{CloseReport, Message, PeerEvent, Status, Undelivered};
+use crate::time::{Instant, earliest};
+use streams::{Outbox, Seen, Verdict};
+
+/// At most this many undelivered notices are kept for the close report.
+const MAX_UNDELIVERED: usize = 1024;
+
+/// How long to wait before reconnect attempt `failed + 1`, after `failed` attempts failed:
+/// 100 ms, doubling, at most 5 s.
+pub fn reconnect_delay(failed: u32) -> Duration {
+    Duration::from_millis(100 << failed.min(6)).min(Duration::from_secs(5))
+}
+
+/// What a peer core needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The name to join under; `None` is an observer that can only list peers.
+    pub name: Option<Name>,
+    /// Identity, mesh, mesh key, algorithms, limits and the transport's framing.
+    pub handshake: HandshakeConfig,
+    /// Time allowed from [`PeerCore::connect`] to [`Event::Connected`] (default 5 s).
+    pub connect_timeout: Duration,
+    /// How long an acked send waits for its ack (default 10 s).
+    pub ack_timeout: Duration,
+    /// How long an acked message waits before it goes again, with the rest of its stream
+    /// (default 1 s; the recipient drops duplicates).
+    pub resend_after: Duration,
+    /// Ask for a new transport when an established connection is lost (default on).
+    pub reconnect: bool,
+    /// Offered in every handshake: the router resumes this peer's session with it. Empty
+    /// means a peer that will not come back, whose name the router lets go at once.
+    pub resume_token: Bytes,
+    /// Stop before message 3 until the driver has checked the router's key.
+    pub verify_router: bool,
+    /// How long a close waits for the router's answer (default 3 s).
+    pub close_timeout: Duration,
+    /// File transfers.
+    pub files: FileConfig,
+}
+
+impl Config {
+    /// Defaults for a peer called `name` (`None`: an observer).
+    pub fn new(name: Option<Name>, handshake: HandshakeConfig) -> Self {
+        let mut files = FileConfig::new(handshake.limits.max_message);
+        files.stall_timeout = handshake.limits.idle_timeout;
+        files.max_incoming = handshake.limits.max_partial_messages.max(1);
+        Self {
+            name,
+            handshake,
+            connect_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(10),
+            resend_after: Duration::from_secs(1),
+            reconnect: true,
+            resume_token: Bytes::new(),
+            verify_router: false,
+            close_timeout: Duration::from_secs(3),
+            files,
+        }
+    }
+}
+
+/// What happened, for the driver and the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// In the mesh: welcomed and holding the member list (after every (re)connection).
+    Connected,
+    /// The status changed.
+    Status(Status),
+    /// The membership changed.
+    Peer(PeerEvent),
+    /// A message for the application.
+    Message(Message),
+    /// A request for the application, which must [`PeerCore::reply`] or
+    /// [`PeerCore::decline`] (only while it answers requests, see
+    /// [`PeerCore::set_answers_requests`]; otherwise requests are declined for it).
+    Request(Message),
+    /// The recipient of acked message `id` has it.
+    Acked {
+        /// The message.
+        id: u64,
+    },
+    /// Acked message `id` will never be acknowledged.
+    SendFailed {
+        /// The message.
+        id: u64,
+        /// Why.
+        error: ClientError,
+    },
+    /// The reply to request `id`.
+    Reply {
+        /// The request.
+        id: u64,
+        /// The answer (its `data` is the reply's data).
+        reply: Message,
+    },
+    /// Request `id` will get no reply.
+    RequestFailed {
+        /// The request.
+        id: u64,
+        /// Why.
+        error: ClientError,
+    },
+    /// A plain send was refused by the router (it is also in the close report).
+    Undelivered(Undelivered),
+    /// A file transfer moved.
+    File(FileEvent),
+    /// The handshake waits: call [`PeerCore::router_verified`] or
+    /// [`PeerCore::router_rejected`] for this key.
+    VerifyRouter {
+        /// The router's static key.
+        key: [u8; 32],
+    },
+    /// Open a new transport to a router of the mesh, then call [`PeerCore::connect`] (or
+    /// [`PeerCore::dial_failed`]).
+    Dial,
+    /// The peer is over.
+    Closed {
+        /// Why (`Disconnected("closed")` after an orderly close).
+        error: ClientError,
+        /// What the router could not deliver.
+        report: CloseReport,
+    },
+}
+
+enum Phase {
+    /// Not connected yet: waiting for the first [`PeerCore::connect`].
+    Idle,
+    /// Message 1 went out; waiting for message 2.
+    Handshake(alloc::boxed::Box<Initiator>),
+    /// Message 2 read; waiting for the driver's verdict on the router's key.
+    Verifying(alloc::boxed::Box<(Established, Vec<u8>)>),
+    /// Established; waiting for `Welcome` and the member list.
+    Welcoming,
+    Running,
+    /// Lost; `retry_at` is when to dial again (`None` while a dial is under way).
+    Away {
+        retry_at: Option<Instant>,
+    },
+    /// `Close` went out; waiting for the router's `Close` until the deadline.
+    Closing {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+struct PendingAck {
+    to: Name,
+}
+
+struct PendingRequest {
+    to: Name,
+    timeout: Duration,
+}
+
+/// Counters of what the core refused or dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Acks, nacks and replies that named a waiting message but came from another peer
+    /// than the one it went to: forged by a member, dropped.
+    pub forged: u64,
+    /// Acks, nacks and replies for nothing that waits (late or repeated): dropped.
+    pub stale: u64,
+    /// Acked-stream messages delivered before, dropped (and acknowledged again).
+    pub duplicates: u64,
+}
+
+/// The peer's protocol state: see the module docs.
+pub struct PeerCore {
+    config: Config,
+    phase: Phase,
+    /// Whether any connection was welcomed: before that, a loss ends the peer.
+    ever_welcomed: bool,
+    /// Failed attempts since the last welcome.
+    attempts: u32,
+    router: String,
+    router_key: Option<[u8; 32]>,
+    connection: Option<Connection>,
+    /// Handshake messages to send (length-prefixed on streams).
+    handshake_out: VecDeque<Bytes>,
+    decoder: RecordDecoder,
+    reassembler: Reassembler,
+    welcomed_as: Option<Name>,
+    list_so_far: Vec<PeerInfo>,
+    members: BTreeMap<Name, PeerInfo>,
+    /// The smaller of our message limit and the router's.
+    max_message: u64,
+    next_id: u64,
+    probe: CompressionProbe,
+    /// The last destination named, validated once for a run of sends to it.
+    last_dest: Option<Name>,
+    outbox: Outbox,
+    seen: Seen,
+    pending_acks: BTreeMap<u64, PendingAck>,
+    /// Ack deadlines in the order they were set (every ack waits equally long).
+    ack_deadlines: VecDeque<(Instant, u64)>,
+    requests: BTreeMap<u64, PendingRequest>,
+    request_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    answers_requests: bool,
+    files: files::Files,
+    undelivered: Vec<Undelivered>,
+    events: VecDeque<Event>,
+    status: Status,
+    /// The latest time any call brought.
+    clock: Instant,
+    handshake_deadline: Instant,
+    last_rx: Instant,
+    last_ping: Instant,
+    ping_seq: u64,
+    last_resend_check: Instant,
+    stats: Stats,
+}
+
+impl core::fmt::Debug for PeerCore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PeerCore")
+            .field("name", &self.config.name)
+            .field("status", &self.status)
+            .field("pending_acks", &self.pending_acks.len())
+            .field("requests", &self.requests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerCore {
+    /// A peer that has not connected yet.
+    pub fn new(config: Config) -> Self {
+        let limits = config.handshake.limits.clone();
+        Self {
+            files: files::Files::new(config.files.clone()),
+            phase: Phase::Idle,
+            ever_welcomed: false,
+            attempts: 0,
+            router: String::new(),
+            router_key: None,
+            connection: None,
+            handshake_out: VecDeque::new(),
+            decoder: RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
+            reassembler: Reassembler::new(limits.clone()),
+            welcomed_as: None,
+            list_so_far: Vec::new(),
+            members: BTreeMap::new(),
+            max_message: limits.max_message,
+            next_id: 1,
+            probe: CompressionProbe::default(),
+            last_dest: None,
+            outbox: Outbox::default(),
+            seen: Seen::default(),
+            pending_acks: BTreeMap::new(),
+            ack_deadlines: VecDeque::new(),
+            requests: BTreeMap::new(),
+            request_deadlines: BinaryHeap::new(),
+            answers_requests: false,
+            undelivered: Vec::new(),
+            events: VecDeque::new(),
+            status: Status::Connecting,
+            clock: Instant::ZERO,
+            handshake_deadline: Instant::NEVER,
+            last_rx: Instant::ZERO,
+            last_ping: Instant::ZERO,
+            ping_seq: 0,
+            last_resend_check: Instant::ZERO,
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    // -- state --------------------------------------------------------------------------
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The name the router welcomed us under (the configured one until then).
+    pub fn name(&self) -> Option<&Name> {
+        self.welcomed_as.as_ref().or(self.config.name.as_ref())
+    }
+
+    /// Where the connection stands.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// In the mesh now: welcomed, holding the member list.
+    pub fn is_running(&self) -> bool {
+        matches!(self.phase, Phase::Running)
+    }
+
+    /// Over for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// The members of the mesh (this peer included), by name.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerInfo> {
+        self.members.values()
+    }
+
+    /// The router's static key, once a handshake got that far.
+    pub fn router_key(&self) -> Option<&[u8; 32]> {
+        self.router_key.as_ref()
+    }
+
+    /// The negotiated record cipher and compression of the current connection.
+    pub fn algorithms(&self) -> Option<(Cipher, Compression)> {
+        self.connection
+            .as_ref()
+            .map(|c| (c.cipher(), c.compression()))
+    }
+
+    /// The largest message either side accepts.
+    pub fn max_message(&self) -> u64 {
+        self.max_message
+    }
+
+    /// Bytes waiting for [`PeerCore::poll_transmit`]: a sender waits while this is large.
+    pub fn queued_bytes(&self) -> usize {
+        self.handshake_out.iter().map(Bytes::len).sum::<usize>()
+            + self.connection.as_ref().map_or(0, Connection::queued_bytes)
+    }
+
+    /// Acked sends still waiting for their ack.
+    pub fn pending_acks(&self) -> usize {
+        self.pending_acks.len()
+    }
+
+    /// Bytes of acked messages held until acknowledged.
+    pub fn outbox_bytes(&self) -> usize {
+        self.outbox.bytes()
+    }
+
+    /// What was refused or dropped so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Answer requests through [`Event::Request`] (`true`), or decline every one for the
+    /// application with `NoResponder` (`false`, the default).
+    pub fn set_answers_requests(&mut self, on: bool) {
+        self.answers_requests = on;
+    }
+
+    /// Take offered files (see [`FileEvent::Offered`]) or refuse them all.
+    pub fn set_accepts_files(&mut self, on: bool) {
+        self.files.set_accept(on);
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if self.status != status {
+            self.status = status.clone();
+            self.emit(Event::Status(status));
+        }
+    }
+
+    // -- transport ----------------------------------------------------------------------
+
+    /// Starts a handshake on a fresh transport to the router at `router` (an address, for
+    /// people), at time `now`. Call it first, and after each [`Event::Dial`].
+    pub fn connect(&mut self, router: &str, now: Instant) -> Result<(), ClientError> {
+        self.tick(now);
+        match self.phase {
+            Phase::Idle | Phase::Away { retry_at: None } => {}
+            Phase::Closed => return Err(ClientError::disconnected("the peer is closed")),
+            _ => return Err(ClientError::disconnected("already connected")),
+        }
+        if let Some(name) = &self.config.name {
+            name.check_len(self.config.handshake.limits.max_name_len)
+                .map_err(|e| ClientError::invalid(&e))?;
+        }
+        let (initiator, msg1) = Initiator::start(
+            &self.config.handshake,
+            self.config.name.clone(),
+            self.config.resume_token.clone(),
+        )
+        .map_err(ClientError::Handshake)?;
+        self.router = router.into();
+        self.connection = None;
+        self.handshake_out.clear();
+        self.decoder = RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
+        self.reassembler = Reassembler::new(self.config.handshake.limits.clone());
+        self.list_so_far.clear();
+        self.queue_handshake(&msg1)?;
+        self.last_rx = now;
+        self.phase = Phase::Handshake(alloc::boxed::Box::new(initiator));
+        self.handshake_deadline = now + self.config.connect_timeout;
+        Ok(())
+    }
+
+    fn queue_handshake(&mut self, msg: &[u8]) -> Result<(), ClientError> {
+        let bytes = match self.config.handshake.framing {
+            Framing::LengthPrefixed => {
+                let mut out = BytesMut::new();
+                put_prefixed(&mut out, msg).map_err(ClientError::Handshake)?;
+                out.freeze()
+            }
+            Framing::Message => Bytes::copy_from_slice(msg),
+        };
+        self.handshake_out.push_back(bytes);
+        Ok(())
+    }
+
+    /// The next bytes to write: with length-prefixed framing a run of bytes for the stream,
+    /// with message framing one whole message (a handshake message or a record).
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.handshake_out.pop_front() {
+            return Some(b);
+        }
+        let conn = self.connection.as_mut()?;
+        match conn.poll_transmit() {
+            Ok(out) => out,
+            Err(e) => {
+                // Sealing fails only when the record counter is used up (or a frame was
+                // too large, which the send paths rule out): this connection is done.
+                self.lost(ClientError::Protocol(e));
+                None
+            }
+        }
+    }
+
+    /// Takes what the transport received at `now`. With length-prefixed framing `input`
+    /// is the stream's buffer: every whole record is taken off its front, the rest stays
+    /// for the next call. With message framing `input` is one whole message.
+    pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) {
+        self.tick(now);
+        if !self.has_transport() {
+            input.clear();
+            return;
+        }
+        self.last_rx = now;
+        loop {
+            let record = match self.config.handshake.framing {
+                Framing::LengthPrefixed => match self.decoder.decode(input) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return,
+                    Err(e) => return self.violation(e),
+                },
+                Framing::Message if input.is_empty() => return,
+                Framing::Message => input.split(),
+            };
+            if let Err(e) = self.on_record(record, now) {
+                return self.on_error(e);
+            }
+            if !self.has_transport() {
+                input.clear();
+                return;
+            }
+        }
+    }
+
+    /// The transport ended at `now`: `error` says how, `None` when the router closed it.
+    pub fn transport_closed(&mut self, error: Option<String>, now: Instant) {
+        self.tick(now);
+        if !self.has_transport() {
+            return;
+        }
+        let err = match (error, &self.phase) {
+            (Some(e), _) => ClientError::disconnected(e),
+            (None, Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming) => {
+                ClientError::ClosedDuringHandshake
+            }
+            (None, Phase::Closing { .. }) => ClientError::disconnected("closed"),
+            (None, _) => ClientError::disconnected("the router closed the connection"),
+        };
+        self.lost(err);
+    }
+
+    /// A dial asked for by [`Event::Dial`] failed: another comes after a backoff.
+    pub fn dial_failed(&mut self, reason: &str, now: Instant) {
+        self.tick(now);
+        if let Phase::Away { retry_at: None } = self.phase {
+            self.attempts += 1;
+            self.phase = Phase::Away {
+                retry_at: Some(now + reconnect_delay(self.attempts)),
+            };
+            let status = Status::Reconnecting {
+                attempt: self.attempts + 1,
+                reason: reason.into(),
+            };
+            self.set_status(status);
+        }
+    }
+
+    /// The driver trusts the router's key: the handshake completes.
+    pub fn router_verified(&mut self, now: Instant) {
+        self.tick(now);
+        if !matches!(self.phase, Phase::Verifying(_)) {
+            return;
+        }
+        let Phase::Verifying(held) = core::mem::replace(&mut self.phase, Phase::Welcoming) else {
+            return;
+        };
+        let (est, msg3) = *held;
+        if let Err(e) = self.finish_handshake(est, &msg3) {
+            self.on_error(e);
+        }
+    }
+
+    /// The driver does not trust the router's key: the peer ends with `error` (before
+    /// anything more than the handshake's first two messages was said).
+    pub fn router_rejected(&mut self, error: ClientError) {
+        if matches!(self.phase, Phase::Verifying(_)) {
+            self.close_for_good(error);
+        }
+    }
+
+    /// Whether the core uses a transport now (from [`PeerCore::connect`] until the
+    /// connection is lost or closed): a driver holding a socket the core let go of
+    /// drops it.
+    pub fn has_transport(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Handshake(_)
+                | Phase::Verifying(_)
+                | Phase::Welcoming
+                | Phase::Running
+                | Phase::Closing { .. }
+        )
+    }
+
+    /// The router broke the protocol (or a record failed to open): say so, then stop.
+    fn violation(&mut self, e: ProtoError) {
+        self.on_error(if self.connection.is_some() {
+            ClientError::Protocol(e)
+        } else {
+            ClientError::Handshake(e)
+        });
+    }
+
+    fn on_error(&mut self, e: ClientError) {
+        if let (ClientError::Protocol(pe) | ClientError::Handshake(pe), Some(conn)) =
+            (&e, self.connection.as_mut())
+        {
+            let _ = conn.send(&Frame::error(pe.code(), pe.to_string()));
+        }
+        self.close_for_good(e);
+    }
+
+    fn on_record(&mut self, record: BytesMut, now: Instant) -> Result<(), ClientError> {
+        match core::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Handshake(initiator) => {
+                let (est, msg3) = initiator.read_choice(&record).map_err(|e| match e {
+                    ProtoError::Remote { code, text } => ClientError::Refused { code, text },
+                    other => ClientError::Handshake(other),
+                })?;
+                self.router_key = Some(est.remote_key);
+                if self.config.verify_router {
+                    let key = est.remote_key;
+                    self.phase = Phase::Verifying(alloc::boxed::Box::new((est, msg3)));
+                    self.emit(Event::VerifyRouter { key });
+                    return Ok(());
+                }
+                self.phase = Phase::Welcoming;
+                self.finish_handshake(est, &msg3)
+            }
+            Phase::Verifying(held) => {
+                self.phase = Phase::Verifying(held);
+                Err(ClientError::Handshake(ProtoError::Negotiation {
+                    what: "record before the handshake completed",
+                }))
+            }
+            other => {
+                self.phase = other;
+                let conn = self.connection.as_mut().ok_or(ClientError::Protocol(
+                    ProtoError::Negotiation {
+                        what: "record before the handshake completed",
+                    },
+                ))?;
+                let frames = conn.open_owned(record).map_err(ClientError::Protocol)?;
+                for frame in frames {
+                    let frame = frame.map_err(ClientError::Protocol)?;
+                    self.on_frame(frame, now)?;
+                    if !self.has_transport() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish_handshake(&mut self, est: Established, msg3: &[u8]) -> Result<(), ClientError> {
+        self.queue_handshake(msg3)?;
+        self.max_message = self
+            .config
+            .handshake
+            .limits
+            .max_message
+            .min(est.choice.max_message);
+        self.connection = Some(est.connection);
+        self.decoder
+            .set_max(self.config.handshake.limits.max_record);
+        if self.config.name.is_none() {
+            self.send_frame(&Frame::ListPeers)?;
+        }
+        Ok(())
+    }
+
+    fn send_frame(&mut self, frame: &Frame) -> Result<(), ClientError> {
+        let conn = self
+            .connection
+            .as_mut()
+            .ok_or_else(|| ClientError::disconnected("not connected"))?;
+        conn.send(frame).map_err(ClientError::Protocol)
+    }
+
+    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ClientError> {
+        match frame {
+            Frame::Deliver(m) => {
+                let ack = m.flags & flags::ACK_REQUESTED != 0;
+                let Some(done) = self.reassembler.push(m).map_err(ClientError::Protocol)? else {
+                    return Ok(());
+                };
+                let (from, id) = (done.from, done.id);
+                if let Some(prev) = done.prev {
+                    match self.seen.check(&from, id, prev) {
+                        Verdict::Deliver => {}
+                        Verdict::Duplicate => {
+                            self.stats.duplicates += 1;
+                            return self.send_frame(&Frame::Ack { peer: from, id });
+                        }
+                        // Its predecessor is missing: the sender sends both again.
+                        Verdict::Gap => return Ok(()),
+                    }
+                }
+                let msg = Message {
+                    from: from.clone(),
+                    id,
+                    data: done.data,
+                    flags: done.flags & !flags::ACK_REQUESTED,
+                };
+                self.on_message(msg, now)?;
+                if ack {
+                    self.send_frame(&Frame::Ack { peer: from, id })?;
+                }
+            }
+            Frame::Ack { peer, id } => self.on_ack(&peer, id),
+            Frame::Nack { peer, id, reason } => self.on_nack(peer, id, reason),
+            Frame::Welcome { name } => self.welcomed_as = Some(name),
+            Frame::PeerList { last, peers } => {
+                self.list_so_far.extend(peers);
+                if last {
+                    let list = core::mem::take(&mut self.list_so_far);
+                    self.set_members(list);
+                    if matches!(self.phase, Phase::Welcoming) {
+                        self.welcomed(now)?;
+                    }
+                }
+            }
+            Frame::PeerJoined(info) => {
+                // A new process under that name: acked streams with it start over.
+                self.seen.forget(&info.name);
+                self.outbox.restart(&info.name);
+                self.members.insert(info.name.clone(), info.clone());
+                self.emit(Event::Peer(PeerEvent::Joined(info)));
+                self.resend_due(now)?;
+            }
+            Frame::PeerLeft { name } => {
+                self.reassembler.forget(&name);
+                self.seen.forget(&name);
+                self.outbox.forget(&name);
+                self.files.peer_left(&name);
+                self.flush_files();
+                if self.members.remove(&name).is_some() {
+                    self.emit(Event::Peer(PeerEvent::Left(name)));
+                }
+            }
+            Frame::Ping(v) => self.send_frame(&Frame::Pong(v))?,
+            Frame::Pong(_) => {}
+            Frame::Error { code, text } => match code {
+                // The router going away, or a deadline: try again (if reconnecting).
+                ErrorCode::Shutdown | ErrorCode::IdleTimeout | ErrorCode::Overloaded => {
+                    self.lost(ClientError::disconnected(text));
+                }
+                _ => self.close_for_good(ClientError::Refused { code, text }),
+            },
+            Frame::Close => self.close_for_good(ClientError::disconnected("closed")),
+            other => {
+                return Err(ClientError::Protocol(ProtoError::Malformed {
+                    what: if matches!(other, Frame::Send(_) | Frame::Broadcast(_)) {
+                        "client frame from the router"
+                    } else {
+                        "unexpected frame"
+                    },
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn welcomed(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.phase = Phase::Running;
+        self.ever_welcomed = true;
+        self.attempts = 0;
+        self.last_ping = now;
+        self.last_resend_check = now;
+        self.emit(Event::Connected);
+        let status = Status::Connected {
+            router: self.router.clone(),
+        };
+        self.set_status(status);
+        self.resend_due(now)
+    }
+
+    /// Replaces the member list (on every welcome, so also after a reconnect) and tells
+    /// what changed meanwhile.
+    fn set_members(&mut self, list: Vec<PeerInfo>) {
+        let fresh: BTreeMap<Name, PeerInfo> =
+            list.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let left: Vec<Name> = self
+            .members
+            .keys()
+            .filter(|n| !fresh.contains_key(*n))
+            .cloned()
+            .collect();
+        let joined: Vec<PeerInfo> = fresh
+            .values()
+            .filter(|p| !self.members.contains_key(&p.name))
+            .cloned()
+            .collect();
+        self.members = fresh;
+        for name in left {
+            self.emit(Event::Peer(PeerEvent::Left(name)));
+        }
+        for info in joined {
+            self.emit(Event::Peer(PeerEvent::Joined(info)));
+        }
+    }
+
+    fn on_message(&mut self, msg: Message, now: Instant) -> Result<(), ClientError> {
+        if msg.flags & flags::BLOB != 0 {
+            if !msg.is_broadcast() {
+                self.files.on_message(&msg.from, msg.id, msg.data, now);
+                self.flush_files();
+            }
+        } else if msg.flags & flags::REQUEST != 0 {
+            if self.answers_requests {
+                self.emit(Event::Request(msg));
+            } else {
+                self.send_frame(&Frame::Nack {
+                    peer: msg.from,
+                    id: msg.id,
+                    reason: NackReason::NoResponder,
+                })?;
+            }
+        } else if msg.flags & flags::REPLY != 0 {
+            self.on_reply(msg);
+        } else {
+            self.emit(Event::Message(msg));
+        }
+        Ok(())
+    }
+
+    fn on_ack(&mut self, peer: &Name, id: u64) {
+        match self.pending_acks.get(&id) {
+            Some(p) if &p.to == peer => {
+                self.pending_acks.remove(&id);
+                self.outbox.acked(peer, id);
+                self.emit(Event::Acked { id });
+            }
+            Some(_) => self.stats.forged += 1,
+            None => self.stats.stale += 1,
+        }
+    }
+
+    fn on_nack(&mut self, peer: Name, id: u64, reason: NackReason) {
+        if self.files.on_nack(&peer, id, reason) {
+            self.flush_files();
+            return;
+        }
+        let error = ClientError::from_nack(peer.as_str(), id, reason, self.max_message);
+        if let Some(p) = self.pending_acks.get(&id) {
+            if p.to != peer {
+                self.stats.forged += 1;
+                return;
+            }
+            self.pending_acks.remove(&id);
+            self.outbox.abandon(&peer, id);
+            self.emit(Event::SendFailed { id, error });
+            return;
+        }
+        if let Some(r) = self.requests.get(&id) {
+            if r.to != peer {
+                self.stats.forged += 1;
+                return;
+            }
+            self.requests.remove(&id);
+            self.emit(Event::RequestFailed { id, error });
+            return;
+        }
+        let undelivered = Undelivered {
+            to: peer,
+            id,
+            reason,
+        };
+        if self.undelivered.len() < MAX_UNDELIVERED {
+            self.undelivered.push(undelivered.clone());
+        }
+        self.emit(Event::Undelivered(undelivered));
+    }
+
+    /// A reply arrived: it settles the request it names, if it comes from the peer asked.
+    fn on_reply(&mut self, mut reply: Message) {
+        if reply.data.len() < 8 {
+            self.stats.stale += 1;
+            return;
+        }
+        let corr = reply.data.split_to(8);
+        let mut be = [0u8; 8];
+        be.copy_from_slice(&corr);
+        let id = u64::from_be_bytes(be);
+        match self.requests.get(&id) {
+            Some(r) if r.to == reply.from => {
+                self.requests.remove(&id);
+                reply.flags &= !flags::REPLY;
+                self.emit(Event::Reply { id, reply });
+            }
+            Some(_) => self.stats.forged += 1,
+            None => self.stats.stale += 1,
+        }
+    }
+
+    // -- losing and closing -------------------------------------------------------------
+
+    /// The connection is gone. Before the first welcome, after a close, or without
+    /// reconnection, that ends the peer; otherwise a new transport is asked for.
+    fn lost(&mut self, error: ClientError) {
+        let closing = matches!(self.phase, Phase::Closing { .. });
+        if closing || !self.config.reconnect || !self.ever_welcomed {
+            let error = if closing {
+                ClientError::disconnected("closed")
+            } else {
+                error
+            };
+            return self.close_for_good(error);
+        }
+        let reason = error.to_string();
+        if !matches!(self.phase, Phase::Running) {
+            // A reconnect attempt that got a transport but not a welcome.
+            self.attempts += 1;
+        }
+        self.connection = None;
+        self.handshake_out.clear();
+        self.phase = Phase::Away { retry_at: None };
+        // Acked messages wait for the next connection (until their ack deadline).
+        self.outbox.connection_lost();
+        self.fail_requests(|| ClientError::disconnected("connection lost before the reply"));
+        self.files.connection_lost("connection to the router lost");
+        self.flush_files();
+        self.phase = Phase::Away {
+            retry_at: Some(self.clock + reconnect_delay(self.attempts)),
+        };
+        let status = Status::Reconnecting {
+            attempt: self.attempts + 1,
+            reason,
+        };
+        self.set_status(status);
+    }
+
+    fn fail_requests(&mut self, error: impl Fn() -> ClientError) {
+        self.request_deadlines.clear();
+        for (id, _) in core::mem::take(&mut self.requests) {
+            self.emit(Event::RequestFailed { id, error: error() });
+        }
+    }
+
+    fn close_for_good(&mut self, error: ClientError) {
+        if self.is_closed() {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.connection = None;
+        self.handshake_out.clear();
+        for (id, p) in core::mem::take(&mut self.pending_acks) {
+            let error = ClientError::disconnected(format!(
+                "connection closed before {} acknowledged message {id}",
+                p.to
+            ));
+            self.emit(Event::SendFailed { id, error });
+        }
+        self.ack_deadlines.clear();
+        self.fail_requests(|| ClientError::disconnected("the peer stopped before the reply"));
+        self.files.connection_lost("the connection is closed");
+        self.files.frames.clear();
+        self.drain_file_events();
+        let reason = error.to_string();
+        self.set_status(Status::Closed { reason });
+        let report = CloseReport {
+            undelivered: core::mem::take(&mut self.undelivered),
+        };
+        self.emit(Event::Closed { error, report });
+    }
+
+    /// Leaves the mesh gracefully at `now`: everything sent before is handled by the
+    /// router first, and [`Event::Closed`] then reports what it could not deliver.
+    pub fn close(&mut self, now: Instant) {
+        self.tick(now);
+        self.config.reconnect = false;
+        if matches!(self.phase, Phase::Running) && self.send_frame(&Frame::Close).is_ok() {
+            self.phase = Phase::Closing {
+                deadline: now + self.config.close_timeout,
+            };
+        } else if !matches!(self.phase, Phase::Closing { .. }) {
+            self.close_for_good(ClientError::disconnected("closed"));
+        }
+    }
+
+    /// Drops the connection at once, without telling the router.
+    pub fn terminate(&mut self) {
+        self.close_for_good(ClientError::disconnected("closed"));
+    }
+
+    // -- time ---------------------------------------------------------------------------
+
+    fn idle_timeout(&self) -> Duration {
+        self.config.handshake.limits.idle_timeout
+    }
+
+    fn ping_every(&self) -> Duration {
+        (self.idle_timeout() / 3).max(Duration::from_millis(10))
+    }
+
+    /// When [`PeerCore::handle_timeout`] next has something to do, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let phase = match &self.phase {
+            Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming => {
+                Some(self.handshake_deadline)
+            }
+            Phase::Running => {
+                let ping = self.last_rx.max(self.last_ping) + self.ping_every();
+                let idle = self.last_rx + self.idle_timeout();
+                let resend = self
+                    .outbox
+                    .next_due(self.config.resend_after)
+                    .map(|due| due.max(self.last_resend_check + self.config.resend_after / 4));
+                earliest(Some(ping.min(idle)), resend)
+            }
+            Phase::Away { retry_at } => *retry_at,
+            Phase::Closing { deadline } => Some(*deadline),
+            Phase::Idle | Phase::Closed => None,
+        };
+        let acks = self.ack_deadlines.front().map(|(at, _)| *at);
+        let requests = self.request_deadlines.peek().map(|Reverse((at, _))| *at);
+        earliest(
+            earliest(phase, acks),
+            earliest(requests, self.files.next_deadline()),
+        )
+    }
+
+    /// Runs whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        match &self.phase {
+            Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming
+                if now >= self.handshake_deadline =>
+            {
+                let error = ClientError::HandshakeTimeout {
+                    addr: self.router.clone(),
+                    after: self.config.connect_timeout,
+                };
+                self.lost(error);
+            }
+            Phase::Running => {
+                let quiet = now.saturating_since(self.last_rx);
+                if quiet > self.idle_timeout() {
+                    self.lost(ClientError::disconnected("the router stopped answering"));
+                } else if quiet >= self.ping_every()
+                    && now.saturating_since(self.last_ping) >= self.ping_every()
+                {
+                    self.last_ping = now;
+                    self.ping_seq += 1;
+                    let ping = Frame::Ping(self.ping_seq);
+                    if let Err(e) = self.send_frame(&ping) {
+                        self.on_error(e);
+                    }
+                }
+            }
+            Phase::Away { retry_at: Some(at) } if now >= *at => {
+                self.phase = Phase::Away { retry_at: None };
+                self.emit(Event::Dial);
+            }
+            Phase::Closing { deadline } if now >= *deadline => {
+                self.close_for_good(ClientError::disconnected("closed"));
+            }
+            _ => {}
+        }
+        while let Some(&(at, id)) = self.ack_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.ack_deadlines.pop_front();
+            if let Some(p) = self.pending_acks.remove(&id) {
+                self.outbox.abandon(&p.to, id);
+                let error = ClientError::AckTimeout {
+                    name: p.to.to_string(),
+                    id,
+                    after: self.config.ack_timeout,
+                };
+                self.emit(Event::SendFailed { id, error });
+            }
+        }
+        while let Some(&Reverse((at, id))) = self.request_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.request_deadlines.pop();
+            if let Some(r) = self.requests.remove(&id) {
+                let error = ClientError::RequestTimeout {
+                    name: r.to.to_string(),
+                    after: r.timeout,
+                };
+                self.emit(Event::RequestFailed { id, error });
+            }
+        }
+        // While records still wait for the socket, the acks may simply be behind them.
+        if matches!(self.phase, Phase::Running)
+            && now.saturating_since(self.last_resend_check) >= self.config.resend_after / 4
+            && self.queued_bytes() == 0
+        {
+            self.last_resend_check = now;
+            if let Err(e) = self.resend_due(now) {
+                self.on_error(e);
+            }
+        }
+        if !self.files.is_empty() {
+            self.files.handle_timeout(now);
+            self.flush_files();
+        }
+    }
+
+    /// Sends again the acked messages that are due (see `streams.rs`).
+    fn resend_due(&mut self, now: Instant) -> Result<(), ClientError> {
+        if !matches!(self.phase, Phase::Running) {
+            return Ok(());
+        }
+        for frame in self.outbox.due(now, self.config.resend_after) {
+            self.send_frame(&frame)?;
+        }
+        Ok(())
+    }
+
+    // -- sending ------------------------------------------------------------------------
+
+    /// `to` as a validated name, reusing the last one when it is the same (a loop sending
+    /// to one peer validates and copies its name once).
+    pub fn name_for(&mut self, to: &str) -> Result<Name, ClientError> {
+        if let Some(name) = self.last_dest.as_ref().filter(|n| n.as_str() == to) {
+            return Ok(name.clone());
+        }
+        let name = Name::new(to).map_err(|e| ClientError::invalid(&e))?;
+        self.last_dest = Some(name.clone());
+        Ok(name)
+    }
+
+    fn not_running(&self) -> ClientError {
+        match &self.status {
+            Status::Closed { reason } => ClientError::disconnected(reason.clone()),
+            _ => ClientError::disconnected("not connected"),
+        }
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), ClientError> {
+        let len = len as u64;
+        if len > self.max_message {
+            return Err(ClientError::TooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Encodes a message's frames into the connection; returns its id.
+    fn send_message(
+        &mut self,
+        dest: &Destination,
+        data: Bytes,
+        flag_bits: u8,
+    ) -> Result<u64, ClientError> {
+        let Some(compression) = self.connection.as_ref().map(Connection::compression) else {
+            return Err(self.not_running());
+        };
+        let id = self.next_id();
+        let frames = probed_message_frames(dest, id, flag_bits, data, compression, &self.probe);
+        for frame in &frames {
+            self.send_frame(frame)?;
+        }
+        Ok(id)
+    }
+
+    /// Sends `data` to `dest` at most once (`flags`: [`flags::TEXT`] for text). Returns the
+    /// message id; if the router cannot deliver it, [`Event::Undelivered`] says so.
+    pub fn send(
+        &mut self,
+        dest: &Destination,
+        data: Bytes,
+        flag_bits: u8,
+    ) -> Result<u64, ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        self.check_size(data.len())?;
+        self.send_message(dest, data, flag_bits & flags::TEXT)
+    }
+
+    /// Sends `data` to `to` and keeps it until the recipient acknowledges it
+    /// ([`Event::Acked`]) or the ack deadline passes ([`Event::SendFailed`]). Acked
+    /// messages to one recipient arrive in the order they were sent, exactly once, also
+    /// across lost connections: while the peer is reconnecting they wait and go after the
+    /// next welcome.
+    pub fn send_acked(
+        &mut self,
+        to: &Name,
+        data: Bytes,
+        flag_bits: u8,
+        now: Instant,
+    ) -> Result<u64, ClientError> {
+        let running = self.is_running();
+        let reconnecting = self.ever_welcomed
+            && matches!(
+                self.phase,
+                Phase::Away { .. } | Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming
+            );
+        if !running && !reconnecting {
+            return Err(self.not_running());
+        }
+        self.check_size(data.len())?;
+        let id = self.next_id();
+        let bits = (flag_bits & flags::TEXT) | flags::ACK_REQUESTED;
+        // Before the first welcome of a reconnect there is no connection to ask: its
+        // compression is unknown, so the message travels as it is.
+        let compression = self
+            .connection
+            .as_ref()
+            .map_or(Compression::None, Connection::compression);
+        let dest = Destination::Peer(to.clone());
+        let frames = probed_message_frames(&dest, id, bits, data, compression, &self.probe);
+        for frame in self.outbox.push(to, id, frames, now, running) {
+            self.send_frame(&frame)?;
+        }
+        self.pending_acks.insert(id, PendingAck { to: to.clone() });
+        self.ack_deadlines
+            .push_back((now + self.config.ack_timeout, id));
+        Ok(id)
+    }
+
+    /// Sends `data` to `to` as a request: [`Event::Reply`] or [`Event::RequestFailed`]
+    /// (`NoResponder`, `UnknownPeer`, `RequestTimeout` after `timeout`) follows, never
+    /// nothing.
+    pub fn request(
+        &mut self,
+        to: &Name,
+        data: Bytes,
+        flag_bits: u8,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<u64, ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        self.check_size(data.len())?;
+        let dest = Destination::Peer(to.clone());
+        let id = self.send_message(&dest, data, (flag_bits & flags::TEXT) | flags::REQUEST)?;
+        self.requests.insert(
+            id,
+            PendingRequest {
+                to: to.clone(),
+                timeout,
+            },
+        );
+        self.request_deadlines.push(Reverse((now + timeout, id)));
+        Ok(id)
+    }
+
+    /// Answers request `request` from `to` with `data` (text when it is UTF-8).
+    pub fn reply(&mut self, to: &Name, request: u64, data: &[u8]) -> Result<u64, ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        let mut payload = BytesMut::with_capacity(8 + data.len());
+        payload.extend_from_slice(&request.to_be_bytes());
+        payload.extend_from_slice(data);
+        let text = if core::str::from_utf8(data).is_ok() {
+            flags::TEXT
+        } else {
+            0
+        };
+        self.check_size(payload.len())?;
+        let dest = Destination::Peer(to.clone());
+        self.send_message(&dest, payload.freeze(), flags::REPLY | text)
+    }
+
+    /// Tells the sender of request `request` that this peer has no answer
+    /// (`NoResponder`).
+    pub fn decline(&mut self, to: &Name, request: u64) -> Result<(), ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        self.send_frame(&Frame::Nack {
+            peer: to.clone(),
+            id: request,
+            reason: NackReason::NoResponder,
+        })
+    }
+
+    // -- files --------------------------------------------------------------------------
+
+    fn flush_files(&mut self) {
+        while let Some((to, frame, blob)) = self.files.frames.pop_front() {
+            let dest = Destination::Peer(to);
+            match self.send_message(&dest, frame.to_bytes(), flags::BLOB) {
+                Ok(id) => {
+                    if let Some(blob) = blob {
+                        self.files.remember(blob, id);
+                    }
+                }
+                // Not connected: the transfers end with the connection anyway.
+                Err(_) => self.files.frames.clear(),
+            }
+        }
+        self.drain_file_events();
+    }
+
+    fn drain_file_events(&mut self) {
+        while let Some(e) = self.files.events.pop_front() {
+            self.events.push_back(Event::File(e));
+        }
+    }
+
+    /// Offers a file of `size` bytes, called `name`, to `to`; returns the transfer's id.
+    /// [`FileEvent::Accepted`] (then send chunks with [`PeerCore::file_chunk`]) or
+    /// [`FileEvent::SendFailed`] follows.
+    pub fn offer_file(
+        &mut self,
+        to: &Name,
+        size: u64,
+        name: &str,
+        now: Instant,
+    ) -> Result<u64, ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        let blob = self.files.offer(to, size, name, now)?;
+        self.flush_files();
+        Ok(blob)
+    }
+
+    /// How many bytes the next chunk of outgoing `blob` must have, if one may go now.
+    pub fn file_room(&self, blob: u64) -> Option<usize> {
+        self.files.room(blob)
+    }
+
+    /// Bytes of outgoing `blob` sent and acknowledged so far (`None` once it is over).
+    pub fn file_progress(&self, blob: u64) -> Option<(u64, u64)> {
+        self.files.progress(blob)
+    }
+
+    /// Sends the next chunk of outgoing `blob` (exactly [`PeerCore::file_room`] bytes).
+    pub fn file_chunk(&mut self, blob: u64, data: Bytes) -> Result<(), ClientError> {
+        if !self.is_running() {
+            return Err(self.not_running());
+        }
+        self.files.chunk(blob, data)?;
+        self.flush_files();
+        Ok(())
+    }
+
+    /// Gives up on outgoing `blob`; the receiver deletes what it has.
+    pub fn cancel_file(&mut self, blob: u64, text: &str) {
+        self.files.cancel(blob, text);
+        self.flush_files();
+    }
+
+    /// Takes offered file `blob` from `from` (after [`FileEvent::Offered`]).
+    pub fn accept_file(&mut self, from: &Name, blob: u64, now: Instant) {
+        self.tick(now);
+        self.files.accept(from, blob, now);
+        self.flush_files();
+    }
+
+    /// Refuses, or stops receiving, file `blob` from `from`, telling its sender why.
+    pub fn abort_file(&mut self, from: &Name, blob: u64, reason: AbortReason, text: &str) {
+        self.files.abort(from, blob, reason, text);
+        self.flush_files();
+    }
+
+    /// The first `written` bytes of incoming `blob` from `from` are stored.
+    pub fn file_written(&mut self, from: &Name, blob: u64, written: u64, now: Instant) {
+        self.tick(now);
+        self.files.written(from, blob, written, now);
+        self.flush_files();
+    }
+
+    /// Incoming `blob` from `from` is stored whole under its final name.
+    pub fn file_saved(&mut self, from: &Name, blob: u64) {
+        self.files.saved(from, blob);
+        self.flush_files();
+    }
+}
