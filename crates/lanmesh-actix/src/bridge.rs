@@ -1,13 +1,11 @@
 //! Message transports (WebSocket) under the same actors as byte streams (TCP).
 //!
 //! A WebSocket carries one record per binary message. [`bridge`] turns a stream of such
-//! messages and a sink for them into the length-prefixed byte stream that [`Reader`] and
-//! [`Link`] speak, through an in-memory pipe and two small tasks on the current arbiter.
-//! The router's `Session` and the client's `PeerActor` then run unchanged on either
-//! transport; the cost is one copy per record.
-//!
-//! [`Reader`]: crate::Reader
-//! [`Link`]: crate::Link
+//! messages and a sink for them into the length-prefixed byte stream that
+//! [`StreamReader`](crate::StreamReader) and [`StreamWriter`](crate::StreamWriter) move,
+//! through an in-memory pipe and two small tasks on the current arbiter. The router's
+//! `Session` and the client's `PeerActor` then run unchanged on either transport; the
+//! cost is one copy per record.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};

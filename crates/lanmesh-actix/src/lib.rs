@@ -1,38 +1,27 @@
-//! Transport glue shared by the router's `Session` actor and the client's `Peer` actor.
+//! The actix side of lanmesh's drivers: what the router's `Session` actor and the
+//! client's `PeerActor` share to move bytes between a socket and the sans-IO core they
+//! drive. Nothing here knows the protocol.
 //!
-//! * [`Reader`] reads records for an actor, and stops reading while the actor says it
+//! * [`StreamReader`] reads for an actor, and stops reading while the actor says it
 //!   cannot take more (backpressure through TCP instead of an unbounded queue).
-//! * [`Link`] is the write side. An actor queues frames into the link's
-//!   [`Connection`](lanmesh_proto::Connection) and calls [`Link::wake`]; a writer future
-//!   running in the actor's own context seals everything queued into records only when the
-//!   socket has taken the previous bytes. No timer is involved: while the socket is busy,
-//!   frames pile up and leave together in large records.
+//! * [`StreamWriter`] writes what the actor's core hands out, only when the socket has
+//!   taken the previous bytes, so that frames pile up meanwhile and leave together in
+//!   large records — with no timer.
 //! * [`bridge`] puts message transports (WebSocket) under the same actors.
-//! * [`Activity`] notes arrivals without reading the clock, for idle deadlines.
 //! * [`ticker::every`] runs a periodic check that costs nothing between ticks.
 //! * [`same_poll::start`] starts such an actor so that what it queues while it runs is
 //!   written in the same poll, without waking it again.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod activity;
 mod bridge;
-mod lane;
-mod link;
-mod reader;
 pub mod same_poll;
 mod stream_reader;
 mod stream_writer;
 pub mod ticker;
 
-pub use activity::Activity;
 pub use bridge::{Bridged, bridge};
-pub use lane::{LANE_BYTES, Lane, Pushed};
-pub use link::{COALESCE_BYTES, Drained, HasLink, Link, LinkError};
-pub use reader::{HasReader, Reader};
 pub use stream_reader::{ReadsStream, StreamReader};
-pub use stream_writer::{
-    COALESCE_BYTES as WRITE_COALESCE_BYTES, Drained as OutputDrained, StreamWriter, WritesStream,
-};
+pub use stream_writer::{COALESCE_BYTES, Drained, StreamWriter, WritesStream};
 
 /// Each reader and writer gets a distinct generation, so the futures of a replaced
 /// connection notice that the actor moved on and end quietly.

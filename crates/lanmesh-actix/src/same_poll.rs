@@ -1,13 +1,15 @@
 //! Starting an actor so that what it queues is written in the same poll.
 //!
-//! A link's writer runs as one of the futures in the actor's context. Queueing a frame
+//! A [`StreamWriter`](crate::StreamWriter) runs as one of the futures in the actor's
+//! context. Queueing a frame
 //! used to wake the actor so the writer would run, but usually the writer runs later in
 //! the very same poll anyway: actix handles the mailbox before it polls the futures, and
 //! the reader is polled before the writer. The wake then only cost a second poll of the
 //! whole actor, every timer and future in it, for nothing.
 //!
 //! [`start`] runs the actor's context inside a wrapper that marks the poll. While it is
-//! marked, [`Link::wake`](crate::Link::wake) only notes that a write is needed, and the
+//! marked, [`StreamWriter::wake`](crate::StreamWriter::wake) (and [`note_write`], for
+//! queueing that happens elsewhere) only notes that a write is needed, and the
 //! writer clears the note when it runs. If a note is left when the poll ends (something
 //! queued after the writer had run), the wrapper wakes the actor then.
 
@@ -20,7 +22,7 @@ use actix::{Actor, Addr};
 
 thread_local! {
     /// `None` outside a marked poll; inside one, whether a write is still needed.
-    static PASS: Cell<Option<bool>> = const { Cell::new(None) };
+    static MARK: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// Starts `act` like `Actor::start`, with its polls marked (see the module docs).
@@ -37,7 +39,7 @@ where
 /// Called when a frame is queued. Returns `true` when the caller must wake the writer
 /// itself (no marked poll is running).
 pub fn note_write() -> bool {
-    PASS.with(|p| match p.get() {
+    MARK.with(|p| match p.get() {
         Some(_) => {
             p.set(Some(true));
             false
@@ -48,7 +50,7 @@ pub fn note_write() -> bool {
 
 /// Called by the writer when it has taken everything queued so far.
 pub fn wrote() {
-    PASS.with(|p| {
+    MARK.with(|p| {
         if p.get().is_some() {
             p.set(Some(false));
         }
@@ -81,7 +83,7 @@ struct Mark {
 impl Mark {
     fn begin() -> Self {
         Self {
-            outer: PASS.with(|p| p.replace(Some(false))),
+            outer: MARK.with(|p| p.replace(Some(false))),
             ended: false,
         }
     }
@@ -89,7 +91,7 @@ impl Mark {
     /// Ends the marked poll; returns the note it left.
     fn end(mut self) -> Option<bool> {
         self.ended = true;
-        PASS.with(|p| p.replace(self.outer))
+        MARK.with(|p| p.replace(self.outer))
     }
 }
 
@@ -97,7 +99,7 @@ impl Drop for Mark {
     fn drop(&mut self) {
         // Without `end`, that is, while unwinding: leave no mark behind.
         if !self.ended {
-            PASS.with(|p| p.set(self.outer));
+            MARK.with(|p| p.set(self.outer));
         }
     }
 }

@@ -399,6 +399,9 @@ impl Receive {
             bytes: self.size,
             path,
         };
+        // The sender is told first: an application that closes as soon as it sees the
+        // file must not close before the sender learns it arrived.
+        self.endpoint.lock().core.file_saved(&self.from, self.blob);
         let data = serde_json::to_vec(&notice).unwrap_or_default();
         self.endpoint.inbox.push(Message {
             from: self.from.clone(),
@@ -407,7 +410,6 @@ impl Receive {
             flags: flags::BLOB,
         });
         debug!(from = %self.from, file = notice.file, bytes = self.size, "file received");
-        self.endpoint.lock().core.file_saved(&self.from, self.blob);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //!   transfers with their windows, pings, deadlines, the backoff between reconnects and
 //!   the close. The native client's actor, the browser's `MeshPeer` and a board's loop
 //!   are drivers around it.
-//! * `session::SessionCore`: one connection as the router sees it — the responder's
+//! * [`session::SessionCore`]: one connection as the router sees it — the responder's
 //!   handshake, the join, routing decisions, member-list paging, budgets, parking for a
 //!   resume, idle and write-stall deadlines. The router's actors drive it.
 //!
@@ -21,6 +21,7 @@ extern crate alloc;
 mod error;
 mod message;
 pub mod peer;
+pub mod session;
 mod time;
 
 pub use error::ClientError;

@@ -12,24 +12,47 @@ use std::task::Waker;
 
 use lanmesh_proto::Frame;
 
-/// Frames for a session's peer, from another session (or the router's own nacks).
+use crate::table::Snapshot;
+
+/// Frames for a session's peer, from another session (or the router's own nacks), or a
+/// membership change from the router. Both come through the same list, so a peer hears
+/// of another's leaving only after everything that one sent before it left.
 #[derive(Debug)]
 pub(crate) struct Forward {
     pub(crate) frames: Vec<Frame>,
     /// Their encoded size, counted in the recipient's `Pressure` until it takes them.
     pub(crate) bytes: usize,
+    /// The new routing table and the event to tell the peer.
+    pub(crate) membership: Option<Box<(Snapshot, Option<Frame>)>>,
 }
 
 impl Forward {
     /// Frames that count towards the recipient's congestion.
     pub(crate) fn new(frames: Vec<Frame>) -> Self {
         let bytes = frames.iter().map(Frame::encoded_len).sum();
-        Self { frames, bytes }
+        Self {
+            frames,
+            bytes,
+            membership: None,
+        }
     }
 
     /// Frames the router sends on its own account (nacks, handovers).
     pub(crate) fn untracked(frames: Vec<Frame>) -> Self {
-        Self { frames, bytes: 0 }
+        Self {
+            frames,
+            bytes: 0,
+            membership: None,
+        }
+    }
+
+    /// A membership change.
+    pub(crate) fn membership(snapshot: Snapshot, event: Option<Frame>) -> Self {
+        Self {
+            frames: Vec::new(),
+            bytes: 0,
+            membership: Some(Box::new((snapshot, event))),
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub use hooks::RouterHooks;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
 pub use session::Session;
-pub use table::RoutingTable;
+pub use table::{Route, RoutingTable};
 
 /// Errors of the router crate.
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +154,7 @@ impl RouterHandle {
             self.shared.metrics.refused_connection();
             return false;
         }
-        listener::start_session(
-            &self.shared,
-            remote,
-            transport,
-            read,
-            lanmesh_actix::Link::new(write),
-        );
+        listener::start_session(&self.shared, remote, transport, read, write);
         true
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
-use lanmesh_actix::{Link, Reader};
+use lanmesh_actix::{StreamReader, StreamWriter};
 use lanmesh_proto::Transport;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -42,7 +42,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
                 }
                 let _ = stream.set_nodelay(true);
                 let (read, write) = stream.into_split();
-                start_session(&shared, remote, Transport::Tcp, read, Link::new(write));
+                start_session(&shared, remote, Transport::Tcp, read, write);
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -53,13 +53,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
     }
 }
 
-/// Starts a `Session` reading records from `read` and writing through `link`.
+/// Starts a `Session` reading from `read` and writing to `write`.
 pub(crate) fn start_session(
     shared: &Shared,
     remote: SocketAddr,
     transport: Transport,
     read: impl tokio::io::AsyncRead + 'static,
-    link: Link,
+    write: impl tokio::io::AsyncWrite + 'static,
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let shared = shared.clone();
@@ -71,8 +71,8 @@ pub(crate) fn start_session(
         shared.router,
         shared.shutdown,
         shared.metrics,
-        Reader::new(read, lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
-        link,
+        StreamReader::new(read),
+        StreamWriter::new(write),
     ));
 }
 

@@ -60,8 +60,10 @@ impl Metrics {
     pub(crate) fn handshake_failed(&self) {
         self.handshake_failures.fetch_add(1, Relaxed);
     }
-    pub(crate) fn message(&self) {
-        self.messages.fetch_add(1, Relaxed);
+    pub(crate) fn messages(&self, n: u64) {
+        if n > 0 {
+            self.messages.fetch_add(n, Relaxed);
+        }
     }
     pub(crate) fn add_in(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Relaxed);

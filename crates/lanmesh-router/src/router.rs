@@ -10,7 +10,8 @@ use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
 use crate::bindings::Bindings;
-use crate::session::{Membership, Replaced};
+use crate::inbox::Forward;
+use crate::session::Replaced;
 use crate::table::{Route, RoutingTable, Snapshot};
 
 struct Member {
@@ -141,12 +142,12 @@ impl Router {
             if Some(m.session_id) == skip {
                 continue;
             }
-            // Control-plane events are rare and small; `do_send` delivers them even to a
-            // session whose mailbox is full, which must still learn who left.
-            m.route.addr.do_send(Membership {
-                snapshot: self.snapshot.clone(),
-                event: event.clone(),
-            });
+            // Through the inbox, behind whatever other sessions forwarded before: a
+            // peer learns of a leave after what the leaver sent. Control-plane events are
+            // rare and small, and go even to a session whose inbox is full.
+            m.route
+                .inbox
+                .push_always(Forward::membership(self.snapshot.clone(), event.clone()));
         }
     }
 

@@ -18,7 +18,7 @@ use crate::session::Session;
 /// Shared (`Arc`) between the snapshots and the frames on their way, so taking a route
 /// along costs no allocation (cloning an `Addr` allocates).
 #[derive(Debug)]
-pub(crate) struct Route {
+pub struct Route {
     pub(crate) addr: Addr<Session>,
     pub(crate) pressure: Arc<Pressure>,
     /// Where its frames are put.
@@ -41,16 +41,6 @@ impl RoutingTable {
         self.routes.get(name).map(|r| &r.addr)
     }
 
-    /// The route to `name`.
-    pub(crate) fn route(&self, name: &str) -> Option<&Arc<Route>> {
-        self.routes.get(name)
-    }
-
-    /// Every member's route.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = (&Name, &Arc<Route>)> {
-        self.routes.iter()
-    }
-
     /// Number of members.
     pub fn len(&self) -> usize {
         self.routes.len()
@@ -69,3 +59,22 @@ impl RoutingTable {
 
 /// Shared snapshot handed to sessions.
 pub(crate) type Snapshot = Arc<RoutingTable>;
+
+impl lanmesh_core::session::Routes for RoutingTable {
+    type Route = Arc<Route>;
+
+    fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&Name, &Arc<Route>)) {
+        for (name, route) in &self.routes {
+            f(name, route);
+        }
+    }
+
+    fn identity(route: &Arc<Route>) -> usize {
+        // A session's pressure is its own: the pointer identifies the destination.
+        Arc::as_ptr(&route.pressure) as usize
+    }
+}
