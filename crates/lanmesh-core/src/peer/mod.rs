@@ -234,7 +234,8 @@ pub struct PeerCore {
     router: String,
     router_key: Option<[u8; 32]>,
     connection: Option<Connection>,
-    /// Handshake messages to send (length-prefixed on streams).
+    /// Bytes to send ahead of the connection's: handshake messages (length-prefixed on
+    /// streams), and the last records of a connection that was closed.
     handshake_out: VecDeque<Bytes>,
     decoder: RecordDecoder,
     reassembler: Reassembler,
@@ -940,8 +941,12 @@ impl PeerCore {
             return;
         }
         self.phase = Phase::Closed;
-        self.connection = None;
-        self.handshake_out.clear();
+        // What the connection still holds (an `Error` frame, a `Close`) goes out last.
+        if let Some(mut conn) = self.connection.take() {
+            while let Ok(Some(b)) = conn.poll_transmit() {
+                self.handshake_out.push_back(b);
+            }
+        }
         for (id, p) in core::mem::take(&mut self.pending_acks) {
             let error = ClientError::disconnected(format!(
                 "connection closed before {} acknowledged message {id}",

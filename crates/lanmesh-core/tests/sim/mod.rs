@@ -1,0 +1,584 @@
+//! A whole mesh in memory: peer cores, a router made of session cores and a small
+//! stand-in for the router actor, links between them, and a virtual clock. Every step
+//! is deterministic for a seed, so a failure replays exactly.
+//!
+//! Links carry the length-prefixed byte stream both ways, cut into pieces of random
+//! size (fragmentation) and held back at random (delay). A cut drops whatever is in
+//! flight in both directions and tells both ends, as a broken TCP connection would.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lanmesh_core::Instant;
+use lanmesh_core::peer::{Config, Event, PeerCore};
+use lanmesh_core::session::{Routes, SessionConfig, SessionCore, SessionEvent};
+use lanmesh_proto::{
+    ErrorCode, Frame, HandshakeConfig, Identity, NackReason, Name, PeerInfo, Transport,
+};
+
+/// The mesh every simulated peer and router uses.
+pub const MESH: &str = "sim";
+
+/// xorshift64*: small, seedable, good enough to pick faults.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `true` with probability 1 / `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The seed from `LANMESH_SIM_SEED`, else `default`.
+pub fn seed(default: u64) -> u64 {
+    std::env::var("LANMESH_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The routing table the simulated router hands its sessions: name → session index.
+#[derive(Clone, Default, Debug)]
+pub struct Table(BTreeMap<Name, usize>);
+
+impl Routes for Table {
+    type Route = usize;
+    fn route(&self, name: &str) -> Option<&usize> {
+        self.0.get(name)
+    }
+    fn for_each(&self, f: &mut dyn FnMut(&Name, &usize)) {
+        for (n, r) in &self.0 {
+            f(n, r);
+        }
+    }
+    fn identity(route: &usize) -> usize {
+        *route
+    }
+}
+
+/// What reaches a session from the rest of the router.
+enum Item {
+    Frames(Vec<Frame>),
+    Membership(Table, Option<Frame>),
+}
+
+/// Which end of a link is being closed down (after its side's output is flushed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Closing {
+    Open,
+    /// The session asked: flush its output, then close.
+    BySession,
+    /// The peer is closed: flush its output, then close.
+    ByPeer,
+}
+
+/// A connection between a peer (or a raw attacker) and a session.
+pub struct Link {
+    pub peer: Option<usize>,
+    pub session: usize,
+    /// Peer → router bytes written and not yet delivered.
+    up: BytesMut,
+    /// Router → peer bytes written and not yet delivered.
+    down: BytesMut,
+    /// The session's input buffer, and the peer's.
+    session_in: BytesMut,
+    peer_in: BytesMut,
+    pub alive: bool,
+    closing: Closing,
+    /// A raw end (an attacker) reads from here instead of a peer core.
+    pub raw_in: BytesMut,
+}
+
+struct Member {
+    session: usize,
+    key: [u8; 32],
+    resume: Bytes,
+}
+
+struct SessionSlot {
+    core: SessionCore<Table>,
+    inbox: VecDeque<Item>,
+    link: Option<usize>,
+    finished: bool,
+}
+
+/// Faults to inject, per step.
+#[derive(Clone, Copy, Debug)]
+pub struct Faults {
+    /// A link carries at most this many bytes each way per step (fragmentation).
+    pub max_chunk: usize,
+    /// Each way, a link holds its bytes back this step with probability 1 / `delay_one_in`.
+    pub delay_one_in: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            max_chunk: 1 << 20,
+            delay_one_in: 0,
+        }
+    }
+}
+
+/// The whole mesh.
+pub struct Sim {
+    pub now: Instant,
+    pub rng: Rng,
+    pub faults: Faults,
+    pub peers: Vec<PeerCore>,
+    /// Each peer's current link.
+    pub peer_link: Vec<Option<usize>>,
+    /// Events each peer produced, for the test to read.
+    pub events: Vec<Vec<Event>>,
+    pub links: Vec<Link>,
+    sessions: Vec<SessionSlot>,
+    members: BTreeMap<Name, Member>,
+    bindings: BTreeMap<Name, [u8; 32]>,
+    router_handshake: HandshakeConfig,
+    pub grace: Duration,
+    /// Session events seen (for tests about the router's side).
+    pub session_events: Vec<(usize, SessionEvent)>,
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            now: Instant::from_millis(1),
+            rng: Rng::new(seed),
+            faults: Faults::default(),
+            peers: Vec::new(),
+            peer_link: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            sessions: Vec::new(),
+            members: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            router_handshake: HandshakeConfig::new(Identity::generate().unwrap(), MESH),
+            grace: Duration::from_secs(30),
+            session_events: Vec::new(),
+        }
+    }
+
+    /// A peer config for `name`, with a fresh key and a resume token.
+    pub fn config(&mut self, name: &str) -> Config {
+        let hs = HandshakeConfig::new(Identity::generate().unwrap(), MESH);
+        let mut c = Config::new(Some(Name::new(name).unwrap()), hs);
+        c.resume_token = Bytes::copy_from_slice(&self.rng.next().to_be_bytes());
+        c
+    }
+
+    /// Adds a peer and connects it; returns its index.
+    pub fn add_peer(&mut self, config: Config) -> usize {
+        let i = self.peers.len();
+        self.peers.push(PeerCore::new(config));
+        self.peer_link.push(None);
+        self.events.push(Vec::new());
+        self.dial(i);
+        i
+    }
+
+    fn new_session(&mut self) -> usize {
+        let config = SessionConfig {
+            handshake: self.router_handshake.clone(),
+            transport: Transport::Tcp,
+            remote: format!("10.0.0.{}:4000", self.sessions.len() % 250),
+            grace: self.grace,
+            write_stall: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(2),
+        };
+        self.sessions.push(SessionSlot {
+            core: SessionCore::new(config, self.now),
+            inbox: VecDeque::new(),
+            link: None,
+            finished: false,
+        });
+        self.sessions.len() - 1
+    }
+
+    fn new_link(&mut self, peer: Option<usize>) -> usize {
+        let session = self.new_session();
+        self.links.push(Link {
+            peer,
+            session,
+            up: BytesMut::new(),
+            down: BytesMut::new(),
+            session_in: BytesMut::new(),
+            peer_in: BytesMut::new(),
+            alive: true,
+            closing: Closing::Open,
+            raw_in: BytesMut::new(),
+        });
+        let l = self.links.len() - 1;
+        self.sessions[session].link = Some(l);
+        l
+    }
+
+    /// A link with a raw end: the test writes bytes into it (`raw_send`) and reads what
+    /// the router answers (`Link::raw_in`).
+    pub fn raw_link(&mut self) -> usize {
+        self.new_link(None)
+    }
+
+    pub fn raw_send(&mut self, link: usize, bytes: &[u8]) {
+        self.links[link].up.extend_from_slice(bytes);
+    }
+
+    fn dial(&mut self, peer: usize) {
+        let l = self.new_link(Some(peer));
+        self.peer_link[peer] = Some(l);
+        let now = self.now;
+        self.peers[peer].connect("sim-router", now).unwrap();
+    }
+
+    /// Cuts `peer`'s link, if it has one.
+    pub fn cut(&mut self, peer: usize) {
+        if let Some(l) = self.peer_link[peer].take() {
+            self.kill_link(l, "cut");
+        }
+    }
+
+    fn kill_link(&mut self, l: usize, why: &str) {
+        if !self.links[l].alive {
+            return;
+        }
+        let now = self.now;
+        let link = &mut self.links[l];
+        link.alive = false;
+        link.up.clear();
+        link.down.clear();
+        if let Some(p) = link.peer {
+            if self.peer_link[p] == Some(l) {
+                self.peer_link[p] = None;
+            }
+            self.peers[p].transport_closed(Some(why.into()), now);
+        }
+        let s = self.links[l].session;
+        let slot = &mut self.sessions[s];
+        if !slot.finished {
+            slot.core.input_closed(Some(why.into()), now);
+            slot.core.output_closed(Some(why.into()), now);
+            slot.link = None;
+        }
+    }
+
+    /// The member list as the router sees it.
+    pub fn member_names(&self) -> Vec<String> {
+        self.members.keys().map(|n| n.to_string()).collect()
+    }
+
+    fn table(&self) -> Table {
+        Table(
+            self.members
+                .iter()
+                .map(|(n, m)| (n.clone(), m.session))
+                .collect(),
+        )
+    }
+
+    fn peer_list(&self) -> Vec<PeerInfo> {
+        self.members
+            .iter()
+            .map(|(n, m)| PeerInfo {
+                name: n.clone(),
+                transport: Transport::Tcp,
+                cipher: lanmesh_proto::Cipher::ChaCha20Poly1305,
+                compression: lanmesh_proto::Compression::Snappy,
+                key: m.key,
+                addr: String::new(),
+                joined_ms: 0,
+            })
+            .collect()
+    }
+
+    fn publish(&mut self, event: Option<Frame>, skip: usize) {
+        let table = self.table();
+        let targets: Vec<usize> = self.members.values().map(|m| m.session).collect();
+        for s in targets {
+            if s != skip && !self.sessions[s].finished {
+                self.sessions[s]
+                    .inbox
+                    .push_back(Item::Membership(table.clone(), event.clone()));
+            }
+        }
+    }
+
+    fn join(&mut self, s: usize, info: PeerInfo, resume: Bytes) {
+        if let Some(owner) = self.bindings.get(&info.name) {
+            if *owner != info.key {
+                self.sessions[s]
+                    .core
+                    .refuse(ErrorCode::NameTaken, "name belongs to another key");
+                return;
+            }
+        }
+        self.bindings.insert(info.name.clone(), info.key);
+        let mut reconnect = false;
+        if let Some(old) = self.members.get(&info.name) {
+            if old.key != info.key {
+                self.sessions[s]
+                    .core
+                    .refuse(ErrorCode::NameTaken, "name held by another peer");
+                return;
+            }
+            reconnect = !resume.is_empty() && old.resume == resume;
+            let old_session = old.session;
+            let held = self.sessions[old_session].core.replaced();
+            if !held.is_empty() {
+                self.sessions[s].inbox.push_back(Item::Frames(held));
+            }
+        }
+        let name = info.name.clone();
+        self.members.insert(
+            name,
+            Member {
+                session: s,
+                key: info.key,
+                resume,
+            },
+        );
+        let event = (!reconnect).then(|| Frame::PeerJoined(info));
+        self.publish(event, s);
+        let table = self.table();
+        let peers = self.peer_list();
+        self.sessions[s].core.joined(table, peers);
+    }
+
+    fn leave(&mut self, s: usize, name: Name) {
+        if self.members.get(&name).is_some_and(|m| m.session == s) {
+            self.members.remove(&name);
+            self.publish(Some(Frame::PeerLeft { name }), usize::MAX);
+        }
+    }
+
+    /// Does what session `s` asked for and hands its frames on.
+    fn run_session(&mut self, s: usize) {
+        loop {
+            let Some(event) = self.sessions[s].core.poll_event() else {
+                break;
+            };
+            self.session_events.push((s, event.clone()));
+            match event {
+                SessionEvent::Join { info, resume } => self.join(s, info, resume),
+                SessionEvent::ListPeers => {
+                    let peers = self.peer_list();
+                    self.sessions[s].core.send_peer_list(peers).unwrap();
+                }
+                SessionEvent::Leave { name } => self.leave(s, name),
+                SessionEvent::Parked | SessionEvent::CloseTransport => {
+                    if let Some(l) = self.sessions[s].link {
+                        self.links[l].closing = Closing::BySession;
+                    }
+                }
+                SessionEvent::CloseRequested => {
+                    self.dispatch(s);
+                    self.sessions[s].core.answer_close();
+                }
+                SessionEvent::Finished => {
+                    self.sessions[s].finished = true;
+                    if let Some(l) = self.sessions[s].link.take() {
+                        self.kill_link(l, "session finished");
+                    }
+                    // What waits for it is refused to its senders, as a closed inbox is.
+                    let waiting: Vec<Item> = self.sessions[s].inbox.drain(..).collect();
+                    drop(waiting);
+                }
+                _ => {}
+            }
+        }
+        self.dispatch(s);
+    }
+
+    fn dispatch(&mut self, s: usize) {
+        let mut forwards = Vec::new();
+        let mut notices = Vec::new();
+        {
+            let out = self.sessions[s].core.take_outgoing();
+            forwards.extend(out.drain_forwards());
+            notices.extend(out.drain_notices());
+        }
+        for (dest, route, frames) in forwards {
+            if self.sessions[route].finished {
+                self.sessions[s]
+                    .core
+                    .refused(&dest, frames, NackReason::UnknownPeer);
+            } else {
+                self.sessions[route].inbox.push_back(Item::Frames(frames));
+            }
+        }
+        for (route, frame) in notices {
+            if !self.sessions[route].finished {
+                self.sessions[route]
+                    .inbox
+                    .push_back(Item::Frames(vec![frame]));
+            }
+        }
+    }
+
+    /// Moves up to one chunk of `from` into `to`, unless held back this step.
+    fn carry(rng: &mut Rng, faults: Faults, from: &mut BytesMut, to: &mut BytesMut) -> bool {
+        if from.is_empty() {
+            return false;
+        }
+        if faults.delay_one_in > 0 && rng.one_in(faults.delay_one_in) {
+            return false;
+        }
+        let max = faults.max_chunk.max(1) as u64;
+        let n = (1 + rng.below(max) as usize).min(from.len());
+        to.extend_from_slice(&from.split_to(n));
+        true
+    }
+
+    /// One step of the whole mesh: time moves on by `dt`.
+    pub fn step(&mut self, dt: Duration) {
+        self.now = self.now + dt;
+        let now = self.now;
+        // Peers: timers, then what they write.
+        for p in 0..self.peers.len() {
+            self.peers[p].handle_timeout(now);
+            self.collect_peer(p);
+            if let Some(l) = self.peer_link[p] {
+                while let Some(b) = self.peers[p].poll_transmit() {
+                    self.links[l].up.extend_from_slice(&b);
+                }
+            }
+        }
+        // Sessions: timers, inboxes, what they write.
+        for s in 0..self.sessions.len() {
+            if self.sessions[s].finished {
+                continue;
+            }
+            self.sessions[s].core.handle_timeout(now);
+            while let Some(item) = self.sessions[s].inbox.pop_front() {
+                match item {
+                    Item::Frames(f) => self.sessions[s].core.deliver(f),
+                    Item::Membership(t, e) => self.sessions[s].core.membership(t, e),
+                }
+            }
+            self.run_session(s);
+            if let Some(l) = self.sessions[s].link {
+                while let Some(b) = self.sessions[s].core.poll_transmit() {
+                    let n = b.len();
+                    self.links[l].down.extend_from_slice(&b);
+                    self.sessions[s].core.written(n);
+                }
+            }
+        }
+        // Links: carry bytes, deliver them.
+        for l in 0..self.links.len() {
+            if !self.links[l].alive {
+                continue;
+            }
+            let faults = self.faults;
+            let Link {
+                up,
+                session_in,
+                down,
+                peer_in,
+                ..
+            } = &mut self.links[l];
+            let up_moved = Self::carry(&mut self.rng, faults, up, session_in);
+            let down_moved = Self::carry(&mut self.rng, faults, down, peer_in);
+            let s = self.links[l].session;
+            if up_moved && !self.sessions[s].finished {
+                let mut input = std::mem::take(&mut self.links[l].session_in);
+                self.sessions[s].core.handle_input(&mut input);
+                self.links[l].session_in = input;
+                self.run_session(s);
+            }
+            if down_moved {
+                let mut input = std::mem::take(&mut self.links[l].peer_in);
+                match self.links[l].peer {
+                    Some(p) => {
+                        self.peers[p].handle_input(&mut input, now);
+                        self.collect_peer(p);
+                    }
+                    None => {
+                        self.links[l].raw_in.extend_from_slice(&input);
+                        input.clear();
+                    }
+                }
+                self.links[l].peer_in = input;
+            }
+            // A closing end is closed once its side has nothing left to send.
+            let session_done = self.links[l].down.is_empty()
+                && (self.sessions[s].finished || self.sessions[s].core.queued_bytes() == 0);
+            let peer_done = self.links[l].up.is_empty()
+                && self.links[l]
+                    .peer
+                    .is_none_or(|p| self.peers[p].queued_bytes() == 0);
+            match self.links[l].closing {
+                Closing::BySession if session_done => self.kill_link(l, "closed by the router"),
+                Closing::ByPeer if peer_done => self.kill_link(l, "closed by the peer"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes peer `p`'s events: dials when asked, keeps the rest for the test.
+    fn collect_peer(&mut self, p: usize) {
+        while let Some(e) = self.peers[p].poll_event() {
+            match &e {
+                Event::Dial => self.dial(p),
+                Event::Closed { .. } => {
+                    if let Some(l) = self.peer_link[p] {
+                        // Flush what the peer still has to say (a `Close`, an `Error`).
+                        while let Some(b) = self.peers[p].poll_transmit() {
+                            self.links[l].up.extend_from_slice(&b);
+                        }
+                        self.links[l].closing = Closing::ByPeer;
+                    }
+                }
+                _ => {}
+            }
+            self.events[p].push(e);
+        }
+        if !self.peers[p].has_transport() {
+            if let Some(l) = self.peer_link[p] {
+                if self.links[l].closing == Closing::Open {
+                    self.peer_link[p] = None;
+                    self.kill_link(l, "dropped by the peer");
+                }
+            }
+        }
+    }
+
+    /// Steps until `done` holds, or fails after `max` steps.
+    pub fn run_until(&mut self, max: usize, dt: Duration, mut done: impl FnMut(&mut Sim) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            self.step(dt);
+        }
+        assert!(done(self), "not done after {max} steps");
+    }
+
+    /// Steps until peer `p` is in the mesh.
+    pub fn connect(&mut self, p: usize) {
+        self.run_until(10_000, Duration::from_millis(1), |sim| {
+            sim.peers[p].is_running()
+        });
+    }
+
+    /// Drains the events peer `p` produced so far.
+    pub fn take_events(&mut self, p: usize) -> Vec<Event> {
+        std::mem::take(&mut self.events[p])
+    }
+}
