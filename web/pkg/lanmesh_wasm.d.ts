@@ -9,6 +9,9 @@ export interface MeshPeerOptions {
     plaintext?: boolean;
     /** The mesh to join (default "lanmesh"). */
     mesh?: string;
+    /** Reconnect (with backoff, resuming the session) when the connection is lost
+     *  (default true). */
+    reconnect?: boolean;
 }
 
 /** A member of the mesh, as `peer.peerInfo()` lists it. */
@@ -21,11 +24,45 @@ export interface MeshPeerInfo {
     key: string;
 }
 
+/** What a rejected promise holds: an Error with a `code` to branch on, such as
+ *  "UnknownPeer", "NoResponder", "RequestTimeout", "AckTimeout", "Disconnected",
+ *  "Refused", "FileRefused", "FileFailed", "TooLarge". */
+export interface MeshPeerError extends Error {
+    code: string;
+}
+
+/** Where the connection stands, for `onstatus`. */
+export type MeshPeerStatus = "connecting" | "connected" | "reconnecting" | "closed";
+
+/** How far a file being sent has come. */
+export interface MeshFileProgress {
+    total: number;
+    /** Bytes handed to the connection. */
+    sent: number;
+    /** Bytes the recipient has confirmed. */
+    acked: number;
+}
+
+/** Options of `sendFile`. */
+export interface MeshSendFileOptions {
+    /** The name to offer it under (default: the File's name, else "file"). */
+    name?: string;
+    onprogress?: (progress: MeshFileProgress) => void;
+}
+
+/** A file the recipient has confirmed whole. */
+export interface MeshFileSent {
+    name: string;
+    bytes: number;
+}
+
 
 
 /**
- * A member of a lanmesh mesh, in the browser: the same Noise handshake and frames as the
- * native peer, over a WebSocket to the router's gateway (`ws://host:7401/mesh`).
+ * A member of a lanmesh mesh, in the browser: the same Noise handshake, frames and
+ * protocol core as the native peer, over a WebSocket to the router's gateway
+ * (`ws://host:7401/mesh`). It reconnects by itself when the connection is lost, resuming
+ * its session: acked sends arrive exactly once and in order across the cut.
  */
 export class MeshPeer {
     private constructor();
@@ -57,10 +94,31 @@ export class MeshPeer {
      */
     peers(): string[];
     /**
+     * Asks `to` (a peer that answers requests) and resolves with its reply (a string if
+     * it answered with text, else a `Uint8Array`). Rejects with code `NoResponder` when
+     * the peer answers no requests, `UnknownPeer`, or `RequestTimeout` after
+     * `timeoutMs` (default 5000).
+     */
+    request(to: string, data: string | Uint8Array, timeout_ms?: number): Promise<string | Uint8Array>;
+    /**
+     * Answers requests with `handler(from, data, id)`, which returns the reply (a string
+     * or bytes, or a promise of one), or `null` to tell the requester this page has no
+     * answer. `respond(null)` stops: requesters then get `NoResponder`.
+     */
+    respond(handler: ((from: string, data: string | Uint8Array, id: number) => string | Uint8Array | null | Promise<string | Uint8Array | null>) | null): void;
+    /**
      * Sends `data` to `to` and resolves when the recipient's client has it; rejects with
-     * e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement.
+     * e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement. Acked
+     * sends arrive exactly once and in order, also across a lost connection.
      */
     sendAcked(to: string, data: string | Uint8Array): Promise<void>;
+    /**
+     * Sends `file` (a `File` or any `Blob`) to `to`, reading it a chunk at a time, and
+     * resolves with `{name, bytes}` once the recipient has all of it (a native peer:
+     * on its disk). Rejects with `FileRefused` (no save directory there, too large),
+     * `FileFailed`, `UnknownPeer` or `Disconnected`.
+     */
+    sendFile(to: string, file: Blob, options?: MeshSendFileOptions): Promise<MeshFileSent>;
     /**
      * Sends `data` (a string is sent as text, bytes as binary) to peer `to`. Resolves
      * once handed to the WebSocket (and its buffer is under 8 MiB); an unknown peer is
@@ -72,9 +130,18 @@ export class MeshPeer {
      */
     readonly name: string;
     /**
-     * `(reason) => {}`: the connection ended (router gone, refused, `close()`).
+     * `(reason) => {}`: the peer is closed for good (refused, `close()`, or reconnection off).
      */
     onclose: ((reason: string) => void) | null;
+    /**
+     * `(from, file, name) => {}`: a file arrived whole (`file` is a `Blob`). Without
+     * this handler the page refuses files, and their senders are told so.
+     */
+    onfile: ((from: string, file: Blob, name: string) => void) | null;
+    /**
+     * `(from, name, received, total) => {}`: bytes of an incoming file arrived.
+     */
+    onfileprogress: ((from: string, name: string, received: number, total: number) => void) | null;
     /**
      * `(from, data, id) => {}`: a message arrived; `data` is a string when it was sent
      * as text, else a `Uint8Array`. Messages that came before it was set are delivered
@@ -86,6 +153,14 @@ export class MeshPeer {
      * after it is set, with the current list.
      */
     onpeers: ((names: string[]) => void) | null;
+    /**
+     * `(status, detail) => {}`: the connection changed: `"reconnecting"` (with why and which attempt), `"connected"` (again), `"closed"`.
+     */
+    onstatus: ((status: MeshPeerStatus, detail: string) => void) | null;
+    /**
+     * Where the connection stands: `"connected"`, `"reconnecting"`, `"closed"`.
+     */
+    readonly status: MeshPeerStatus;
 }
 
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
@@ -98,20 +173,30 @@ export interface InitOutput {
     readonly meshpeer_connect: (a: number, b: number, c: number, d: number, e: any) => any;
     readonly meshpeer_name: (a: number) => [number, number];
     readonly meshpeer_onclose: (a: number) => any;
+    readonly meshpeer_onfile: (a: number) => any;
+    readonly meshpeer_onfileprogress: (a: number) => any;
     readonly meshpeer_onmessage: (a: number) => any;
     readonly meshpeer_onpeers: (a: number) => any;
+    readonly meshpeer_onstatus: (a: number) => any;
     readonly meshpeer_peerInfo: (a: number) => any;
     readonly meshpeer_peers: (a: number) => any;
+    readonly meshpeer_request: (a: number, b: number, c: number, d: any, e: any) => any;
+    readonly meshpeer_respond: (a: number, b: number) => void;
     readonly meshpeer_send: (a: number, b: number, c: number, d: any) => any;
     readonly meshpeer_sendAcked: (a: number, b: number, c: number, d: any) => any;
+    readonly meshpeer_sendFile: (a: number, b: number, c: number, d: any, e: any) => any;
     readonly meshpeer_set_onclose: (a: number, b: number) => void;
+    readonly meshpeer_set_onfile: (a: number, b: number) => void;
+    readonly meshpeer_set_onfileprogress: (a: number, b: number) => void;
     readonly meshpeer_set_onmessage: (a: number, b: number) => void;
     readonly meshpeer_set_onpeers: (a: number, b: number) => void;
+    readonly meshpeer_set_onstatus: (a: number, b: number) => void;
+    readonly meshpeer_status: (a: number) => [number, number];
     readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___js_sys_67b5248a47457fb2___Function_fn_wasm_bindgen_c68b8da8c1f9b242___JsValue_____wasm_bindgen_c68b8da8c1f9b242___sys__Undefined___js_sys_67b5248a47457fb2___Function_fn_wasm_bindgen_c68b8da8c1f9b242___JsValue_____wasm_bindgen_c68b8da8c1f9b242___sys__Undefined_______true_: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___wasm_bindgen_c68b8da8c1f9b242___JsValue__core_8a97de082bc4c33___result__Result_____wasm_bindgen_c68b8da8c1f9b242___JsError___true_: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__17: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__18: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true_: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__27: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__28: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke_______true_: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;

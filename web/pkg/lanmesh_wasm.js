@@ -1,8 +1,10 @@
 /* @ts-self-types="./lanmesh_wasm.d.ts" */
 
 /**
- * A member of a lanmesh mesh, in the browser: the same Noise handshake and frames as the
- * native peer, over a WebSocket to the router's gateway (`ws://host:7401/mesh`).
+ * A member of a lanmesh mesh, in the browser: the same Noise handshake, frames and
+ * protocol core as the native peer, over a WebSocket to the router's gateway
+ * (`ws://host:7401/mesh`). It reconnects by itself when the connection is lost, resuming
+ * its session: acked sends arrive exactly once and in order across the cut.
  */
 export class MeshPeer {
     static __wrap(ptr) {
@@ -79,11 +81,28 @@ export class MeshPeer {
         }
     }
     /**
-     * `(reason) => {}`: the connection ended (router gone, refused, `close()`).
+     * `(reason) => {}`: the peer is closed for good (refused, `close()`, or reconnection off).
      * @returns {((reason: string) => void) | null}
      */
     get onclose() {
         const ret = wasm.meshpeer_onclose(this.__wbg_ptr);
+        return ret;
+    }
+    /**
+     * `(from, file, name) => {}`: a file arrived whole (`file` is a `Blob`). Without
+     * this handler the page refuses files, and their senders are told so.
+     * @returns {((from: string, file: Blob, name: string) => void) | null}
+     */
+    get onfile() {
+        const ret = wasm.meshpeer_onfile(this.__wbg_ptr);
+        return ret;
+    }
+    /**
+     * `(from, name, received, total) => {}`: bytes of an incoming file arrived.
+     * @returns {((from: string, name: string, received: number, total: number) => void) | null}
+     */
+    get onfileprogress() {
+        const ret = wasm.meshpeer_onfileprogress(this.__wbg_ptr);
         return ret;
     }
     /**
@@ -106,6 +125,14 @@ export class MeshPeer {
         return ret;
     }
     /**
+     * `(status, detail) => {}`: the connection changed: `"reconnecting"` (with why and which attempt), `"connected"` (again), `"closed"`.
+     * @returns {((status: MeshPeerStatus, detail: string) => void) | null}
+     */
+    get onstatus() {
+        const ret = wasm.meshpeer_onstatus(this.__wbg_ptr);
+        return ret;
+    }
+    /**
      * The members with how they are connected: `{name, transport, cipher, compression,
      * key}` (key in hex).
      * @returns {MeshPeerInfo[]}
@@ -123,8 +150,34 @@ export class MeshPeer {
         return ret;
     }
     /**
+     * Asks `to` (a peer that answers requests) and resolves with its reply (a string if
+     * it answered with text, else a `Uint8Array`). Rejects with code `NoResponder` when
+     * the peer answers no requests, `UnknownPeer`, or `RequestTimeout` after
+     * `timeoutMs` (default 5000).
+     * @param {string} to
+     * @param {string | Uint8Array} data
+     * @param {number} [timeout_ms]
+     * @returns {Promise<string | Uint8Array>}
+     */
+    request(to, data, timeout_ms) {
+        const ptr0 = passStringToWasm0(to, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.meshpeer_request(this.__wbg_ptr, ptr0, len0, data, timeout_ms);
+        return ret;
+    }
+    /**
+     * Answers requests with `handler(from, data, id)`, which returns the reply (a string
+     * or bytes, or a promise of one), or `null` to tell the requester this page has no
+     * answer. `respond(null)` stops: requesters then get `NoResponder`.
+     * @param {((from: string, data: string | Uint8Array, id: number) => string | Uint8Array | null | Promise<string | Uint8Array | null>) | null} handler
+     */
+    respond(handler) {
+        wasm.meshpeer_respond(this.__wbg_ptr, isLikeNone(handler) ? 0 : addToExternrefTable0(handler));
+    }
+    /**
      * Sends `data` to `to` and resolves when the recipient's client has it; rejects with
-     * e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement.
+     * e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement. Acked
+     * sends arrive exactly once and in order, also across a lost connection.
      * @param {string} to
      * @param {string | Uint8Array} data
      * @returns {Promise<void>}
@@ -133,6 +186,22 @@ export class MeshPeer {
         const ptr0 = passStringToWasm0(to, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.meshpeer_sendAcked(this.__wbg_ptr, ptr0, len0, data);
+        return ret;
+    }
+    /**
+     * Sends `file` (a `File` or any `Blob`) to `to`, reading it a chunk at a time, and
+     * resolves with `{name, bytes}` once the recipient has all of it (a native peer:
+     * on its disk). Rejects with `FileRefused` (no save directory there, too large),
+     * `FileFailed`, `UnknownPeer` or `Disconnected`.
+     * @param {string} to
+     * @param {Blob} file
+     * @param {MeshSendFileOptions} [options]
+     * @returns {Promise<MeshFileSent>}
+     */
+    sendFile(to, file, options) {
+        const ptr0 = passStringToWasm0(to, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.meshpeer_sendFile(this.__wbg_ptr, ptr0, len0, file, options);
         return ret;
     }
     /**
@@ -150,11 +219,23 @@ export class MeshPeer {
         return ret;
     }
     /**
-     * Sets `onclose`.
      * @param {((reason: string) => void) | null} f
      */
     set onclose(f) {
         wasm.meshpeer_set_onclose(this.__wbg_ptr, isLikeNone(f) ? 0 : addToExternrefTable0(f));
+    }
+    /**
+     * Sets `onfile`.
+     * @param {((from: string, file: Blob, name: string) => void) | null} f
+     */
+    set onfile(f) {
+        wasm.meshpeer_set_onfile(this.__wbg_ptr, isLikeNone(f) ? 0 : addToExternrefTable0(f));
+    }
+    /**
+     * @param {((from: string, name: string, received: number, total: number) => void) | null} f
+     */
+    set onfileprogress(f) {
+        wasm.meshpeer_set_onfileprogress(this.__wbg_ptr, isLikeNone(f) ? 0 : addToExternrefTable0(f));
     }
     /**
      * Sets `onmessage`.
@@ -169,6 +250,28 @@ export class MeshPeer {
      */
     set onpeers(f) {
         wasm.meshpeer_set_onpeers(this.__wbg_ptr, isLikeNone(f) ? 0 : addToExternrefTable0(f));
+    }
+    /**
+     * @param {((status: MeshPeerStatus, detail: string) => void) | null} f
+     */
+    set onstatus(f) {
+        wasm.meshpeer_set_onstatus(this.__wbg_ptr, isLikeNone(f) ? 0 : addToExternrefTable0(f));
+    }
+    /**
+     * Where the connection stands: `"connected"`, `"reconnecting"`, `"closed"`.
+     * @returns {MeshPeerStatus}
+     */
+    get status() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.meshpeer_status(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
     }
 }
 if (Symbol.dispose) MeshPeer.prototype[Symbol.dispose] = MeshPeer.prototype.free;
@@ -201,6 +304,12 @@ function __wbg_get_imports() {
             const ret = arg0 === undefined;
             return ret;
         },
+        __wbg___wbindgen_number_get_934b640d0889af78: function(arg0, arg1) {
+            const obj = arg1;
+            const ret = typeof(obj) === 'number' ? obj : undefined;
+            getDataViewMemory0().setFloat64((arg0 >>> 0) + 8 * 1, isLikeNone(ret) ? 0 : ret, true);
+            getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, !isLikeNone(ret), true);
+        },
         __wbg___wbindgen_string_get_7ce8eee7fd327545: function(arg0, arg1) {
             const obj = arg1;
             const ret = typeof(obj) === 'string' ? obj : undefined;
@@ -219,6 +328,10 @@ function __wbg_get_imports() {
             const ret = arg0.apply(arg1, arg2);
             return ret;
         }, arguments); },
+        __wbg_arrayBuffer_5abbcb61bd48f427: function(arg0) {
+            const ret = arg0.arrayBuffer();
+            return ret;
+        },
         __wbg_bufferedAmount_1a6499d60a181d57: function(arg0) {
             const ret = arg0.bufferedAmount;
             return ret;
@@ -243,6 +356,9 @@ function __wbg_get_imports() {
         },
         __wbg_error_9b95f63d905893d2: function(arg0, arg1) {
             console.error(arg0, arg1);
+        },
+        __wbg_error_d1fc0193610e0e39: function(arg0) {
+            console.error(arg0);
         },
         __wbg_getItem_49556a3e59cfb688: function() { return handleError(function (arg0, arg1, arg2, arg3) {
             const ret = arg1.getItem(getStringFromWasm0(arg2, arg3));
@@ -272,6 +388,16 @@ function __wbg_get_imports() {
             let result;
             try {
                 result = arg0 instanceof Error;
+            } catch (_) {
+                result = false;
+            }
+            const ret = result;
+            return ret;
+        },
+        __wbg_instanceof_Promise_59148c6049d0e3a0: function(arg0) {
+            let result;
+            try {
+                result = arg0 instanceof Promise;
             } catch (_) {
                 result = false;
             }
@@ -378,6 +504,10 @@ function __wbg_get_imports() {
                 state0.a = 0;
             }
         },
+        __wbg_new_with_u8_array_sequence_9cda61cd48ab1b97: function() { return handleError(function (arg0) {
+            const ret = new Blob(arg0);
+            return ret;
+        }, arguments); },
         __wbg_now_463ac581d2fc7ea3: function() {
             const ret = Date.now();
             return ret;
@@ -428,6 +558,10 @@ function __wbg_get_imports() {
             const ret = setTimeout(arg0, arg1);
             return ret;
         },
+        __wbg_setTimeout_9ef22b48643bd7de: function() { return handleError(function (arg0, arg1, arg2) {
+            const ret = arg0.setTimeout(arg1, arg2);
+            return ret;
+        }, arguments); },
         __wbg_set_2793479888329cb6: function() { return handleError(function (arg0, arg1, arg2) {
             const ret = Reflect.set(arg0, arg1, arg2);
             return ret;
@@ -447,6 +581,14 @@ function __wbg_get_imports() {
         __wbg_set_onopen_757be120cc7b1ea6: function(arg0, arg1) {
             arg0.onopen = arg1;
         },
+        __wbg_size_9d1084e29743663c: function(arg0) {
+            const ret = arg0.size;
+            return ret;
+        },
+        __wbg_slice_b94f88ac0a502e53: function() { return handleError(function (arg0, arg1, arg2) {
+            const ret = arg0.slice(arg1, arg2);
+            return ret;
+        }, arguments); },
         __wbg_static_accessor_GLOBAL_THIS_003ee833af9699fc: function() {
             const ret = typeof globalThis === 'undefined' ? undefined : globalThis;
             return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
@@ -475,23 +617,23 @@ function __wbg_get_imports() {
             console.warn(arg0);
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 68, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 169, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___wasm_bindgen_c68b8da8c1f9b242___JsValue__core_8a97de082bc4c33___result__Result_____wasm_bindgen_c68b8da8c1f9b242___JsError___true_);
             return ret;
         },
         __wbindgen_generic_0000000000000002: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("CloseEvent")], shim_idx: 6, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true_);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true_);
             return ret;
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 6, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__17);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__27);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("MessageEvent")], shim_idx: 6, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__18);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__28);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
@@ -528,16 +670,16 @@ function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke_______true
     wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke_______true_(arg0, arg1);
 }
 
-function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2);
+function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true_(arg0, arg1, arg2);
 }
 
-function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__17(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__17(arg0, arg1, arg2);
+function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__27(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__27(arg0, arg1, arg2);
 }
 
-function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__18(arg0, arg1, arg2) {
-    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_cf75ace7194a4ba8___features__gen_CloseEvent__CloseEvent______true__18(arg0, arg1, arg2);
+function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__28(arg0, arg1, arg2) {
+    wasm.wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___web_sys_dab04b46ef11af1c___features__gen_CloseEvent__CloseEvent______true__28(arg0, arg1, arg2);
 }
 
 function wasm_bindgen_c68b8da8c1f9b242___convert__closures_____invoke___wasm_bindgen_c68b8da8c1f9b242___JsValue__core_8a97de082bc4c33___result__Result_____wasm_bindgen_c68b8da8c1f9b242___JsError___true_(arg0, arg1, arg2) {

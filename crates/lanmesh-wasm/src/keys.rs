@@ -4,7 +4,7 @@
 
 use lanmesh_proto::Identity;
 
-use crate::error::ClientError;
+use lanmesh_core::ClientError;
 
 /// The `localStorage` entry holding the identity: hex of the secret then the public key.
 pub const IDENTITY_STORAGE_KEY: &str = "lanmesh.identity";

@@ -1,13 +1,7 @@
-//! The lanmesh browser peer.
-//!
-//! Two layers, like `quinn-proto` under `quinn`:
-//!
-//! * [`client`]: a plain-Rust state machine ([`Client`]) that takes WebSocket messages and
-//!   the time, and gives events and WebSocket messages back. It runs the same Noise
-//!   handshake and frames as the native peer (`lanmesh-proto`), and is tested natively and
-//!   in headless Chromium against an in-memory router.
-//! * `MeshPeer` (wasm32 only): the thin wasm-bindgen shell that owns a `WebSocket`, one
-//!   timer and the JavaScript callbacks, and exposes the contract of DESIGN.md §7:
+//! The lanmesh browser peer: `MeshPeer`, a wasm-bindgen driver around the same sans-IO
+//! [`lanmesh_core::peer::PeerCore`] the native peer runs (handshake, frames, acked
+//! streams, requests, files, reconnects). It owns a `WebSocket`, one timer and the
+//! page's callbacks, and exposes the contract of DESIGN.md §7, extended in its style:
 //!
 //! ```js
 //! import init, { MeshPeer } from '/pkg/lanmesh_wasm.js';
@@ -15,21 +9,28 @@
 //! const peer = await MeshPeer.connect('ws://host:7401/mesh', 'web-1', { meshKey: null });
 //! peer.onmessage = (from, data, id) => {};   // data: string (text) or Uint8Array
 //! peer.onpeers = (names) => {};
+//! peer.onstatus = (status, detail) => {};    // "reconnecting", "connected", "closed"
+//! peer.onfile = (from, blob, name) => {};    // files sent with `lanmesh send --file`
+//! peer.respond((from, data, id) => 'answer');
 //! await peer.send('laptop', 'hello');
 //! await peer.sendAcked('laptop', bytes);
+//! const reply = await peer.request('sensor', 'temp?', 2000);
+//! await peer.sendFile('laptop', fileInput.files[0], { onprogress: (p) => {} });
 //! peer.peers();
 //! peer.close();
 //! ```
+//!
+//! On other targets only the key helpers build (the native tests use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod client;
-pub mod error;
+#[cfg(target_arch = "wasm32")]
+mod driver;
+#[cfg(target_arch = "wasm32")]
+mod js;
 pub mod keys;
 #[cfg(target_arch = "wasm32")]
 mod peer;
 
-pub use client::{Client, ClientConfig, Event, Incoming, Payload};
-pub use error::ClientError;
 pub use keys::{IDENTITY_STORAGE_KEY, identity_from_text, identity_to_text, mesh_key_from_text};
 #[cfg(target_arch = "wasm32")]
 pub use peer::{MeshPeer, stored_identity};

@@ -1,38 +1,30 @@
-//! `MeshPeer`: the wasm-bindgen shell around [`Client`]. It only moves bytes and time.
-//!
-//! * One `WebSocket` (binary, `arraybuffer`): each received message goes to
-//!   [`Client::feed`]; everything [`Client::poll_transmit`] hands out is sent as one
-//!   binary message.
-//! * One `setTimeout`, re-armed to [`Client::poll_timeout`] after every step.
-//! * The JavaScript callbacks and promises, settled from the client's events.
-//!
-//! State lives in `Rc<RefCell<Inner>>`; the closures registered with the browser hold a
-//! `Weak` to it and are owned by `Inner`, so dropping the peer drops them. No `RefCell`
-//! borrow is held while JavaScript runs: each step collects the calls to make, releases
-//! the borrow, then makes them, so a callback may call back into the peer.
+//! `MeshPeer`: the JavaScript API of the browser peer (DESIGN.md §7), over the driver in
+//! [`crate::driver`]. Every method only moves a call into the core and its answer back
+//! out as a promise or a callback.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
-use lanmesh_proto::{Destination, Framing, HandshakeConfig, Identity, Name, ProtoError};
+use bytes::Bytes;
+use js_sys::{Array, Function, Promise};
+use lanmesh_core::ClientError;
+use lanmesh_core::peer::{Config, PeerCore};
+use lanmesh_proto::{Destination, Framing, HandshakeConfig, Identity};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+use web_sys::WebSocket;
 
-use crate::client::{Client, ClientConfig, DEFAULT_MESH, Event, Incoming, Payload};
-use crate::error::ClientError;
-use crate::keys::{IDENTITY_STORAGE_KEY, identity_from_text, identity_to_text, mesh_key_from_text};
+use crate::driver::{Inner, Outgoing, Settle, names_array, now, step_rc};
+use crate::js::{client_error, get, js_error, options_from_js, parse_name, payload_from_js};
+use crate::keys::{IDENTITY_STORAGE_KEY, identity_from_text, identity_to_text};
 
 /// `send` resolves once the socket's send buffer is back under this many bytes, so a
 /// fast sender waits instead of growing the browser's buffer without bound.
 const MAX_BUFFERED: u32 = 8 * 1024 * 1024;
-/// Messages kept for an `onmessage` handler that is not set yet (they arrive with the
-/// member list, before `connect` has even returned the peer).
-const MAX_BACKLOG: usize = 1024;
+/// How long `request` waits for a reply unless told otherwise.
+const REQUEST_TIMEOUT_MS: f64 = 5_000.0;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -44,6 +36,9 @@ export interface MeshPeerOptions {
   plaintext?: boolean;
   /** The mesh to join (default "lanmesh"). */
   mesh?: string;
+  /** Reconnect (with backoff, resuming the session) when the connection is lost
+   *  (default true). */
+  reconnect?: boolean;
 }
 
 /** A member of the mesh, as `peer.peerInfo()` lists it. */
@@ -55,32 +50,39 @@ export interface MeshPeerInfo {
   /** Static public key, hex. */
   key: string;
 }
+
+/** What a rejected promise holds: an Error with a `code` to branch on, such as
+ *  "UnknownPeer", "NoResponder", "RequestTimeout", "AckTimeout", "Disconnected",
+ *  "Refused", "FileRefused", "FileFailed", "TooLarge". */
+export interface MeshPeerError extends Error {
+  code: string;
+}
+
+/** Where the connection stands, for `onstatus`. */
+export type MeshPeerStatus = "connecting" | "connected" | "reconnecting" | "closed";
+
+/** How far a file being sent has come. */
+export interface MeshFileProgress {
+  total: number;
+  /** Bytes handed to the connection. */
+  sent: number;
+  /** Bytes the recipient has confirmed. */
+  acked: number;
+}
+
+/** Options of `sendFile`. */
+export interface MeshSendFileOptions {
+  /** The name to offer it under (default: the File's name, else "file"). */
+  name?: string;
+  onprogress?: (progress: MeshFileProgress) => void;
+}
+
+/** A file the recipient has confirmed whole. */
+export interface MeshFileSent {
+  name: string;
+  bytes: number;
+}
 "#;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
-    #[wasm_bindgen(js_name = queueMicrotask)]
-    fn queue_microtask(callback: &Function);
-}
-
-fn now() -> u64 {
-    js_sys::Date::now() as u64
-}
-
-fn js_error(message: &str) -> JsValue {
-    js_sys::Error::new(message).into()
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".into())
-}
 
 /// The identity kept in `localStorage` under [`IDENTITY_STORAGE_KEY`], made and stored on
 /// first use; a fresh one each time where there is no `localStorage` (a worker, a
@@ -102,441 +104,74 @@ pub fn stored_identity() -> Result<Identity, ClientError> {
     Ok(identity)
 }
 
-/// A JavaScript function to call once no borrow is held.
-struct Call {
-    f: Function,
-    args: Array,
-}
-
-impl Call {
-    fn new(f: &Function, args: &[JsValue]) -> Self {
-        Self {
-            f: f.clone(),
-            args: args.iter().collect(),
-        }
+/// A random token naming this page's session across reconnects (crypto.getRandomValues).
+fn resume_token() -> Bytes {
+    let mut token = [0u8; 16];
+    match getrandom::fill(&mut token) {
+        Ok(()) => Bytes::copy_from_slice(&token),
+        // Without randomness every reconnect counts as a new session, which is safe.
+        Err(_) => Bytes::new(),
     }
-}
-
-fn run(calls: Vec<Call>) {
-    for call in calls {
-        if let Err(e) = call.f.apply(&JsValue::UNDEFINED, &call.args) {
-            web_sys::console::error_2(&"lanmesh: a MeshPeer callback threw".into(), &e);
-        }
-    }
-}
-
-/// The two ends of a promise.
-struct Settle {
-    resolve: Function,
-    reject: Function,
-}
-
-impl Settle {
-    /// A new promise and its ends.
-    fn promise() -> (Promise, Option<Self>) {
-        let mut settle = None;
-        let promise = Promise::new(&mut |resolve, reject| {
-            settle = Some(Self { resolve, reject });
-        });
-        (promise, settle)
-    }
-}
-
-/// The closures the browser calls. Owned here; detached from the socket on close and
-/// dropped with the peer.
-struct Handlers {
-    open: Closure<dyn FnMut(web_sys::Event)>,
-    message: Closure<dyn FnMut(MessageEvent)>,
-    error: Closure<dyn FnMut(web_sys::Event)>,
-    close: Closure<dyn FnMut(CloseEvent)>,
-    timer: Closure<dyn FnMut()>,
-    drain: Closure<dyn FnMut()>,
-}
-
-impl Handlers {
-    fn new(weak: &Weak<RefCell<Inner>>) -> Self {
-        let w = weak.clone();
-        let open = Closure::new(move |_: web_sys::Event| {
-            step(&w, |inner| {
-                inner.opened = true;
-                Vec::new()
-            });
-        });
-        let w = weak.clone();
-        let message = Closure::new(move |e: MessageEvent| {
-            let data = e.data();
-            step(&w, |inner| match data.dyn_ref::<ArrayBuffer>() {
-                // Vec -> Bytes -> BytesMut moves the buffer: the record is decrypted
-                // where it was copied out of the ArrayBuffer.
-                Some(buf) => {
-                    let record = BytesMut::from(Bytes::from(Uint8Array::new(buf).to_vec()));
-                    inner.client.feed_owned(record, now())
-                }
-                None => inner
-                    .client
-                    .abort(ClientError::Protocol(ProtoError::Malformed {
-                        what: "non-binary WebSocket message",
-                    })),
-            });
-        });
-        let w = weak.clone();
-        let error = Closure::new(move |_: web_sys::Event| {
-            // Browsers say nothing useful here; `close` follows with a code.
-            step(&w, |inner| {
-                inner.errored = true;
-                Vec::new()
-            });
-        });
-        let w = weak.clone();
-        let close = Closure::new(move |e: CloseEvent| {
-            step(&w, |inner| {
-                let mut detail = format!("the WebSocket closed with code {}", e.code());
-                let reason = e.reason();
-                if !reason.is_empty() {
-                    detail = format!("{detail} ({reason})");
-                }
-                if inner.opened {
-                    inner.client.connection_lost(&detail)
-                } else {
-                    let detail = if inner.errored {
-                        format!("the WebSocket could not be opened; {detail}")
-                    } else {
-                        detail
-                    };
-                    inner.client.abort(ClientError::Connect {
-                        url: inner.url.clone(),
-                        detail,
-                    })
-                }
-            });
-        });
-        let w = weak.clone();
-        let timer = Closure::new(move || {
-            step(&w, |inner| {
-                inner.timer = None;
-                inner.client.handle_timeout(now())
-            });
-        });
-        let w = weak.clone();
-        let drain = Closure::new(move || {
-            let Some(rc) = w.upgrade() else { return };
-            let calls = {
-                let mut inner = rc.borrow_mut();
-                inner.drain_queued = false;
-                inner.drain_calls()
-            };
-            run(calls);
-        });
-        Self {
-            open,
-            message,
-            error,
-            close,
-            timer,
-            drain,
-        }
-    }
-
-    fn attach(&self, ws: &WebSocket) {
-        ws.set_onopen(Some(self.open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(self.message.as_ref().unchecked_ref()));
-        ws.set_onerror(Some(self.error.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(self.close.as_ref().unchecked_ref()));
-    }
-}
-
-#[derive(Default)]
-struct Callbacks {
-    message: Option<Function>,
-    peers: Option<Function>,
-    close: Option<Function>,
-}
-
-struct Inner {
-    client: Client,
-    url: String,
-    ws: WebSocket,
-    opened: bool,
-    errored: bool,
-    handlers: Option<Handlers>,
-    /// The armed `setTimeout`: its id and the deadline it is for.
-    timer: Option<(JsValue, u64)>,
-    on: Callbacks,
-    connecting: Option<Settle>,
-    acks: HashMap<u64, Settle>,
-    backlog: VecDeque<Incoming>,
-    /// `onpeers` has not seen the current list yet.
-    peers_owed: bool,
-    drain_queued: bool,
-}
-
-/// Runs one step on the peer behind `weak` (if it still exists), then settles what the
-/// step's events call for with no borrow held.
-fn step(weak: &Weak<RefCell<Inner>>, f: impl FnOnce(&mut Inner) -> Vec<Event>) {
-    if let Some(rc) = weak.upgrade() {
-        step_rc(&rc, f);
-    }
-}
-
-fn step_rc(rc: &Rc<RefCell<Inner>>, f: impl FnOnce(&mut Inner) -> Vec<Event>) {
-    let calls = {
-        let mut inner = rc.borrow_mut();
-        let events = f(&mut inner);
-        inner.after(events)
-    };
-    run(calls);
-}
-
-fn names_array(client: &Client) -> Array {
-    client
-        .peers()
-        .map(|p| JsValue::from_str(p.name.as_str()))
-        .collect()
-}
-
-fn message_args(m: Incoming) -> [JsValue; 3] {
-    let data = match m.data {
-        Payload::Text(s) => JsValue::from_str(&s),
-        Payload::Binary(b) => Uint8Array::from(&b[..]).into(),
-    };
-    [
-        JsValue::from_str(m.from.as_str()),
-        data,
-        JsValue::from_f64(m.id as f64),
-    ]
-}
-
-impl Inner {
-    /// Sends what the client queued, then turns its events into calls.
-    fn after(&mut self, mut events: Vec<Event>) -> Vec<Call> {
-        events.extend(self.transmit());
-        let mut calls = Vec::new();
-        let mut peers_changed = false;
-        for event in events {
-            match event {
-                Event::Connected => {
-                    if let Some(s) = self.connecting.take() {
-                        calls.push(Call::new(&s.resolve, &[]));
-                    }
-                }
-                Event::Message(m) => match &self.on.message {
-                    // Behind a backlog still being drained, a message waits its turn.
-                    Some(f) if self.backlog.is_empty() => {
-                        calls.push(Call::new(f, &message_args(m)));
-                    }
-                    _ if self.backlog.len() < MAX_BACKLOG => {
-                        self.backlog.push_back(m);
-                        if self.on.message.is_some() {
-                            self.queue_drain();
-                        }
-                    }
-                    _ => web_sys::console::warn_1(
-                        &format!(
-                            "lanmesh: no onmessage handler; message {} from {} dropped",
-                            m.id, m.from
-                        )
-                        .into(),
-                    ),
-                },
-                Event::PeersChanged => peers_changed = true,
-                Event::Acked { id } => {
-                    if let Some(s) = self.acks.remove(&id) {
-                        calls.push(Call::new(&s.resolve, &[]));
-                    }
-                }
-                Event::AckFailed { id, error } => {
-                    if let Some(s) = self.acks.remove(&id) {
-                        calls.push(Call::new(&s.reject, &[js_error(&error.to_string())]));
-                    }
-                }
-                Event::Undelivered { to, id, reason } => {
-                    web_sys::console::warn_1(
-                        &format!("lanmesh: message {id} to {to} was not delivered: {reason:?}")
-                            .into(),
-                    );
-                }
-                Event::Closed { reason } => {
-                    self.shutdown();
-                    let error = js_error(&reason);
-                    if let Some(s) = self.connecting.take() {
-                        calls.push(Call::new(&s.reject, std::slice::from_ref(&error)));
-                    }
-                    for (_, s) in self.acks.drain() {
-                        calls.push(Call::new(&s.reject, std::slice::from_ref(&error)));
-                    }
-                    if let Some(f) = &self.on.close {
-                        calls.push(Call::new(f, &[JsValue::from_str(&reason)]));
-                    }
-                }
-            }
-        }
-        if peers_changed && !self.client.is_closed() {
-            match &self.on.peers {
-                Some(f) => {
-                    self.peers_owed = false;
-                    calls.push(Call::new(f, &[names_array(&self.client).into()]));
-                }
-                None => self.peers_owed = true,
-            }
-        }
-        self.rearm();
-        calls
-    }
-
-    /// Hands the client's queued messages to the socket (message 1 waits for `open`).
-    fn transmit(&mut self) -> Vec<Event> {
-        if !self.opened {
-            return Vec::new();
-        }
-        while let Some(message) = self.client.poll_transmit() {
-            if let Err(e) = self.ws.send_with_u8_array(&message) {
-                let detail = format!("the WebSocket refused data: {}", describe(&e));
-                return self.client.connection_lost(&detail);
-            }
-        }
-        Vec::new()
-    }
-
-    /// Points the one timer at the client's next deadline.
-    fn rearm(&mut self) {
-        let next = self.client.poll_timeout();
-        if self.timer.as_ref().map(|(_, at)| *at) == next {
-            return;
-        }
-        if let Some((id, _)) = self.timer.take() {
-            clear_timeout(&id);
-        }
-        if let (Some(at), Some(handlers)) = (next, &self.handlers) {
-            let delay = i32::try_from(at.saturating_sub(now())).unwrap_or(i32::MAX);
-            let id = set_timeout(handlers.timer.as_ref().unchecked_ref(), delay);
-            self.timer = Some((id, at));
-        }
-    }
-
-    /// Calls owed to handlers set after the events happened.
-    fn drain_calls(&mut self) -> Vec<Call> {
-        let mut calls = Vec::new();
-        if let Some(f) = &self.on.message {
-            calls.extend(
-                self.backlog
-                    .drain(..)
-                    .map(|m| Call::new(f, &message_args(m))),
-            );
-        }
-        if let (true, Some(f)) = (self.peers_owed, &self.on.peers) {
-            self.peers_owed = false;
-            calls.push(Call::new(f, &[names_array(&self.client).into()]));
-        }
-        calls
-    }
-
-    fn queue_drain(&mut self) {
-        if self.drain_queued {
-            return;
-        }
-        if let Some(handlers) = &self.handlers {
-            self.drain_queued = true;
-            queue_microtask(handlers.drain.as_ref().unchecked_ref());
-        }
-    }
-
-    /// Detaches from the socket, closes it and stops the timer. The closures stay owned
-    /// here (one of them may be running right now) and go when the peer is dropped.
-    fn shutdown(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onerror(None);
-        self.ws.set_onclose(None);
-        if matches!(
-            self.ws.ready_state(),
-            WebSocket::CONNECTING | WebSocket::OPEN
-        ) {
-            let _ = self.ws.close_with_code(1000);
-        }
-        if let Some((id, _)) = self.timer.take() {
-            clear_timeout(&id);
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-struct Options {
-    mesh_key: Option<[u8; 32]>,
-    plaintext: bool,
-    mesh: String,
-}
-
-fn options_from_js(v: &JsValue) -> Result<Options, ClientError> {
-    let mut options = Options {
-        mesh_key: None,
-        plaintext: false,
-        mesh: DEFAULT_MESH.to_owned(),
-    };
-    if v.is_undefined() || v.is_null() {
-        return Ok(options);
-    }
-    if !v.is_object() {
-        return Err(ClientError::Invalid("options must be an object".into()));
-    }
-    let get = |key: &str| {
-        Reflect::get(v, &JsValue::from_str(key))
-            .ok()
-            .filter(|x| !x.is_undefined() && !x.is_null())
-    };
-    if let Some(key) = get("meshKey") {
-        let text = key.as_string().ok_or_else(|| {
-            ClientError::Invalid("meshKey must be a string of 64 hex digits or null".into())
-        })?;
-        options.mesh_key = Some(mesh_key_from_text(&text)?);
-    }
-    if let Some(plaintext) = get("plaintext") {
-        options.plaintext = plaintext
-            .as_bool()
-            .ok_or_else(|| ClientError::Invalid("plaintext must be a boolean".into()))?;
-    }
-    if let Some(mesh) = get("mesh") {
-        options.mesh = mesh
-            .as_string()
-            .ok_or_else(|| ClientError::Invalid("mesh must be a string".into()))?;
-    }
-    Ok(options)
-}
-
-fn parse_name(name: &str) -> Result<Name, ClientError> {
-    Name::new(name).map_err(|e| ClientError::Invalid(format!("invalid peer name {name:?}: {e}")))
-}
-
-/// Turns `send`'s data into a payload: a string is text, bytes are binary.
-pub(crate) fn payload_from_js(data: &JsValue) -> Result<Payload, JsValue> {
-    if let Some(s) = data.as_string() {
-        return Ok(Payload::Text(s));
-    }
-    if let Some(a) = data.dyn_ref::<Uint8Array>() {
-        return Ok(Payload::Binary(Bytes::from(a.to_vec())));
-    }
-    if let Some(b) = data.dyn_ref::<ArrayBuffer>() {
-        return Ok(Payload::Binary(Bytes::from(Uint8Array::new(b).to_vec())));
-    }
-    Err(js_sys::TypeError::new("data must be a string, a Uint8Array or an ArrayBuffer").into())
 }
 
 fn sleep(ms: i32) -> JsFuture {
     JsFuture::from(Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
     }))
 }
 
-/// A member of a lanmesh mesh, in the browser: the same Noise handshake and frames as the
-/// native peer, over a WebSocket to the router's gateway (`ws://host:7401/mesh`).
+/// A member of a lanmesh mesh, in the browser: the same Noise handshake, frames and
+/// protocol core as the native peer, over a WebSocket to the router's gateway
+/// (`ws://host:7401/mesh`). It reconnects by itself when the connection is lost, resuming
+/// its session: acked sends arrive exactly once and in order across the cut.
 #[wasm_bindgen]
 pub struct MeshPeer {
     inner: Rc<RefCell<Inner>>,
 }
+
+/// Defines a getter and a setter for one of the page's callbacks.
+macro_rules! callback {
+    ($get:ident, $set:ident, $field:ident, $ts:literal, $doc:literal) => {
+        #[wasm_bindgen]
+        impl MeshPeer {
+            #[doc = $doc]
+            #[wasm_bindgen(getter, unchecked_return_type = $ts)]
+            pub fn $get(&self) -> Option<Function> {
+                self.inner.borrow().on.$field.clone()
+            }
+
+            #[doc = concat!("Sets `", stringify!($get), "`.")]
+            #[wasm_bindgen(setter)]
+            pub fn $set(&self, #[wasm_bindgen(unchecked_param_type = $ts)] f: Option<Function>) {
+                self.inner.borrow_mut().on.$field = f;
+            }
+        }
+    };
+}
+
+callback!(
+    onclose,
+    set_onclose,
+    close,
+    "((reason: string) => void) | null",
+    "`(reason) => {}`: the peer is closed for good (refused, `close()`, or reconnection off)."
+);
+callback!(
+    onstatus,
+    set_onstatus,
+    status,
+    "((status: MeshPeerStatus, detail: string) => void) | null",
+    "`(status, detail) => {}`: the connection changed: `\"reconnecting\"` (with why and which attempt), `\"connected\"` (again), `\"closed\"`."
+);
+callback!(
+    onfileprogress,
+    set_onfileprogress,
+    file_progress,
+    "((from: string, name: string, received: number, total: number) => void) | null",
+    "`(from, name, received, total) => {}`: bytes of an incoming file arrived."
+);
 
 #[wasm_bindgen]
 impl MeshPeer {
@@ -549,7 +184,7 @@ impl MeshPeer {
         name: String,
         #[wasm_bindgen(unchecked_optional_param_type = "MeshPeerOptions | null")] options: JsValue,
     ) -> Result<MeshPeer, JsValue> {
-        let to_js = |e: ClientError| js_error(&e.to_string());
+        let to_js = |e: ClientError| client_error(&e);
         let options = options_from_js(&options).map_err(to_js)?;
         let name = parse_name(&name).map_err(to_js)?;
         let identity = stored_identity().map_err(to_js)?;
@@ -557,37 +192,17 @@ impl MeshPeer {
         handshake.mesh_key = options.mesh_key;
         handshake.allow_plaintext = options.plaintext;
         handshake.framing = Framing::Message;
-        let client = Client::start(ClientConfig::new(name, handshake), now()).map_err(to_js)?;
-        let ws = WebSocket::new(&url).map_err(|e| {
-            to_js(ClientError::Connect {
-                url: url.clone(),
-                detail: describe(&e),
-            })
-        })?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
-        let (ready, connecting) = Settle::promise();
-        let inner = Rc::new(RefCell::new(Inner {
-            client,
-            url,
-            ws,
-            opened: false,
-            errored: false,
-            handlers: None,
-            timer: None,
-            on: Callbacks::default(),
-            connecting,
-            acks: HashMap::new(),
-            backlog: VecDeque::new(),
-            peers_owed: false,
-            drain_queued: false,
-        }));
-        {
-            let mut guard = inner.borrow_mut();
-            let handlers = Handlers::new(&Rc::downgrade(&inner));
-            handlers.attach(&guard.ws);
-            guard.handlers = Some(handlers);
-            guard.rearm();
+        let mut config = Config::new(Some(name), handshake);
+        config.connect_timeout = Duration::from_secs(10);
+        config.reconnect = options.reconnect;
+        if options.reconnect {
+            config.resume_token = resume_token();
         }
+        let (ready, connecting) = Settle::promise();
+        let Some(connecting) = connecting else {
+            return Err(js_error("the Promise executor was not run"));
+        };
+        let inner = Inner::start(PeerCore::new(config), url, connecting);
         JsFuture::from(ready).await?;
         Ok(MeshPeer { inner })
     }
@@ -595,7 +210,12 @@ impl MeshPeer {
     /// The name the router welcomed this peer under.
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
-        self.inner.borrow().client.name().to_string()
+        let inner = self.inner.borrow();
+        inner
+            .core
+            .name()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// `(from, data, id) => {}`: a message arrived; `data` is a string when it was sent
@@ -620,7 +240,7 @@ impl MeshPeer {
     ) {
         let mut inner = self.inner.borrow_mut();
         inner.on.message = f;
-        if inner.on.message.is_some() && !inner.backlog.is_empty() {
+        if inner.on.message.is_some() && inner.has_backlog() {
             inner.queue_drain();
         }
     }
@@ -642,27 +262,34 @@ impl MeshPeer {
     ) {
         let mut inner = self.inner.borrow_mut();
         inner.on.peers = f;
-        if inner.on.peers.is_some() && inner.client.is_connected() {
-            inner.peers_owed = true;
-            inner.queue_drain();
+        if inner.on.peers.is_some() && inner.core.is_running() {
+            inner.owe_peers();
         }
     }
 
-    /// `(reason) => {}`: the connection ended (router gone, refused, `close()`).
-    #[wasm_bindgen(getter, unchecked_return_type = "((reason: string) => void) | null")]
-    pub fn onclose(&self) -> Option<Function> {
-        self.inner.borrow().on.close.clone()
+    /// `(from, file, name) => {}`: a file arrived whole (`file` is a `Blob`). Without
+    /// this handler the page refuses files, and their senders are told so.
+    #[wasm_bindgen(
+        getter,
+        unchecked_return_type = "((from: string, file: Blob, name: string) => void) | null"
+    )]
+    pub fn onfile(&self) -> Option<Function> {
+        self.inner.borrow().on.file.clone()
     }
 
-    /// Sets `onclose`.
+    /// Sets `onfile`.
     #[wasm_bindgen(setter)]
-    pub fn set_onclose(
+    pub fn set_onfile(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "((reason: string) => void) | null")] f: Option<
-            Function,
-        >,
+        #[wasm_bindgen(
+            unchecked_param_type = "((from: string, file: Blob, name: string) => void) | null"
+        )]
+        f: Option<Function>,
     ) {
-        self.inner.borrow_mut().on.close = f;
+        let mut inner = self.inner.borrow_mut();
+        let on = f.is_some();
+        inner.on.file = f;
+        inner.core.set_accepts_files(on);
     }
 
     /// Sends `data` (a string is sent as text, bytes as binary) to peer `to`. Resolves
@@ -674,7 +301,7 @@ impl MeshPeer {
         to: &str,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] data: JsValue,
     ) -> Promise {
-        self.send_unacked(Some(to), &data)
+        self.send_plain(Some(to), &data)
     }
 
     /// Sends `data` to every other peer.
@@ -683,31 +310,116 @@ impl MeshPeer {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] data: JsValue,
     ) -> Promise {
-        self.send_unacked(None, &data)
+        self.send_plain(None, &data)
     }
 
     /// Sends `data` to `to` and resolves when the recipient's client has it; rejects with
-    /// e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement.
+    /// e.g. `unknown peer "laptop"`, or after 10 s without an acknowledgement. Acked
+    /// sends arrive exactly once and in order, also across a lost connection.
     #[wasm_bindgen(js_name = sendAcked, unchecked_return_type = "Promise<void>")]
     pub fn send_acked(
         &self,
         to: &str,
         #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] data: JsValue,
     ) -> Promise {
-        let (promise, settle) = Settle::promise();
-        let Some(settle) = settle else {
-            return Promise::reject(&js_error("the Promise executor was not run"));
-        };
-        match self.submit(Some(to), &data, Some(settle)) {
-            Ok(()) => promise,
-            Err(e) => Promise::reject(&e),
-        }
+        self.settled(|inner, settle| {
+            let to = parse_name(to).map_err(|e| client_error(&e))?;
+            let (bytes, bits) = payload_from_js(&data)?;
+            let id = inner
+                .core
+                .send_acked(&to, bytes, bits, now())
+                .map_err(|e| client_error(&e))?;
+            inner.acks.insert(id, settle);
+            Ok(())
+        })
+    }
+
+    /// Asks `to` (a peer that answers requests) and resolves with its reply (a string if
+    /// it answered with text, else a `Uint8Array`). Rejects with code `NoResponder` when
+    /// the peer answers no requests, `UnknownPeer`, or `RequestTimeout` after
+    /// `timeoutMs` (default 5000).
+    #[wasm_bindgen(unchecked_return_type = "Promise<string | Uint8Array>")]
+    pub fn request(
+        &self,
+        to: &str,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] data: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] timeout_ms: JsValue,
+    ) -> Promise {
+        let ms = timeout_ms.as_f64().unwrap_or(REQUEST_TIMEOUT_MS).max(1.0);
+        let timeout = Duration::from_millis(ms as u64);
+        self.settled(|inner, settle| {
+            let to = parse_name(to).map_err(|e| client_error(&e))?;
+            let (bytes, bits) = payload_from_js(&data)?;
+            let id = inner
+                .core
+                .request(&to, bytes, bits, timeout, now())
+                .map_err(|e| client_error(&e))?;
+            inner.replies.insert(id, settle);
+            Ok(())
+        })
+    }
+
+    /// Answers requests with `handler(from, data, id)`, which returns the reply (a string
+    /// or bytes, or a promise of one), or `null` to tell the requester this page has no
+    /// answer. `respond(null)` stops: requesters then get `NoResponder`.
+    pub fn respond(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "((from: string, data: string | Uint8Array, id: number) => string | Uint8Array | null | Promise<string | Uint8Array | null>) | null"
+        )]
+        handler: Option<Function>,
+    ) {
+        let mut inner = self.inner.borrow_mut();
+        let on = handler.is_some();
+        inner.on.respond = handler;
+        inner.core.set_answers_requests(on);
+    }
+
+    /// Sends `file` (a `File` or any `Blob`) to `to`, reading it a chunk at a time, and
+    /// resolves with `{name, bytes}` once the recipient has all of it (a native peer:
+    /// on its disk). Rejects with `FileRefused` (no save directory there, too large),
+    /// `FileFailed`, `UnknownPeer` or `Disconnected`.
+    #[wasm_bindgen(js_name = sendFile, unchecked_return_type = "Promise<MeshFileSent>")]
+    pub fn send_file(
+        &self,
+        to: &str,
+        file: web_sys::Blob,
+        #[wasm_bindgen(unchecked_optional_param_type = "MeshSendFileOptions")] options: JsValue,
+    ) -> Promise {
+        let name = get(&options, "name")
+            .and_then(|n| n.as_string())
+            .or_else(|| get(&file, "name").and_then(|n| n.as_string()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "file".into());
+        let progress = get(&options, "onprogress").and_then(|f| f.dyn_into::<Function>().ok());
+        let size = file.size() as u64;
+        self.settled(|inner, settle| {
+            let to = parse_name(to).map_err(|e| client_error(&e))?;
+            let blob = inner
+                .core
+                .offer_file(&to, size, &name, now())
+                .map_err(|e| client_error(&e))?;
+            inner.sending.insert(
+                blob,
+                Outgoing {
+                    settle,
+                    blob: file,
+                    name,
+                    size,
+                    progress,
+                    buffered: Bytes::new(),
+                    read_at: 0,
+                    reading: false,
+                },
+            );
+            Ok(())
+        })
     }
 
     /// The names of the members (this peer included), sorted.
     #[wasm_bindgen(unchecked_return_type = "string[]")]
     pub fn peers(&self) -> Array {
-        names_array(&self.inner.borrow().client)
+        names_array(&self.inner.borrow().core)
     }
 
     /// The members with how they are connected: `{name, transport, cipher, compression,
@@ -715,75 +427,81 @@ impl MeshPeer {
     #[wasm_bindgen(js_name = peerInfo, unchecked_return_type = "MeshPeerInfo[]")]
     pub fn peer_info(&self) -> Array {
         let inner = self.inner.borrow();
-        inner
-            .client
-            .peers()
-            .map(|p| {
-                let o = Object::new();
-                let fields = [
-                    ("name", p.name.as_str().to_owned()),
-                    ("transport", p.transport.as_str().to_owned()),
-                    ("cipher", p.cipher.as_str().to_owned()),
-                    ("compression", p.compression.as_str().to_owned()),
-                    ("key", hex::encode(p.key)),
-                ];
-                for (k, v) in fields {
-                    // Setting a data property on a fresh plain object cannot fail.
-                    let _ = Reflect::set(&o, &JsValue::from_str(k), &JsValue::from_str(&v));
-                }
-                JsValue::from(o)
-            })
-            .collect()
+        inner.core.peers().map(crate::js::peer_info).collect()
+    }
+
+    /// Where the connection stands: `"connected"`, `"reconnecting"`, `"closed"`.
+    #[wasm_bindgen(getter, unchecked_return_type = "MeshPeerStatus")]
+    pub fn status(&self) -> String {
+        match self.inner.borrow().core.status() {
+            lanmesh_core::Status::Connected { .. } => "connected",
+            lanmesh_core::Status::Reconnecting { .. } => "reconnecting",
+            lanmesh_core::Status::Closed { .. } => "closed",
+            _ => "connecting",
+        }
+        .into()
     }
 
     /// Closes the connection: tells the router, closes the socket, rejects what is still
     /// waiting and calls `onclose`.
     pub fn close(&self) {
-        step_rc(&self.inner, |inner| inner.client.close());
+        step_rc(&self.inner, |inner| inner.core.close(now()));
     }
 }
 
 impl MeshPeer {
-    fn send_unacked(&self, to: Option<&str>, data: &JsValue) -> Promise {
-        if let Err(e) = self.submit(to, data, None) {
+    /// A promise settled by the core's events; `f` queues the call and registers the
+    /// promise's ends before anything can settle them.
+    fn settled(&self, f: impl FnOnce(&mut Inner, Settle) -> Result<(), JsValue>) -> Promise {
+        let (promise, settle) = Settle::promise();
+        let Some(settle) = settle else {
+            return Promise::reject(&js_error("the Promise executor was not run"));
+        };
+        let mut result = Ok(());
+        step_rc(&self.inner, |inner| result = f(inner, settle));
+        match result {
+            Ok(()) => promise,
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    fn send_plain(&self, to: Option<&str>, data: &JsValue) -> Promise {
+        let mut result = Ok(());
+        step_rc(&self.inner, |inner| {
+            result = (|| {
+                let dest = match to {
+                    Some(name) => {
+                        Destination::Peer(parse_name(name).map_err(|e| client_error(&e))?)
+                    }
+                    None => Destination::Everyone,
+                };
+                let (bytes, bits) = payload_from_js(data)?;
+                inner
+                    .core
+                    .send(&dest, bytes, bits)
+                    .map(drop)
+                    .map_err(|e| client_error(&e))
+            })();
+        });
+        if let Err(e) = result {
             return Promise::reject(&e);
         }
-        let ws = self.inner.borrow().ws.clone();
+        let Some(ws) = self.inner.borrow().socket() else {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        };
         if ws.buffered_amount() <= MAX_BUFFERED {
             return Promise::resolve(&JsValue::UNDEFINED);
         }
         wasm_bindgen_futures::future_to_promise(async move {
             while ws.buffered_amount() > MAX_BUFFERED {
                 if ws.ready_state() != WebSocket::OPEN {
-                    return Err(js_error("disconnected: the connection is closed"));
+                    return Err(client_error(&ClientError::disconnected(
+                        "the connection is closed",
+                    )));
                 }
                 sleep(10).await?;
             }
             Ok(JsValue::UNDEFINED)
         })
-    }
-
-    /// Queues one message; with `ack`, registers the promise it settles before anything
-    /// can settle it.
-    fn submit(&self, to: Option<&str>, data: &JsValue, ack: Option<Settle>) -> Result<(), JsValue> {
-        let to_js = |e: ClientError| js_error(&e.to_string());
-        let dest = match to {
-            Some(name) => Destination::Peer(parse_name(name).map_err(to_js)?),
-            None => Destination::Everyone,
-        };
-        let payload = payload_from_js(data)?;
-        let mut result = Ok(());
-        step_rc(&self.inner, |inner| {
-            match inner.client.send(dest, payload, ack.is_some(), now()) {
-                Ok(id) => {
-                    if let Some(settle) = ack {
-                        inner.acks.insert(id, settle);
-                    }
-                }
-                Err(e) => result = Err(to_js(e)),
-            }
-            Vec::new()
-        });
-        result
     }
 }

@@ -50,7 +50,7 @@ async fn connect_rejects_when_nothing_listens() {
     .unwrap();
     let text = message(err);
     assert!(
-        text.starts_with("cannot connect to ws://127.0.0.1:9/mesh: "),
+        text.starts_with("cannot connect to router at ws://127.0.0.1:9/mesh: "),
         "{text}"
     );
 }
@@ -68,7 +68,7 @@ async fn connect_rejects_bad_arguments_with_clear_errors() {
             "not a url",
             "web-1",
             JsValue::UNDEFINED,
-            "cannot connect to not a url",
+            "cannot connect to router at not a url",
         ),
         (
             "ws://127.0.0.1:9/mesh",

@@ -354,25 +354,74 @@ async fn mesh_peer_speaks_the_protocol_over_its_websocket() {
     );
     assert_eq!(router.receive().await, vec![Frame::Pong(5)]);
 
-    // The socket drops: what waits is rejected and onclose hears why.
-    let (closes, on_close) = recorder();
-    peer.set_onclose(function(&on_close));
+    // The socket drops: the peer reconnects on a new socket, offering its resume token,
+    // and what waits for an ack goes again once welcomed.
+    let (statuses, on_status) = recorder();
+    peer.set_onstatus(function(&on_status));
     let pending = JsFuture::from(peer.send_acked("laptop", bytes));
-    router.receive().await;
+    let first = router.receive().await;
+    let [Frame::Send(sent)] = &first[..] else {
+        panic!("{first:?}")
+    };
+    let id = sent.id;
+    let before: Array = get(&js_sys::global(), "fakeSockets").dyn_into().unwrap();
     call(&router.socket, "drop", &[JsValue::from(1006)]);
-    let reason = message(pending.await.unwrap_err());
-    assert!(
-        reason.starts_with("disconnected: connection closed before laptop"),
-        "{reason}"
-    );
-    assert_eq!(
-        closes.borrow()[0][0],
-        "disconnected: the WebSocket closed with code 1006"
-    );
-    let err = JsFuture::from(peer.send("laptop", "late".into()))
+    assert_eq!(statuses.borrow()[0][0], "reconnecting");
+    let err = JsFuture::from(peer.send("laptop", "while away".into()))
         .await
         .unwrap_err();
-    assert_eq!(message(err), "disconnected: the connection is closed");
+    assert_eq!(message(err), "disconnected: not connected");
+    let mut router = reconnected(before.length(), "web-1").await;
+    router.send(&[
+        Frame::Welcome {
+            name: name("web-1"),
+        },
+        Frame::PeerList {
+            last: true,
+            peers: vec![info("web-1"), info("laptop")],
+        },
+    ]);
+    let again = router.receive().await;
+    assert!(
+        matches!(&again[..], [Frame::Send(m)] if m.id == id && m.prev == Some(4)),
+        "the unacked message goes again in its stream: {again:?}"
+    );
+    router.send(&[Frame::Ack {
+        peer: name("laptop"),
+        id,
+    }]);
+    pending.await.unwrap();
+    assert_eq!(statuses.borrow().last().unwrap()[0], "connected");
+    assert_eq!(peer.status(), "connected");
+}
+
+/// Waits for the peer's next socket (beyond the first `known`) and runs the router's
+/// side of the handshake on it; the offer carries the same resume token as before.
+async fn reconnected(known: u32, peer_name: &str) -> Router {
+    let sockets: Array = get(&js_sys::global(), "fakeSockets").dyn_into().unwrap();
+    for _ in 0..400 {
+        if sockets.length() > known {
+            break;
+        }
+        sleep(5).await;
+    }
+    assert!(sockets.length() > known, "the peer never dialled again");
+    let socket = sockets.get(sockets.length() - 1);
+    let mut router = Router { socket, conn: None };
+    let mut config = HandshakeConfig::new(Identity::generate().unwrap(), "lanmesh");
+    config.framing = Framing::Message;
+    let mut responder = Responder::new(&config).unwrap();
+    let msg1 = router.receive_raw().await;
+    let Answer::Accept(msg2) = responder.read_offer(&msg1[0]).unwrap() else {
+        panic!("refused")
+    };
+    let offer = responder.offer().unwrap();
+    assert_eq!(offer.name, Some(name(peer_name)));
+    assert_eq!(offer.resume.len(), 16, "a resume token is offered");
+    router.deliver_raw(&msg2);
+    let msg3 = router.receive_raw().await;
+    router.conn = Some(responder.read_confirm(&msg3[0]).unwrap());
+    router
 }
 
 #[wasm_bindgen_test]
@@ -392,8 +441,13 @@ async fn close_says_goodbye_and_a_refusal_rejects_connect() {
     peer.set_onclose(function(&on_close));
     peer.close();
     assert_eq!(router.receive().await, vec![Frame::Close]);
+    assert!(
+        closes.borrow().is_empty(),
+        "closed only once the router answers"
+    );
+    router.send(&[Frame::Close]);
     assert_eq!(get(&router.socket, "closedWith"), 1000);
-    assert_eq!(closes.borrow()[0][0], "closed by the application");
+    assert_eq!(closes.borrow()[0][0], "disconnected: closed");
     drop(peer);
 
     let (slot, mut router) = handshake("web-1").await;

@@ -527,10 +527,12 @@ impl PeerCore {
             return;
         }
         let err = match (error, &self.phase) {
-            (Some(e), _) => ClientError::disconnected(e),
-            (None, Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming) => {
+            // However it ends, a connection the router drops before welcoming us usually
+            // means it refused us without saying so (a mesh key it does not share).
+            (_, Phase::Handshake(_) | Phase::Verifying(_) | Phase::Welcoming) => {
                 ClientError::ClosedDuringHandshake
             }
+            (Some(e), _) => ClientError::disconnected(e),
             (None, Phase::Closing { .. }) => ClientError::disconnected("closed"),
             (None, _) => ClientError::disconnected("the router closed the connection"),
         };
