@@ -201,6 +201,27 @@ async function send(event) {
   }
 }
 
+async function sendFile() {
+  const file = $('file').files[0];
+  const to = $('to').value;
+  const status = $('send-status');
+  if (!file || !peer) return;
+  if (to === '*') {
+    status.textContent = 'choose one recipient for a file';
+    return;
+  }
+  try {
+    const sent = await peer.sendFile(to, file, {
+      onprogress: (p) => { status.textContent = `sending ${file.name}: ${Math.floor((100 * p.acked) / Math.max(1, p.total))} %`; },
+    });
+    status.textContent = `${to} has ${sent.name} (${fmtBytes(sent.bytes)})`;
+    logLine('out', `→ ${to}`, `file ${sent.name}`, fmtBytes(sent.bytes));
+  } catch (e) {
+    status.textContent = String(e.message || e);
+    logLine('err', '✕', String(e.message || e));
+  }
+}
+
 async function main() {
   drawChart();
   setInterval(refreshMetrics, 1000);
@@ -219,9 +240,28 @@ async function main() {
   peer.onmessage = (from, data, id) => logLine('in', from, describe(data), `#${id}`);
   peer.onpeers = (names) => { fillRecipients(names); refreshPeers(); };
   peer.onclose = (reason) => { setStatus('disconnected', 'bad'); logLine('err', '✕', reason || 'connection closed'); };
+  // The peer reconnects by itself (and resumes its session): say so while it does.
+  peer.onstatus = (status, detail) => {
+    if (status === 'reconnecting') {
+      setStatus('reconnecting…', 'wait');
+      logLine('err', '…', `connection lost; reconnecting (${detail})`);
+    } else if (status === 'connected') {
+      setStatus('connected', 'ok');
+    }
+  };
+  peer.onfile = (from, blob, name) => {
+    const link = URL.createObjectURL(blob);
+    logLine('in', from, `file ${name}`, fmtBytes(blob.size));
+    const a = document.createElement('a');
+    a.href = link;
+    a.download = name;
+    a.textContent = 'save';
+    $('log').firstChild.querySelector('small').append(' ', a);
+  };
   fillRecipients(peer.peers());
   refreshPeers();
   $('send-form').addEventListener('submit', send);
+  $('send-file').addEventListener('click', sendFile);
 }
 
 main();

@@ -202,6 +202,7 @@ impl MeshPeer {
         let Some(connecting) = connecting else {
             return Err(js_error("the Promise executor was not run"));
         };
+        config.files.accept = true;
         let inner = Inner::start(PeerCore::new(config), url, connecting);
         JsFuture::from(ready).await?;
         Ok(MeshPeer { inner })
@@ -286,10 +287,9 @@ impl MeshPeer {
         )]
         f: Option<Function>,
     ) {
-        let mut inner = self.inner.borrow_mut();
-        let on = f.is_some();
-        inner.on.file = f;
-        inner.core.set_accepts_files(on);
+        // The core takes every offer; the driver refuses it, with a reason a browser
+        // user understands, while there is no handler.
+        self.inner.borrow_mut().on.file = f;
     }
 
     /// Sends `data` (a string is sent as text, bytes as binary) to peer `to`. Resolves
