@@ -3,7 +3,7 @@
 //! Every variant is specific enough for a test to assert on and for a peer to turn into a
 //! clear message; none of them is ever a panic.
 
-use crate::frame::ErrorCode;
+use crate::codes::ErrorCode;
 
 /// Everything that can go wrong while handshaking, decoding or sealing.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

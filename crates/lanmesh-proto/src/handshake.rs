@@ -87,6 +87,25 @@ pub fn fingerprint(key: &[u8; 32]) -> String {
     key[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A 32-byte key written as 64 hex digits (a mesh key as `lanmesh keygen` prints it, a
+/// public key), surrounding white space ignored; `None` when the text is not one.
+pub fn key_from_hex(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim().as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut key = [0u8; 32];
+    for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(key)
+}
+
 fn params(psk: bool) -> snow::params::NoiseParams {
     let pattern = if psk { PATTERN_PSK } else { PATTERN };
     pattern

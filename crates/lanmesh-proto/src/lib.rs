@@ -18,6 +18,7 @@
 pub mod algorithms;
 pub mod blob;
 pub mod cipher;
+mod codes;
 pub mod compress;
 pub mod connection;
 pub mod error;

@@ -26,6 +26,19 @@ pub fn put_prefixed(out: &mut BytesMut, record: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A handshake message as the transport carries it: length-prefixed on streams, as it is
+/// in one message otherwise. Handshake messages are small, so this cannot fail for one.
+pub fn handshake_message(framing: crate::Framing, msg: &[u8]) -> Result<bytes::Bytes> {
+    match framing {
+        crate::Framing::LengthPrefixed => {
+            let mut out = BytesMut::with_capacity(PREFIX_LEN + msg.len());
+            put_prefixed(&mut out, msg)?;
+            Ok(out.freeze())
+        }
+        crate::Framing::Message => Ok(bytes::Bytes::copy_from_slice(msg)),
+    }
+}
+
 /// Splits a byte stream into records.
 #[derive(Debug, Clone)]
 pub struct RecordDecoder {

@@ -8,8 +8,8 @@ use lanmesh_proto::{HandshakeConfig, Identity, Limits};
 
 /// Default TCP port of the router.
 pub const DEFAULT_PORT: u16 = 7400;
-/// Default mesh name.
-pub const DEFAULT_MESH: &str = "lanmesh";
+/// Default mesh name (every peer's default too).
+pub use lanmesh_core::DEFAULT_MESH;
 
 /// Everything a router needs to start.
 #[derive(Debug, Clone)]

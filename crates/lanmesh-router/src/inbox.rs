@@ -1,4 +1,4 @@
-//! Frames on their way from one session to another, without the actor mailbox.
+//! What other sessions hand a session, without the actor mailbox.
 //!
 //! Every forwarded record used to be an actix message: a boxed envelope and a queue node
 //! allocated per record, and the mailbox machinery around them. A session's inbox is a
@@ -10,94 +10,52 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-use lanmesh_proto::Frame;
-
-use crate::table::Snapshot;
-
-/// Frames for a session's peer, from another session (or the router's own nacks), or a
-/// membership change from the router. Both come through the same list, so a peer hears
-/// of another's leaving only after everything that one sent before it left.
-#[derive(Debug)]
-pub(crate) struct Forward {
-    pub(crate) frames: Vec<Frame>,
-    /// Their encoded size, counted in the recipient's `Pressure` until it takes them.
-    pub(crate) bytes: usize,
-    /// The new routing table and the event to tell the peer.
-    pub(crate) membership: Option<Box<(Snapshot, Option<Frame>)>>,
-}
-
-impl Forward {
-    /// Frames that count towards the recipient's congestion.
-    pub(crate) fn new(frames: Vec<Frame>) -> Self {
-        let bytes = frames.iter().map(Frame::encoded_len).sum();
-        Self {
-            frames,
-            bytes,
-            membership: None,
-        }
-    }
-
-    /// Frames the router sends on its own account (nacks, handovers).
-    pub(crate) fn untracked(frames: Vec<Frame>) -> Self {
-        Self {
-            frames,
-            bytes: 0,
-            membership: None,
-        }
-    }
-
-    /// A membership change.
-    pub(crate) fn membership(snapshot: Snapshot, event: Option<Frame>) -> Self {
-        Self {
-            frames: Vec::new(),
-            bytes: 0,
-            membership: Some(Box::new((snapshot, event))),
-        }
-    }
-}
-
 /// Why a forward was not taken; the forward comes back.
 #[derive(Debug)]
-pub(crate) enum Refused {
+pub(crate) enum Refused<T> {
     /// The inbox holds as many forwards as it may.
-    Full(Forward),
+    Full(T),
     /// The session has stopped.
-    Closed(Forward),
+    Closed(T),
 }
 
 /// One session's inbox, shared with every session that forwards to it.
 #[derive(Debug)]
-pub(crate) struct Inbox {
-    state: Mutex<State>,
+pub(crate) struct Inbox<T> {
+    state: Mutex<State<T>>,
     /// Something is waiting: the owner's poll need not take the lock otherwise.
     ready: AtomicBool,
     /// Forwards it may hold before `push` refuses more.
     capacity: usize,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    forwards: Vec<Forward>,
+#[derive(Debug)]
+struct State<T> {
+    forwards: Vec<T>,
     /// The owner's task, woken by the first forward after it emptied the inbox.
     waker: Option<Waker>,
     closed: bool,
 }
 
-impl Inbox {
+impl<T> Inbox<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                forwards: Vec::new(),
+                waker: None,
+                closed: false,
+            }),
             ready: AtomicBool::new(false),
             capacity,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends a forward, unless the inbox is full or closed.
-    pub(crate) fn push(&self, forward: Forward) -> Result<(), Refused> {
+    pub(crate) fn push(&self, forward: T) -> Result<(), Refused<T>> {
         let state = self.lock();
         if state.closed {
             return Err(Refused::Closed(forward));
@@ -111,7 +69,7 @@ impl Inbox {
 
     /// Appends a forward even to a full inbox: the router's own nacks and handovers,
     /// which are few and must arrive. `false` if the session has stopped.
-    pub(crate) fn push_always(&self, forward: Forward) -> bool {
+    pub(crate) fn push_always(&self, forward: T) -> bool {
         let state = self.lock();
         if state.closed {
             return false;
@@ -120,7 +78,7 @@ impl Inbox {
         true
     }
 
-    fn append(&self, mut state: MutexGuard<'_, State>, forward: Forward) {
+    fn append(&self, mut state: MutexGuard<'_, State<T>>, forward: T) {
         state.forwards.push(forward);
         let was_ready = self.ready.swap(true, Ordering::AcqRel);
         let waker = if was_ready { None } else { state.waker.clone() };
@@ -133,7 +91,7 @@ impl Inbox {
     /// Owner side: moves everything waiting into `into` (which should be empty), and
     /// keeps `waker` for the next forward. With `registered`, the caller says its waker
     /// is already kept, and nothing is locked when nothing is waiting.
-    pub(crate) fn take(&self, into: &mut Vec<Forward>, waker: &Waker, registered: bool) {
+    pub(crate) fn take(&self, into: &mut Vec<T>, waker: &Waker, registered: bool) {
         if registered && !self.ready.load(Ordering::Acquire) {
             return;
         }
@@ -147,7 +105,7 @@ impl Inbox {
 
     /// Owner side, when it stops: refuses everything from now on and hands back what
     /// was still waiting.
-    pub(crate) fn close(&self) -> Vec<Forward> {
+    pub(crate) fn close(&self) -> Vec<T> {
         let mut state = self.lock();
         state.closed = true;
         state.waker = None;
@@ -171,19 +129,13 @@ mod tests {
         }
     }
 
-    fn ping(n: u64) -> Forward {
-        Forward::new(vec![Frame::Ping(n)])
+    /// A forward standing in for frames: just a number.
+    fn ping(n: u64) -> Vec<u64> {
+        vec![n]
     }
 
-    fn pings(forwards: &[Forward]) -> Vec<u64> {
-        forwards
-            .iter()
-            .flat_map(|f| &f.frames)
-            .map(|f| match f {
-                Frame::Ping(n) => *n,
-                other => panic!("{other:?}"),
-            })
-            .collect()
+    fn pings(forwards: &[Vec<u64>]) -> Vec<u64> {
+        forwards.iter().flatten().copied().collect()
     }
 
     #[test]
@@ -222,9 +174,7 @@ mod tests {
         let inbox = Inbox::new(2);
         inbox.push(ping(0)).unwrap();
         inbox.push(ping(1)).unwrap();
-        assert!(
-            matches!(inbox.push(ping(2)), Err(Refused::Full(f)) if f.frames == [Frame::Ping(2)])
-        );
+        assert!(matches!(inbox.push(ping(2)), Err(Refused::Full(f)) if f == [2]));
         assert!(inbox.push_always(ping(3)));
         let left = inbox.close();
         assert_eq!(pings(&left), [0, 1, 3]);

@@ -10,9 +10,7 @@ use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
 use crate::bindings::Bindings;
-use crate::inbox::Forward;
-use crate::session::Replaced;
-use crate::table::{Route, RoutingTable, Snapshot};
+use crate::table::{Forward, Replaced, Route, RoutingTable, Snapshot};
 
 struct Member {
     session_id: u64,
@@ -180,7 +178,7 @@ impl Handler<Join> for Router {
         // of; with another one, a new process whose peers must restart their streams.
         let reconnect = match self.members.get(&join.info.name) {
             Some(holder) if holder.info.key == join.info.key => {
-                holder.route.addr.do_send(Replaced {
+                holder.route.replaced.do_send(Replaced {
                     by: join.route.inbox.clone(),
                 });
                 !join.resume.is_empty() && holder.resume == join.resume

@@ -29,21 +29,12 @@ use lanmesh_proto::{ErrorCode, NackReason, Transport};
 use tracing::{debug, info};
 
 use crate::config::RouterConfig;
-use crate::inbox::{Forward, Inbox, Refused};
+use crate::inbox::{Inbox, Refused};
 use crate::metrics::Metrics;
 use crate::pressure::{Pressure, STUCK_AFTER};
 use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
 use crate::shutdown::{Shutdown, Stop};
-use crate::table::{Route, Snapshot};
-
-/// The same peer (same name, same key) joined on a new connection: this one is stale,
-/// and what it holds for the peer goes to the new session.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Replaced {
-    /// The new session's inbox.
-    pub(crate) by: Arc<Inbox>,
-}
+use crate::table::{Forward, Replaced, Route, Snapshot};
 
 /// The router's clock for the cores: time since the first session started.
 fn now() -> Instant {
@@ -73,7 +64,7 @@ pub struct Session {
     /// Congested sessions this one forwarded to: it reads no more until they clear.
     waiting_on: Vec<Arc<Pressure>>,
     /// What other sessions forward to this one.
-    inbox: Arc<Inbox>,
+    inbox: Arc<Inbox<Forward>>,
     /// How to reach this session, handed to the router when it joins.
     remote: SocketAddr,
 }
@@ -218,7 +209,7 @@ impl Session {
         let join = Join {
             session_id: self.id,
             route: Arc::new(Route {
-                addr: ctx.address(),
+                replaced: ctx.address().recipient(),
                 pressure: self.pressure.clone(),
                 inbox: self.inbox.clone(),
             }),
@@ -324,7 +315,7 @@ impl Actor for Session {
             act.core.handle_timeout(now());
             act.run_core(ctx);
         });
-        if !self.shutdown.register(self.id, ctx.address()) {
+        if !self.shutdown.register(self.id, ctx.address().recipient()) {
             self.core.shutdown();
             self.run_core(ctx);
         }

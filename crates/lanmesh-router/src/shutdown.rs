@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use actix::{Addr, Message};
+use actix::{Message, Recipient};
 use tokio_util::sync::CancellationToken;
-
-use crate::session::Session;
 
 /// Tells a session that the router is shutting down.
 #[derive(Message)]
@@ -23,13 +21,13 @@ pub(crate) struct Shutdown {
     /// Awaited by the accept loops; cancelled first, so a session registering late
     /// sees it.
     token: CancellationToken,
-    sessions: Arc<Mutex<HashMap<u64, Addr<Session>>>>,
+    sessions: Arc<Mutex<HashMap<u64, Recipient<Stop>>>>,
 }
 
 impl Shutdown {
     /// Adds a session. Returns `false` when the shutdown has already begun: the
     /// session must then stop by itself.
-    pub(crate) fn register(&self, id: u64, addr: Addr<Session>) -> bool {
+    pub(crate) fn register(&self, id: u64, addr: Recipient<Stop>) -> bool {
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,4 +1,6 @@
-//! The routing snapshot: an immutable map from names to sessions.
+//! The routing snapshot (an immutable map from names to sessions), and what travels
+//! along a route: forwarded frames and membership changes, and the notice that a
+//! session was replaced.
 //!
 //! The `Router` actor builds a new one whenever membership changes and hands it to every
 //! session, so a session forwards a message straight to the destination session without
@@ -7,22 +9,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::Addr;
-use lanmesh_proto::Name;
+use actix::{Message, Recipient};
+use lanmesh_proto::{Frame, Name};
 
 use crate::inbox::Inbox;
 use crate::pressure::Pressure;
-use crate::session::Session;
 
 /// Where one member's frames go: its session, and how congested that session is.
 /// Shared (`Arc`) between the snapshots and the frames on their way, so taking a route
-/// along costs no allocation (cloning an `Addr` allocates).
+/// along costs no allocation (cloning a `Recipient` allocates).
 #[derive(Debug)]
 pub struct Route {
-    pub(crate) addr: Addr<Session>,
+    /// Tells the session a newer connection of its peer replaced it.
+    pub(crate) replaced: Recipient<Replaced>,
     pub(crate) pressure: Arc<Pressure>,
     /// Where its frames are put.
-    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) inbox: Arc<Inbox<Forward>>,
 }
 
 /// The routing table's map. Every forwarded frame looks its destination up, so it uses
@@ -36,9 +38,9 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// The session holding `name`.
-    pub fn get(&self, name: &str) -> Option<&Addr<Session>> {
-        self.routes.get(name).map(|r| &r.addr)
+    /// Whether `name` is a member.
+    pub fn contains(&self, name: &str) -> bool {
+        self.routes.contains_key(name)
     }
 
     /// Number of members.
@@ -51,10 +53,61 @@ impl RoutingTable {
         self.routes.is_empty()
     }
 
-    /// Every member.
-    pub fn iter(&self) -> impl Iterator<Item = (&Name, &Addr<Session>)> {
-        self.routes.iter().map(|(n, r)| (n, &r.addr))
+    /// Every member's name.
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.routes.keys()
     }
+}
+
+/// Frames for a session's peer, from another session (or the router's own nacks), or a
+/// membership change from the router. Both come through the same list, so a peer hears
+/// of another's leaving only after everything that one sent before it left.
+#[derive(Debug)]
+pub(crate) struct Forward {
+    pub(crate) frames: Vec<Frame>,
+    /// Their encoded size, counted in the recipient's `Pressure` until it takes them.
+    pub(crate) bytes: usize,
+    /// The new routing table and the event to tell the peer.
+    pub(crate) membership: Option<Box<(Snapshot, Option<Frame>)>>,
+}
+
+impl Forward {
+    /// Frames that count towards the recipient's congestion.
+    pub(crate) fn new(frames: Vec<Frame>) -> Self {
+        let bytes = frames.iter().map(Frame::encoded_len).sum();
+        Self {
+            frames,
+            bytes,
+            membership: None,
+        }
+    }
+
+    /// Frames the router sends on its own account (nacks, handovers).
+    pub(crate) fn untracked(frames: Vec<Frame>) -> Self {
+        Self {
+            frames,
+            bytes: 0,
+            membership: None,
+        }
+    }
+
+    /// A membership change.
+    pub(crate) fn membership(snapshot: Snapshot, event: Option<Frame>) -> Self {
+        Self {
+            frames: Vec::new(),
+            bytes: 0,
+            membership: Some(Box::new((snapshot, event))),
+        }
+    }
+}
+
+/// The same peer (same name, same key) joined on a new connection: the session this is
+/// sent to is stale, and what it holds for the peer goes to the new session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Replaced {
+    /// The new session's inbox.
+    pub(crate) by: Arc<Inbox<Forward>>,
 }
 
 /// Shared snapshot handed to sessions.

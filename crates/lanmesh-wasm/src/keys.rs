@@ -3,6 +3,7 @@
 //! digits, as `lanmesh keygen` prints it).
 
 use lanmesh_proto::Identity;
+use lanmesh_proto::handshake::key_from_hex;
 
 use lanmesh_core::ClientError;
 
@@ -18,19 +19,14 @@ pub fn identity_to_text(identity: &Identity) -> String {
 
 /// Reads an identity stored by [`identity_to_text`]; `None` when the text is not one.
 pub fn identity_from_text(text: &str) -> Option<Identity> {
-    let bytes = hex::decode(text.trim()).ok()?;
-    if bytes.len() != 64 {
-        return None;
-    }
-    let (secret, public) = bytes.split_at(32);
-    Identity::from_parts(secret, public).ok()
+    let text = text.trim();
+    let (secret, public) = (text.get(..64)?, text.get(64..)?);
+    Identity::from_parts(&key_from_hex(secret)?, &key_from_hex(public)?).ok()
 }
 
 /// Parses a mesh key: 64 hex digits, surrounding white space ignored.
 pub fn mesh_key_from_text(text: &str) -> Result<[u8; 32], ClientError> {
-    let invalid = || ClientError::Invalid("meshKey must be 64 hex digits".into());
-    let bytes = hex::decode(text.trim()).map_err(|_| invalid())?;
-    bytes.try_into().map_err(|_| invalid())
+    key_from_hex(text).ok_or_else(|| ClientError::Invalid("meshKey must be 64 hex digits".into()))
 }
 
 #[cfg(test)]

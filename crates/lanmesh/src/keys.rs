@@ -45,12 +45,7 @@ pub fn mesh_key_from_file(path: impl AsRef<Path>) -> Result<[u8; 32], KeyError> 
         path: shown.clone(),
         source,
     })?;
-    let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Format {
-        path: shown.clone(),
-    })?;
-    bytes
-        .try_into()
-        .map_err(|_| KeyError::Format { path: shown })
+    lanmesh_proto::handshake::key_from_hex(&text).ok_or(KeyError::Format { path: shown })
 }
 
 #[cfg(test)]

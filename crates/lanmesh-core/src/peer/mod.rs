@@ -46,7 +46,7 @@ use bytes::{Bytes, BytesMut};
 use lanmesh_proto::blob::AbortReason;
 use lanmesh_proto::compress::CompressionProbe;
 use lanmesh_proto::frame::flags;
-use lanmesh_proto::record::put_prefixed;
+use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Cipher, Compression, Connection, Destination, ErrorCode, Established, Frame, Framing,
     HandshakeConfig, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler, RecordDecoder,
@@ -460,14 +460,8 @@ impl PeerCore {
     }
 
     fn queue_handshake(&mut self, msg: &[u8]) -> Result<(), ClientError> {
-        let bytes = match self.config.handshake.framing {
-            Framing::LengthPrefixed => {
-                let mut out = BytesMut::new();
-                put_prefixed(&mut out, msg).map_err(ClientError::Handshake)?;
-                out.freeze()
-            }
-            Framing::Message => Bytes::copy_from_slice(msg),
-        };
+        let bytes = handshake_message(self.config.handshake.framing, msg)
+            .map_err(ClientError::Handshake)?;
         self.handshake_out.push_back(bytes);
         Ok(())
     }

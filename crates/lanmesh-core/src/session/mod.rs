@@ -37,7 +37,7 @@ use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
-use lanmesh_proto::record::put_prefixed;
+use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Answer, Connection, ErrorCode, Frame, Framing, HandshakeConfig, NackReason, Name, PeerInfo,
     ProtoError, RecordDecoder, Responder, Transport,
@@ -326,14 +326,7 @@ impl<T: Routes> SessionCore<T> {
     }
 
     fn queue_handshake(&mut self, msg: &[u8]) -> Result<(), ProtoError> {
-        let bytes = match self.config.handshake.framing {
-            Framing::LengthPrefixed => {
-                let mut out = BytesMut::new();
-                put_prefixed(&mut out, msg)?;
-                out.freeze()
-            }
-            Framing::Message => Bytes::copy_from_slice(msg),
-        };
+        let bytes = handshake_message(self.config.handshake.framing, msg)?;
         self.handshake_out.push_back(bytes);
         Ok(())
     }
