@@ -296,3 +296,54 @@ fn names_stay_bound_to_their_key_and_router_keys_stay_pinned_across_restarts() {
     let o = run(&["peers", "--router", &at]);
     assert!(o.status.success(), "trusted once, pinned from then on");
 }
+
+/// Issue 16 (7) and 18 (1): processes of one user at once never evict each other. A
+/// listener keeps running while the same name sends, and twenty acked sends in parallel
+/// from one name all succeed, each once.
+#[test]
+fn processes_of_one_user_under_one_name_run_side_by_side() {
+    let (_router, at) = router(&[]);
+    let pc2 = Proc::spawn(&["listen", "--router", &at, "--name", "PC2", "--json"]);
+    pc2.wait_stderr("listening as");
+    let b = Proc::spawn(&[
+        "listen", "--router", &at, "--name", "B", "--json", "--count", "21",
+    ]);
+    b.wait_stderr("listening as");
+    // Sending under the listener's own name does not end it.
+    let o = run(&["send", "--router", &at, "--name", "PC2", "--ack", "B", "hi"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Twenty at once, all acked, none lost, none doubled.
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            Command::new(BIN)
+                .env("LANMESH_HOME", common::proc::test_home())
+                .args(["send", "--router", &at, "--name", "PC2", "--ack", "B"])
+                .arg(format!("parallel {i}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let mut got: Vec<String> = (0..21)
+        .map(|_| {
+            let v: serde_json::Value = serde_json::from_str(&b.line()).unwrap();
+            assert_eq!(v["from"], "PC2");
+            v["data"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("parallel {i}")).collect();
+    want.push("hi".into());
+    want.sort();
+    assert_eq!(got, want);
+    // The listener is still in the mesh and still receives.
+    send_acked(&at, "PC2", "still there?");
+    let v: serde_json::Value = serde_json::from_str(&pc2.line()).unwrap();
+    assert_eq!(v["data"], "still there?");
+}

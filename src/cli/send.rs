@@ -51,7 +51,9 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let peer = args
         .connect
-        .connect(args.connect.builder(Some(&args.name))?)
+        // A session of its own beside any other process of this user under the name
+        // (a `lanmesh listen --name` of the same name, or other sends): none evicts another.
+        .connect(args.connect.builder(Some(&args.name))?.send_only(true))
         .await?;
     let len = data.len();
     let started = Instant::now();
@@ -108,7 +110,9 @@ async fn send_file(args: &SendArgs, path: &Path) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
     let peer = args
         .connect
-        .connect(args.connect.builder(Some(&args.name))?)
+        // A session of its own beside any other process of this user under the name
+        // (a `lanmesh listen --name` of the same name, or other sends): none evicts another.
+        .connect(args.connect.builder(Some(&args.name))?.send_only(true))
         .await?;
     let label = path.file_name().map_or_else(
         || path.display().to_string(),

@@ -59,6 +59,12 @@ pub struct PeerConfig {
     pub blob_window: u32,
     /// Incoming files larger than this are refused (default: no limit).
     pub max_file_size: Option<u64>,
+    /// Join as an extra session that only sends, beside a process of the same key that
+    /// receives under the same name (a script's `lanmesh send --name PC2` while
+    /// `lanmesh listen --name PC2` runs): neither evicts the other, messages to the name
+    /// go to the receiving one, and answers to this one's messages come back to it
+    /// (default off).
+    pub send_only: bool,
 }
 
 impl PeerConfig {
@@ -93,11 +99,13 @@ impl PeerConfig {
             save_dir: None,
             blob_window: lanmesh_proto::blob::DEFAULT_WINDOW,
             max_file_size: None,
+            send_only: false,
         }
     }
 
-    /// What the peer core needs, with this peer's key and resume token.
-    pub(crate) fn core(&self, identity: Identity, resume_token: Bytes) -> CoreConfig {
+    /// What the peer core needs, with this peer's key, resume token and (for a send-only
+    /// session) id slot.
+    pub(crate) fn core(&self, identity: Identity, resume_token: Bytes, slot: u32) -> CoreConfig {
         let handshake = HandshakeConfig {
             identity,
             mesh: self.mesh.clone(),
@@ -121,6 +129,7 @@ impl PeerConfig {
             Bytes::new()
         };
         core.verify_router = self.router_pins.is_some();
+        core.slot = if self.send_only { slot } else { 0 };
         core.files = FileConfig {
             accept: self.save_dir.is_some(),
             max_file_size: self.max_file_size,

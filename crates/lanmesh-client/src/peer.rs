@@ -161,6 +161,13 @@ impl PeerBuilder {
         self
     }
 
+    /// Join as an extra session that only sends, beside a process of the same key that
+    /// receives under the same name (see [`PeerConfig::send_only`]).
+    pub fn send_only(mut self, on: bool) -> Self {
+        self.config.send_only = on;
+        self
+    }
+
     /// The full configuration this builder describes (the name validated, a key made
     /// unless one was given).
     pub fn config(&self) -> Result<PeerConfig, ClientError> {
@@ -207,7 +214,11 @@ impl Peer {
             Some(id) => id.clone(),
             None => Identity::generate().map_err(ClientError::Handshake)?,
         };
-        let core = lanmesh_core::peer::PeerCore::new(config.core(identity, new_resume_token()));
+        let core = lanmesh_core::peer::PeerCore::new(config.core(
+            identity,
+            new_resume_token(),
+            random_slot(),
+        ));
         let endpoint = Arc::new(Endpoint::new(core, config.inbox_capacity));
         let (tx, rx) = oneshot::channel();
         endpoint.lock().on_ready(tx);
@@ -579,6 +590,13 @@ async fn start_actor(
     }
     lanmesh_actix::same_poll::start(PeerActor::new(endpoint, config, dialed, owns_system));
     let _ = started.send(Ok(()));
+}
+
+/// A random non-zero id slot for a send-only session.
+fn random_slot() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    (u32::from_be_bytes(b) & lanmesh_proto::handshake::MAX_SLOT).max(1)
 }
 
 /// A random token naming this peer's session across reconnects.

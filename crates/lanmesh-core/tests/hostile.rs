@@ -194,9 +194,7 @@ fn a_member_cannot_forge_a_reply() {
             now,
         )
         .unwrap();
-    // M answers first, in C's place.
-    let mut forged = id.to_be_bytes().to_vec();
-    forged.extend_from_slice(b"-40.0");
+    // M answers first, in C's place (a reply names its request in `prev`).
     m.send(
         &mut sim,
         &[Frame::Send(Message {
@@ -204,8 +202,8 @@ fn a_member_cannot_forge_a_reply() {
             id: 1,
             flags: flags::REPLY,
             chunk: None,
-            prev: None,
-            payload: Bytes::from(forged),
+            prev: Some(id),
+            payload: Bytes::from_static(b"-40.0"),
         })],
     );
     for _ in 0..20 {

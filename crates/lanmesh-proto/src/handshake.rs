@@ -180,9 +180,60 @@ pub struct Offer {
     pub compressions: Vec<Compression>,
     /// Token from an earlier session, to resume it (empty when none).
     pub resume: Bytes,
+    /// The id slot of a sender session: `0` for the session that receives the name's
+    /// messages; non-zero for an extra session of the same key under the same name that
+    /// only sends (a `lanmesh send` next to a `lanmesh listen`). Its message ids carry the
+    /// slot in their top bits ([`SLOT_SHIFT`]), so answers find their way back to it.
+    pub slot: u32,
+}
+
+/// Message ids of a session with id slot `s` are `s << SLOT_SHIFT` plus a counter: 24
+/// bits of slot, 40 bits (a trillion messages) of counter.
+pub const SLOT_SHIFT: u32 = 40;
+/// The largest id slot.
+pub const MAX_SLOT: u32 = (1 << 24) - 1;
+
+/// The id slot a message id belongs to (see [`Offer::slot`]).
+pub fn slot_of(id: u64) -> u32 {
+    u32::try_from(id >> SLOT_SHIFT).unwrap_or(MAX_SLOT)
+}
+
+/// Tags of the options after the fixed part of an offer: `tag, length, value` each, so
+/// that a side that does not know one skips it.
+mod option {
+    /// [`super::Offer::slot`], 4 bytes big-endian.
+    pub(super) const SLOT: u8 = 1;
 }
 
 impl Offer {
+    /// What a peer configured with `config` offers, joining as `name` (a receiving
+    /// session: slot 0).
+    pub fn new(config: &HandshakeConfig, name: Option<Name>, resume: Bytes) -> Self {
+        let mut ciphers = Vec::with_capacity(3);
+        if config.allow_plaintext {
+            ciphers.push(Cipher::None);
+        }
+        if config.cipher == Cipher::Aes256Gcm && cipher::is_supported(Cipher::Aes256Gcm) {
+            ciphers.push(Cipher::Aes256Gcm);
+        }
+        // Always offered, last: every router speaks it.
+        ciphers.push(Cipher::ChaCha20Poly1305);
+        let compressions = if config.compression {
+            vec![Compression::Snappy, Compression::None]
+        } else {
+            vec![Compression::None]
+        };
+        Offer {
+            version: PROTOCOL_VERSION,
+            name,
+            mesh: config.mesh.clone(),
+            ciphers,
+            compressions,
+            resume,
+            slot: 0,
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut b = BytesMut::new();
         b.put_u8(self.version);
@@ -198,6 +249,13 @@ impl Offer {
         let comps: Vec<u8> = self.compressions.iter().map(|c| c.to_u8()).collect();
         put_short(&mut b, &comps);
         put_short(&mut b, &self.resume);
+        // Options, only when they differ from their defaults: an offer without any is the
+        // same bytes as before options existed.
+        if self.slot != 0 {
+            b.put_u8(option::SLOT);
+            b.put_u8(4);
+            b.put_u32(self.slot);
+        }
         b.to_vec()
     }
 
@@ -227,7 +285,21 @@ impl Offer {
             .filter_map(|b| Compression::from_u8(*b).ok())
             .collect();
         let resume = r.short_bytes()?;
-        r.finish()?;
+        let mut slot = 0;
+        while !r.is_empty() {
+            let tag = r.u8()?;
+            let value = r.short_bytes()?;
+            // An option of a later version is skipped.
+            if tag == option::SLOT {
+                let v: [u8; 4] = value[..]
+                    .try_into()
+                    .map_err(|_| ProtoError::Malformed { what: "offer slot" })?;
+                slot = u32::from_be_bytes(v);
+                if slot > MAX_SLOT {
+                    return Err(ProtoError::Malformed { what: "offer slot" });
+                }
+            }
+        }
         Ok(Self {
             version,
             name,
@@ -235,6 +307,7 @@ impl Offer {
             ciphers,
             compressions,
             resume,
+            slot,
         })
     }
 }
@@ -381,29 +454,7 @@ impl Initiator {
         name: Option<Name>,
         resume: Bytes,
     ) -> Result<(Self, Vec<u8>)> {
-        let mut ciphers = Vec::with_capacity(3);
-        if config.allow_plaintext {
-            ciphers.push(Cipher::None);
-        }
-        if config.cipher == Cipher::Aes256Gcm && cipher::is_supported(Cipher::Aes256Gcm) {
-            ciphers.push(Cipher::Aes256Gcm);
-        }
-        // Always offered, last: every router speaks it.
-        ciphers.push(Cipher::ChaCha20Poly1305);
-        let compressions = if config.compression {
-            vec![Compression::Snappy, Compression::None]
-        } else {
-            vec![Compression::None]
-        };
-        let offer = Offer {
-            version: PROTOCOL_VERSION,
-            name,
-            mesh: config.mesh.clone(),
-            ciphers,
-            compressions,
-            resume,
-        };
-        Self::start_with_offer(config, offer)
+        Self::start_with_offer(config, Offer::new(config, name, resume))
     }
 
     /// Starts a handshake with a hand-made offer (tests use it to misbehave).
@@ -590,5 +641,45 @@ impl Responder {
             offer,
             choice,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_options_round_trip_and_unknown_ones_are_skipped() {
+        let config = HandshakeConfig::new(Identity::generate().unwrap(), "m");
+        let plain = Offer::new(&config, Some(Name::new("a").unwrap()), Bytes::new());
+        let mut sender = plain.clone();
+        sender.slot = 0x00ab_cdef;
+        let bytes = sender.encode();
+        // A receiving session's offer is what it was before options existed.
+        assert_eq!(bytes.len(), plain.encode().len() + 6);
+        assert_eq!(&bytes[bytes.len() - 6..], &[1, 4, 0x00, 0xab, 0xcd, 0xef]);
+        assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap(), sender);
+        // An option this version does not know, then ours: the first is skipped.
+        let mut later = plain.encode();
+        later.extend_from_slice(&[9, 2, 7, 7]);
+        later.extend_from_slice(&[1, 4, 0, 0, 0, 5]);
+        assert_eq!(Offer::decode(Bytes::from(later)).unwrap().slot, 5);
+        // A slot beyond 24 bits, or a truncated option, is malformed.
+        let mut bad = plain.encode();
+        bad.extend_from_slice(&[1, 4, 1, 0, 0, 0]);
+        assert!(Offer::decode(Bytes::from(bad)).is_err());
+        let mut cut = plain.encode();
+        cut.extend_from_slice(&[1, 4, 0]);
+        assert!(Offer::decode(Bytes::from(cut)).is_err());
+        assert_eq!(slot_of((5 << SLOT_SHIFT) + 17), 5);
+    }
+
+    #[test]
+    fn keys_read_from_hex_are_exactly_64_digits() {
+        let key = key_from_hex(&format!(" {}\n", "aB".repeat(32))).unwrap();
+        assert_eq!(key, [0xab; 32]);
+        assert_eq!(key_from_hex("abcd"), None);
+        assert_eq!(key_from_hex(&"g".repeat(64)), None);
+        assert_eq!(key_from_hex(&"a".repeat(65)), None);
     }
 }

@@ -456,6 +456,7 @@ fn unknown_version_is_refused() {
         ciphers: vec![Cipher::ChaCha20Poly1305],
         compressions: vec![Compression::None],
         resume: Bytes::new(),
+        slot: 0,
     };
     let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
     let mut resp = Responder::new(&cfg).unwrap();
@@ -548,6 +549,7 @@ fn offer_wire_snapshot() {
         ciphers: vec![Cipher::ChaCha20Poly1305],
         compressions: vec![Compression::Snappy, Compression::None],
         resume: Bytes::new(),
+        slot: 0,
     };
     assert_eq!(
         hex::encode(offer.encode_for_test()),

@@ -98,6 +98,10 @@ impl Reader {
         String::from_utf8(b.to_vec()).map_err(|_| ProtoError::Malformed { what: self.what })
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub(crate) fn rest(&mut self) -> Bytes {
         std::mem::take(&mut self.buf)
     }

@@ -2,7 +2,7 @@
 //!
 //! It is on the control path only (join, leave, list); messages never pass through it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
@@ -12,13 +12,39 @@ use tracing::info;
 use crate::bindings::Bindings;
 use crate::table::{Forward, Replaced, Route, RoutingTable, Snapshot};
 
-struct Member {
+/// One connection holding a member's name.
+struct Attachment {
     session_id: u64,
     /// Its session and that session's pressure, shared with every routing snapshot.
     route: Arc<Route>,
-    info: PeerInfo,
     counters: Arc<SessionCounters>,
     resume: bytes::Bytes,
+    info: PeerInfo,
+}
+
+/// A name in the mesh: the session that receives its messages, and any extra sessions of
+/// the same key that only send (a `lanmesh send` beside a `lanmesh listen`), by id slot.
+struct Member {
+    receiver: Option<Attachment>,
+    senders: BTreeMap<u32, Attachment>,
+}
+
+impl Member {
+    /// What others see of it: its receiving session, else its first sending one.
+    fn info(&self) -> Option<&PeerInfo> {
+        self.receiver
+            .as_ref()
+            .or_else(|| self.senders.values().next())
+            .map(|a| &a.info)
+    }
+
+    fn attachments(&self) -> impl Iterator<Item = &Attachment> {
+        self.receiver.iter().chain(self.senders.values())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.receiver.is_none() && self.senders.is_empty()
+    }
 }
 
 /// Messages a session forwarded for its peer and delivered to it.
@@ -62,6 +88,8 @@ pub(crate) struct Join {
     pub(crate) counters: Arc<SessionCounters>,
     /// The peer's resume token: the same one again means the same process reconnecting.
     pub(crate) resume: bytes::Bytes,
+    /// Its id slot: 0 to receive the name's messages, else an extra sending session.
+    pub(crate) slot: u32,
 }
 
 /// Accepted: the routing snapshot including the new member, and the member list.
@@ -103,10 +131,15 @@ impl Handler<ListPeerStats> for Router {
         let mut out: Vec<PeerStats> = self
             .members
             .values()
-            .map(|m| PeerStats {
-                info: m.info.clone(),
-                messages_sent: m.counters.sent.load(Relaxed),
-                messages_received: m.counters.received.load(Relaxed),
+            .filter_map(|m| {
+                Some(PeerStats {
+                    info: m.info()?.clone(),
+                    messages_sent: m.attachments().map(|a| a.counters.sent.load(Relaxed)).sum(),
+                    messages_received: m
+                        .attachments()
+                        .map(|a| a.counters.received.load(Relaxed))
+                        .sum(),
+                })
             })
             .collect();
         out.sort_by(|a, b| a.info.name.cmp(&b.info.name));
@@ -128,29 +161,42 @@ impl Router {
         let routes = self
             .members
             .iter()
-            .map(|(n, m)| (n.clone(), Arc::clone(&m.route)))
+            .filter_map(|(n, m)| Some((n.clone(), Arc::clone(&m.receiver.as_ref()?.route))))
             .collect();
-        self.snapshot = Arc::new(RoutingTable { routes });
+        let senders = self
+            .members
+            .iter()
+            .flat_map(|(n, m)| {
+                m.senders
+                    .iter()
+                    .map(move |(slot, a)| ((n.clone(), *slot), Arc::clone(&a.route)))
+            })
+            .collect();
+        self.snapshot = Arc::new(RoutingTable { routes, senders });
     }
 
     /// Hands the current snapshot, and the event if any, to every session but `skip`.
     fn publish(&self, event: Option<Frame>, skip: Option<u64>) {
         self.hooks.membership(event.as_ref());
-        for m in self.members.values() {
-            if Some(m.session_id) == skip {
+        for a in self.members.values().flat_map(Member::attachments) {
+            if Some(a.session_id) == skip {
                 continue;
             }
             // Through the inbox, behind whatever other sessions forwarded before: a
             // peer learns of a leave after what the leaver sent. Control-plane events are
             // rare and small, and go even to a session whose inbox is full.
-            m.route
+            a.route
                 .inbox
                 .push_always(Forward::membership(self.snapshot.clone(), event.clone()));
         }
     }
 
     fn peer_list(&self) -> Vec<PeerInfo> {
-        let mut peers: Vec<PeerInfo> = self.members.values().map(|m| m.info.clone()).collect();
+        let mut peers: Vec<PeerInfo> = self
+            .members
+            .values()
+            .filter_map(|m| m.info().cloned())
+            .collect();
         peers.sort_by(|a, b| a.name.cmp(&b.name));
         peers
     }
@@ -171,40 +217,75 @@ impl Handler<Join> for Router {
                 ),
             });
         }
-        // The same key again is a reconnect (the old session is parked, or its broken
-        // connection has not been noticed yet): the new connection wins, takes what the
-        // old one holds, and the old one is told. Another key is refused. With the same
-        // resume token it is the same process resuming, which the others need not hear
-        // of; with another one, a new process whose peers must restart their streams.
-        let reconnect = match self.members.get(&join.info.name) {
-            Some(holder) if holder.info.key == join.info.key => {
-                holder.route.replaced.do_send(Replaced {
-                    by: join.route.inbox.clone(),
+        // Several sessions of one key may hold a name: one receives its messages (slot 0)
+        // and any number only send (a non-zero id slot each). A session taking a place
+        // that is held (the same slot) replaces the holder: with the same resume token it
+        // is the same process reconnecting (the old session is parked, or its broken
+        // connection has not been noticed yet), which the others need not hear of; with
+        // another token, for the receiving place, a new process whose peers must restart
+        // their streams with it. Another key is refused.
+        let existed = self.members.contains_key(&join.info.name);
+        let member = self
+            .members
+            .entry(join.info.name.clone())
+            .or_insert_with(|| Member {
+                receiver: None,
+                senders: BTreeMap::new(),
+            });
+        if let Some(holder) = member.attachments().next() {
+            if holder.info.key != join.info.key {
+                let text = format!(
+                    "name {:?} is already held by a peer connected from {}",
+                    join.info.name.as_str(),
+                    holder.info.addr
+                );
+                return Err(JoinRefused {
+                    code: ErrorCode::NameTaken,
+                    text,
                 });
-                !join.resume.is_empty() && holder.resume == join.resume
             }
-            Some(holder) => {
+        }
+        let place = if join.slot == 0 {
+            member.receiver.as_ref()
+        } else {
+            member.senders.get(&join.slot)
+        };
+        let resumed =
+            place.is_some_and(|held| !join.resume.is_empty() && held.resume == join.resume);
+        if let Some(held) = place {
+            if join.slot != 0 && !resumed {
+                // Two processes drew the same slot (1 in 16 million): the newer tries
+                // again with another.
                 return Err(JoinRefused {
                     code: ErrorCode::NameTaken,
                     text: format!(
-                        "name {:?} is already held by a peer connected from {}",
-                        join.info.name.as_str(),
-                        holder.info.addr
+                        "id slot {} of {:?} is in use by another process; try again",
+                        join.slot,
+                        join.info.name.as_str()
                     ),
                 });
             }
-            None => false,
-        };
-        info!(peer = %join.info.name, addr = %join.info.addr, reconnect, "peer joined");
-        let event = (!reconnect).then(|| Frame::PeerJoined(join.info.clone()));
-        let member = Member {
+            held.route.replaced.do_send(Replaced {
+                by: join.route.inbox.clone(),
+            });
+        }
+        // Others restart their streams with a new receiving process, and hear of a name
+        // that was not in the mesh.
+        let announce = !existed || (join.slot == 0 && !resumed);
+        info!(peer = %join.info.name, addr = %join.info.addr, slot = join.slot, resumed, "peer joined");
+        let event = announce.then(|| Frame::PeerJoined(join.info.clone()));
+        let attachment = Attachment {
             session_id: join.session_id,
             route: join.route,
-            info: join.info,
             counters: join.counters,
             resume: join.resume,
+            info: join.info,
         };
-        self.members.insert(member.info.name.clone(), member);
+        if join.slot == 0 {
+            member.receiver = Some(attachment);
+        } else {
+            member.senders.insert(join.slot, attachment);
+        }
         self.rebuild_snapshot();
         self.publish(event, Some(join.session_id));
         Ok(Joined {
@@ -218,17 +299,34 @@ impl Handler<Leave> for Router {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, _: &mut Context<Self>) {
-        let ours = self
-            .members
-            .get(&leave.name)
-            .is_some_and(|m| m.session_id == leave.session_id);
-        if !ours {
+        let Some(member) = self.members.get_mut(&leave.name) else {
             return;
+        };
+        // Only the session's own place: a stale session leaving after it was replaced
+        // changes nothing.
+        if member
+            .receiver
+            .as_ref()
+            .is_some_and(|a| a.session_id == leave.session_id)
+        {
+            member.receiver = None;
+        } else {
+            let before = member.senders.len();
+            member
+                .senders
+                .retain(|_, a| a.session_id != leave.session_id);
+            if member.senders.len() == before {
+                return;
+            }
         }
-        self.members.remove(&leave.name);
-        info!(peer = %leave.name, "peer left");
+        let gone = member.is_empty();
+        if gone {
+            self.members.remove(&leave.name);
+            info!(peer = %leave.name, "peer left");
+        }
         self.rebuild_snapshot();
-        self.publish(Some(Frame::PeerLeft { name: leave.name }), None);
+        let event = gone.then_some(Frame::PeerLeft { name: leave.name });
+        self.publish(event, None);
     }
 }
 

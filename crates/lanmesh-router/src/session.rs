@@ -112,7 +112,7 @@ impl Session {
     fn run_core(&mut self, ctx: &mut Context<Self>) {
         while let Some(event) = self.core.poll_event() {
             match event {
-                SessionEvent::Join { info, resume } => self.join(info, resume, ctx),
+                SessionEvent::Join { info, resume, slot } => self.join(info, resume, slot, ctx),
                 SessionEvent::HandshakeFailed => self.metrics.handshake_failed(),
                 SessionEvent::ListPeers => self.list_peers(ctx),
                 SessionEvent::Leave { name } => self.router.do_send(Leave {
@@ -202,7 +202,13 @@ impl Session {
         }
     }
 
-    fn join(&mut self, mut info: lanmesh_proto::PeerInfo, resume: Bytes, ctx: &mut Context<Self>) {
+    fn join(
+        &mut self,
+        mut info: lanmesh_proto::PeerInfo,
+        resume: Bytes,
+        slot: u32,
+        ctx: &mut Context<Self>,
+    ) {
         info.joined_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -216,6 +222,7 @@ impl Session {
             info,
             counters: self.counters.clone(),
             resume,
+            slot,
         };
         // Nothing else is processed until the router has answered.
         ctx.wait(

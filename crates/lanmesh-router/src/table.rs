@@ -31,10 +31,13 @@ pub struct Route {
 /// foldhash (fast, seeded per process) instead of SipHash.
 pub(crate) type Routes = HashMap<Name, Arc<Route>, foldhash::fast::RandomState>;
 
-/// Name → session, as of the last membership change.
+/// Name → session, as of the last membership change: the session receiving each name's
+/// messages, and the extra sending sessions by (name, id slot), where answers to their
+/// messages go.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     pub(crate) routes: Routes,
+    pub(crate) senders: HashMap<(Name, u32), Arc<Route>, foldhash::fast::RandomState>,
 }
 
 impl RoutingTable {
@@ -118,6 +121,16 @@ impl lanmesh_core::session::Routes for RoutingTable {
 
     fn route(&self, name: &str) -> Option<&Arc<Route>> {
         self.routes.get(name)
+    }
+
+    fn route_slot(&self, name: &str, slot: u32) -> Option<&Arc<Route>> {
+        if slot == 0 {
+            return self.routes.get(name);
+        }
+        // Looked up by a borrowed name: build the key only for this rare path (answers to
+        // extra sending sessions).
+        let key = (Name::new(name).ok()?, slot);
+        self.senders.get(&key)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&Name, &Arc<Route>)) {

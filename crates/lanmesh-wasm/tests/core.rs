@@ -333,15 +333,13 @@ tests! {
         let id = pair.core.request(&name("laptop"), Bytes::from_static(b"temp?"), flags::TEXT, timeout, ms(5)).unwrap();
         let frames = pair.router_receives();
         assert!(matches!(&frames[..], [Frame::Send(m)] if m.flags & flags::REQUEST != 0));
-        let mut answer = id.to_be_bytes().to_vec();
-        answer.extend_from_slice(b"21.5");
         let events = pair.router_sends(&[Frame::Deliver(Message {
             peer: name("laptop"),
             id: 40,
             flags: flags::REPLY | flags::TEXT,
             chunk: None,
-            prev: None,
-            payload: Bytes::from(answer),
+            prev: Some(id),
+            payload: Bytes::from_static(b"21.5"),
         })]);
         let [Event::Reply { id: got, reply }] = &events[..] else { panic!("{events:?}") };
         assert_eq!((*got, reply.text()), (id, Some("21.5")));

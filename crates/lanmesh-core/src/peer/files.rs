@@ -71,6 +71,19 @@ impl FileConfig {
     }
 }
 
+/// What a blob frame is, for how it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// A frame of outgoing transfer `blob` (its message ids are remembered for nacks).
+    Outgoing(u64),
+    /// To the session that receives the peer's messages.
+    Receiver,
+    /// An answer to the sender of a transfer whose offer was message `id`: it names that
+    /// id, so it reaches the session that offered (a `lanmesh send --file` beside a
+    /// `lanmesh listen` of the same name).
+    Answer(u64),
+}
+
 /// What happens to the peer's file transfers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -159,6 +172,8 @@ struct Outgoing {
 }
 
 struct Incoming {
+    /// The message id of its offer: answers name it, so they reach the sending session.
+    offer: u64,
     /// The window granted to it (its share of the peer's window).
     granted: u32,
     window: ReceiveWindow,
@@ -179,9 +194,8 @@ pub(crate) struct Files {
     next_blob: u64,
     outgoing: BTreeMap<u64, Outgoing>,
     incoming: BTreeMap<(Name, u64), Incoming>,
-    /// Blob frames to send, each as one message to its peer; `Some(blob)` for an outgoing
-    /// transfer's frames (their ids are remembered).
-    pub(crate) frames: VecDeque<(Name, BlobFrame, Option<u64>)>,
+    /// Blob frames to send, each as one message to its peer, and what they are.
+    pub(crate) frames: VecDeque<(Name, BlobFrame, Via)>,
     pub(crate) events: VecDeque<FileEvent>,
 }
 
@@ -201,9 +215,15 @@ impl Files {
         self.config.accept = accept;
     }
 
-    fn send(&mut self, to: &Name, frame: BlobFrame, outgoing: bool) {
-        let blob = outgoing.then(|| frame.blob());
-        self.frames.push_back((to.clone(), frame, blob));
+    fn send(&mut self, to: &Name, frame: BlobFrame, via: Via) {
+        self.frames.push_back((to.clone(), frame, via));
+    }
+
+    /// An answer to the sender of incoming transfer `key` (after its offer's message id,
+    /// so that it reaches the sender's own session).
+    fn answer(&mut self, key: &(Name, u64), frame: BlobFrame, offer: Option<u64>) {
+        let via = offer.map_or(Via::Receiver, Via::Answer);
+        self.send(&key.0, frame, via);
     }
 
     /// The message `id` carried a frame of outgoing `blob`.
@@ -267,7 +287,7 @@ impl Files {
             window: self.config.window,
             name: name.into(),
         };
-        self.send(to, offer, true);
+        self.send(to, offer, Via::Outgoing(blob));
         Ok(blob)
     }
 
@@ -317,7 +337,7 @@ impl Files {
             last,
             data,
         };
-        self.send(&to, frame, true);
+        self.send(&to, frame, Via::Outgoing(blob));
         Ok(())
     }
 
@@ -325,7 +345,7 @@ impl Files {
     pub(crate) fn cancel(&mut self, blob: u64, text: &str) {
         if let Some(out) = self.outgoing.remove(&blob) {
             let frame = BlobFrame::cancel(blob, AbortReason::Cancelled, text);
-            self.send(&out.to, frame, false);
+            self.send(&out.to, frame, Via::Receiver);
         }
     }
 
@@ -399,7 +419,7 @@ impl Files {
                 },
             );
             let frame = BlobFrame::cancel(blob, AbortReason::Protocol, e.to_string());
-            self.send(&to, frame, false);
+            self.send(&to, frame, Via::Receiver);
         }
     }
 
@@ -433,8 +453,17 @@ impl Files {
 
     // -- receiving ----------------------------------------------------------------------
 
-    fn refuse(&mut self, from: &Name, blob: u64, reason: AbortReason, text: String) {
-        self.send(from, BlobFrame::abort(blob, reason, text), false);
+    /// Tells the sender of transfer `blob` (offered in message `offer`) it is over.
+    fn refuse(
+        &mut self,
+        from: &Name,
+        blob: u64,
+        offer: Option<u64>,
+        reason: AbortReason,
+        text: String,
+    ) {
+        let key = (from.clone(), blob);
+        self.answer(&key, BlobFrame::abort(blob, reason, text), offer);
     }
 
     fn on_offer(&mut self, from: &Name, id: u64, blob: u64, size: u64, offered: u32, name: &str) {
@@ -442,6 +471,7 @@ impl Files {
             return self.refuse(
                 from,
                 blob,
+                Some(id),
                 AbortReason::Refused,
                 "it does not accept files (no save directory; start it with `lanmesh listen --save-dir DIR`)".into(),
             );
@@ -450,6 +480,7 @@ impl Files {
             return self.refuse(
                 from,
                 blob,
+                Some(id),
                 AbortReason::TooLarge,
                 format!("the file has {size} bytes; it accepts at most {max}"),
             );
@@ -460,6 +491,7 @@ impl Files {
             return self.refuse(
                 from,
                 blob,
+                Some(id),
                 AbortReason::Protocol,
                 format!("transfer {blob} offered twice"),
             );
@@ -469,6 +501,7 @@ impl Files {
             return self.refuse(
                 from,
                 blob,
+                Some(id),
                 AbortReason::Refused,
                 format!("it is receiving {n} files already"),
             );
@@ -482,6 +515,7 @@ impl Files {
         self.incoming.insert(
             key,
             Incoming {
+                offer: id,
                 granted,
                 window: ReceiveWindow::new(blob, size, granted),
                 accepted: false,
@@ -512,14 +546,18 @@ impl Files {
         inc.accepted = true;
         inc.last_data = now;
         inc.last_ack = now;
-        let window = inc.granted;
-        self.send(from, BlobFrame::Accept { blob, window }, false);
+        let (window, offer) = (inc.granted, inc.offer);
+        self.answer(
+            &(from.clone(), blob),
+            BlobFrame::Accept { blob, window },
+            Some(offer),
+        );
     }
 
     /// The driver cannot take (or keep writing) incoming `blob`: the sender is told why.
     pub(crate) fn abort(&mut self, from: &Name, blob: u64, reason: AbortReason, text: &str) {
-        if self.incoming.remove(&(from.clone(), blob)).is_some() {
-            self.refuse(from, blob, reason, text.into());
+        if let Some(inc) = self.incoming.remove(&(from.clone(), blob)) {
+            self.refuse(from, blob, Some(inc.offer), reason, text.into());
         }
     }
 
@@ -535,15 +573,24 @@ impl Files {
         inc.written = written;
         if written < inc.size {
             inc.last_ack = now;
-            self.send(from, BlobFrame::Ack { blob, written }, false);
+            let offer = inc.offer;
+            self.answer(
+                &(from.clone(), blob),
+                BlobFrame::Ack { blob, written },
+                Some(offer),
+            );
         }
     }
 
     /// Incoming `blob` is complete under its final name: the sender is told.
     pub(crate) fn saved(&mut self, from: &Name, blob: u64) {
         if let Some(inc) = self.incoming.remove(&(from.clone(), blob)) {
-            let size = inc.size;
-            self.send(from, BlobFrame::Done { blob, size }, false);
+            let (size, offer) = (inc.size, inc.offer);
+            self.answer(
+                &(from.clone(), blob),
+                BlobFrame::Done { blob, size },
+                Some(offer),
+            );
         }
     }
 
@@ -569,8 +616,9 @@ impl Files {
             })
         };
         if let Err(e) = checked {
+            let offer = Some(inc.offer);
             self.fail_incoming(&key, e.to_string());
-            return self.refuse(from, blob, AbortReason::Protocol, e.to_string());
+            return self.refuse(from, blob, offer, AbortReason::Protocol, e.to_string());
         }
         inc.handed += data.len() as u64;
         inc.last_data = now;
@@ -593,9 +641,10 @@ impl Files {
                 match BlobFrame::peek(&payload) {
                     Some((Direction::ToReceiver, blob)) => {
                         let key = (from.clone(), blob);
-                        if self.incoming.contains_key(&key) {
+                        if let Some(offer) = self.incoming.get(&key).map(|i| i.offer) {
                             self.fail_incoming(&key, e.to_string());
-                            self.refuse(from, blob, AbortReason::Protocol, e.to_string());
+                            let text = e.to_string();
+                            self.refuse(from, blob, Some(offer), AbortReason::Protocol, text);
                         }
                     }
                     Some((Direction::ToSender, blob))
@@ -698,7 +747,7 @@ impl Files {
             if let Some(out) = self.outgoing.get(&blob) {
                 let to = out.to.clone();
                 let frame = BlobFrame::cancel(blob, AbortReason::Timeout, &text);
-                self.send(&to, frame, false);
+                self.send(&to, frame, Via::Receiver);
                 self.fail_outgoing(
                     blob,
                     ClientError::FileFailed {
@@ -716,21 +765,28 @@ impl Files {
             }
             if inc.handed > inc.written {
                 if now.saturating_since(inc.last_ack) >= stall / 3 {
-                    keep_alive.push((key.clone(), inc.written));
+                    keep_alive.push((key.clone(), inc.written, inc.offer));
                 }
             } else if now.saturating_since(inc.last_data) >= stall {
-                stalled.push(key.clone());
+                stalled.push((key.clone(), inc.offer));
             }
         }
-        for ((from, blob), written) in keep_alive {
-            if let Some(inc) = self.incoming.get_mut(&(from.clone(), blob)) {
+        for (key, written, offer) in keep_alive {
+            if let Some(inc) = self.incoming.get_mut(&key) {
                 inc.last_ack = now;
             }
-            self.send(&from, BlobFrame::Ack { blob, written }, false);
+            let blob = key.1;
+            self.answer(&key, BlobFrame::Ack { blob, written }, Some(offer));
         }
-        for key in stalled {
+        for (key, offer) in stalled {
             let text = format!("no data for {stall:?}");
-            self.refuse(&key.0, key.1, AbortReason::Timeout, text.clone());
+            self.refuse(
+                &key.0,
+                key.1,
+                Some(offer),
+                AbortReason::Timeout,
+                text.clone(),
+            );
             self.fail_incoming(&key, text);
         }
     }

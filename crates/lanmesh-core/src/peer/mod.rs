@@ -49,8 +49,8 @@ use lanmesh_proto::frame::flags;
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Cipher, Compression, Connection, Destination, ErrorCode, Established, Frame, Framing,
-    HandshakeConfig, Initiator, NackReason, Name, PeerInfo, ProtoError, Reassembler, RecordDecoder,
-    probed_message_frames,
+    HandshakeConfig, Initiator, NackReason, Name, Offer, PeerInfo, ProtoError, Reassembler,
+    RecordDecoder, probed_message_frames,
 };
 
 pub use files::{FileConfig, FileEvent};
@@ -92,6 +92,12 @@ pub struct Config {
     pub verify_router: bool,
     /// How long a close waits for the router's answer (default 3 s).
     pub close_timeout: Duration,
+    /// The id slot: `0` (the default) for the session that receives the name's messages;
+    /// a non-zero one (at most [`lanmesh_proto::handshake::MAX_SLOT`]) for an extra
+    /// session of the same key that only sends, beside a process that receives. The
+    /// router then keeps both, routes the name's messages to the receiving one, and
+    /// answers (acks, nacks, replies) to whichever sent what they answer.
+    pub slot: u32,
     /// File transfers.
     pub files: FileConfig,
 }
@@ -112,6 +118,7 @@ impl Config {
             resume_token: Bytes::new(),
             verify_router: false,
             close_timeout: Duration::from_secs(3),
+            slot: 0,
             files,
         }
     }
@@ -300,7 +307,9 @@ impl PeerCore {
             list_so_far: Vec::new(),
             members: BTreeMap::new(),
             max_message: limits.max_message,
-            next_id: 1,
+            next_id: (u64::from(config.slot.min(lanmesh_proto::handshake::MAX_SLOT))
+                << lanmesh_proto::handshake::SLOT_SHIFT)
+                + 1,
             probe: CompressionProbe::default(),
             last_dest: None,
             outbox: Outbox::default(),
@@ -440,12 +449,14 @@ impl PeerCore {
             name.check_len(self.config.handshake.limits.max_name_len)
                 .map_err(|e| ClientError::invalid(&e))?;
         }
-        let (initiator, msg1) = Initiator::start(
+        let mut offer = Offer::new(
             &self.config.handshake,
             self.config.name.clone(),
             self.config.resume_token.clone(),
-        )
-        .map_err(ClientError::Handshake)?;
+        );
+        offer.slot = self.config.slot;
+        let (initiator, msg1) = Initiator::start_with_offer(&self.config.handshake, offer)
+            .map_err(ClientError::Handshake)?;
         self.router = router.into();
         self.connection = None;
         self.handshake_out.clear();
@@ -680,6 +691,27 @@ impl PeerCore {
                     return Ok(());
                 };
                 let (from, id) = (done.from, done.id);
+                if done.flags & flags::BLOB != 0 {
+                    // A file step; an answer names the offer in `prev`: not a stream.
+                    let msg = Message {
+                        from,
+                        id,
+                        data: done.data,
+                        flags: done.flags & !flags::ACK_REQUESTED,
+                    };
+                    return self.on_message(msg, now);
+                }
+                if done.flags & flags::REPLY != 0 {
+                    // A reply names its request in `prev`: it is not part of a stream.
+                    let reply = Message {
+                        from,
+                        id,
+                        data: done.data,
+                        flags: done.flags & !(flags::ACK_REQUESTED | flags::REPLY),
+                    };
+                    self.on_reply(done.prev.unwrap_or(0), reply);
+                    return Ok(());
+                }
                 if let Some(prev) = done.prev {
                     match self.seen.check(&from, id, prev) {
                         Verdict::Deliver => {}
@@ -717,7 +749,7 @@ impl PeerCore {
             }
             Frame::PeerJoined(info) => {
                 // A new process under that name: acked streams with it start over.
-                self.seen.forget(&info.name);
+                self.seen.restart(&info.name);
                 self.outbox.restart(&info.name);
                 self.members.insert(info.name.clone(), info.clone());
                 self.emit(Event::Peer(PeerEvent::Joined(info)));
@@ -811,8 +843,6 @@ impl PeerCore {
                     reason: NackReason::NoResponder,
                 })?;
             }
-        } else if msg.flags & flags::REPLY != 0 {
-            self.on_reply(msg);
         } else {
             self.emit(Event::Message(msg));
         }
@@ -867,20 +897,11 @@ impl PeerCore {
         self.emit(Event::Undelivered(undelivered));
     }
 
-    /// A reply arrived: it settles the request it names, if it comes from the peer asked.
-    fn on_reply(&mut self, mut reply: Message) {
-        if reply.data.len() < 8 {
-            self.stats.stale += 1;
-            return;
-        }
-        let corr = reply.data.split_to(8);
-        let mut be = [0u8; 8];
-        be.copy_from_slice(&corr);
-        let id = u64::from_be_bytes(be);
+    /// A reply arrived: it settles request `id`, if it comes from the peer asked.
+    fn on_reply(&mut self, id: u64, reply: Message) {
         match self.requests.get(&id) {
             Some(r) if r.to == reply.from => {
                 self.requests.remove(&id);
-                reply.flags &= !flags::REPLY;
                 self.emit(Event::Reply { id, reply });
             }
             Some(_) => self.stats.forged += 1,
@@ -1155,11 +1176,31 @@ impl PeerCore {
         data: Bytes,
         flag_bits: u8,
     ) -> Result<u64, ClientError> {
+        self.send_message_answering(dest, data, flag_bits, None)
+    }
+
+    /// [`PeerCore::send_message`] for an answer (a reply, a file's answer): every frame
+    /// names the message answered in `prev`, so the router routes it (each of its chunks)
+    /// to the session that sent that one, without reading the payload.
+    fn send_message_answering(
+        &mut self,
+        dest: &Destination,
+        data: Bytes,
+        flag_bits: u8,
+        answers: Option<u64>,
+    ) -> Result<u64, ClientError> {
         let Some(compression) = self.connection.as_ref().map(Connection::compression) else {
             return Err(self.not_running());
         };
         let id = self.next_id();
-        let frames = probed_message_frames(dest, id, flag_bits, data, compression, &self.probe);
+        let mut frames = probed_message_frames(dest, id, flag_bits, data, compression, &self.probe);
+        if answers.is_some() {
+            for f in &mut frames {
+                if let Frame::Send(m) = f {
+                    m.prev = answers;
+                }
+            }
+        }
         for frame in &frames {
             self.send_frame(frame)?;
         }
@@ -1255,17 +1296,15 @@ impl PeerCore {
         if !self.is_running() {
             return Err(self.not_running());
         }
-        let mut payload = BytesMut::with_capacity(8 + data.len());
-        payload.extend_from_slice(&request.to_be_bytes());
-        payload.extend_from_slice(data);
+        self.check_size(data.len())?;
         let text = if core::str::from_utf8(data).is_ok() {
             flags::TEXT
         } else {
             0
         };
-        self.check_size(payload.len())?;
         let dest = Destination::Peer(to.clone());
-        self.send_message(&dest, payload.freeze(), flags::REPLY | text)
+        let data = Bytes::copy_from_slice(data);
+        self.send_message_answering(&dest, data, flags::REPLY | text, Some(request))
     }
 
     /// Tells the sender of request `request` that this peer has no answer
@@ -1284,11 +1323,15 @@ impl PeerCore {
     // -- files --------------------------------------------------------------------------
 
     fn flush_files(&mut self) {
-        while let Some((to, frame, blob)) = self.files.frames.pop_front() {
+        while let Some((to, frame, via)) = self.files.frames.pop_front() {
             let dest = Destination::Peer(to);
-            match self.send_message(&dest, frame.to_bytes(), flags::BLOB) {
+            let answers = match via {
+                files::Via::Answer(offer) => Some(offer),
+                _ => None,
+            };
+            match self.send_message_answering(&dest, frame.to_bytes(), flags::BLOB, answers) {
                 Ok(id) => {
-                    if let Some(blob) = blob {
+                    if let files::Via::Outgoing(blob) = via {
                         self.files.remember(blob, id);
                     }
                 }

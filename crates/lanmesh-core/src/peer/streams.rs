@@ -220,26 +220,54 @@ pub(crate) enum Verdict {
 /// The recipient's side: the last id delivered from each sender.
 #[derive(Default)]
 pub(crate) struct Seen {
-    last: BTreeMap<Name, u64>,
+    /// The last id delivered per stream: a sender's name and the id slot of its session
+    /// (0 for its receiving session; others for extra sending sessions of the same key,
+    /// such as a `lanmesh send` beside a `lanmesh listen`), with when it was last used.
+    last: BTreeMap<(Name, u32), (u64, u64)>,
+    uses: u64,
 }
+
+/// Streams of extra sending sessions remembered at most; the least recently used goes
+/// first. Each one-shot `lanmesh send --ack` is one; a receiving session's stream (slot
+/// 0) is never dropped this way.
+const MAX_SENDER_STREAMS: usize = 4096;
 
 impl Seen {
     /// Judges message `id` from `from`, whose predecessor in the stream is `prev`.
     pub(crate) fn check(&mut self, from: &Name, id: u64, prev: u64) -> Verdict {
-        let last = self.last.get(from).copied();
+        let key = (from.clone(), lanmesh_proto::handshake::slot_of(id));
+        self.uses += 1;
+        let last = self.last.get(&key).map(|(l, _)| *l);
         if last.is_some_and(|l| id <= l) {
             return Verdict::Duplicate;
         }
         if prev > last.unwrap_or(0) {
             return Verdict::Gap;
         }
-        self.last.insert(from.clone(), id);
+        if last.is_none() && key.1 != 0 && self.last.len() >= MAX_SENDER_STREAMS {
+            let oldest = self
+                .last
+                .iter()
+                .filter(|((_, slot), _)| *slot != 0)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.last.remove(&k);
+            }
+        }
+        self.last.insert(key, (id, self.uses));
         Verdict::Deliver
     }
 
-    /// `from` joined anew or left: its next stream starts from nothing.
+    /// `from` left: its streams start from nothing.
     pub(crate) fn forget(&mut self, from: &Name) {
-        self.last.remove(from);
+        self.last.retain(|(name, _), _| name != from);
+    }
+
+    /// `from`'s receiving session is a new process: its stream starts from nothing (its
+    /// extra sending sessions keep theirs).
+    pub(crate) fn restart(&mut self, from: &Name) {
+        self.last.remove(&(from.clone(), 0));
     }
 }
 

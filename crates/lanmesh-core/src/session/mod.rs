@@ -37,6 +37,7 @@ use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lanmesh_proto::frame::{Broadcast, Message as Msg, flags};
+use lanmesh_proto::handshake::slot_of;
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Answer, Connection, ErrorCode, Frame, Framing, HandshakeConfig, NackReason, Name, PeerInfo,
@@ -51,8 +52,13 @@ use crate::time::{Instant, earliest};
 pub trait Routes {
     /// A handle on one member's session (cheap to clone: an `Arc`).
     type Route: Clone;
-    /// The session holding `name`.
+    /// The session receiving `name`'s messages.
     fn route(&self, name: &str) -> Option<&Self::Route>;
+    /// The session of `name` with id slot `slot` (see
+    /// [`lanmesh_proto::Offer::slot`]): where answers to that session's messages go.
+    fn route_slot(&self, name: &str, slot: u32) -> Option<&Self::Route> {
+        if slot == 0 { self.route(name) } else { None }
+    }
     /// Every member and its session.
     fn for_each(&self, f: &mut dyn FnMut(&Name, &Self::Route));
     /// Tells sessions apart (two routes to one session are equal).
@@ -66,6 +72,10 @@ impl<T: Routes> Routes for alloc::sync::Arc<T> {
 
     fn route(&self, name: &str) -> Option<&T::Route> {
         (**self).route(name)
+    }
+
+    fn route_slot(&self, name: &str, slot: u32) -> Option<&T::Route> {
+        (**self).route_slot(name, slot)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&Name, &T::Route)) {
@@ -105,6 +115,8 @@ pub enum SessionEvent {
         info: PeerInfo,
         /// Its resume token: the same again means the same process reconnecting.
         resume: Bytes,
+        /// Its id slot: 0 for a receiving session, else an extra sending one.
+        slot: u32,
     },
     /// The handshake failed or was refused (for the metrics).
     HandshakeFailed,
@@ -428,6 +440,7 @@ impl<T: Routes> SessionCore<T> {
         self.emit(SessionEvent::Join {
             info,
             resume: est.offer.resume,
+            slot: est.offer.slot,
         });
         Ok(())
     }
@@ -541,7 +554,16 @@ impl<T: Routes> SessionCore<T> {
                 let Some(routes) = &self.routes else {
                     return Ok(());
                 };
-                match routes.route(m.peer.as_str()) {
+                // An answer (a reply, a file's answer) goes to the session that sent what
+                // it answers (that message's slot); anything else to the session that
+                // receives the name's messages.
+                let route = match m.prev {
+                    Some(answered) if m.flags & (flags::REPLY | flags::BLOB) != 0 => {
+                        routes.route_slot(m.peer.as_str(), slot_of(answered))
+                    }
+                    _ => routes.route(m.peer.as_str()),
+                };
+                match route {
                     Some(route) => {
                         self.counts.sent += 1;
                         let dest = m.peer.clone();
@@ -555,13 +577,23 @@ impl<T: Routes> SessionCore<T> {
             // End to end: acks, and nacks of a recipient refusing a message (a request it
             // has no responder for). The sender may be gone: then nobody waits for them.
             Frame::Ack { peer, id } => {
-                if let Some(route) = self.routes.as_ref().and_then(|r| r.route(peer.as_str())) {
+                let slot = slot_of(id);
+                if let Some(route) = self
+                    .routes
+                    .as_ref()
+                    .and_then(|r| r.route_slot(peer.as_str(), slot))
+                {
                     self.out
                         .push::<T>(&peer, route, Frame::Ack { peer: me, id });
                 }
             }
             Frame::Nack { peer, id, reason } => {
-                if let Some(route) = self.routes.as_ref().and_then(|r| r.route(peer.as_str())) {
+                let slot = slot_of(id);
+                if let Some(route) = self
+                    .routes
+                    .as_ref()
+                    .and_then(|r| r.route_slot(peer.as_str(), slot))
+                {
                     let nack = Frame::Nack {
                         peer: me,
                         id,
@@ -676,7 +708,11 @@ impl<T: Routes> SessionCore<T> {
         if m.flags & flags::BROADCAST != 0 {
             return None;
         }
-        let route = self.routes.as_ref()?.route(m.peer.as_str())?.clone();
+        let route = self
+            .routes
+            .as_ref()?
+            .route_slot(m.peer.as_str(), slot_of(m.id))?
+            .clone();
         let nack = Frame::Nack {
             peer: me.clone(),
             id: m.id,

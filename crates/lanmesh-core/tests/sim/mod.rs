@@ -54,14 +54,21 @@ pub fn seed(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The routing table the simulated router hands its sessions: name → session index.
+/// The routing table the simulated router hands its sessions: name → receiving session
+/// index, and (name, slot) → extra sending session.
 #[derive(Clone, Default, Debug)]
-pub struct Table(BTreeMap<Name, usize>);
+pub struct Table(BTreeMap<Name, usize>, BTreeMap<(Name, u32), usize>);
 
 impl Routes for Table {
     type Route = usize;
     fn route(&self, name: &str) -> Option<&usize> {
         self.0.get(name)
+    }
+    fn route_slot(&self, name: &str, slot: u32) -> Option<&usize> {
+        if slot == 0 {
+            return self.0.get(name);
+        }
+        self.1.get(&(Name::new(name).ok()?, slot))
     }
     fn for_each(&self, f: &mut dyn FnMut(&Name, &usize)) {
         for (n, r) in &self.0 {
@@ -106,10 +113,24 @@ pub struct Link {
     pub raw_in: BytesMut,
 }
 
-struct Member {
+struct Place {
     session: usize,
-    key: [u8; 32],
     resume: Bytes,
+}
+
+struct Member {
+    key: [u8; 32],
+    receiver: Option<Place>,
+    senders: BTreeMap<u32, Place>,
+}
+
+impl Member {
+    fn sessions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.receiver
+            .iter()
+            .chain(self.senders.values())
+            .map(|p| p.session)
+    }
 }
 
 struct SessionSlot {
@@ -287,7 +308,15 @@ impl Sim {
         Table(
             self.members
                 .iter()
-                .map(|(n, m)| (n.clone(), m.session))
+                .filter_map(|(n, m)| Some((n.clone(), m.receiver.as_ref()?.session)))
+                .collect(),
+            self.members
+                .iter()
+                .flat_map(|(n, m)| {
+                    m.senders
+                        .iter()
+                        .map(move |(slot, p)| ((n.clone(), *slot), p.session))
+                })
                 .collect(),
         )
     }
@@ -309,7 +338,7 @@ impl Sim {
 
     fn publish(&mut self, event: Option<Frame>, skip: usize) {
         let table = self.table();
-        let targets: Vec<usize> = self.members.values().map(|m| m.session).collect();
+        let targets: Vec<usize> = self.members.values().flat_map(Member::sessions).collect();
         for s in targets {
             if s != skip && !self.sessions[s].finished {
                 self.sessions[s]
@@ -319,7 +348,7 @@ impl Sim {
         }
     }
 
-    fn join(&mut self, s: usize, info: PeerInfo, resume: Bytes) {
+    fn join(&mut self, s: usize, info: PeerInfo, resume: Bytes, slot: u32) {
         if let Some(owner) = self.bindings.get(&info.name) {
             if *owner != info.key {
                 self.sessions[s]
@@ -329,31 +358,40 @@ impl Sim {
             }
         }
         self.bindings.insert(info.name.clone(), info.key);
-        let mut reconnect = false;
-        if let Some(old) = self.members.get(&info.name) {
-            if old.key != info.key {
-                self.sessions[s]
-                    .core
-                    .refuse(ErrorCode::NameTaken, "name held by another peer");
-                return;
-            }
-            reconnect = !resume.is_empty() && old.resume == resume;
-            let old_session = old.session;
-            let held = self.sessions[old_session].core.replaced();
+        let existed = self.members.contains_key(&info.name);
+        let member = self.members.entry(info.name.clone()).or_insert(Member {
+            key: info.key,
+            receiver: None,
+            senders: BTreeMap::new(),
+        });
+        if member.key != info.key {
+            self.sessions[s]
+                .core
+                .refuse(ErrorCode::NameTaken, "name held by another peer");
+            return;
+        }
+        let place = if slot == 0 {
+            member.receiver.take()
+        } else {
+            member.senders.remove(&slot)
+        };
+        let resumed = place
+            .as_ref()
+            .is_some_and(|p| !resume.is_empty() && p.resume == resume);
+        let new_place = Place { session: s, resume };
+        if slot == 0 {
+            member.receiver = Some(new_place);
+        } else {
+            member.senders.insert(slot, new_place);
+        }
+        if let Some(old) = place {
+            let held = self.sessions[old.session].core.replaced();
             if !held.is_empty() {
                 self.sessions[s].inbox.push_back(Item::Frames(held));
             }
         }
-        let name = info.name.clone();
-        self.members.insert(
-            name,
-            Member {
-                session: s,
-                key: info.key,
-                resume,
-            },
-        );
-        let event = (!reconnect).then(|| Frame::PeerJoined(info));
+        let announce = !existed || (slot == 0 && !resumed);
+        let event = announce.then(|| Frame::PeerJoined(info));
         self.publish(event, s);
         let table = self.table();
         let peers = self.peer_list();
@@ -361,10 +399,23 @@ impl Sim {
     }
 
     fn leave(&mut self, s: usize, name: Name) {
-        if self.members.get(&name).is_some_and(|m| m.session == s) {
-            self.members.remove(&name);
-            self.publish(Some(Frame::PeerLeft { name }), usize::MAX);
+        let Some(m) = self.members.get_mut(&name) else {
+            return;
+        };
+        if m.receiver.as_ref().is_some_and(|p| p.session == s) {
+            m.receiver = None;
+        } else {
+            let before = m.senders.len();
+            m.senders.retain(|_, p| p.session != s);
+            if m.senders.len() == before {
+                return;
+            }
         }
+        let gone = m.receiver.is_none() && m.senders.is_empty();
+        if gone {
+            self.members.remove(&name);
+        }
+        self.publish(gone.then_some(Frame::PeerLeft { name }), usize::MAX);
     }
 
     /// Does what session `s` asked for and hands its frames on.
@@ -375,7 +426,7 @@ impl Sim {
             };
             self.session_events.push((s, event.clone()));
             match event {
-                SessionEvent::Join { info, resume } => self.join(s, info, resume),
+                SessionEvent::Join { info, resume, slot } => self.join(s, info, resume, slot),
                 SessionEvent::ListPeers => {
                     let peers = self.peer_list();
                     self.sessions[s].core.send_peer_list(peers).unwrap();
