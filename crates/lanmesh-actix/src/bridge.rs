@@ -18,6 +18,11 @@ use tracing::debug;
 /// Room in the in-memory pipe, each way: enough for several full records.
 const PIPE: usize = 4 * (MAX_RECORD + 2);
 
+/// Room kept by an idle pump between records; more is dropped once a record has left.
+const IDLE_BUF: usize = 16 * 1024;
+/// Room offered to each read of the pipe.
+const READ_ROOM: usize = 8 * 1024;
+
 /// The byte-stream ends of a bridged message transport.
 pub type Bridged = (ReadHalf<DuplexStream>, WriteHalf<DuplexStream>);
 
@@ -52,7 +57,10 @@ where
     });
     actix::spawn(async move {
         let mut decoder = RecordDecoder::new(MAX_RECORD);
-        let mut buf = BytesMut::with_capacity(PIPE);
+        // Grown as records need it, not up front: a quarter of a megabyte for every
+        // connection, most of them idle, is what made silent WebSockets cost the router
+        // memory it never gave back (glibc keeps the freed blocks of a worker's arena).
+        let mut buf = BytesMut::new();
         'pump: loop {
             loop {
                 match decoder.decode(&mut buf) {
@@ -66,6 +74,12 @@ where
                     // The actor only writes valid records; this cannot happen.
                     Err(_) => break 'pump,
                 }
+            }
+            if buf.is_empty() && buf.capacity() > IDLE_BUF {
+                buf = BytesMut::new();
+            }
+            if buf.capacity() - buf.len() < READ_ROOM {
+                buf.reserve(READ_ROOM);
             }
             match from_actor.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
