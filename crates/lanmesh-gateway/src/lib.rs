@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod assets;
+pub mod frame_guard;
 mod json;
 mod metrics;
 mod ws;

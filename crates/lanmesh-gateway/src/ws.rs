@@ -1,6 +1,6 @@
 //! `GET /mesh`: a WebSocket whose binary messages are records, bridged to a `Session`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::AggregatedMessage;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -8,6 +8,8 @@ use lanmesh_proto::Transport;
 use lanmesh_proto::limits::MAX_RECORD;
 use lanmesh_router::RouterHandle;
 use tracing::debug;
+
+use crate::frame_guard::FrameGuard;
 
 /// WebSocket frames and whole messages are refused beyond one record plus headroom, so a
 /// browser cannot make the gateway buffer more (not the library defaults).
@@ -18,6 +20,11 @@ pub(crate) async fn upgrade(
     body: web::Payload,
     router: web::Data<RouterHandle>,
 ) -> actix_web::Result<HttpResponse> {
+    // Frame headers are checked as the bytes arrive, so a frame claiming more than a
+    // record is refused before actix buffers any of it (see `frame_guard`).
+    let guarded: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
+        Box::pin(FrameGuard::new(body.into_inner(), MAX_WS_MESSAGE));
+    let body = web::Payload::from_request(&req, &mut dev::Payload::from(guarded)).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let remote = req
         .peer_addr()
