@@ -8,13 +8,19 @@ use lanmesh_router::RouterHandle;
 pub(crate) async fn prometheus(router: web::Data<RouterHandle>) -> HttpResponse {
     let peers = router.peers().await.map(|p| p.len()).unwrap_or(0);
     let m = router.metrics();
-    let rows: [(&str, &str, &str, u64); 9] = [
+    let rows: [(&str, &str, &str, u64); 10] = [
         ("lanmesh_peers", "gauge", "Peers in the mesh.", peers as u64),
         (
             "lanmesh_sessions_open",
             "gauge",
             "Open connections, handshaking or joined.",
             m.sessions_open,
+        ),
+        (
+            "lanmesh_handshakes_open",
+            "gauge",
+            "Open connections still handshaking.",
+            m.handshakes_open,
         ),
         (
             "lanmesh_sessions_total",
@@ -55,7 +61,7 @@ pub(crate) async fn prometheus(router: web::Data<RouterHandle>) -> HttpResponse 
         (
             "lanmesh_refused_connections_total",
             "counter",
-            "Connections closed at once at the connection limit.",
+            "Connections closed at once, or refused with \"router full\", for lack of a slot.",
             m.refused_connections,
         ),
     ];

@@ -28,9 +28,21 @@ pub struct RouterConfig {
     pub compression: bool,
     /// Protocol limits.
     pub limits: Limits,
-    /// Connections (including ones still handshaking) beyond which new ones are closed
-    /// at once.
+    /// Open connections, handshaking or joined (default 4096). A connection beyond it
+    /// runs the handshake in one of `max_refusals` sessions and is then refused with
+    /// `Overloaded` and "router full"; beyond those it is closed at once.
     pub max_connections: usize,
+    /// Open connections from one source address (default 2048), so that one machine
+    /// cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Connections still handshaking (default 256). When full, the oldest handshake is
+    /// dropped to make room: real handshakes take milliseconds, silent ones sit.
+    pub max_handshakes: usize,
+    /// Handshakes under way from one source address (default 32); beyond it new
+    /// connections from there are closed at once.
+    pub max_handshakes_per_ip: usize,
+    /// Sessions at a time that tell peers "router full" (default 32).
+    pub max_refusals: usize,
     /// Forwarded records a session may have waiting in its inbox (and actor messages in
     /// its mailbox); a message that finds the inbox full is `Nack(Overloaded)`ed.
     pub mailbox_capacity: usize,
@@ -65,6 +77,10 @@ impl RouterConfig {
             compression: true,
             limits: Limits::default(),
             max_connections: 4096,
+            max_connections_per_ip: 2048,
+            max_handshakes: 256,
+            max_handshakes_per_ip: 32,
+            max_refusals: 32,
             mailbox_capacity: 1024,
             grace: Duration::from_secs(30),
             write_stall: Duration::from_secs(30),

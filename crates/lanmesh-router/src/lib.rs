@@ -10,6 +10,7 @@
 //! The router must run inside an actix `System` (for example under `#[actix_rt::main]`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod admission;
 mod bindings;
 mod config;
 mod hooks;
@@ -114,6 +115,7 @@ impl RouterHandle {
             shutdown: shutdown::Shutdown::default(),
             metrics: Arc::new(Metrics::default()),
             next_id: Arc::new(AtomicU64::new(1)),
+            admission: admission::Admission::new(&config),
         };
         for l in listeners {
             listener::spawn(l, shared.clone());
@@ -140,7 +142,8 @@ impl RouterHandle {
 
     /// Starts a session for a connection that arrived by another transport (the
     /// WebSocket gateway bridges its messages to a byte stream). Must be called on an
-    /// actix arbiter. Returns `false`, dropping the connection, at the connection limit.
+    /// actix arbiter. Returns `false`, dropping the connection, when there is no slot for
+    /// it (see [`RouterConfig::max_connections`] and the budgets beside it).
     pub fn attach(
         &self,
         remote: SocketAddr,
@@ -148,13 +151,14 @@ impl RouterHandle {
         read: impl tokio::io::AsyncRead + 'static,
         write: impl tokio::io::AsyncWrite + 'static,
     ) -> bool {
-        if self.is_shut_down()
-            || self.shared.metrics.open_sessions() >= self.shared.config.max_connections as u64
-        {
+        if self.is_shut_down() {
             self.shared.metrics.refused_connection();
             return false;
         }
-        listener::start_session(&self.shared, remote, transport, read, write);
+        let Some((id, ticket)) = self.shared.admit(remote) else {
+            return false;
+        };
+        listener::start_session(&self.shared, id, ticket, remote, transport, read, write);
         true
     }
 
@@ -178,7 +182,11 @@ impl RouterHandle {
 
     /// Current counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
+        let mut m = self.shared.metrics.snapshot();
+        // The admission's counts are the ones the limits apply to: taken at accept.
+        m.sessions_open = self.shared.admission.open() as u64;
+        m.handshakes_open = self.shared.admission.handshaking() as u64;
+        m
     }
 
     /// Stops accepting, tells every session to close (peers get an `Error(Shutdown)`),

@@ -1,4 +1,5 @@
-//! TCP listeners: accept, enforce the connection limit, start a `Session` per connection.
+//! TCP listeners: accept, give each connection its slot (see `admission`), start a
+//! `Session` per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use lanmesh_proto::Transport;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
+use crate::admission::{Admission, Admit, Ticket};
 use crate::config::RouterConfig;
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -25,6 +27,26 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Shutdown,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) next_id: Arc<AtomicU64>,
+    pub(crate) admission: Arc<Admission>,
+}
+
+impl Shared {
+    /// Gives a connection from `remote` its slot, or says why not. `None`: closed.
+    pub(crate) fn admit(&self, remote: SocketAddr) -> Option<(u64, Ticket)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        match self.admission.admit(id, remote.ip()) {
+            Admit::Session(t) => Some((id, t)),
+            Admit::Refuse(t) => {
+                self.metrics.refused_connection();
+                Some((id, t))
+            }
+            Admit::Close(why) => {
+                self.metrics.refused_connection();
+                debug!(%remote, ?why, "no slot; closing new connection");
+                None
+            }
+        }
+    }
 }
 
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
@@ -35,14 +57,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
         };
         match accepted {
             Ok((stream, remote)) => {
-                if shared.metrics.open_sessions() >= shared.config.max_connections as u64 {
-                    shared.metrics.refused_connection();
-                    debug!(%remote, "connection limit reached; closing new connection");
+                let Some((id, ticket)) = shared.admit(remote) else {
                     continue;
-                }
+                };
                 let _ = stream.set_nodelay(true);
                 let (read, write) = stream.into_split();
-                start_session(&shared, remote, Transport::Tcp, read, write);
+                start_session(&shared, id, ticket, remote, Transport::Tcp, read, write);
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -56,15 +76,17 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Shared) {
 /// Starts a `Session` reading from `read` and writing to `write`.
 pub(crate) fn start_session(
     shared: &Shared,
+    id: u64,
+    ticket: Ticket,
     remote: SocketAddr,
     transport: Transport,
     read: impl tokio::io::AsyncRead + 'static,
     write: impl tokio::io::AsyncWrite + 'static,
 ) {
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let shared = shared.clone();
     lanmesh_actix::same_poll::start(Session::new(
         id,
+        ticket,
         remote,
         transport,
         shared.config,

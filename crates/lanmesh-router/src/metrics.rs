@@ -19,8 +19,11 @@ pub struct Metrics {
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MetricsSnapshot {
-    /// Connections currently open (handshaking or joined).
+    /// Connections currently open (handshaking or joined), counted from the moment they
+    /// are accepted; never more than `max_connections`.
     pub sessions_open: u64,
+    /// Of those, the ones still handshaking; never more than `max_handshakes`.
+    pub handshakes_open: u64,
     /// Connections accepted since start.
     pub sessions_total: u64,
     /// Handshakes that failed or timed out.
@@ -33,7 +36,7 @@ pub struct MetricsSnapshot {
     pub bytes_out: u64,
     /// Frames dropped (with a `Nack` to the sender) because a recipient was overloaded.
     pub dropped: u64,
-    /// Connections closed at once because `max_connections` was reached.
+    /// Connections closed at once, or refused with "router full", for lack of a slot.
     pub refused_connections: u64,
 }
 
@@ -77,14 +80,12 @@ impl Metrics {
     pub(crate) fn refused_connection(&self) {
         self.refused_connections.fetch_add(1, Relaxed);
     }
-    pub(crate) fn open_sessions(&self) -> u64 {
-        self.sessions_open.load(Relaxed)
-    }
 
     /// Reads every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             sessions_open: self.sessions_open.load(Relaxed),
+            handshakes_open: 0,
             sessions_total: self.sessions_total.load(Relaxed),
             handshake_failures: self.handshake_failures.load(Relaxed),
             messages: self.messages.load(Relaxed),

@@ -28,6 +28,7 @@ use lanmesh_core::session::{SessionConfig, SessionCore, SessionEvent};
 use lanmesh_proto::{ErrorCode, NackReason, Transport};
 use tracing::{debug, info};
 
+use crate::admission::{Evicted, Ticket};
 use crate::config::RouterConfig;
 use crate::inbox::{Inbox, Refused};
 use crate::metrics::Metrics;
@@ -67,12 +68,21 @@ pub struct Session {
     inbox: Arc<Inbox<Forward>>,
     /// How to reach this session, handed to the router when it joins.
     remote: SocketAddr,
+    /// Its slot (see `admission`); given back when the session is dropped.
+    ticket: Ticket,
+    /// A refusal session has told its peer "router full".
+    told_full: bool,
+    handshake_timeout: Duration,
 }
+
+/// How long a session that will refuse its peer ("router full") waits for the handshake.
+const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 
 impl Session {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
+        ticket: Ticket,
         remote: SocketAddr,
         transport: Transport,
         config: Arc<RouterConfig>,
@@ -82,8 +92,15 @@ impl Session {
         reader: StreamReader,
         writer: StreamWriter,
     ) -> Self {
+        let mut handshake = config.handshake();
+        if ticket.refuses() {
+            // A refusal only waits for a prompt peer: its budget is small.
+            handshake.limits.handshake_timeout =
+                handshake.limits.handshake_timeout.min(REFUSAL_DEADLINE);
+        }
+        let handshake_timeout = handshake.limits.handshake_timeout;
         let session = SessionConfig {
-            handshake: config.handshake(),
+            handshake,
             transport,
             remote: remote.to_string(),
             grace: config.grace,
@@ -104,6 +121,9 @@ impl Session {
             pressure: Arc::default(),
             waiting_on: Vec::new(),
             remote,
+            ticket,
+            told_full: false,
+            handshake_timeout,
         }
     }
 
@@ -112,6 +132,7 @@ impl Session {
     fn run_core(&mut self, ctx: &mut Context<Self>) {
         while let Some(event) = self.core.poll_event() {
             match event {
+                SessionEvent::Join { .. } if self.ticket.refuses() => self.refuse_full(),
                 SessionEvent::Join { info, resume, slot } => self.join(info, resume, slot, ctx),
                 SessionEvent::HandshakeFailed => self.metrics.handshake_failed(),
                 SessionEvent::ListPeers => self.list_peers(ctx),
@@ -146,6 +167,14 @@ impl Session {
                 other => debug!(?other, "session event ignored"),
             }
         }
+        if !self.core.is_handshaking() && self.ticket.is_handshaking() {
+            self.ticket.handshake_done();
+            if self.ticket.refuses() && self.core.reads() {
+                // An observer (no name, so no join) of a full router.
+                self.refuse_full();
+                return self.run_core(ctx);
+            }
+        }
         self.dispatch();
         let counts = self.core.take_counts();
         self.metrics.add_in(counts.bytes_in as usize);
@@ -157,6 +186,19 @@ impl Session {
             .received
             .fetch_add(counts.received, Ordering::Relaxed);
         self.writer.wake();
+    }
+
+    /// The router had no slot for this connection: say so, now that the peer can read it.
+    fn refuse_full(&mut self) {
+        if std::mem::replace(&mut self.told_full, true) {
+            return;
+        }
+        info!(remote = %self.remote, "router full; refusing a peer");
+        let text = format!(
+            "router full: all {} connection slots are taken; try again later",
+            self.config.max_connections
+        );
+        self.core.refuse(ErrorCode::Overloaded, &text);
     }
 
     /// Hands each destination its frames; whatever cannot be handed over is `Nack`ed.
@@ -318,10 +360,11 @@ impl Actor for Session {
             tick: Ticker::new(tick, Self::on_tick),
         });
         self.writer.start::<Self>(ctx);
-        ctx.run_later(self.config.limits.handshake_timeout, |act, ctx| {
+        ctx.run_later(self.handshake_timeout, |act, ctx| {
             act.core.handle_timeout(now());
             act.run_core(ctx);
         });
+        self.ticket.on_evict(ctx.address().recipient());
         if !self.shutdown.register(self.id, ctx.address().recipient()) {
             self.core.shutdown();
             self.run_core(ctx);
@@ -403,6 +446,21 @@ impl Handler<Stop> for Session {
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         self.core.shutdown();
         self.run_core(ctx);
+    }
+}
+
+impl Handler<Evicted> for Session {
+    type Result = ();
+
+    /// Its handshake was dropped for a newer one: nothing was said yet, nothing to tell.
+    fn handle(&mut self, _: Evicted, ctx: &mut Context<Self>) {
+        if self.core.is_handshaking() {
+            debug!(session = self.id, remote = %self.remote, "handshake dropped for a newer one");
+            self.metrics.handshake_failed();
+            self.reader.stop();
+            self.writer.close();
+            ctx.stop();
+        }
     }
 }
 
