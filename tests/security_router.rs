@@ -306,3 +306,54 @@ async fn a_full_router_says_it_is_full() {
         .await
         .unwrap();
 }
+
+#[actix_rt::test]
+async fn one_key_cannot_squat_more_than_its_share_of_names() {
+    let mut config = router().config().unwrap();
+    config.max_names_per_key = 16;
+    let h = start(config).await;
+    let at = h.local_addrs()[0].to_string();
+    let owner = Peer::builder("owner")
+        .router(at.clone())
+        .connect()
+        .await
+        .unwrap();
+    let squatter = Identity::generate().unwrap();
+    let mut bound = 0;
+    let mut refused = None;
+    for i in 0..100 {
+        match Peer::builder(format!("squat-{i}"))
+            .router(at.clone())
+            .identity(squatter.clone())
+            .connect()
+            .await
+        {
+            Ok(p) => {
+                bound += 1;
+                drop(p.close().await);
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the squatter was stopped");
+    eprintln!("one key bound {bound} names, then: {err}");
+    assert_eq!(bound, 16);
+    assert!(err.to_string().contains("already holds 16 names"), "{err}");
+    // The names it did not get are free for their owners; its own still work for it.
+    let real = Peer::builder("squat-16")
+        .router(at.clone())
+        .connect()
+        .await
+        .unwrap();
+    real.send_acked("owner", &b"mine"[..]).await.unwrap();
+    assert_eq!(&owner.recv().await.unwrap().data[..], b"mine");
+    Peer::builder("squat-0")
+        .router(at)
+        .identity(squatter)
+        .connect()
+        .await
+        .unwrap();
+}

@@ -23,12 +23,17 @@ pub(crate) struct Bindings {
     /// Names from the allow-list: fixed.
     pinned: HashMap<Name, [u8; 32]>,
     file: Option<PathBuf>,
+    /// New names one key may bind (names pinned to it by the allow-list aside).
+    max_per_key: usize,
 }
 
 /// Why a key may not use a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) owner: [u8; 32],
+pub(crate) enum Refusal {
+    /// Another key holds it.
+    Owned { owner: [u8; 32] },
+    /// The key holds `max` names already.
+    TooMany { max: usize },
 }
 
 impl Bindings {
@@ -36,8 +41,12 @@ impl Bindings {
     pub(crate) fn load(
         state_dir: Option<&Path>,
         allow_list: Option<&Path>,
+        max_per_key: usize,
     ) -> Result<Self, RouterError> {
-        let mut b = Bindings::default();
+        let mut b = Bindings {
+            max_per_key,
+            ..Bindings::default()
+        };
         if let Some(dir) = state_dir {
             std::fs::create_dir_all(dir).map_err(|e| RouterError::State {
                 path: dir.display().to_string(),
@@ -61,8 +70,13 @@ impl Bindings {
             return if owner == key {
                 Ok(())
             } else {
-                Err(Refusal { owner: *owner })
+                Err(Refusal::Owned { owner: *owner })
             };
+        }
+        if self.keys.values().filter(|k| *k == key).count() >= self.max_per_key {
+            return Err(Refusal::TooMany {
+                max: self.max_per_key,
+            });
         }
         self.keys.insert(name.clone(), *key);
         self.append(name, key);
@@ -135,20 +149,42 @@ mod tests {
     #[test]
     fn the_first_key_keeps_the_name_across_restarts() {
         let dir = temp_dir("restart");
-        let mut b = Bindings::load(Some(&dir), None).unwrap();
+        let mut b = Bindings::load(Some(&dir), None, 8).unwrap();
         assert_eq!(b.claim(&name("A"), &[1; 32]), Ok(()));
         assert_eq!(b.claim(&name("A"), &[1; 32]), Ok(()));
         assert_eq!(
             b.claim(&name("A"), &[2; 32]),
-            Err(Refusal { owner: [1; 32] })
+            Err(Refusal::Owned { owner: [1; 32] })
         );
-        let mut again = Bindings::load(Some(&dir), None).unwrap();
+        let mut again = Bindings::load(Some(&dir), None, 8).unwrap();
         assert_eq!(
             again.claim(&name("A"), &[2; 32]),
-            Err(Refusal { owner: [1; 32] })
+            Err(Refusal::Owned { owner: [1; 32] })
         );
         assert_eq!(again.claim(&name("B"), &[2; 32]), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_key_binds_a_bounded_number_of_names() {
+        let mut b = Bindings::load(None, None, 3).unwrap();
+        for n in ["a", "b", "c"] {
+            assert_eq!(b.claim(&name(n), &[1; 32]), Ok(()));
+        }
+        assert_eq!(
+            b.claim(&name("d"), &[1; 32]),
+            Err(Refusal::TooMany { max: 3 })
+        );
+        assert_eq!(
+            b.claim(&name("a"), &[1; 32]),
+            Ok(()),
+            "its own names still work"
+        );
+        assert_eq!(
+            b.claim(&name("d"), &[2; 32]),
+            Ok(()),
+            "other keys are not held back"
+        );
     }
 
     #[test]
@@ -157,11 +193,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let list = dir.join("allow");
         std::fs::write(&list, format!("# pinned\nsensor {}\n", "ab".repeat(32))).unwrap();
-        let mut b = Bindings::load(None, Some(&list)).unwrap();
+        let mut b = Bindings::load(None, Some(&list), 8).unwrap();
         assert!(b.claim(&name("sensor"), &[1; 32]).is_err());
         assert_eq!(b.claim(&name("sensor"), &[0xab; 32]), Ok(()));
         std::fs::write(&list, "sensor nothex\n").unwrap();
-        let err = Bindings::load(None, Some(&list)).unwrap_err();
+        let err = Bindings::load(None, Some(&list), 8).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

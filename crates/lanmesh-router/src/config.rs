@@ -63,6 +63,9 @@ pub struct RouterConfig {
     pub state_dir: Option<PathBuf>,
     /// A file of `name key-hex` lines pinning names to keys up front.
     pub allow_list: Option<PathBuf>,
+    /// Names one key may bind (default 16; the allow-list may pin more to it). Bindings
+    /// persist, so without a bound one key could squat thousands of names.
+    pub max_names_per_key: usize,
 }
 
 impl RouterConfig {
@@ -87,6 +90,7 @@ impl RouterConfig {
             backpressure_bytes: 1024 * 1024,
             state_dir: None,
             allow_list: None,
+            max_names_per_key: 16,
         }
     }
 

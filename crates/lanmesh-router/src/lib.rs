@@ -102,8 +102,11 @@ impl RouterHandle {
             .map(|l| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(RouterError::Bind)?;
-        let bindings =
-            bindings::Bindings::load(config.state_dir.as_deref(), config.allow_list.as_deref())?;
+        let bindings = bindings::Bindings::load(
+            config.state_dir.as_deref(),
+            config.allow_list.as_deref(),
+            config.max_names_per_key,
+        )?;
         let config = Arc::new(config);
         let shared = listener::Shared {
             config: config.clone(),

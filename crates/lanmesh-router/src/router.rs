@@ -9,7 +9,7 @@ use actix::{Actor, Context, Handler, Message};
 use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
-use crate::bindings::Bindings;
+use crate::bindings::{Bindings, Refusal};
 use crate::table::{Forward, Replaced, Route, RoutingTable, Snapshot};
 
 /// One connection holding a member's name.
@@ -206,16 +206,29 @@ impl Handler<Join> for Router {
     type Result = Result<Joined, JoinRefused>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
-        if let Err(refusal) = self.bindings.claim(&join.info.name, &join.info.key) {
-            return Err(JoinRefused {
-                code: ErrorCode::NameTaken,
-                text: format!(
-                    "name {:?} belongs to another key ({}); this peer's key is {}",
-                    join.info.name.as_str(),
-                    lanmesh_proto::handshake::fingerprint(&refusal.owner),
-                    lanmesh_proto::handshake::fingerprint(&join.info.key),
-                ),
-            });
+        match self.bindings.claim(&join.info.name, &join.info.key) {
+            Ok(()) => {}
+            Err(Refusal::Owned { owner }) => {
+                return Err(JoinRefused {
+                    code: ErrorCode::NameTaken,
+                    text: format!(
+                        "name {:?} belongs to another key ({}); this peer's key is {}",
+                        join.info.name.as_str(),
+                        lanmesh_proto::handshake::fingerprint(&owner),
+                        lanmesh_proto::handshake::fingerprint(&join.info.key),
+                    ),
+                });
+            }
+            Err(Refusal::TooMany { max }) => {
+                return Err(JoinRefused {
+                    code: ErrorCode::Unauthorized,
+                    text: format!(
+                        "key {} already holds {max} names, the most one key may bind here; \
+                         use one of them",
+                        lanmesh_proto::handshake::fingerprint(&join.info.key),
+                    ),
+                });
+            }
         }
         // Several sessions of one key may hold a name: one receives its messages (slot 0)
         // and any number only send (a non-zero id slot each). A session taking a place
