@@ -254,10 +254,12 @@ async fn silent_websockets_leave_the_router_at_a_plateau() {
     eprintln!("router RSS after each round of 1,000 silent WebSockets (KiB): {after_round:?}");
     assert_eq!(failed, 0, "legitimate sends failed");
     // The first rounds fill the allocator's pools; after them the router stays level.
+    // The leak this guards against grew the router by ~20 MB per round (debug build);
+    // allocator noise moves it by a few MB at most, so three more rounds may add 8 MiB.
     let settled = after_round[2];
     let last = *after_round.last().unwrap();
     assert!(
-        last <= settled + settled / 10,
+        last <= settled + 8 * 1024,
         "still growing after the pools filled: {after_round:?}"
     );
 }
