@@ -1,0 +1,108 @@
+"""The Python examples (examples/python) run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import List
+
+from conftest import REPO, Proc, eventually
+
+EXAMPLES = REPO / "examples" / "python"
+
+
+class Script:
+    """An example running in its own interpreter, its output read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.p = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / args[0]), *args[1:]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: List[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.p.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def expect(self, text: str, timeout: float = 10.0) -> None:
+        eventually(lambda: any(text in line for line in self.lines), timeout, f"{text!r} in {self.lines}")
+
+    def type(self, line: str) -> None:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def finish(self, timeout: float = 20.0) -> int:
+        try:
+            return self.p.wait(timeout=timeout)
+        finally:
+            self.p.kill()
+
+
+def test_the_sensor_example_answers_and_never_hangs():
+    s = Script("sensor.py")
+    assert s.finish() == 0, s.lines
+    assert sum("[asker] sensor:" in line for line in s.lines) == 3
+    assert '[asker] peer "sensor" answers no requests' in s.lines
+    assert '[asker] peer "mute" answers no requests' in s.lines
+
+
+def test_the_hooks_example_runs_its_whole_life():
+    s = Script("hooks.py")
+    assert s.finish() == 0, s.lines
+    assert s.lines[0] == "[greeter] in the mesh with ['greeter']"
+    assert "[visitor] welcome, visitor!" in s.lines
+    assert "[visitor] {'echo': 'hello'}" in s.lines
+    assert s.lines[-1].startswith("[greeter] leaving after 1 echoes")
+
+
+def test_two_chats_talk_through_a_router(cli_router):
+    alice = Script("chat.py", "alice", "--router", cli_router)
+    alice.expect("joined as alice")
+    bob = Script("chat.py", "bob", "--router", cli_router)
+    bob.expect("joined as bob; here: alice")
+    alice.expect("* bob joined")
+    alice.type("@bob hi bob")
+    bob.expect("alice: hi bob")
+    bob.type("hello everyone")
+    alice.expect("bob (to all): hello everyone")
+    alice.type("@nobody are you there?")
+    alice.expect('! unknown peer "nobody"')
+    alice.type("/peers")
+    alice.expect("peers: alice, bob")
+    bob.type("/quit")
+    assert bob.finish() == 0
+    alice.expect("* bob left")
+    alice.p.stdin.close()  # the end of input leaves too
+    assert alice.finish() == 0
+
+
+def test_the_instrument_stream_rides_out_a_router_restart(tmp_path):
+    state = tmp_path / "router-state"
+    args = ["router", "--no-mdns", "--no-http", "--state-dir", str(state), "--grace", "30"]
+    first = Proc(args + ["--listen", "127.0.0.1:0"])
+    try:
+        addr = first.line(1).strip().split()[-1]
+        logger = Script("instrument.py", "log", "--router", addr, "--count", "12")
+        logger.expect("[logger] logging")
+        stream = Script("instrument.py", "stream", "--router", addr, "--count", "12", "--every", "0.1")
+        stream.expect("reading 3 confirmed")
+        first.stop()
+        stream.expect("reconnecting")
+        second = Proc(args + ["--listen", addr])
+        try:
+            assert stream.finish(timeout=60) == 0, stream.lines
+            assert logger.finish(timeout=30) == 0, logger.lines
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    numbers = [int(line.split("#")[1].split(":")[0]) for line in logger.lines if "#" in line]
+    assert sorted(set(numbers)) == list(range(12)), logger.lines
+    assert sum("confirmed" in line and "not" not in line for line in stream.lines) == 12
