@@ -36,6 +36,19 @@ ci:
 wasm *ARGS:
     bash scripts/build-wasm.sh {{ARGS}}
 
+# The Python package: build the wheel (maturin, dev profile), install it in target/py-venv,
+# run its pytest suite; `just python -k soak` passes arguments on to pytest.
+python *PYTEST_ARGS:
+    bash scripts/python.sh --test -- {{PYTEST_ARGS}}
+
+# Results go to bench/results/python.{md,json} and are quoted in the README.
+# Two Python processes through a lanmesh router, next to nats-py and UltraSockets 1.0.4.
+bench-python:
+    scripts/ensure-tools.sh nats
+    bash scripts/python.sh --release
+    cargo build --release --locked --bin lanmesh
+    target/py-venv/bin/python crates/lanmesh-py/bench/bench.py
+
 # Build the examples.
 examples:
     cargo build --examples --locked

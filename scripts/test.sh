@@ -27,5 +27,8 @@ step "tests"
 cargo test --workspace --doc --locked
 cargo nextest run --workspace --all-targets --locked --no-fail-fast
 
+step "python package: build the wheel, install it in target/py-venv, pytest"
+bash scripts/python.sh --test
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
