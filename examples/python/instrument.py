@@ -1,15 +1,16 @@
-"""An instrument streaming acknowledged readings to a logger, riding out router
-restarts (serpy's acked stream with ``Connection(auto_restart=True)``, ported).
+"""An instrument streaming acknowledged readings to a logger, riding out lost
+connections (serpy's acked stream with ``Connection(auto_restart=True)``, ported).
 
     python examples/python/instrument.py log --router 127.0.0.1:7400
     python examples/python/instrument.py stream --router 127.0.0.1:7400 --count 20
 
 ``stream`` sends one reading per ``--every`` seconds with ``send_acked``, which returns
 once the logger's client has it (serpy's ``sendData(data, mode=1)``). Reconnection is on
-by default: when the router goes away the peer says so (``on_status``) and dials again
-with backoff; acked readings wait and are delivered exactly once, in order, when it is
-back. A reading the logger does not confirm in time is reported and retried. ``log``
-prints each reading and ends after ``--count`` of them.
+by default: when the connection is lost (a Wi-Fi drop, a cable pulled) the peer says so
+(``on_status``) and dials again with backoff; the router keeps its place for its grace
+period (30 s), and acked readings are delivered exactly once, in order, when it is back.
+A reading the logger does not confirm in time is reported and sent again. ``log`` prints
+each reading and ends after ``--count`` of them.
 """
 
 import argparse

@@ -268,9 +268,10 @@ pub(crate) fn aio_recv(
     let inner = inner(peer)?;
     let limit = seconds(timeout, "timeout")?;
     let fut = async move {
+        let next = inner.ahead.next(&inner.peer);
         match limit {
-            None => Some(inner.peer.recv().await),
-            Some(t) => tokio::time::timeout(t, inner.peer.recv()).await.ok(),
+            None => Some(next.await),
+            Some(t) => tokio::time::timeout(t, next).await.ok(),
         }
     };
     let convert: Convert<_> = Box::new(|py, r| match r {

@@ -25,14 +25,13 @@ use std::thread::{JoinHandle, ThreadId};
 use pyo3::prelude::*;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
+use crate::ahead::{Ahead, BATCH};
 use crate::message::{PyMessage, PyStatus};
 use crate::wait::{poll_until, runtime};
 
 /// Requests waiting for the callback thread; beyond this, they wait in the router.
 pub(crate) const REQUEST_QUEUE: usize = 1024;
 
-/// Messages handed to Python per GIL acquisition.
-const BATCH: usize = 256;
 
 /// What the thread follows; set from Python at any time.
 #[derive(Default)]
@@ -63,6 +62,7 @@ impl Dispatcher {
     /// Starts the thread for `peer`, calling `handler(kind, arg)` for each event.
     pub(crate) fn start(
         peer: lanmesh::Peer,
+        ahead: Arc<Ahead>,
         handler: Py<PyAny>,
         follow: Arc<Follow>,
         requests: mpsc::Receiver<lanmesh::Message>,
@@ -79,6 +79,7 @@ impl Dispatcher {
             requests,
             known: member_names(&peer),
             status_open: true,
+            ahead,
         };
         let thread = std::thread::Builder::new()
             .name("lanmesh-callbacks".into())
@@ -141,6 +142,8 @@ struct Sources {
     known: BTreeSet<String>,
     /// Until the status says `Closed`.
     status_open: bool,
+    /// Messages `recv` took ahead, handed on first.
+    ahead: Arc<Ahead>,
 }
 
 fn run(peer: &lanmesh::Peer, handler: &Py<PyAny>, follow: &Follow, mut sources: Sources) {
@@ -227,6 +230,12 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
         let messages = follow.messages.load(Ordering::Acquire);
         let membership = follow.membership.load(Ordering::Acquire);
         let wants_status = follow.status.load(Ordering::Acquire);
+        if messages {
+            let ready = src.ahead.take(peer, BATCH);
+            if !ready.is_empty() {
+                return Event::Messages(ready);
+            }
+        }
         if !src.status_open && !messages {
             let reason = match &*src.status.borrow() {
                 lanmesh::Status::Closed { reason } => reason.clone(),
@@ -276,7 +285,7 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
             msg = peer.recv(), if messages => match msg {
                 Ok(m) => {
                     let mut batch = vec![m];
-                    batch.extend(peer.get(BATCH - 1));
+                    batch.extend(src.ahead.take(peer, BATCH - 1));
                     return Event::Messages(batch);
                 }
                 Err(e) => {

@@ -8,6 +8,7 @@
 //! * [`dispatch`]: the one thread per peer that runs its callbacks, in order;
 //! * [`aio`]: the asyncio bridge behind `lanmesh.aio.Peer`;
 //! * [`router`]: `Router`, a router on a thread of this process;
+//! * [`ahead`]: messages taken from the inbox in batches, handed out one `recv` at a time;
 //! * [`payload`]: Python values to payloads and back (bytes, text, JSON);
 //! * [`message`]: `Message`, `Status`, `Undelivered`;
 //! * [`errors`]: native errors as the exceptions of `lanmesh._errors`.
@@ -16,6 +17,7 @@
 //! the asyncio class and the type stubs.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod ahead;
 mod aio;
 mod dispatch;
 mod errors;

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use tokio::sync::mpsc;
 
+use crate::ahead::Ahead;
 use crate::dispatch::{Dispatcher, Follow, REQUEST_QUEUE, RequestSender};
 use crate::errors::{raise, to_py};
 use crate::message::{PyMessage, PyStatus, PyUndelivered};
@@ -30,6 +31,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// A connected peer and its callback thread.
 pub(crate) struct Inner {
     pub(crate) peer: lanmesh::Peer,
+    /// Messages taken from the inbox ahead of `recv` (see `ahead`).
+    pub(crate) ahead: Arc<Ahead>,
     name: String,
     callbacks: Mutex<Callbacks>,
 }
@@ -47,6 +50,7 @@ impl Inner {
     pub(crate) fn new(peer: lanmesh::Peer, name: String) -> Arc<Self> {
         Arc::new(Self {
             peer,
+            ahead: Arc::default(),
             name,
             callbacks: Mutex::default(),
         })
@@ -455,7 +459,10 @@ impl PyPeer {
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyMessage>> {
         let inner = self.inner()?;
         let limit = seconds(timeout, "timeout")?;
-        match wait(py, inner.peer.recv(), limit)? {
+        if let Some(m) = inner.ahead.next_ready(&inner.peer) {
+            return Ok(Some(PyMessage::new(py, m)?));
+        }
+        match wait(py, inner.ahead.next(&inner.peer), limit)? {
             None => Ok(None),
             Some(Ok(m)) => Ok(Some(PyMessage::new(py, m)?)),
             Some(Err(e)) => Err(to_py(e)),
@@ -470,7 +477,8 @@ impl PyPeer {
         n: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
         let n = count(n)?;
-        let batch = self.inner()?.peer.get(n);
+        let inner = self.inner()?;
+        let batch = inner.ahead.take(&inner.peer, n);
         if batch.is_empty() {
             return Ok(None);
         }
@@ -484,7 +492,10 @@ impl PyPeer {
     /// The next message; the iteration ends when the peer is closed.
     fn __next__(&self, py: Python<'_>) -> PyResult<PyMessage> {
         let inner = self.inner()?;
-        match wait_done(py, inner.peer.recv())? {
+        if let Some(m) = inner.ahead.next_ready(&inner.peer) {
+            return PyMessage::new(py, m);
+        }
+        match wait_done(py, inner.ahead.next(&inner.peer))? {
             Ok(m) => PyMessage::new(py, m),
             Err(lanmesh::ClientError::Disconnected { .. }) => Err(PyStopIteration::new_err(())),
             Err(e) => Err(to_py(e)),
@@ -507,7 +518,8 @@ impl PyPeer {
     /// Messages waiting to be taken.
     #[getter]
     fn pending(&self) -> PyResult<usize> {
-        Ok(self.inner()?.peer.pending())
+        let inner = self.inner()?;
+        Ok(inner.ahead.len() + inner.peer.pending())
     }
 
     /// Where the connection stands (compares equal to `"connected"`, `"reconnecting"`,
@@ -595,7 +607,13 @@ impl PyPeer {
         cb.follow.changed();
         if cb.dispatcher.is_none() {
             let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-            let d = Dispatcher::start(inner.peer.clone(), handler, cb.follow.clone(), rx).map_err(
+            let d = Dispatcher::start(
+                inner.peer.clone(),
+                inner.ahead.clone(),
+                handler,
+                cb.follow.clone(),
+                rx,
+            ).map_err(
                 |e| {
                     raise(
                         "Error",

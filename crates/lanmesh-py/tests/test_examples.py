@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import List
 
-from conftest import REPO, Proc, eventually
+from conftest import REPO, eventually
 
 EXAMPLES = REPO / "examples" / "python"
 
@@ -59,7 +60,11 @@ def test_the_hooks_example_runs_its_whole_life():
     assert s.lines[0] == "[greeter] in the mesh with ['greeter']"
     assert "[visitor] welcome, visitor!" in s.lines
     assert "[visitor] {'echo': 'hello'}" in s.lines
-    assert s.lines[-1].startswith("[greeter] leaving after 1 echoes")
+    # The greeter's callbacks and the visitor print from different threads: the order of
+    # their lines is not fixed, but the greeter's goodbye is there and comes after its
+    # first words.
+    leaving = [i for i, line in enumerate(s.lines) if line.startswith("[greeter] leaving after 1 echoes")]
+    assert leaving and leaving[0] > 0, s.lines
 
 
 def test_two_chats_talk_through_a_router(cli_router):
@@ -83,26 +88,78 @@ def test_two_chats_talk_through_a_router(cli_router):
     assert alice.finish() == 0
 
 
-def test_the_instrument_stream_rides_out_a_router_restart(tmp_path):
-    state = tmp_path / "router-state"
-    args = ["router", "--no-mdns", "--no-http", "--state-dir", str(state), "--grace", "30"]
-    first = Proc(args + ["--listen", "127.0.0.1:0"])
-    try:
-        addr = first.line(1).strip().split()[-1]
-        logger = Script("instrument.py", "log", "--router", addr, "--count", "12")
-        logger.expect("[logger] logging")
-        stream = Script("instrument.py", "stream", "--router", addr, "--count", "12", "--every", "0.1")
-        stream.expect("reading 3 confirmed")
-        first.stop()
-        stream.expect("reconnecting")
-        second = Proc(args + ["--listen", addr])
+class CuttingProxy:
+    """A TCP proxy to `upstream` that can cut every connection through it at once (as a
+    Wi-Fi drop would); it keeps accepting, so peers reconnect through it."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.conns: List[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
         try:
-            assert stream.finish(timeout=60) == 0, stream.lines
-            assert logger.finish(timeout=30) == 0, logger.lines
-        finally:
-            second.stop()
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_the_instrument_stream_rides_out_lost_connections(cli_router):
+    proxy = CuttingProxy(cli_router)
+    try:
+        logger = Script("instrument.py", "log", "--router", cli_router, "--count", "12")
+        logger.expect("[logger] logging")
+        stream = Script("instrument.py", "stream", "--router", proxy.address, "--count", "12", "--every", "0.05")
+        stream.expect("reading 3 confirmed")
+        proxy.cut()
+        stream.expect("reconnecting")
+        stream.expect("reading 7 confirmed")
+        proxy.cut()
+        assert stream.finish(timeout=60) == 0, stream.lines
+        assert logger.finish(timeout=30) == 0, logger.lines
     finally:
-        first.stop()
+        proxy.close()
     numbers = [int(line.split("#")[1].split(":")[0]) for line in logger.lines if "#" in line]
-    assert sorted(set(numbers)) == list(range(12)), logger.lines
-    assert sum("confirmed" in line and "not" not in line for line in stream.lines) == 12
+    # Acked readings arrive exactly once and in order across the cuts.
+    assert numbers == list(range(12)), logger.lines
+    assert sum(" confirmed" in line and "not confirmed" not in line for line in stream.lines) == 12
