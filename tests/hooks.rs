@@ -293,6 +293,73 @@ async fn queued_requests_are_answered_later_from_any_task() {
 }
 
 #[actix_rt::test]
+async fn a_request_queue_keeps_requests_apart_from_messages() {
+    let r = start(router()).await;
+    let server = peer(&r, "server").await;
+    let asker = peer(&r, "asker").await;
+    let mut requests = server.request_queue(1);
+    asker
+        .send_acked("server", &b"just a message"[..])
+        .await
+        .unwrap();
+    let first = actix_rt::spawn({
+        let asker = asker.clone();
+        async move {
+            asker
+                .request_text("server", "temp?", Duration::from_secs(5))
+                .await
+        }
+    });
+    // One request waits in the queue, unread: the next one is declined at once.
+    eventually("the request in the queue", Duration::from_secs(5), || {
+        requests.len() == 1
+    })
+    .await;
+    let err = asker
+        .request("server", &b"more?"[..], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::NoResponder { .. }), "{err:?}");
+    let req = requests.recv().await.unwrap();
+    assert!(req.is_request());
+    assert_eq!(
+        req.text(),
+        Some("temp?"),
+        "request_text marks the request as text"
+    );
+    // Answered from another thread, after the driver has moved on.
+    let replier = server.clone();
+    std::thread::spawn(move || actix_rt::System::new().block_on(replier.reply(&req, "21.5")))
+        .join()
+        .unwrap()
+        .unwrap();
+    let reply = first.await.unwrap().unwrap();
+    assert_eq!(reply.text(), Some("21.5"));
+    // The message went to the inbox, the requests did not.
+    let msg = server.recv().await.unwrap();
+    assert_eq!(
+        (&msg.data[..], msg.is_request()),
+        (&b"just a message"[..], false)
+    );
+    assert_eq!(server.pending(), 0);
+
+    // Receiver dropped: declined; then stopped: declined too, and none reach the inbox.
+    drop(requests);
+    for turn in 0..2 {
+        let err = asker
+            .request("server", &b"still?"[..], Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::NoResponder { .. }),
+            "turn {turn}: {err:?}"
+        );
+        server.stop_responding().await.unwrap();
+    }
+    assert_eq!(server.pending(), 0);
+}
+
+#[actix_rt::test]
 async fn peer_events_follow_joins_and_leaves() {
     let r = start(router()).await;
     let a = peer(&r, "A").await;

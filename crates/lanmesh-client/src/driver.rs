@@ -150,12 +150,16 @@ impl PeerActor {
 
     /// A request arrived: the handler answers it, or the application does later.
     fn answer(&mut self, req: lanmesh_core::Message) {
-        let (handler, queue) = {
+        let (handler, channel, queue) = {
             let st = self.endpoint.lock();
-            (st.handler.clone(), st.queue_requests)
+            (
+                st.handler.clone(),
+                st.request_queue.clone(),
+                st.queue_requests,
+            )
         };
-        match handler {
-            Some(handler) => {
+        match (handler, channel) {
+            (Some(handler), _) => {
                 // The application's code runs without the lock held.
                 let data = handler(&req);
                 let sent = self.endpoint.lock().core.reply(&req.from, req.id, &data);
@@ -163,8 +167,17 @@ impl PeerActor {
                     debug!(to = %req.from, error = %e, "could not send a reply");
                 }
             }
-            None if queue => self.endpoint.inbox.push(req),
-            None => {
+            (None, Some(channel)) => {
+                if let Err(e) = channel.try_send(req) {
+                    // Full (or no longer read): the requester hears at once rather than
+                    // waiting out its timeout.
+                    let req = e.into_inner();
+                    debug!(from = %req.from, "request queue full or gone; declined");
+                    let _ = self.endpoint.lock().core.decline(&req.from, req.id);
+                }
+            }
+            (None, None) if queue => self.endpoint.inbox.push(req),
+            (None, None) => {
                 let _ = self.endpoint.lock().core.decline(&req.from, req.id);
             }
         }

@@ -71,6 +71,8 @@ pub(crate) struct State {
     pub(crate) handler: Option<RequestHandler>,
     /// Requests go to the inbox for `Peer::reply` (hooks do that).
     pub(crate) queue_requests: bool,
+    /// Requests go to this channel for `Peer::reply` (`Peer::request_queue`).
+    pub(crate) request_queue: Option<mpsc::Sender<Message>>,
     /// The driver's writer, asleep with nothing to write.
     writer: Option<Waker>,
     /// The driver, asleep.
@@ -143,6 +145,11 @@ impl State {
         }
     }
 
+    /// Whether the core must tell requesters that this peer answers requests.
+    pub(crate) fn answers_requests(&self) -> bool {
+        self.handler.is_some() || self.queue_requests || self.request_queue.is_some()
+    }
+
     /// A handle waits for room in the send queue.
     pub(crate) fn park_sender(&mut self, waker: &Waker) {
         if !self.senders.iter().any(|w| w.will_wake(waker)) {
@@ -180,6 +187,7 @@ impl Endpoint {
                 for_driver: VecDeque::new(),
                 handler: None,
                 queue_requests: false,
+                request_queue: None,
                 writer: None,
                 driver: None,
                 senders: Vec::new(),

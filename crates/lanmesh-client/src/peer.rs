@@ -365,14 +365,35 @@ impl Peer {
         data: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Message, ClientError> {
-        let mut data = Some(data.into());
+        self.request_flags(to, data.into(), 0, timeout).await
+    }
+
+    /// [`Peer::request`] with text (the responder's [`Message::text`] gives it back).
+    pub async fn request_text(
+        &self,
+        to: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<Message, ClientError> {
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        self.request_flags(to, data, flags::TEXT, timeout).await
+    }
+
+    async fn request_flags(
+        &self,
+        to: &str,
+        data: Bytes,
+        bits: u8,
+        timeout: Duration,
+    ) -> Result<Message, ClientError> {
+        let mut data = Some(data);
         let now = self.endpoint.now();
         let reply = self
             .with_room(|st| {
                 let to = st.core.name_for(to)?;
-                let id = st
-                    .core
-                    .request(&to, data.take().unwrap_or_default(), 0, timeout, now)?;
+                let id =
+                    st.core
+                        .request(&to, data.take().unwrap_or_default(), bits, timeout, now)?;
                 let (tx, rx) = oneshot::channel();
                 st.wait_reply(id, tx);
                 Ok::<_, ClientError>(rx)
@@ -397,12 +418,28 @@ impl Peer {
         Ok(())
     }
 
-    /// Stops answering requests.
+    /// Hands every request that no [`Peer::respond`] handler answers to the returned
+    /// receiver, apart from the inbox's messages, for the application to answer with
+    /// [`Peer::reply`] or [`Peer::decline`] from any task or thread. At most `capacity`
+    /// requests wait in it; a request beyond that, or after the receiver is dropped, is
+    /// declined (`NoResponder`). A later call replaces the receiver; see also
+    /// [`Peer::queue_requests`] to have them in the inbox instead.
+    pub fn request_queue(&self, capacity: usize) -> tokio::sync::mpsc::Receiver<Message> {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        let mut st = self.lock();
+        st.request_queue = Some(tx);
+        st.core.set_answers_requests(true);
+        rx
+    }
+
+    /// Stops answering requests: the [`Peer::respond`] handler and the
+    /// [`Peer::request_queue`] are let go (requests queued in the inbox stay on).
     pub async fn stop_responding(&self) -> Result<(), ClientError> {
         let mut st = self.lock();
         st.handler = None;
-        let queue = st.queue_requests;
-        st.core.set_answers_requests(queue);
+        st.request_queue = None;
+        let answers = st.answers_requests();
+        st.core.set_answers_requests(answers);
         Ok(())
     }
 
@@ -413,7 +450,7 @@ impl Peer {
     pub fn queue_requests(&self, on: bool) {
         let mut st = self.lock();
         st.queue_requests = on;
-        let answers = on || st.handler.is_some();
+        let answers = st.answers_requests();
         st.core.set_answers_requests(answers);
     }
 
