@@ -246,6 +246,13 @@ impl Peer {
             .await
             .map_err(|_| ClientError::disconnected("peer runtime ended"))??;
         rx.await.map_err(|_| ClientError::ClosedDuringHandshake)??;
+        // The core reports the welcome, then the status it brings, in one unlock whose
+        // first event already woke us: wait for the second, so that `status()` says
+        // `Connected` as soon as `connect` returns.
+        let _ = endpoint
+            .status()
+            .wait_for(|s| !matches!(s, Status::Connecting))
+            .await;
         Ok(Peer { endpoint, name })
     }
 
