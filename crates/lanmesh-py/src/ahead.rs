@@ -47,7 +47,10 @@ impl Ahead {
 
     /// The next message, waiting for one; `Err` once the peer is closed and every
     /// message was taken.
-    pub(crate) async fn next(&self, peer: &lanmesh::Peer) -> Result<lanmesh::Message, lanmesh::ClientError> {
+    pub(crate) async fn next(
+        &self,
+        peer: &lanmesh::Peer,
+    ) -> Result<lanmesh::Message, lanmesh::ClientError> {
         if let Some(m) = self.next_ready(peer) {
             return Ok(m);
         }

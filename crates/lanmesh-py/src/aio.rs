@@ -335,10 +335,20 @@ pub(crate) fn aio_close(
     event_loop: &Bound<'_, PyAny>,
 ) -> PyResult<(bool, Py<PyAny>)> {
     let inner = inner(peer)?;
-    let fut = async move { inner.peer.close().await };
-    let convert: Convert<_> = Box::new(|py, report: lanmesh::CloseReport| {
-        let list = report
-            .undelivered
+    let fut = async move {
+        let report = inner.peer.close().await;
+        // Handed over once, as by the blocking peer's `close`.
+        let first = !inner
+            .reported
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
+        if first {
+            report.undelivered
+        } else {
+            Vec::new()
+        }
+    };
+    let convert: Convert<_> = Box::new(|py, undelivered: Vec<lanmesh::Undelivered>| {
+        let list = undelivered
             .iter()
             .map(|u| Py::new(py, PyUndelivered::new(u)))
             .collect::<PyResult<Vec<_>>>()?;
@@ -386,8 +396,8 @@ pub(crate) fn aio_reply(
             "only a request can be answered",
         ));
     };
-    let (data, text) = payload::encode(value)?.into_parts();
-    let fut = async move { inner.peer.reply_as(&req, data, text).await };
+    let data = payload::encode(value)?.into_bytes();
+    let fut = async move { inner.peer.reply(&req, data).await };
     start(py, event_loop, fut, Box::new(id_of), None)
 }
 

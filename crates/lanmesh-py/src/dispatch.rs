@@ -18,8 +18,8 @@
 
 use std::collections::BTreeSet;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
 use pyo3::prelude::*;
@@ -29,9 +29,8 @@ use crate::ahead::{Ahead, BATCH};
 use crate::message::{PyMessage, PyStatus};
 use crate::wait::{poll_until, runtime};
 
-/// Requests waiting for the callback thread; beyond this, they wait in the router.
+/// Requests waiting for the callback thread; beyond this, requesters get `NoResponder`.
 pub(crate) const REQUEST_QUEUE: usize = 1024;
-
 
 /// What the thread follows; set from Python at any time.
 #[derive(Default)]
@@ -41,12 +40,29 @@ pub(crate) struct Follow {
     pub(crate) status: AtomicBool,
     stop: AtomicBool,
     changed: Notify,
+    /// A new queue of requests for the `respond` handler (`Peer::request_queue`), until
+    /// the thread takes it.
+    requests: Mutex<Option<mpsc::Receiver<lanmesh::Message>>>,
 }
 
 impl Follow {
     /// Tells the thread to look at the flags again.
     pub(crate) fn changed(&self) {
         self.changed.notify_one();
+    }
+
+    /// Hands the thread the requests of `peer`, for the `respond` handler.
+    pub(crate) fn respond(&self, peer: &lanmesh::Peer) {
+        let queue = peer.request_queue(REQUEST_QUEUE);
+        *self.requests.lock().unwrap_or_else(PoisonError::into_inner) = Some(queue);
+        self.changed();
+    }
+
+    fn take_requests(&self) -> Option<mpsc::Receiver<lanmesh::Message>> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -65,7 +81,6 @@ impl Dispatcher {
         ahead: Arc<Ahead>,
         handler: Py<PyAny>,
         follow: Arc<Follow>,
-        requests: mpsc::Receiver<lanmesh::Message>,
     ) -> std::io::Result<Self> {
         let (done_tx, done_rx) = oneshot::channel();
         let thread_follow = follow.clone();
@@ -76,7 +91,7 @@ impl Dispatcher {
         let sources = Sources {
             events: peer.peer_events(),
             status,
-            requests,
+            requests: None,
             known: member_names(&peer),
             status_open: true,
             ahead,
@@ -137,7 +152,8 @@ enum Event {
 struct Sources {
     events: broadcast::Receiver<lanmesh::PeerEvent>,
     status: tokio::sync::watch::Receiver<lanmesh::Status>,
-    requests: mpsc::Receiver<lanmesh::Message>,
+    /// Requests for the `respond` handler, while it is set.
+    requests: Option<mpsc::Receiver<lanmesh::Message>>,
     /// The members the callbacks were told about.
     known: BTreeSet<String>,
     /// Until the status says `Closed`.
@@ -227,6 +243,9 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
         if follow.stop.load(Ordering::Acquire) {
             return Event::Stop;
         }
+        if let Some(queue) = follow.take_requests() {
+            src.requests = Some(queue);
+        }
         let messages = follow.messages.load(Ordering::Acquire);
         let membership = follow.membership.load(Ordering::Acquire);
         let wants_status = follow.status.load(Ordering::Acquire);
@@ -267,7 +286,6 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
                 }
                 // The peer is gone; its status says so too.
                 Err(broadcast::error::RecvError::Closed) => src.status_open = false,
-                Ok(_) => {}
             },
             changed = src.status.changed(), if src.status_open => match changed {
                 Ok(()) => {
@@ -281,7 +299,11 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
                 }
                 Err(_) => src.status_open = false,
             },
-            Some(request) = src.requests.recv() => return Event::Request(request),
+            request = next_request(&mut src.requests), if src.requests.is_some() => match request {
+                Some(request) => return Event::Request(request),
+                // `stop_responding` let the queue go.
+                None => src.requests = None,
+            },
             msg = peer.recv(), if messages => match msg {
                 Ok(m) => {
                     let mut batch = vec![m];
@@ -300,6 +322,15 @@ async fn next_event(peer: &lanmesh::Peer, follow: &Follow, src: &mut Sources) ->
     }
 }
 
+async fn next_request(
+    queue: &mut Option<mpsc::Receiver<lanmesh::Message>>,
+) -> Option<lanmesh::Message> {
+    match queue {
+        Some(q) => q.recv().await,
+        None => None,
+    }
+}
+
 /// After missed membership events: the difference between what the callbacks were told
 /// and the member list now.
 fn catch_up(peer: &lanmesh::Peer, known: &mut BTreeSet<String>) -> Vec<(bool, String)> {
@@ -310,9 +341,6 @@ fn catch_up(peer: &lanmesh::Peer, known: &mut BTreeSet<String>) -> Vec<(bool, St
     *known = now;
     changes
 }
-
-/// The sending half of a peer's request queue, for `respond_later`.
-pub(crate) type RequestSender = mpsc::Sender<lanmesh::Message>;
 
 /// Shared flag: the interpreter is exiting; nothing may call into Python any more.
 pub(crate) static FINALIZING: AtomicBool = AtomicBool::new(false);

@@ -33,11 +33,12 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
-    /// The bytes and whether they are text.
-    pub(crate) fn into_parts(self) -> (Bytes, bool) {
+    /// The bytes, for a reply: the client marks a reply as text when it is UTF-8, so a
+    /// bytes reply that happens to be UTF-8 arrives as text (see the README).
+    pub(crate) fn into_bytes(self) -> Bytes {
         match self {
-            Self::Binary(b) => (b, false),
-            Self::Text(t) => (Bytes::from(t.into_bytes()), true),
+            Self::Binary(b) => b,
+            Self::Text(t) => Bytes::from(t.into_bytes()),
         }
     }
 }

@@ -13,10 +13,9 @@ use lanmesh::PeerBuilder;
 use pyo3::exceptions::{PyStopIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use tokio::sync::mpsc;
 
 use crate::ahead::Ahead;
-use crate::dispatch::{Dispatcher, Follow, REQUEST_QUEUE, RequestSender};
+use crate::dispatch::{Dispatcher, Follow};
 use crate::errors::{raise, to_py};
 use crate::message::{PyMessage, PyStatus, PyUndelivered};
 use crate::payload::{self, Payload};
@@ -35,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) ahead: Arc<Ahead>,
     name: String,
     callbacks: Mutex<Callbacks>,
+    /// The close report was handed to Python: a later `close()` returns an empty list.
+    pub(crate) reported: std::sync::atomic::AtomicBool,
 }
 
 /// The callback thread, once one is needed.
@@ -42,8 +43,6 @@ pub(crate) struct Inner {
 struct Callbacks {
     follow: Arc<Follow>,
     dispatcher: Option<Dispatcher>,
-    requests: Option<RequestSender>,
-    responding: bool,
 }
 
 impl Inner {
@@ -53,6 +52,7 @@ impl Inner {
             ahead: Arc::default(),
             name,
             callbacks: Mutex::default(),
+            reported: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -569,7 +569,11 @@ impl PyPeer {
         // The report comes a moment before the connection says it is closed.
         wait(py, closed(&inner.peer), Some(CLOSED_GRACE))?;
         join_callbacks(py, inner, limit)?;
+        let first = !inner
+            .reported
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
         Ok(report
+            .filter(|_| first)
             .map(|r| r.undelivered.iter().map(PyUndelivered::new).collect())
             .unwrap_or_default())
     }
@@ -606,24 +610,20 @@ impl PyPeer {
         cb.follow.status.store(status, Release);
         cb.follow.changed();
         if cb.dispatcher.is_none() {
-            let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
             let d = Dispatcher::start(
                 inner.peer.clone(),
                 inner.ahead.clone(),
                 handler,
                 cb.follow.clone(),
-                rx,
-            ).map_err(
-                |e| {
-                    raise(
-                        "Error",
-                        format!("cannot start the callback thread: {e}"),
-                        None,
-                    )
-                },
-            )?;
+            )
+            .map_err(|e| {
+                raise(
+                    "Error",
+                    format!("cannot start the callback thread: {e}"),
+                    None,
+                )
+            })?;
             cb.dispatcher = Some(d);
-            cb.requests = Some(tx);
         }
         Ok(())
     }
@@ -631,29 +631,19 @@ impl PyPeer {
     /// Sends requests to the callback thread (`on`) or answers them with `NoResponder`.
     fn _respond(&self, py: Python<'_>, on: bool) -> PyResult<()> {
         let inner = self.inner()?;
-        let peer = inner.peer.clone();
-        let requests = {
-            let mut cb = inner.callbacks();
-            cb.responding = on;
-            cb.requests.clone()
-        };
         if !on {
-            return wait_done(py, peer.stop_responding())?.map_err(to_py);
+            return wait_done(py, inner.peer.stop_responding())?.map_err(to_py);
         }
-        let Some(tx) = requests else {
+        let cb = inner.callbacks();
+        if cb.dispatcher.is_none() {
             return Err(raise(
                 "Error",
                 "respond() needs the callback thread".to_owned(),
                 None,
             ));
-        };
-        let handler = move |req: lanmesh::Message| {
-            if let Err(e) = tx.try_send(req) {
-                // The requester times out; better than holding up the peer's actor.
-                tracing::warn!(error = %e, "too many requests waiting for the respond handler");
-            }
-        };
-        wait_done(py, peer.respond_later(handler))?.map_err(to_py)
+        }
+        cb.follow.respond(&inner.peer);
+        Ok(())
     }
 
     /// Answers `request` with `value` (any kind `send` takes).
@@ -667,8 +657,8 @@ impl PyPeer {
         let Some(req) = request.request() else {
             return Err(PyValueError::new_err("only a request can be answered"));
         };
-        let (data, text) = payload::encode(value)?.into_parts();
-        sent(wait_done(py, inner.peer.reply_as(req, data, text))?)
+        let data = payload::encode(value)?.into_bytes();
+        sent(wait_done(py, inner.peer.reply(req, data))?)
     }
 
     /// Tells the sender of `request` that there is no answer (`NoResponder`).

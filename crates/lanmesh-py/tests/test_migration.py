@@ -203,7 +203,9 @@ def test_serpy_send_data_timeout(router):
 def test_serpy_get_connections_list(router):
     # s.getConnectionsList()
     with lanmesh.Peer("a", router=router.address) as a, lanmesh.Peer("b", router=router.address):
-        assert a.peers() == ["a", "b"] and router.peers() == ["a", "b"]
+        # b's arrival reaches a a moment after b's connect returns.
+        eventually(lambda: a.peers() == ["a", "b"], what="b in a's list")
+        assert router.peers() == ["a", "b"]
 
 
 def test_serpy_get_connection_waits_for_a_new_one(router):
@@ -407,7 +409,8 @@ def test_tinyproto_conn_init_and_conn_shutdown():
 def test_tinyproto_active_connections(router):
     # active_connections -> router.peers(), peer.peers()
     with lanmesh.Peer("a", router=router.address) as a, lanmesh.Peer("b", router=router.address):
-        assert router.peers() == ["a", "b"] == a.peers()
+        assert router.peers() == ["a", "b"]
+        eventually(lambda: a.peers() == ["a", "b"], what="b in a's list")
 
 
 def test_tinyproto_set_timeout(router):
