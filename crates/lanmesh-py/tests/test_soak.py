@@ -1,13 +1,20 @@
 """A soak: 100,000 messages between two Python peers in two processes, none lost, none
-doubled, in order, byte for byte."""
+doubled, in order, byte for byte.
+
+Not part of CI's run (`just python-soak` runs it, setting LANMESH_SOAK=1)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 
+import pytest
+
 import lanmesh
+
+pytestmark = pytest.mark.skipif(os.environ.get("LANMESH_SOAK") != "1", reason="a soak: LANMESH_SOAK=1 (just python-soak)")
 
 COUNT = 100_000
 
