@@ -3,15 +3,15 @@
 //! Python reaches the same peer and router as Rust programs do (the `lanmesh` facade);
 //! nothing of the protocol is written again here. This crate only translates:
 //!
-//! * [`peer`]: `Peer`, the blocking peer (the base of `lanmesh.Peer`), whose waits let go
-//!   of the GIL and stop for Ctrl-C ([`wait`]);
-//! * [`dispatch`]: the one thread per peer that runs its callbacks, in order;
-//! * [`aio`]: the asyncio bridge behind `lanmesh.aio.Peer`;
-//! * [`router`]: `Router`, a router on a thread of this process;
-//! * [`ahead`]: messages taken from the inbox in batches, handed out one `recv` at a time;
-//! * [`payload`]: Python values to payloads and back (bytes, text, JSON);
-//! * [`message`]: `Message`, `Status`, `Undelivered`;
-//! * [`errors`]: native errors as the exceptions of `lanmesh._errors`.
+//! * `peer`: `Peer`, the blocking peer (the base of `lanmesh.Peer`), whose waits let go
+//!   of the GIL and stop for Ctrl-C (`wait`);
+//! * `dispatch`: the one thread per peer that runs its callbacks, in order;
+//! * `aio`: the asyncio bridge behind `lanmesh.aio.Peer`;
+//! * `router`: `Router`, a router on a thread of this process;
+//! * `ahead`: messages taken from the inbox in batches, handed out one `recv` at a time;
+//! * `payload`: Python values to payloads and back (bytes, text, JSON);
+//! * `message`: `Message`, `Status`, `Undelivered`;
+//! * `errors`: native errors as the exceptions of `lanmesh._errors`.
 //!
 //! The Python side (`python/lanmesh/`) adds the callbacks' plumbing, context managers,
 //! the asyncio class and the type stubs.
