@@ -47,6 +47,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{ProtoError, Result};
 use crate::limits::CHUNK_SIZE;
+use crate::prelude::*;
 use crate::wire::{Reader, put_long, put_short, truncate_utf8};
 
 /// Bytes before the file data in a `Data` frame: kind, blob, offset, flags.

@@ -15,9 +15,9 @@
 //! A record that fails to open leaves the counter where it was, as in the spec; the
 //! connection closes on that error anyway.
 //!
-//! Native builds use `ring` for both AEADs. The browser build (wasm32) uses RustCrypto's
-//! `chacha20poly1305`, the copy snow already builds for the handshake, and offers
-//! ChaCha20-Poly1305 only.
+//! Native builds use `ring` for both AEADs. The browser build (wasm32) and builds without
+//! the `std` feature (boards) use RustCrypto's `chacha20poly1305`, the copy snow already
+//! builds for the handshake, and offer ChaCha20-Poly1305 only.
 
 use crate::algorithms::Cipher;
 use crate::error::{ProtoError, Result};
@@ -31,7 +31,7 @@ const NONCE_LEN: usize = 12;
 pub fn is_supported(cipher: Cipher) -> bool {
     match cipher {
         Cipher::None | Cipher::ChaCha20Poly1305 => true,
-        Cipher::Aes256Gcm => cfg!(not(target_arch = "wasm32")),
+        Cipher::Aes256Gcm => cfg!(all(feature = "std", not(target_arch = "wasm32"))),
     }
 }
 
@@ -42,8 +42,8 @@ pub struct RecordCipher {
     recv: CipherState,
 }
 
-impl std::fmt::Debug for RecordCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for RecordCipher {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RecordCipher")
             .field("cipher", &self.cipher)
             .field("sent", &self.send.n)
@@ -164,13 +164,13 @@ fn decrypt_error() -> ProtoError {
     ProtoError::Decrypt { during: "record" }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "std", not(target_arch = "wasm32")))]
 use ring_backend as backend;
-#[cfg(target_arch = "wasm32")]
+#[cfg(not(all(feature = "std", not(target_arch = "wasm32"))))]
 use rustcrypto_backend as backend;
 
 /// ring: hardware AES and vectorised ChaCha20-Poly1305 on every native target.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "std", not(target_arch = "wasm32")))]
 mod ring_backend {
     use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 
@@ -221,9 +221,12 @@ mod ring_backend {
 }
 
 /// RustCrypto's ChaCha20-Poly1305, for the browser (ring does not build for wasm32 without
-/// a C toolchain for it). Native test builds compile it too, to check it against ring.
-#[cfg(any(target_arch = "wasm32", test))]
+/// a C toolchain for it) and for boards (pure Rust, no std). Native test builds compile it
+/// too, to check it against ring.
+#[cfg(any(not(all(feature = "std", not(target_arch = "wasm32"))), test))]
 mod rustcrypto_backend {
+    #[cfg(not(feature = "std"))]
+    use crate::prelude::*;
     use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
 
     use super::{KEY_LEN, NONCE_LEN, decrypt_error};
@@ -271,7 +274,7 @@ mod rustcrypto_backend {
 
 // The tests compare against ring and snow's own transport, so they run natively.
 #[cfg(test)]
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "std", not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -5,22 +5,42 @@
 //! [`COMPRESS_THRESHOLD`] bytes and actually shrinks; the `COMPRESSED` flag says which.
 //! Before decompressing, the receiver checks the length the Snappy header declares against
 //! its own limit: five header bytes can claim 4 GiB.
+//!
+//! Snappy (the `snap` crate) needs std. A build without the `std` feature never
+//! compresses, offers and accepts compression `none` only, and refuses a compressed
+//! payload with a clear [`ProtoError::Decompress`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::algorithms::Compression;
 use crate::error::{ProtoError, Result};
+use crate::prelude::*;
 
 /// Payloads shorter than this are never worth compressing.
 pub const COMPRESS_THRESHOLD: usize = 128;
 
+/// Whether this build can compress and decompress with `compression`.
+pub fn is_supported(compression: Compression) -> bool {
+    match compression {
+        Compression::None => true,
+        Compression::Snappy => cfg!(feature = "std"),
+    }
+}
+
 /// Compresses `data` if that helps; `None` means "send it as it is".
+#[cfg(feature = "std")]
 pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
     if data.len() < COMPRESS_THRESHOLD {
         return None;
     }
     let out = snap::raw::Encoder::new().compress_vec(data).ok()?;
     (out.len() < data.len()).then_some(out)
+}
+
+/// Without Snappy nothing is compressed: `None`, "send it as it is".
+#[cfg(not(feature = "std"))]
+pub fn compress(_data: &[u8]) -> Option<Vec<u8>> {
+    None
 }
 
 /// Payloads in a row that did not shrink before [`CompressionProbe`] stops trying.
@@ -77,6 +97,7 @@ impl CompressionProbe {
 }
 
 /// Decompresses `data`, refusing before allocating if the declared length exceeds `max`.
+#[cfg(feature = "std")]
 pub fn decompress(data: &[u8], max: u64) -> Result<Vec<u8>> {
     let declared = snap::raw::decompress_len(data).map_err(|e| ProtoError::Decompress {
         reason: e.to_string(),
@@ -92,6 +113,14 @@ pub fn decompress(data: &[u8], max: u64) -> Result<Vec<u8>> {
         .map_err(|e| ProtoError::Decompress {
             reason: e.to_string(),
         })
+}
+
+/// Without Snappy a compressed payload cannot be read: a clear error.
+#[cfg(not(feature = "std"))]
+pub fn decompress(_data: &[u8], _max: u64) -> Result<Vec<u8>> {
+    Err(ProtoError::Decompress {
+        reason: "snappy is not available in this build (no std)".to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! handed on without a copy. Received records are opened in place too
 //! ([`Connection::open_owned`]).
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -59,8 +59,8 @@ pub struct Connection {
     streaming: bool,
 }
 
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
             .field("cipher", &self.cipher)
             .field("compression", &self.compression)

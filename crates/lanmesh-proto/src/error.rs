@@ -4,6 +4,7 @@
 //! clear message; none of them is ever a panic.
 
 use crate::codes::ErrorCode;
+use crate::prelude::*;
 
 /// Everything that can go wrong while handshaking, decoding or sealing.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -71,6 +72,10 @@ pub enum ProtoError {
     /// The transport failed underneath the protocol.
     #[error("i/o: {0}")]
     Io(String),
+    /// A build without `std` was given no [`RandomSource`](crate::RandomSource): there is
+    /// nothing to draw handshake keys from.
+    #[error("no random source: a build without std needs RandomSource::from_fn")]
+    NoRandomness,
     /// The Noise library refused an operation that the state machine should never ask for.
     #[error("noise: {0}")]
     Noise(String),
@@ -103,6 +108,7 @@ impl From<snow::Error> for ProtoError {
     }
 }
 
+#[cfg(feature = "std")]
 impl From<std::io::Error> for ProtoError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e.to_string())
@@ -110,4 +116,4 @@ impl From<std::io::Error> for ProtoError {
 }
 
 /// Shorthand used throughout the crate.
-pub type Result<T, E = ProtoError> = std::result::Result<T, E>;
+pub type Result<T, E = ProtoError> = core::result::Result<T, E>;

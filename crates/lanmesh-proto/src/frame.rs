@@ -28,6 +28,7 @@ pub use crate::codes::{ErrorCode, NackReason};
 use crate::error::{ProtoError, Result};
 use crate::limits::MAX_RECORD_PLAINTEXT;
 use crate::name::Name;
+use crate::prelude::*;
 use crate::wire::{Reader, put_long, put_short, truncate_utf8};
 
 /// Bytes before a frame's body.

@@ -24,11 +24,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression};
 use crate::cipher::{self, RecordCipher};
+use crate::compress;
 use crate::connection::{Connection, Framing};
 use crate::error::{ProtoError, Result};
 use crate::frame::ErrorCode;
 use crate::limits::{Limits, MAX_HANDSHAKE_MESSAGE};
 use crate::name::Name;
+use crate::prelude::*;
+use crate::random::RandomSource;
 use crate::wire::{Reader, put_long, put_short, truncate_utf8};
 
 /// The protocol version this crate speaks.
@@ -45,8 +48,8 @@ pub struct Identity {
     public: [u8; 32],
 }
 
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Identity")
             .field("public", &fingerprint(&self.public))
             .finish_non_exhaustive()
@@ -54,9 +57,15 @@ impl std::fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// A fresh random key pair.
+    /// A fresh random key pair from the operating system's generator.
+    #[cfg(feature = "std")]
     pub fn generate() -> Result<Self> {
-        let kp = snow::Builder::new(params(false)).generate_keypair()?;
+        Self::generate_from(RandomSource::os())
+    }
+
+    /// A fresh random key pair drawn from `random` (a board's generator).
+    pub fn generate_from(random: RandomSource) -> Result<Self> {
+        let kp = random.builder(params(false))?.generate_keypair()?;
         Self::from_parts(&kp.private, &kp.public)
     }
 
@@ -154,8 +163,9 @@ impl HandshakeConfig {
         }
     }
 
-    fn builder(&self) -> Result<snow::Builder<'_>> {
-        let mut b = snow::Builder::new(params(self.mesh_key.is_some()))
+    fn builder(&self, random: RandomSource) -> Result<snow::Builder<'_>> {
+        let mut b = random
+            .builder(params(self.mesh_key.is_some()))?
             .prologue(PROLOGUE)?
             .local_private_key(&self.identity.secret)?;
         if let Some(key) = &self.mesh_key {
@@ -218,7 +228,7 @@ impl Offer {
         }
         // Always offered, last: every router speaks it.
         ciphers.push(Cipher::ChaCha20Poly1305);
-        let compressions = if config.compression {
+        let compressions = if config.compression && compress::is_supported(Compression::Snappy) {
             vec![Compression::Snappy, Compression::None]
         } else {
             vec![Compression::None]
@@ -439,8 +449,8 @@ pub struct Initiator {
     framing: Framing,
 }
 
-impl std::fmt::Debug for Initiator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Initiator")
             .field("offer", &self.offer)
             .finish_non_exhaustive()
@@ -459,7 +469,17 @@ impl Initiator {
 
     /// Starts a handshake with a hand-made offer (tests use it to misbehave).
     pub fn start_with_offer(config: &HandshakeConfig, offer: Offer) -> Result<(Self, Vec<u8>)> {
-        let mut hs = config.builder()?.build_initiator()?;
+        Self::start_with_random(config, offer, RandomSource::default())
+    }
+
+    /// Starts a handshake with `offer`, its ephemeral key drawn from `random` (a board's
+    /// generator; [`start_with_offer`](Self::start_with_offer) uses the default source).
+    pub fn start_with_random(
+        config: &HandshakeConfig,
+        offer: Offer,
+        random: RandomSource,
+    ) -> Result<(Self, Vec<u8>)> {
+        let mut hs = config.builder(random)?.build_initiator()?;
         let msg1 = write(&mut hs, &offer.encode())?;
         Ok((
             Self {
@@ -515,8 +535,8 @@ pub struct Responder {
     choice: Option<Choice>,
 }
 
-impl std::fmt::Debug for Responder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Responder")
             .field("offer", &self.offer)
             .finish_non_exhaustive()
@@ -536,7 +556,12 @@ pub enum Answer {
 impl Responder {
     /// A responder waiting for message 1.
     pub fn new(config: &HandshakeConfig) -> Result<Self> {
-        let hs = config.builder()?.build_responder()?;
+        Self::new_with_random(config, RandomSource::default())
+    }
+
+    /// A responder whose ephemeral key is drawn from `random`.
+    pub fn new_with_random(config: &HandshakeConfig, random: RandomSource) -> Result<Self> {
+        let hs = config.builder(random)?.build_responder()?;
         Ok(Self {
             hs,
             config: config.clone(),
@@ -601,7 +626,9 @@ impl Responder {
             .compressions
             .iter()
             .copied()
-            .find(|c| *c == Compression::None || self.config.compression)
+            .find(|c| {
+                *c == Compression::None || (self.config.compression && compress::is_supported(*c))
+            })
             .ok_or_else(|| ProtoError::NoCommonAlgorithm {
                 what: "compression",
                 offered: format!("{:?}", offer.compressions),

@@ -13,7 +13,15 @@
 //! * [`message`]: compression and chunking of application messages, and reassembly.
 //! * [`blob`]: files streamed in acknowledged chunks with a window (flow control).
 //! * [`limits`]: the limits every endpoint enforces.
+//! * [`random`]: where the handshake's randomness comes from (the OS, or the board).
+//!
+//! With the default `std` feature off the crate is `no_std` + `alloc`, for boards: no
+//! Snappy (the offer then says compression `none`), ChaCha20-Poly1305 records only, and a
+//! [`RandomSource`] the caller supplies instead of the OS's.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+extern crate alloc;
 
 pub mod algorithms;
 pub mod blob;
@@ -27,6 +35,8 @@ pub mod handshake;
 pub mod limits;
 pub mod message;
 pub mod name;
+mod prelude;
+pub mod random;
 pub mod record;
 mod wire;
 
@@ -39,6 +49,7 @@ pub use handshake::{Answer, Established, HandshakeConfig, Identity, Initiator, O
 pub use limits::Limits;
 pub use message::{Complete, Destination, Reassembler, message_frames, probed_message_frames};
 pub use name::Name;
+pub use random::RandomSource;
 pub use record::RecordDecoder;
 
 #[cfg(test)]

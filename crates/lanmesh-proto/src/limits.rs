@@ -1,7 +1,7 @@
 //! Limits that both ends enforce. They are part of the protocol: every violation is an
 //! `Error` frame and a closed connection, never a panic and never harm to other sessions.
 
-use std::time::Duration;
+use core::time::Duration;
 
 /// The largest Noise message, and so the largest record on the wire.
 pub const MAX_RECORD: usize = 65_535;

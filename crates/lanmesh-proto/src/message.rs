@@ -2,7 +2,9 @@
 //! decompression on the way in. Runs in the clients only; the router forwards frames as
 //! they are.
 
-use std::collections::HashMap;
+// A BTreeMap rather than a HashMap: there is no HashMap in `alloc`, at most
+// `max_partial_messages` (16) entries are held, and nothing depends on their order.
+use alloc::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 
@@ -12,6 +14,7 @@ use crate::error::{ProtoError, Result};
 use crate::frame::{Broadcast, Chunk, Frame, Message, flags};
 use crate::limits::{CHUNK_SIZE, Limits};
 use crate::name::Name;
+use crate::prelude::*;
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +130,7 @@ struct Partial {
 /// Reassembles chunked messages with a bounded number in flight and a bounded size.
 #[derive(Debug)]
 pub struct Reassembler {
-    partial: HashMap<(Name, u64), Partial>,
+    partial: BTreeMap<(Name, u64), Partial>,
     limits: Limits,
 }
 
@@ -135,7 +138,7 @@ impl Reassembler {
     /// A reassembler enforcing `limits.max_message` and `limits.max_partial_messages`.
     pub fn new(limits: Limits) -> Self {
         Self {
-            partial: HashMap::new(),
+            partial: BTreeMap::new(),
             limits,
         }
     }

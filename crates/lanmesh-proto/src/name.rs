@@ -1,7 +1,7 @@
 //! Peer and mesh names: short UTF-8 strings, cheap to clone and to slice out of a record.
 
 use bytestring::ByteString;
-use std::fmt;
+use core::fmt;
 
 use crate::error::{ProtoError, Result};
 
@@ -79,7 +79,7 @@ impl fmt::Debug for Name {
     }
 }
 
-impl std::str::FromStr for Name {
+impl core::str::FromStr for Name {
     type Err = ProtoError;
     fn from_str(s: &str) -> Result<Self> {
         Self::new(s)
@@ -92,7 +92,7 @@ impl AsRef<str> for Name {
     }
 }
 
-impl std::borrow::Borrow<str> for Name {
+impl core::borrow::Borrow<str> for Name {
     fn borrow(&self) -> &str {
         self.as_str()
     }

@@ -6,6 +6,7 @@ use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::{ProtoError, Result};
 use crate::name::Name;
+use crate::prelude::*;
 
 /// A cursor over a received buffer; slices it without copying.
 pub(crate) struct Reader {
@@ -103,7 +104,7 @@ impl Reader {
     }
 
     pub(crate) fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        core::mem::take(&mut self.buf)
     }
 
     /// Fails if anything is left: trailing bytes mean the sender and we disagree on the format.

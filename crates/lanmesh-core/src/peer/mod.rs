@@ -49,8 +49,8 @@ use lanmesh_proto::frame::flags;
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Cipher, Compression, Connection, Destination, ErrorCode, Established, Frame, Framing,
-    HandshakeConfig, Initiator, NackReason, Name, Offer, PeerInfo, ProtoError, Reassembler,
-    RecordDecoder, probed_message_frames,
+    HandshakeConfig, Initiator, NackReason, Name, Offer, PeerInfo, ProtoError, RandomSource,
+    Reassembler, RecordDecoder, probed_message_frames,
 };
 
 pub use files::{FileConfig, FileEvent};
@@ -100,6 +100,9 @@ pub struct Config {
     pub slot: u32,
     /// File transfers.
     pub files: FileConfig,
+    /// Where handshake keys come from: the OS by default with `std`; a board's generator
+    /// ([`RandomSource::from_fn`]) without it, where there is no default.
+    pub random: RandomSource,
 }
 
 impl Config {
@@ -120,6 +123,7 @@ impl Config {
             close_timeout: Duration::from_secs(3),
             slot: 0,
             files,
+            random: RandomSource::default(),
         }
     }
 }
@@ -455,8 +459,9 @@ impl PeerCore {
             self.config.resume_token.clone(),
         );
         offer.slot = self.config.slot;
-        let (initiator, msg1) = Initiator::start_with_offer(&self.config.handshake, offer)
-            .map_err(ClientError::Handshake)?;
+        let (initiator, msg1) =
+            Initiator::start_with_random(&self.config.handshake, offer, self.config.random)
+                .map_err(ClientError::Handshake)?;
         self.router = router.into();
         self.connection = None;
         self.handshake_out.clear();

@@ -41,7 +41,7 @@ use lanmesh_proto::handshake::slot_of;
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Answer, Connection, ErrorCode, Frame, Framing, HandshakeConfig, NackReason, Name, PeerInfo,
-    ProtoError, RecordDecoder, Responder, Transport,
+    ProtoError, RandomSource, RecordDecoder, Responder, Transport,
 };
 
 pub use outgoing::Outgoing;
@@ -177,6 +177,7 @@ pub struct Counts {
 /// One connection's state: see the module docs.
 pub struct SessionCore<T: Routes> {
     config: SessionConfig,
+    random: RandomSource,
     phase: Phase,
     handshake_deadline: Instant,
     connection: Option<Connection>,
@@ -218,9 +219,16 @@ impl<T: Routes> core::fmt::Debug for SessionCore<T> {
 impl<T: Routes> SessionCore<T> {
     /// A session for a connection accepted at `now`.
     pub fn new(config: SessionConfig, now: Instant) -> Self {
+        Self::new_with_random(config, RandomSource::default(), now)
+    }
+
+    /// A session whose handshake draws its ephemeral key from `random` (a router core on a
+    /// board, or in a board's test, has no OS generator).
+    pub fn new_with_random(config: SessionConfig, random: RandomSource, now: Instant) -> Self {
         let deadline = now + config.handshake.limits.handshake_timeout;
         Self {
             config,
+            random,
             phase: Phase::Handshake(None),
             handshake_deadline: deadline,
             connection: None,
@@ -399,7 +407,7 @@ impl<T: Routes> SessionCore<T> {
     }
 
     fn on_message_1(&mut self, msg1: &[u8]) -> Result<(), ProtoError> {
-        let mut responder = Responder::new(&self.config.handshake)?;
+        let mut responder = Responder::new_with_random(&self.config.handshake, self.random)?;
         match responder.read_offer(msg1)? {
             Answer::Accept(msg2) => {
                 self.queue_handshake(&msg2)?;
