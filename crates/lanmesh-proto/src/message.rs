@@ -2,9 +2,12 @@
 //! decompression on the way in. Runs in the clients only; the router forwards frames as
 //! they are.
 
-// A BTreeMap rather than a HashMap: there is no HashMap in `alloc`, at most
-// `max_partial_messages` (16) entries are held, and nothing depends on their order.
-use alloc::collections::BTreeMap;
+// `alloc` has no HashMap: without std a BTreeMap holds the (at most
+// `max_partial_messages`) partial messages. Nothing depends on their order.
+#[cfg(not(feature = "std"))]
+use alloc::collections::BTreeMap as PartialMap;
+#[cfg(feature = "std")]
+use std::collections::HashMap as PartialMap;
 
 use bytes::{Bytes, BytesMut};
 
@@ -130,7 +133,7 @@ struct Partial {
 /// Reassembles chunked messages with a bounded number in flight and a bounded size.
 #[derive(Debug)]
 pub struct Reassembler {
-    partial: BTreeMap<(Name, u64), Partial>,
+    partial: PartialMap<(Name, u64), Partial>,
     limits: Limits,
 }
 
@@ -138,7 +141,7 @@ impl Reassembler {
     /// A reassembler enforcing `limits.max_message` and `limits.max_partial_messages`.
     pub fn new(limits: Limits) -> Self {
         Self {
-            partial: BTreeMap::new(),
+            partial: PartialMap::new(),
             limits,
         }
     }

@@ -5,8 +5,9 @@
 //! `crypto.getRandomValues`). A board has no OS: its driver names a function that fills a
 //! buffer from the board's random number generator (a TRNG peripheral, or a CSPRNG seeded
 //! from one), and the handshake calls it through snow's resolver. A build without `std`
-//! and without such a function fails the handshake with [`ProtoError::NoRandomness`]
-//! rather than running with predictable keys.
+//! and without such a function fails the handshake with
+//! [`ProtoError::NoRandomness`](crate::ProtoError::NoRandomness) rather than running with
+//! predictable keys.
 
 #[cfg(not(feature = "std"))]
 use crate::error::ProtoError;
