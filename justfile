@@ -53,6 +53,12 @@ bench-python:
     cargo build --release --locked --bin lanmesh
     target/py-venv/bin/python crates/lanmesh-py/bench/bench.py
 
+# Microcontrollers (Debian rustc-web, -Zbuild-std=core,alloc; installs it when missing):
+# `just mcu` builds proto, core and lanmesh-embedded no_std for thumbv7em-none-eabihf (as CI);
+# `just mcu size` links the minimal image and reports .text and static RAM by part.
+mcu *ARGS:
+    bash scripts/mcu.sh {{ARGS}}
+
 # Build the examples.
 examples:
     cargo build --examples --locked

@@ -17,6 +17,9 @@ fi
 step "wasm client: rebuild, fail if the committed web/pkg is stale, test in Chromium"
 bash scripts/build-wasm.sh --check --test
 
+step "boards: proto, core and the embedded client as no_std for thumbv7em-none-eabihf"
+bash scripts/mcu.sh check
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
