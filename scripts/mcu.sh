@@ -33,7 +33,9 @@ ensure_toolchain() {
   { [ -x /usr/bin/rustc ] && [ -d "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/alloc" ]; } \
     || missing+=(rust-web-src)
   command -v ld.lld-22 >/dev/null 2>&1 || missing+=(lld-22)
-  command -v llvm-size-14 >/dev/null 2>&1 || command -v llvm-size >/dev/null 2>&1 || missing+=(llvm)
+  if [ "${1:-}" = size ]; then
+    command -v llvm-size-14 >/dev/null 2>&1 || command -v llvm-size >/dev/null 2>&1 || missing+=(llvm)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]} (apt)"
     as_root apt-get update -qq
@@ -101,7 +103,7 @@ size_image() {
 }
 
 what="${1:-check}"
-ensure_toolchain
+ensure_toolchain "$what"
 start=$SECONDS
 case "$what" in
   check) build_crates "$THUMB" ;;
