@@ -102,6 +102,9 @@ def test_a_tinyproto_style_subclass_gets_its_whole_life_in_order(router):
             events.append(("leave", self.echoed))
 
     h = Handler("handler", router.address)
+    # on_join runs on the callback thread and reads the live member list: let it run
+    # before the client joins, or the list may already hold the client.
+    eventually(lambda: events and events[0][0] == "join", what="handler's on_join")
     with lanmesh.Peer("client", router=router.address) as c:
         eventually(lambda: ("joined", "client") in events, what="client joined")
         c.send("handler", "one")
