@@ -25,6 +25,7 @@ import weakref
 from typing import Any, Callable, Optional, Union
 
 from . import _native
+from . import _errors
 from ._errors import *  # noqa: F401,F403
 from ._errors import Disconnected, Error
 from ._native import Message, Status, Undelivered, keygen
@@ -39,25 +40,7 @@ __all__ = [
     "Undelivered",
     "keygen",
     "JSON_MARK",
-    "Error",
-    "ConnectFailed",
-    "NoRouter",
-    "HandshakeFailed",
-    "MeshKeyRefused",
-    "Refused",
-    "NameTaken",
-    "RouterKeyChanged",
-    "UnknownPeer",
-    "NoResponder",
-    "Timeout",
-    "Overloaded",
-    "TooLarge",
-    "Disconnected",
-    "InvalidArgument",
-    "FileUnreadable",
-    "FileRefused",
-    "FileFailed",
-    "RouterFailed",
+    *_errors.__all__,
 ]
 
 #: What starts the text of a JSON message on the wire (a tab): see the README.
