@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Builds the `lanmesh` binary for a Raspberry-Pi-class Linux board on this x86 machine,
+# from the package registries alone. The rustup toolchain has no std for these targets
+# and none can be downloaded, so this uses Debian's second toolchain (rustc-web, with its
+# std source) and -Zbuild-std, as the wasm build does (DESIGN.md §7), with Debian's cross
+# gcc and libc to compile ring's C and assembly and to link.
+#
+#   scripts/cross.sh ARCH              install what is missing, build the release binary
+#                                      into target/TRIPLE/release/lanmesh, print its size
+#   scripts/cross.sh ARCH --test       also run tests/board.rs: the binary under qemu-user
+#                                      as a listener and a sender against an x86 router
+#   scripts/cross.sh ARCH --check      type-check for the target only (no code generated)
+#   scripts/cross.sh ARCH --profile P  build with cargo profile P instead (cross-ci: the
+#                                      cheap one CI uses) into target/TRIPLE/P/lanmesh
+#
+# ARCH is aarch64 (aarch64-unknown-linux-gnu: Pi 3, 4, 5, Zero 2 with a 64-bit OS) or
+# armv7 (armv7-unknown-linux-gnueabihf: Pi 2 and later with a 32-bit OS).
+#
+# Intermediate files go to target/cross (shared by both targets), so the native target/
+# directory, built by another rustc, is never invalidated; only the finished binary is
+# copied to target/TRIPLE/PROFILE/lanmesh. The board binary leaves out the nats-server
+# baseline of `lanmesh bench` (the cargo feature nats-bench): nothing else differs.
+# CARGO_BUILD_JOBS is honoured (set it to 1 on a shared small machine).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+say() { printf 'cross: %s\n' "$*"; }
+
+arch=""
+profile=release
+mode=build
+run_tests=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    aarch64 | armv7) arch="$1" ;;
+    --test) run_tests=1 ;;
+    --check) mode=check ;;
+    --profile)
+      [ $# -ge 2 ] || { say "--profile needs a name" >&2; exit 2; }
+      profile="$2"
+      shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) say "unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$arch" ] || { say "which board? aarch64 or armv7" >&2; usage >&2; exit 2; }
+if [ "$mode" = check ] && [ "$run_tests" = 1 ]; then
+  say "--check builds no binary to test" >&2
+  exit 2
+fi
+
+# Per target: the triple, the gcc prefix, Debian's packages, and qemu-user's command.
+case "$arch" in
+  aarch64)
+    triple=aarch64-unknown-linux-gnu
+    gnu=aarch64-linux-gnu
+    packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+    qemu=qemu-aarch64 ;;
+  armv7)
+    triple=armv7-unknown-linux-gnueabihf
+    gnu=arm-linux-gnueabihf
+    packages=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+    qemu=qemu-arm ;;
+esac
+BUILD_DIR="$ROOT/target/cross"
+# The cargo profile `dev` keeps its output in a directory named `debug`.
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
+OUT_DIR="$ROOT/target/$triple/$profile_dir"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    say "root is needed to run: $*" >&2
+    exit 1
+  fi
+}
+
+apt_install() {
+  say "installing $* (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Debian's rustc-web (1.96 or later), its cargo and its std source.
+toolchain_ok() {
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] \
+    && /usr/bin/rustc --version | grep -Eq '^rustc 1\.(9[6-9]|[1-9][0-9]{2,})\.' \
+    && [ -d "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/std" ]
+}
+
+ensure_tools() {
+  local missing=()
+  toolchain_ok || missing+=(rustc-web cargo-web rust-web-src)
+  command -v "$gnu-gcc" >/dev/null 2>&1 && [ -d "/usr/$gnu/include" ] || missing+=("${packages[@]}")
+  if [ "$run_tests" = 1 ]; then
+    command -v "$qemu" >/dev/null 2>&1 || missing+=(qemu-user)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+  toolchain_ok || { say "the Debian rustc-web toolchain is still not usable" >&2; exit 1; }
+}
+
+# The environment of every cross cargo run: Debian's toolchain, the target's gcc for
+# ring's C (cc crate) and as the linker, and qemu-user as the runner. RUSTFLAGS and a
+# wrapper meant for the native build are cleared.
+cross_cargo() {
+  local t="${triple//-/_}"
+  local T="${t^^}"
+  env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u RUSTC_WRAPPER \
+    CARGO_TARGET_DIR="$BUILD_DIR" \
+    RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+    "CC_$t=$gnu-gcc" "AR_$t=$gnu-ar" \
+    "CARGO_TARGET_${T}_LINKER=$gnu-gcc" \
+    "CARGO_TARGET_${T}_RUNNER=$qemu -L /usr/$gnu" \
+    "$@"
+}
+
+# Prints the binary's size as built and stripped.
+report_size() {
+  local bin="$1" stripped
+  stripped="$(mktemp)"
+  "$gnu-strip" -o "$stripped" "$bin"
+  say "$(realpath --relative-to="$ROOT" "$bin"): $(wc -c <"$bin") bytes," \
+    "$(wc -c <"$stripped") bytes stripped ($(($(wc -c <"$stripped") / 1024)) KiB)"
+  rm -f "$stripped"
+}
+
+ensure_tools
+started=$SECONDS
+if [ "$mode" = check ]; then
+  say "checking lanmesh for $triple (profile $profile)"
+  cross_cargo /usr/bin/cargo check --locked --profile "$profile" -p lanmesh-cli --bin lanmesh \
+    --no-default-features --target "$triple" -Zbuild-std=std,panic_abort
+  say "checked in $((SECONDS - started)) s"
+  exit 0
+fi
+
+say "building lanmesh for $triple (profile $profile)"
+cross_cargo /usr/bin/cargo build --locked --profile "$profile" -p lanmesh-cli --bin lanmesh \
+  --no-default-features --target "$triple" -Zbuild-std=std,panic_abort
+mkdir -p "$OUT_DIR"
+cp "$BUILD_DIR/$triple/$profile_dir/lanmesh" "$OUT_DIR/lanmesh"
+say "built in $((SECONDS - started)) s"
+report_size "$OUT_DIR/lanmesh"
+
+if [ "$run_tests" = 1 ]; then
+  scripts/ensure-tools.sh nextest
+  say "running tests/board.rs: $(realpath --relative-to="$ROOT" "$OUT_DIR/lanmesh") under $qemu"
+  LANMESH_CROSS_BIN="$OUT_DIR/lanmesh" LANMESH_REQUIRE_CROSS=1 \
+    cargo nextest run --locked --test board --no-fail-fast
+fi
