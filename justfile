@@ -59,6 +59,12 @@ bench-python:
 mcu *ARGS:
     bash scripts/mcu.sh {{ARGS}}
 
+# Outputs target/TRIPLE/release/lanmesh and .../examples/board; installs what is missing.
+# `--test` runs tests/board.rs under qemu-user, `--bench` writes bench/results/boards.md.
+# Build lanmesh and the Pi sensor for a Linux board: `just cross aarch64` or `just cross armv7`.
+cross ARCH *ARGS:
+    bash scripts/cross.sh {{ARCH}} {{ARGS}}
+
 # Build the examples.
 examples:
     cargo build --examples --locked

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Builds the `lanmesh` binary for a Raspberry-Pi-class Linux board on this x86 machine,
+# Builds the `lanmesh` binary and the Pi sensor example (examples/board) for a
+# Raspberry-Pi-class Linux board on this x86 machine,
 # from the package registries alone. The rustup toolchain has no std for these targets
 # and none can be downloaded, so this uses Debian's second toolchain (rustc-web, with its
 # std source) and -Zbuild-std, as the wasm build does (DESIGN.md §7), with Debian's cross
 # gcc and libc to compile ring's C and assembly and to link.
 #
 #   scripts/cross.sh ARCH              install what is missing, build the release binary
-#                                      into target/TRIPLE/release/lanmesh, print its size
-#   scripts/cross.sh ARCH --test       also run tests/board.rs: the binary under qemu-user
+#                                      into target/TRIPLE/release/lanmesh (the sensor into
+#                                      target/TRIPLE/release/examples/board), print sizes
+#   scripts/cross.sh ARCH --test       also run tests/board.rs: the binaries under qemu-user
 #                                      as a listener and a sender against an x86 router
+#   scripts/cross.sh ARCH --bench      also measure: sizes and the idle RSS of a listener
+#                                      under qemu-user, into bench/results/board-ARCH.json,
+#                                      and bench/results/boards.md from every board-*.json
 #   scripts/cross.sh ARCH --check      type-check for the target only (no code generated)
 #   scripts/cross.sh ARCH --profile P  build with cargo profile P instead into
 #                                      target/TRIPLE/P/lanmesh; cross-ci is the cheap one
@@ -33,10 +38,12 @@ arch=""
 profile=release
 mode=build
 run_tests=0
+bench=0
 while [ $# -gt 0 ]; do
   case "$1" in
     aarch64 | armv7) arch="$1" ;;
     --test) run_tests=1 ;;
+    --bench) bench=1 ;;
     --check) mode=check ;;
     --profile)
       [ $# -ge 2 ] || { say "--profile needs a name" >&2; exit 2; }
@@ -48,8 +55,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$arch" ] || { say "which board? aarch64 or armv7" >&2; usage >&2; exit 2; }
-if [ "$mode" = check ] && [ "$run_tests" = 1 ]; then
-  say "--check builds no binary to test" >&2
+if [ "$mode" = check ] && [ $((run_tests + bench)) -gt 0 ]; then
+  say "--check builds no binary to test or measure" >&2
   exit 2
 fi
 
@@ -100,7 +107,7 @@ ensure_tools() {
   local missing=()
   toolchain_ok || missing+=(rustc-web cargo-web rust-web-src)
   command -v "$gnu-gcc" >/dev/null 2>&1 && [ -d "/usr/$gnu/include" ] || missing+=("${packages[@]}")
-  if [ "$run_tests" = 1 ]; then
+  if [ $((run_tests + bench)) -gt 0 ]; then
     command -v "$qemu" >/dev/null 2>&1 || missing+=(qemu-user)
   fi
   if [ ${#missing[@]} -gt 0 ]; then
@@ -137,14 +144,21 @@ cross_cargo() {
     "$@"
 }
 
-# Prints the binary's size as built and stripped.
+# The size of a binary once stripped (what is copied to a board), in bytes.
+stripped_size() {
+  local stripped size
+  stripped="$(mktemp)"
+  "$gnu-strip" -o "$stripped" "$1"
+  size=$(wc -c <"$stripped")
+  rm -f "$stripped"
+  echo "$size"
+}
+
 report_size() {
   local bin="$1" stripped
-  stripped="$(mktemp)"
-  "$gnu-strip" -o "$stripped" "$bin"
+  stripped=$(stripped_size "$bin")
   say "$(realpath --relative-to="$ROOT" "$bin"): $(wc -c <"$bin") bytes," \
-    "$(wc -c <"$stripped") bytes stripped ($(($(wc -c <"$stripped") / 1024)) KiB)"
-  rm -f "$stripped"
+    "$stripped bytes stripped ($((stripped / 1024)) KiB)"
 }
 
 # What is built: the CLI without the nats baseline, std from Debian's source.
@@ -152,6 +166,8 @@ cargo_args=(
   "${cross_ci_profile[@]}" --locked --profile "$profile" --target "$triple"
   -Zbuild-std=std,panic_abort -p lanmesh-cli --no-default-features --bin lanmesh
 )
+# The sensor example is not type-checked on its own: it uses nothing target-specific.
+[ "$mode" = build ] && cargo_args+=(--example board)
 
 ensure_tools
 started=$SECONDS
@@ -164,14 +180,80 @@ fi
 
 say "building lanmesh for $triple (profile $profile)"
 cross_cargo /usr/bin/cargo build "${cargo_args[@]}"
-mkdir -p "$OUT_DIR"
+mkdir -p "$OUT_DIR/examples"
 cp "$BUILD_DIR/$triple/$profile_dir/lanmesh" "$OUT_DIR/lanmesh"
-say "built in $((SECONDS - started)) s"
+cp "$BUILD_DIR/$triple/$profile_dir/examples/board" "$OUT_DIR/examples/board"
+build_seconds=$((SECONDS - started))
+say "built in $build_seconds s"
 report_size "$OUT_DIR/lanmesh"
+report_size "$OUT_DIR/examples/board"
 
 if [ "$run_tests" = 1 ]; then
   scripts/ensure-tools.sh nextest
   say "running tests/board.rs: $(realpath --relative-to="$ROOT" "$OUT_DIR/lanmesh") under $qemu"
   LANMESH_CROSS_BIN="$OUT_DIR/lanmesh" LANMESH_REQUIRE_CROSS=1 \
     cargo nextest run --locked --test board --no-fail-fast
+fi
+
+if [ "$bench" = 1 ]; then
+  scripts/ensure-tools.sh nextest
+  say "measuring the idle RSS of a listener under $qemu"
+  rss_line=$(LANMESH_CROSS_BIN="$OUT_DIR/lanmesh" LANMESH_REQUIRE_CROSS=1 \
+    cargo nextest run --locked --test board --run-ignored only --no-capture \
+    -E 'test(idle_rss_of_a_board_listener_under_qemu)' 2>/dev/null | sed -n 's/^BOARD-RSS //p')
+  [ -n "$rss_line" ] || { say "the RSS measurement printed nothing" >&2; exit 1; }
+  mkdir -p bench/results
+  ARCH="$arch" TRIPLE="$triple" PROFILE="$profile" \
+    BIN_BYTES=$(wc -c <"$OUT_DIR/lanmesh") BIN_STRIPPED=$(stripped_size "$OUT_DIR/lanmesh") \
+    SENSOR_STRIPPED=$(stripped_size "$OUT_DIR/examples/board") RSS="$rss_line" \
+    QEMU_VERSION="$("$qemu" --version | head -1)" CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" \
+    python3 - <<'PY'
+import glob, json, os, platform, time
+
+env = os.environ
+rss = json.loads(env["RSS"])
+row = {
+    "arch": env["ARCH"],
+    "triple": env["TRIPLE"],
+    "profile": env["PROFILE"],
+    "lanmesh_bytes": int(env["BIN_BYTES"]),
+    "lanmesh_stripped_bytes": int(env["BIN_STRIPPED"]),
+    "sensor_example_stripped_bytes": int(env["SENSOR_STRIPPED"]),
+    "idle_listener_rss_kib_under_qemu": rss["board_listener_qemu_rss_kib"],
+    "idle_listener_rss_kib_x86_same_run": rss["x86_listener_rss_kib"],
+    "qemu": env["QEMU_VERSION"],
+    "machine": f'{env["CPU"]}, {os.cpu_count()} cores, {platform.system()} {platform.release()}',
+    "date": time.strftime("%Y-%m-%d"),
+}
+with open(f"bench/results/board-{row['arch']}.json", "w") as f:
+    json.dump(row, f, indent=2)
+    f.write("\n")
+
+rows = []
+for path in sorted(glob.glob("bench/results/board-*.json")):
+    with open(path) as f:
+        rows.append(json.load(f))
+kib = lambda n: f"{n / 1024:,.0f} KiB"
+lines = [
+    "# lanmesh on Linux boards (scripts/cross.sh ARCH --bench)",
+    "",
+    "Sizes are of the stripped binaries. RSS is an idle `lanmesh listen` after one acked",
+    "message, sampled for 5 s, **under qemu-user emulation** on the x86 machine: it counts",
+    "the emulator and its translated code with the program, so a real board uses less. The",
+    "x86 listener of the same run is the native reference.",
+    "",
+    "| target | profile | `lanmesh` stripped | sensor example stripped | idle listener RSS under qemu | x86 listener RSS | machine | date |",
+    "|---|---|---|---|---|---|---|---|",
+]
+for r in rows:
+    lines.append(
+        f"| `{r['triple']}` | {r['profile']} | {kib(r['lanmesh_stripped_bytes'])} "
+        f"| {kib(r['sensor_example_stripped_bytes'])} "
+        f"| {r['idle_listener_rss_kib_under_qemu']:,} KiB ({r['qemu']}) "
+        f"| {r['idle_listener_rss_kib_x86_same_run']:,} KiB | {r['machine']} | {r['date']} |"
+    )
+with open("bench/results/boards.md", "w") as f:
+    f.write("\n".join(lines) + "\n")
+PY
+  say "wrote bench/results/board-$arch.json and bench/results/boards.md"
 fi

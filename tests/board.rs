@@ -15,6 +15,9 @@
 
 mod common;
 
+#[path = "../examples/board/main.rs"]
+mod pi_sensor;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -103,6 +106,23 @@ impl Board {
         Proc::spawn_command(&mut self.command(args))
     }
 
+    /// The Pi sensor example built for the board next to the binary
+    /// (`target/TRIPLE/PROFILE/examples/board`), run under qemu as `board ARGS`.
+    fn spawn_sensor(&self, args: &[&str]) -> Proc {
+        let sensor = self.bin.with_file_name("examples").join("board");
+        assert!(
+            sensor.is_file(),
+            "no sensor example at {} (scripts/cross.sh builds it with the binary)",
+            sensor.display()
+        );
+        let mut cmd = Command::new(self.qemu);
+        cmd.args(["-L", self.sysroot])
+            .arg(sensor)
+            .args(args)
+            .env("LANMESH_HOME", test_home().join("board"));
+        Proc::spawn_command(&mut cmd)
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
@@ -163,7 +183,11 @@ impl Tap {
                 let (Ok(down), Ok(up)) = (down, TcpStream::connect(&upstream)) else {
                     continue;
                 };
-                Self::pipe(down.try_clone().unwrap(), up.try_clone().unwrap(), log.clone());
+                Self::pipe(
+                    down.try_clone().unwrap(),
+                    up.try_clone().unwrap(),
+                    log.clone(),
+                );
                 Self::pipe(up, down, log.clone());
             }
         });
@@ -212,7 +236,10 @@ fn file_with_marker(path: &Path, len: usize, marker: &[u8]) -> Vec<u8> {
 /// Reads one `listen --json` line describing a received file and returns the file.
 fn saved_file(line: &str, from: &str, name: &str, len: usize) -> Vec<u8> {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!((v["from"].as_str(), v["file"].as_str()), (Some(from), Some(name)));
+    assert_eq!(
+        (v["from"].as_str(), v["file"].as_str()),
+        (Some(from), Some(name))
+    );
     assert_eq!(v["bytes"].as_u64(), Some(len as u64));
     std::fs::read(v["path"].as_str().unwrap()).unwrap()
 }
@@ -244,7 +271,9 @@ fn a_board_listener_gets_encrypted_acked_messages_and_a_file() {
 
     let secret = "the greenhouse door code is 4711";
     let err = assert_ok(
-        &laptop(&["send", "--router", &at, "--name", "laptop", "--ack", "pi", secret]),
+        &laptop(&[
+            "send", "--router", &at, "--name", "laptop", "--ack", "pi", secret,
+        ]),
         "send --ack to the board",
     );
     assert!(err.contains("acknowledged by \"pi\""), "{err}");
@@ -274,7 +303,10 @@ fn a_board_listener_gets_encrypted_acked_messages_and_a_file() {
     assert!(got == sent, "the board saved other bytes than were sent");
 
     let (bytes, clear) = tap.saw(secret.as_bytes());
-    assert!(bytes > FILE_BYTES, "only {bytes} bytes went through the tap");
+    assert!(
+        bytes > FILE_BYTES,
+        "only {bytes} bytes went through the tap"
+    );
     assert!(!clear, "the secret crossed the wire in the clear");
 }
 
@@ -298,7 +330,9 @@ fn a_board_sender_gets_its_acks_and_sends_a_file() {
 
     let reading = "{\"sensor\":\"greenhouse\",\"celsius\":23.5}";
     let err = assert_ok(
-        &board.run(&["send", "--router", &tap.addr, "--name", "pi", "--ack", "laptop", reading]),
+        &board.run(&[
+            "send", "--router", &tap.addr, "--name", "pi", "--ack", "laptop", reading,
+        ]),
         "send --ack from the board",
     );
     assert!(err.contains("acknowledged by \"laptop\""), "{err}");
@@ -331,12 +365,21 @@ fn a_board_sender_gets_its_acks_and_sends_a_file() {
         ]),
         "send --file from the board",
     );
-    assert!(err.contains("the recipient confirmed the whole file"), "{err}");
+    assert!(
+        err.contains("the recipient confirmed the whole file"),
+        "{err}"
+    );
     let got = saved_file(&listener.line(), "pi", "log.bin", FILE_BYTES);
-    assert!(got == sent, "the laptop saved other bytes than the board sent");
+    assert!(
+        got == sent,
+        "the laptop saved other bytes than the board sent"
+    );
 
     let (bytes, clear) = tap.saw(reading.as_bytes());
-    assert!(bytes > FILE_BYTES, "only {bytes} bytes went through the tap");
+    assert!(
+        bytes > FILE_BYTES,
+        "only {bytes} bytes went through the tap"
+    );
     assert!(!clear, "the reading crossed the wire in the clear");
 }
 
@@ -347,7 +390,9 @@ fn a_board_listener_rejoins_a_router_that_was_killed_and_restarted() {
     let listener = board.spawn(&["listen", "--router", &at, "--name", "pi", "--count", "2"]);
     listener.wait_stderr("listening as");
     assert_ok(
-        &laptop(&["send", "--router", &at, "--name", "laptop", "--ack", "pi", "before"]),
+        &laptop(&[
+            "send", "--router", &at, "--name", "laptop", "--ack", "pi", "before",
+        ]),
         "send before the crash",
     );
     assert_eq!(listener.line(), "laptop: before");
@@ -368,11 +413,125 @@ fn a_board_listener_rejoins_a_router_that_was_killed_and_restarted() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_ok(
-        &laptop(&["send", "--router", &at, "--name", "laptop", "--ack", "pi", "after"]),
+        &laptop(&[
+            "send", "--router", &at, "--name", "laptop", "--ack", "pi", "after",
+        ]),
         "send after the restart",
     );
     assert_eq!(listener.line(), "laptop: after");
     assert!(listener.wait().success(), "listen --count 2 exits 0");
+}
+
+/// A board's sysfs as the sensor example reads it: the SoC at 47.236 °C, one DS18B20 at
+/// 21.875 °C, one whose CRC failed (left out), and the bus master (not a thermometer).
+fn fake_sysfs() -> PathBuf {
+    let sys = dir("sysfs");
+    let write = |path: &str, text: &str| {
+        let path = sys.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("class/thermal/thermal_zone0/temp", "47236\n");
+    write(
+        "bus/w1/devices/28-0316a2795aff/w1_slave",
+        "5e 01 4b 46 7f ff 0c 10 3b : crc=3b YES\n5e 01 4b 46 7f ff 0c 10 3b t=21875\n",
+    );
+    write(
+        "bus/w1/devices/28-0000075b2a1c/w1_slave",
+        "50 05 4b 46 7f ff 0c 10 1c : crc=ff NO\n50 05 4b 46 7f ff 0c 10 1c t=85000\n",
+    );
+    write(
+        "bus/w1/devices/w1_bus_master1/w1_master_slaves",
+        "28-0316a2795aff\n",
+    );
+    sys
+}
+
+/// Reads the next reading the collector (`listen --json`) got and checks it is the
+/// sensor's reading number `seq`, with what [`fake_sysfs`] holds.
+fn assert_reading(collector: &Proc, seq: u64) -> serde_json::Value {
+    let line: serde_json::Value = serde_json::from_str(&collector.line()).unwrap();
+    assert_eq!(line["from"], "greenhouse", "{line}");
+    let reading: serde_json::Value =
+        serde_json::from_str(line["data"].as_str().expect("a text message")).unwrap();
+    assert_eq!(
+        reading,
+        serde_json::json!({
+            "sensor": "greenhouse",
+            "seq": seq,
+            "unix_ms": reading["unix_ms"],
+            "soc_celsius": 47.236,
+            "probes": { "28-0316a2795aff": 21.875 },
+        })
+    );
+    assert!(reading["unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    reading
+}
+
+/// A collector on x86: `lanmesh listen --json` as `laptop`.
+fn collector(at: &str) -> Proc {
+    let p = Proc::spawn(&["listen", "--router", at, "--name", "laptop", "--json"]);
+    p.wait_stderr("listening as");
+    p
+}
+
+#[test]
+fn the_pi_sensor_example_publishes_acked_readings() {
+    let (_router, at) = router("127.0.0.1:0");
+    let laptop = collector(&at);
+    let sysfs = fake_sysfs();
+    let opts = <pi_sensor::Options as clap::Parser>::parse_from([
+        "board",
+        "--router",
+        &at,
+        "--name",
+        "greenhouse",
+        "--to",
+        "laptop",
+        "--every",
+        "0.1",
+        "--count",
+        "3",
+        "--sysfs",
+        sysfs.to_str().unwrap(),
+    ]);
+    pi_sensor::run(opts).expect("the sensor runs to its count");
+    for seq in 1..=3 {
+        assert_reading(&laptop, seq);
+    }
+}
+
+#[test]
+fn the_pi_sensor_example_runs_on_the_board_and_answers_latest() {
+    let Some(board) = Board::find() else { return };
+    let (_router, at) = router("127.0.0.1:0");
+    let laptop = collector(&at);
+    let sysfs = fake_sysfs();
+    let sensor = board.spawn_sensor(&[
+        "--router",
+        &at,
+        "--name",
+        "greenhouse",
+        "--to",
+        "laptop",
+        "--every",
+        "0.2",
+        "--sysfs",
+        sysfs.to_str().unwrap(),
+    ]);
+    sensor.wait_stderr("publishing every");
+    for seq in 1..=3 {
+        assert_reading(&laptop, seq);
+    }
+    // An x86 peer asks the board for its last reading.
+    let asker = lanmesh::blocking::Peer::connect("dashboard", &at).unwrap();
+    let reply = asker
+        .request("greenhouse", &b"latest?"[..], Duration::from_secs(10))
+        .unwrap();
+    let latest: serde_json::Value = serde_json::from_slice(&reply.data).unwrap();
+    assert_eq!(latest["sensor"], "greenhouse");
+    assert!(latest["seq"].as_u64().unwrap() >= 3, "{latest}");
+    assert_eq!(latest["probes"]["28-0316a2795aff"], 21.875);
 }
 
 /// Idle memory of the board binary as a listener under qemu next to the x86 binary's, as
@@ -391,7 +550,9 @@ fn idle_rss_of_a_board_listener_under_qemu() {
     // One acked message each, so both have run the whole receive path once.
     for to in ["pi", "laptop"] {
         assert_ok(
-            &laptop(&["send", "--router", &at, "--name", "probe", "--ack", to, "hi"]),
+            &laptop(&[
+                "send", "--router", &at, "--name", "probe", "--ack", to, "hi",
+            ]),
             "send",
         );
     }
