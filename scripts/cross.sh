@@ -220,7 +220,7 @@ row = {
     "lanmesh_stripped_bytes": int(env["BIN_STRIPPED"]),
     "sensor_example_stripped_bytes": int(env["SENSOR_STRIPPED"]),
     "idle_listener_rss_kib_under_qemu": rss["board_listener_qemu_rss_kib"],
-    "idle_listener_rss_kib_x86_same_run": rss["x86_listener_rss_kib"],
+    "idle_listener_rss_kib_x86_debug_build_same_run": rss["x86_listener_rss_kib"],
     "qemu": env["QEMU_VERSION"],
     "machine": f'{env["CPU"]}, {os.cpu_count()} cores, {platform.system()} {platform.release()}',
     "date": time.strftime("%Y-%m-%d"),
@@ -237,20 +237,22 @@ kib = lambda n: f"{n / 1024:,.0f} KiB"
 lines = [
     "# lanmesh on Linux boards (scripts/cross.sh ARCH --bench)",
     "",
-    "Sizes are of the stripped binaries. RSS is an idle `lanmesh listen` after one acked",
-    "message, sampled for 5 s, **under qemu-user emulation** on the x86 machine: it counts",
-    "the emulator and its translated code with the program, so a real board uses less. The",
-    "x86 listener of the same run is the native reference.",
+    "Sizes are of the stripped binaries (release unless the profile says otherwise). RSS",
+    "is the largest of an idle `lanmesh listen` after one acked message, sampled for 5 s,",
+    "**under qemu-user emulation** on the x86 machine: the qemu process's RSS, which",
+    "counts the emulator and its translated code with the program, so it is not what a",
+    "board would show. Beside it, an x86 listener of the same run (the unoptimised build",
+    "the tests use), as a reference.",
     "",
-    "| target | profile | `lanmesh` stripped | sensor example stripped | idle listener RSS under qemu | x86 listener RSS | machine | date |",
+    "| target | profile | `lanmesh` stripped | sensor example stripped | idle listener RSS, under qemu-user | x86 listener RSS (debug build) | machine | date |",
     "|---|---|---|---|---|---|---|---|",
 ]
 for r in rows:
     lines.append(
         f"| `{r['triple']}` | {r['profile']} | {kib(r['lanmesh_stripped_bytes'])} "
         f"| {kib(r['sensor_example_stripped_bytes'])} "
-        f"| {r['idle_listener_rss_kib_under_qemu']:,} KiB ({r['qemu']}) "
-        f"| {r['idle_listener_rss_kib_x86_same_run']:,} KiB | {r['machine']} | {r['date']} |"
+        f"| {r['idle_listener_rss_kib_under_qemu']:,} KiB ({r['qemu'].split(' (')[0]}) "
+        f"| {r['idle_listener_rss_kib_x86_debug_build_same_run']:,} KiB | {r['machine']} | {r['date']} |"
     )
 with open("bench/results/boards.md", "w") as f:
     f.write("\n".join(lines) + "\n")
