@@ -26,6 +26,12 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "boards: lanmesh for aarch64 (cross-ci profile) run under qemu-user; armv7 type-checked"
+bash scripts/cross.sh aarch64 --profile cross-ci --test
+bash scripts/cross.sh armv7 --profile cross-ci --check
+# The suite below runs tests/board.rs again, against this very binary (a few seconds).
+export LANMESH_CROSS_BIN="$PWD/target/aarch64-unknown-linux-gnu/cross-ci/lanmesh" LANMESH_REQUIRE_CROSS=1
+
 step "tests"
 cargo test --workspace --doc --locked
 cargo nextest run --workspace --all-targets --locked --no-fail-fast
