@@ -2,13 +2,14 @@
 //! under qemu-user next to the x86 `lanmesh` of this build, on 127.0.0.1: the board as a
 //! listener and as a sender against an x86 router, encrypted (a tap between them sees no
 //! plaintext), acked, a file each way, and rejoining a router that was killed and started
-//! again.
+//! again; and the Pi sensor example (`examples/board`), in-process on x86 and cross-built
+//! under qemu, publishing to an x86 collector.
 //!
 //! The board binary is `$LANMESH_CROSS_BIN`, else
 //! `target/aarch64-unknown-linux-gnu/release/lanmesh`; its ELF header says which qemu
 //! runs it (`qemu-aarch64` or `qemu-arm`, with Debian's cross sysroot under /usr). When
-//! it or qemu is missing the tests say so and pass, unless `LANMESH_REQUIRE_CROSS=1` (set
-//! in CI), which makes that a failure. qemu-user translates the board's instructions on
+//! it or qemu is missing the tests say so and pass, unless `LANMESH_REQUIRE_CROSS=1` (which
+//! `scripts/test.sh` sets, having built it), which makes that a failure. qemu-user translates the board's instructions on
 //! this machine's kernel: it shows the binary is right for the target, not how a real
 //! board's network or clock behave.
 #![allow(clippy::unwrap_used)]
@@ -535,7 +536,7 @@ fn the_pi_sensor_example_runs_on_the_board_and_answers_latest() {
 }
 
 /// Idle memory of the board binary as a listener under qemu next to the x86 binary's, as
-/// one JSON line on stdout (`scripts/bench-boards.sh` writes it to bench/results/). The
+/// one JSON line on stdout (`scripts/cross.sh ARCH --bench` writes it to bench/results/). The
 /// board's figure is the qemu process's RSS: the emulator and its translated code are
 /// counted with the program.
 #[test]
