@@ -26,7 +26,7 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "boards: lanmesh for aarch64 (cross-ci profile) run under qemu-user; armv7 type-checked"
+step "Linux boards: lanmesh for aarch64 (cross-ci profile) run under qemu-user; armv7 type-checked"
 bash scripts/cross.sh aarch64 --profile cross-ci --test
 bash scripts/cross.sh armv7 --profile cross-ci --check
 # The suite below runs tests/board.rs again, against this very binary (a few seconds).
