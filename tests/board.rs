@@ -6,7 +6,8 @@
 //! under qemu, publishing to an x86 collector.
 //!
 //! The board binary is `$LANMESH_CROSS_BIN`, else
-//! `target/aarch64-unknown-linux-gnu/release/lanmesh`; its ELF header says which qemu
+//! `target/aarch64-unknown-linux-gnu/release/lanmesh` when it is newer than this build's
+//! x86 binary; its ELF header says which qemu
 //! runs it (`qemu-aarch64` or `qemu-arm`, with Debian's cross sysroot under /usr). When
 //! it or qemu is missing the tests say so and pass, unless `LANMESH_REQUIRE_CROSS=1` (which
 //! `scripts/test.sh` sets, having built it), which makes that a failure. qemu-user translates the board's instructions on
@@ -38,14 +39,15 @@ struct Board {
 impl Board {
     /// The board binary, or `None` (after saying why) when the tests cannot run here.
     fn find() -> Option<Board> {
-        let bin = std::env::var_os("LANMESH_CROSS_BIN").map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("target/aarch64-unknown-linux-gnu/release/lanmesh")
-            },
-            PathBuf::from,
-        );
-        let found = Self::describe(&bin);
+        let chosen = std::env::var_os("LANMESH_CROSS_BIN").map(PathBuf::from);
+        let found = match chosen {
+            Some(bin) => Self::describe(&bin),
+            None => {
+                let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("target/aarch64-unknown-linux-gnu/release/lanmesh");
+                Self::not_stale(&bin).and_then(|()| Self::describe(&bin))
+            }
+        };
         let required = std::env::var("LANMESH_REQUIRE_CROSS").is_ok_and(|v| v == "1");
         match found {
             Ok(board) => Some(board),
@@ -54,6 +56,20 @@ impl Board {
                 eprintln!("skipped: {why} (build it with `just cross aarch64`)");
                 None
             }
+        }
+    }
+
+    /// A board binary found by default, rather than named, may be left from an older
+    /// tree (and then fail for that reason): one older than the x86 binary of this build
+    /// is not used. A binary named by `LANMESH_CROSS_BIN` is used as it is.
+    fn not_stale(bin: &Path) -> Result<(), String> {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        match (modified(bin), modified(Path::new(BIN))) {
+            (Some(board), Some(x86)) if board < x86 => Err(format!(
+                "{} is older than this build's x86 binary",
+                bin.display()
+            )),
+            _ => Ok(()),
         }
     }
 
