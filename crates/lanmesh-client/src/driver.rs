@@ -162,7 +162,12 @@ impl PeerActor {
             (Some(handler), _) => {
                 // The application's code runs without the lock held.
                 let data = handler(&req);
-                let sent = self.endpoint.lock().core.reply(&req.from, req.id, &data);
+                let text = crate::peer::is_text(&data);
+                let sent = self
+                    .endpoint
+                    .lock()
+                    .core
+                    .reply(&req.from, req.id, &data, text);
                 if let Err(e) = sent {
                     debug!(to = %req.from, error = %e, "could not send a reply");
                 }

@@ -461,14 +461,35 @@ impl Peer {
         st.core.set_answers_requests(answers);
     }
 
-    /// Answers `request` (taken from the inbox) with `data`. Returns the reply's id.
+    /// Answers `request` (taken from the inbox) with `data`, marked as text when it is
+    /// UTF-8 (so `request_text` on the other side reads it). Returns the reply's id.
     pub async fn reply(
         &self,
         request: &Message,
         data: impl Into<Bytes>,
     ) -> Result<u64, ClientError> {
         let data: Bytes = data.into();
-        self.with_room(|st| st.core.reply(&request.from, request.id, &data))
+        let text = is_text(&data);
+        self.reply_as(request, data, text).await
+    }
+
+    /// Answers `request` with `data` as bytes, never marked as text even when it is
+    /// UTF-8: for a responder whose answers are binary. Returns the reply's id.
+    pub async fn reply_bytes(
+        &self,
+        request: &Message,
+        data: impl Into<Bytes>,
+    ) -> Result<u64, ClientError> {
+        self.reply_as(request, data.into(), false).await
+    }
+
+    async fn reply_as(
+        &self,
+        request: &Message,
+        data: Bytes,
+        text: bool,
+    ) -> Result<u64, ClientError> {
+        self.with_room(|st| st.core.reply(&request.from, request.id, &data, text))
             .await
     }
 
@@ -685,4 +706,9 @@ impl std::future::Future for Acked {
             )),
         })
     }
+}
+
+/// A reply from a handler or [`Peer::reply`] is marked as text when it is UTF-8.
+pub(crate) fn is_text(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok()
 }

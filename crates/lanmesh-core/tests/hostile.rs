@@ -225,7 +225,9 @@ fn a_member_cannot_forge_a_reply() {
             _ => None,
         })
         .expect("C got the request");
-    sim.peers[c].reply(&req.from, req.id, b"21.5").unwrap();
+    sim.peers[c]
+        .reply(&req.from, req.id, b"21.5", true)
+        .unwrap();
     let mut reply = None;
     sim.run_until(1000, MS, |sim| {
         for e in sim.take_events(a) {

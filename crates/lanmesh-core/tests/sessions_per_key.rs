@@ -73,7 +73,14 @@ fn senders_beside_a_receiver_of_the_same_name_get_their_own_answers() {
                 Event::Message(m) => got.push(m.data),
                 Event::Request(r) => {
                     let answer = [b"a:".as_slice(), &r.data].concat();
-                    sim.peers[b].reply(&r.from, r.id, &answer).unwrap();
+                    sim.peers[b]
+                        .reply(
+                            &r.from,
+                            r.id,
+                            &answer,
+                            core::str::from_utf8(&answer).is_ok(),
+                        )
+                        .unwrap();
                 }
                 _ => {}
             }

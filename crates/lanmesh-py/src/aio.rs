@@ -396,8 +396,8 @@ pub(crate) fn aio_reply(
             "only a request can be answered",
         ));
     };
-    let data = payload::encode(value)?.into_bytes();
-    let fut = async move { inner.peer.reply(&req, data).await };
+    let data = payload::encode(value)?;
+    let fut = async move { data.reply(&inner.peer, &req).await };
     start(py, event_loop, fut, Box::new(id_of), None)
 }
 

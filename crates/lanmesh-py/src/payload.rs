@@ -33,12 +33,16 @@ pub(crate) enum Payload {
 }
 
 impl Payload {
-    /// The bytes, for a reply: the client marks a reply as text when it is UTF-8, so a
-    /// bytes reply that happens to be UTF-8 arrives as text (see the README).
-    pub(crate) fn into_bytes(self) -> Bytes {
+    /// Answers `request` with this payload, of the same kind: bytes stay bytes even when
+    /// they happen to be UTF-8.
+    pub(crate) async fn reply(
+        self,
+        peer: &lanmesh::Peer,
+        request: &lanmesh::Message,
+    ) -> Result<u64, lanmesh::ClientError> {
         match self {
-            Self::Binary(b) => b,
-            Self::Text(t) => Bytes::from(t.into_bytes()),
+            Self::Binary(b) => peer.reply_bytes(request, b).await,
+            Self::Text(t) => peer.reply(request, Bytes::from(t.into_bytes())).await,
         }
     }
 }

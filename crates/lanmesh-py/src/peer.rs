@@ -657,8 +657,8 @@ impl PyPeer {
         let Some(req) = request.request() else {
             return Err(PyValueError::new_err("only a request can be answered"));
         };
-        let data = payload::encode(value)?.into_bytes();
-        sent(wait_done(py, inner.peer.reply(req, data))?)
+        let data = payload::encode(value)?;
+        sent(wait_done(py, data.reply(&inner.peer, req))?)
     }
 
     /// Tells the sender of `request` that there is no answer (`NoResponder`).

@@ -118,11 +118,6 @@ def test_broadcast_reaches_every_other_peer(router):
         assert a.recv(timeout=0.2) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lanmesh-core's PeerCore::reply marks every UTF-8 reply as text; the responder "
-    "cannot say it is bytes (see the README, Python: what is not done)",
-)
 def test_a_bytes_reply_that_is_utf8_stays_bytes(router):
     with lanmesh.Peer("A", router=router.address) as a, lanmesh.Peer("sensor", router=router.address) as s:
         s.respond(lambda req: b"21.5")

@@ -21,6 +21,7 @@ use lanmesh_core::peer::{Event, FileEvent, PeerCore};
 use lanmesh_core::{ClientError, Instant, Message, Status};
 use lanmesh_proto::Name;
 use lanmesh_proto::blob::AbortReason;
+use lanmesh_proto::frame::flags;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -523,7 +524,10 @@ impl Inner {
                 let sent = match answer {
                     Ok(v) if v.is_undefined() || v.is_null() => inner.core.decline(&from, id),
                     Ok(v) => match crate::js::payload_from_js(&v) {
-                        Ok((data, _)) => inner.core.reply(&from, id, &data).map(drop),
+                        Ok((data, flag_bits)) => {
+                            let text = flag_bits & flags::TEXT != 0;
+                            inner.core.reply(&from, id, &data, text).map(drop)
+                        }
                         Err(_) => {
                             web_sys::console::error_1(
                                 &"lanmesh: a respond handler returned neither a string nor bytes"

@@ -1296,17 +1296,20 @@ impl PeerCore {
         Ok(id)
     }
 
-    /// Answers request `request` from `to` with `data` (text when it is UTF-8).
-    pub fn reply(&mut self, to: &Name, request: u64, data: &[u8]) -> Result<u64, ClientError> {
+    /// Answers request `request` from `to` with `data`, marked as text when `text` is set
+    /// (the caller has checked that `data` is UTF-8; [`flags::TEXT`] says so on the wire).
+    pub fn reply(
+        &mut self,
+        to: &Name,
+        request: u64,
+        data: &[u8],
+        text: bool,
+    ) -> Result<u64, ClientError> {
         if !self.is_running() {
             return Err(self.not_running());
         }
         self.check_size(data.len())?;
-        let text = if core::str::from_utf8(data).is_ok() {
-            flags::TEXT
-        } else {
-            0
-        };
+        let text = if text { flags::TEXT } else { 0 };
         let dest = Destination::Peer(to.clone());
         let data = Bytes::copy_from_slice(data);
         self.send_message_answering(&dest, data, flags::REPLY | text, Some(request))
