@@ -1,10 +1,15 @@
 //! Subcommands. Each prints results on stdout and one clear line per failure on stderr.
 
 mod bench;
+mod broadcast;
 mod discover;
+mod jsonl;
 mod listen;
+mod peer;
 mod peers;
 mod progress;
+mod request;
+mod respond;
 mod router;
 mod send;
 
@@ -33,6 +38,15 @@ enum Command {
     Send(send::SendArgs),
     /// Join under a name and print what arrives.
     Listen(listen::ListenArgs),
+    /// Be one long-lived named peer driven through a pipe: JSON actions on stdin (send,
+    /// acked send, broadcast, request, reply), JSON events on stdout.
+    Peer(peer::PeerArgs),
+    /// Send one message to every other peer.
+    Broadcast(broadcast::BroadcastArgs),
+    /// Ask a peer and print its reply.
+    Request(request::RequestArgs),
+    /// Answer every request to a name by running a command.
+    Respond(respond::RespondArgs),
     /// List the peers in the mesh.
     Peers(peers::PeersArgs),
     /// Print a new random mesh key (save it to a file for --mesh-key-file).
@@ -125,6 +139,107 @@ impl Connect {
     }
 }
 
+/// The message given as an argument, or standard input read whole; and whether it is text.
+pub(crate) fn message_or_stdin(arg: Option<&str>) -> anyhow::Result<(bytes::Bytes, bool)> {
+    use std::io::Read as _;
+    match arg {
+        Some(m) => Ok((bytes::Bytes::copy_from_slice(m.as_bytes()), true)),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading standard input")?;
+            let text = std::str::from_utf8(&buf).is_ok();
+            Ok((bytes::Bytes::from(buf), text))
+        }
+    }
+}
+
+/// The name a command joins under when it is given none: `cli-` and the first 8 hex
+/// digits of this user's key — the same on every run, so the router binds one name to the
+/// key, not one per run.
+pub(crate) fn default_name() -> anyhow::Result<String> {
+    let home = lanmesh::Home::locate()?;
+    let key = home.peer_identity()?;
+    let fp = lanmesh::proto::handshake::fingerprint(key.public());
+    Ok(format!("cli-{}", &fp[..fp.len().min(8)]))
+}
+
+/// Checks a peer name given as `arg` before joining, so that a bad one is reported with
+/// the argument it came from and the real limit.
+pub(crate) fn check_name(arg: &str, name: &str) -> anyhow::Result<()> {
+    let max = lanmesh::proto::Limits::default().max_name_len;
+    if name.len() > max {
+        anyhow::bail!(
+            "{arg}: the name is {} bytes long; names are at most {max} bytes",
+            name.len()
+        );
+    }
+    if let Err(e) = lanmesh::proto::Name::new(name) {
+        anyhow::bail!("{arg}: {e}");
+    }
+    Ok(())
+}
+
+/// What a Nack for a message to `to` means, in the words `send` uses.
+pub(crate) fn nack_text(reason: lanmesh::proto::NackReason, to: &str) -> String {
+    use lanmesh::proto::NackReason;
+    match reason {
+        NackReason::UnknownPeer => format!("unknown peer {to:?}"),
+        NackReason::Overloaded => {
+            format!("peer {to:?} is overloaded; the message was not delivered")
+        }
+        NackReason::TooLarge => format!("the message is larger than {to:?} accepts"),
+        NackReason::NoResponder => format!("peer {to:?} answers no requests"),
+        other => format!("message to {to:?} not delivered: {other:?}"),
+    }
+}
+
+/// Says once on stderr when the router goes away and once when the peer is back in the
+/// mesh, rather than nothing (or a line per attempt).
+#[derive(Debug, Default)]
+pub(crate) struct RouterWatch {
+    away: bool,
+}
+
+impl RouterWatch {
+    /// Takes a new status; returns the JSON event for `lanmesh peer` when it is news.
+    pub(crate) fn update(
+        &mut self,
+        status: &lanmesh::Status,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match status {
+            lanmesh::Status::Reconnecting { reason, .. } if !self.away => {
+                self.away = true;
+                eprintln!("lanmesh: lost the router ({reason}); reconnecting");
+                let mut ev = jsonl::event("disconnected");
+                ev.insert("reason".into(), reason.clone().into());
+                Some(ev)
+            }
+            lanmesh::Status::Connected { router } if self.away => {
+                self.away = false;
+                eprintln!("lanmesh: back in the mesh via {router}");
+                let mut ev = jsonl::event("reconnected");
+                ev.insert("router".into(), router.clone().into());
+                Some(ev)
+            }
+            _ => None,
+        }
+    }
+
+    /// Watches `peer`'s status on a task of its own, for commands that only print.
+    pub(crate) fn spawn(peer: &lanmesh::Peer) {
+        let mut status = peer.watch_status();
+        actix_rt::spawn(async move {
+            let mut watch = RouterWatch::default();
+            while status.changed().await.is_ok() {
+                let now = status.borrow_and_update().clone();
+                watch.update(&now);
+            }
+        });
+    }
+}
+
 /// The ciphers a peer may prefer, by their wire names (plaintext has its own flag).
 fn cipher_parser() -> impl clap::builder::TypedValueParser<Value = lanmesh::proto::Cipher> {
     use clap::builder::TypedValueParser as _;
@@ -162,6 +277,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Router(a) => router::run(a).await,
         Command::Send(a) => send::run(a).await,
         Command::Listen(a) => listen::run(a).await,
+        Command::Peer(a) => peer::run(a).await,
+        Command::Broadcast(a) => broadcast::run(a).await,
+        Command::Request(a) => request::run(a).await,
+        Command::Respond(a) => respond::run(a).await,
         Command::Peers(a) => peers::run(a).await,
         Command::Discover(a) => discover::run(a).await,
         Command::Bench(a) => bench::run(a).await,
