@@ -40,6 +40,7 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         builder = builder.save_dir(dir);
     }
     let peer = args.connect.connect(builder).await?;
+    super::RouterWatch::spawn(&peer);
     eprintln!(
         "listening as {:?} on {}",
         args.name,

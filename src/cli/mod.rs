@@ -60,8 +60,9 @@ enum Command {
 /// How a client command finds its router.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Connect {
-    /// The router's address, host:port. Without it, a router of the mesh is found on the
-    /// LAN by mDNS.
+    /// The router's address: host:port (the port defaults to 7400), or
+    /// ws://host:7401/mesh for its WebSocket gateway. Without it, a router of the mesh is
+    /// found on the LAN by mDNS.
     #[arg(long, value_name = "ADDR")]
     router: Option<String>,
     /// The mesh to join.
@@ -106,8 +107,11 @@ impl Connect {
                 home.known_routers(),
                 self.trust_router,
             ));
+        if let Some(n) = name {
+            check_name("--name", n)?;
+        }
         if let Some(router) = &self.router {
-            b = b.router(router.clone());
+            b = b.router(with_default_port(router));
         }
         if let Some(interface) = &self.interface {
             b = b.interface(interface.clone());
@@ -128,7 +132,71 @@ impl Connect {
         &self,
         builder: lanmesh::PeerBuilder,
     ) -> anyhow::Result<lanmesh::Peer> {
-        Ok(builder.cipher(self.cipher).connect().await?)
+        match builder.cipher(self.cipher).connect().await {
+            Ok(peer) => Ok(peer),
+            Err(e) => Err(self.explain(e).await),
+        }
+    }
+
+    /// Turns a failure to join into what the user should do about it, where the error
+    /// alone would mislead.
+    async fn explain(&self, e: lanmesh::ClientError) -> anyhow::Error {
+        use lanmesh::ClientError;
+        use lanmesh::proto::ProtoError;
+        let at = self
+            .router
+            .as_deref()
+            .map_or_else(|| "the router".to_owned(), with_default_port);
+        match &e {
+            // A handshake reply's first two bytes are its length: "HT" is an HTTP server
+            // answering (HTTP/1.1 400), the gateway's port rather than the router's.
+            ClientError::Handshake(ProtoError::RecordTooLarge { len, .. })
+                if u16::try_from(*len).is_ok_and(|l| l.to_be_bytes() == *b"HT") =>
+            {
+                anyhow::anyhow!(
+                    "{at} answered in HTTP: this is the router's HTTP port; the router listens \
+                     for peers on its TCP port ({} unless --listen says otherwise, printed as \
+                     \"tcp\" when it starts), or use ws://{at}/mesh",
+                    lanmesh_router::DEFAULT_PORT
+                )
+            }
+            // With our key the router hung up: find out whether it has a key at all by
+            // asking it, as an observer, without one.
+            ClientError::ClosedDuringHandshake if self.mesh_key_file.is_some() => {
+                let keyless = Connect {
+                    mesh_key_file: None,
+                    ..self.clone()
+                };
+                let probe = match keyless.builder(None) {
+                    Ok(b) => b.cipher(self.cipher).connect().await,
+                    Err(e) => return e,
+                };
+                match probe {
+                    Ok(observer) => {
+                        observer.close().await;
+                        anyhow::anyhow!(
+                            "{at} has no mesh key, so peers with --mesh-key-file cannot join it; \
+                             leave the option out, or start the router with the same key"
+                        )
+                    }
+                    // Anything else (a changed router key, say) is news of its own.
+                    Err(other) if !matches!(other, ClientError::ClosedDuringHandshake) => {
+                        other.into()
+                    }
+                    Err(_) => anyhow::anyhow!(
+                        "{at} refused our mesh key: its key is not the one in {}",
+                        self.mesh_key_file
+                            .as_deref()
+                            .map_or_else(String::new, |p| p.display().to_string())
+                    ),
+                }
+            }
+            ClientError::ClosedDuringHandshake => anyhow::anyhow!(
+                "{at} closed the connection during the handshake: it needs a mesh key \
+                 (pass --mesh-key-file with the router's key)"
+            ),
+            _ => e.into(),
+        }
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -240,6 +308,23 @@ impl RouterWatch {
     }
 }
 
+/// `ADDR` with the router's default port when it names none: `127.0.0.1` is
+/// `127.0.0.1:7400`, `pi.local` is `pi.local:7400`; WebSocket URLs are left as they are.
+pub(crate) fn with_default_port(addr: &str) -> String {
+    use std::net::{IpAddr, SocketAddr};
+    let port = lanmesh_router::DEFAULT_PORT;
+    if addr.contains("://") || addr.parse::<SocketAddr>().is_ok() {
+        return addr.to_owned();
+    }
+    if let Ok(ip) = addr.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return SocketAddr::new(ip, port).to_string();
+    }
+    match addr.rsplit_once(':') {
+        Some((_, p)) if p.parse::<u16>().is_ok() => addr.to_owned(),
+        _ => format!("{addr}:{port}"),
+    }
+}
+
 /// The ciphers a peer may prefer, by their wire names (plaintext has its own flag).
 fn cipher_parser() -> impl clap::builder::TypedValueParser<Value = lanmesh::proto::Cipher> {
     use clap::builder::TypedValueParser as _;
@@ -254,10 +339,11 @@ fn cipher_parser() -> impl clap::builder::TypedValueParser<Value = lanmesh::prot
 }
 
 pub(crate) fn init_logging(cli: &Cli) {
-    let default = match (cli.verbose, &cli.command) {
-        (0, Command::Router(_)) => "info",
-        (0, _) => "warn",
-        (1, _) => "info",
+    // Warnings only by default, the router too: what it has to say on start is printed
+    // on stdout, and a line per joining peer belongs to -v.
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -289,5 +375,33 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", lanmesh::mesh_key_to_text(&key));
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_port_gets_the_default_one() {
+        assert_eq!(with_default_port("127.0.0.1"), "127.0.0.1:7400");
+        assert_eq!(with_default_port("127.0.0.1:9"), "127.0.0.1:9");
+        assert_eq!(with_default_port("::1"), "[::1]:7400");
+        assert_eq!(with_default_port("[::1]:9"), "[::1]:9");
+        assert_eq!(with_default_port("pi.local"), "pi.local:7400");
+        assert_eq!(with_default_port("pi.local:9"), "pi.local:9");
+        assert_eq!(with_default_port("ws://pi:7401/mesh"), "ws://pi:7401/mesh");
+    }
+
+    #[test]
+    fn names_are_checked_against_the_real_limit() {
+        assert!(check_name("--name", &"a".repeat(64)).is_ok());
+        let e = check_name("--name", &"a".repeat(65))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--name: the name is 65 bytes long; names are at most 64 bytes"
+        );
     }
 }

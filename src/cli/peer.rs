@@ -420,7 +420,9 @@ fn no_request(to: &str, id: u64) -> String {
 /// Reads one action out of a line's object.
 fn parse(obj: &Map<String, Value>) -> Result<Action, String> {
     let to = || match obj.get("to") {
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => super::check_name("\"to\"", s)
+            .map(|()| s.clone())
+            .map_err(|e| e.to_string()),
         Some(other) => Err(format!("\"to\" must be a peer name, not {other}")),
         None => Err("\"to\" is missing".to_owned()),
     };

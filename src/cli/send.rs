@@ -35,6 +35,7 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
+    super::check_name("the recipient (TO)", &args.to)?;
     if let Some(path) = &args.file {
         return send_file(&args, path).await;
     }
