@@ -31,15 +31,31 @@ use tokio::task::JoinSet;
 use super::jsonl::{emit, event, message, put_data, take_data};
 use super::{Connect, RouterWatch};
 
+/// The input and output of `lanmesh peer`, for `--help`.
+const PEER_HELP: &str = r#"Lines on stdin, one JSON object each ("ref" is echoed in the outcome line,
+"encoding":"base64" marks binary data):
+  {"to":"B","data":"hi"}                           send (at most once)
+  {"to":"B","data":"hi","ack":true,"ref":1}        send; then {"event":"acked",..} or {"event":"error",..}
+  {"broadcast":true,"data":"hi"}                   send to everyone else
+  {"to":"S","request":"temp?","timeout_ms":2000}   ask; then {"event":"reply",..} or an error
+  {"reply":5,"to":"A","data":"21.5"}               answer {"event":"request","from":"A","id":5,..}
+  {"decline":5,"to":"A"}                           refuse it (A hears: answers no requests)
+
+Lines on stdout: {"event":"ready",..} first; then messages as `listen --json` prints
+them, and the events acked, sent, reply, request, error, joined, left, disconnected,
+reconnected. End of input closes the peer once every ack and reply it waits for is
+reported, and exits 0."#;
+
 #[derive(Debug, Args)]
+#[command(after_help = PEER_HELP)]
 pub(crate) struct PeerArgs {
     #[command(flatten)]
     connect: Connect,
     /// Our name in the mesh.
     #[arg(long, value_name = "ME")]
     name: String,
-    /// Requests from other peers that may wait for a {"reply":ID,...} line at once; more
-    /// wait at the router's side of the pipe until one is answered.
+    /// Requests from other peers that may wait for a {"reply":ID,...} line at once; as
+    /// many more are held back, and any beyond those are declined.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_requests: usize,
     /// Seconds a request waits for its reply when the line gives no "timeout_ms".

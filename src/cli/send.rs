@@ -17,7 +17,8 @@ use super::progress::{Bar, size};
 pub(crate) struct SendArgs {
     #[command(flatten)]
     connect: Connect,
-    /// Our name in the mesh.
+    /// Our name in the mesh. Runs beside any other process of this user under the same
+    /// name (a `listen` or `peer` of it keeps running).
     #[arg(long, value_name = "ME")]
     name: String,
     /// Wait until the recipient has the message.
