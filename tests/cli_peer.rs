@@ -403,3 +403,15 @@ fn many_processes_of_one_user_share_a_name_without_evicting_each_other() {
     );
     assert_eq!(collect(&pc2, 1, is_message)[0]["data"], "so am I");
 }
+
+/// Two receiving processes cannot share a name (one must get its messages): the newer
+/// takes it, and the older says why it stops, in one line.
+#[test]
+fn a_second_receiver_of_a_name_says_why_the_first_stops() {
+    let (_router, at) = router();
+    let first = Proc::spawn(&["listen", "--router", &at, "--name", "R"]);
+    first.wait_stderr("listening as");
+    let (_second, _stdin) = peer(&at, "R");
+    first.wait_stderr("another process of this user joined as \"R\" to receive its messages");
+    assert!(!first.wait().success());
+}

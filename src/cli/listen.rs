@@ -51,7 +51,7 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         let m = match peer.recv().await {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("lanmesh: {e}");
+                eprintln!("lanmesh: {}", super::session_ended(&args.name, &e));
                 return Ok(ExitCode::from(1));
             }
         };

@@ -249,6 +249,21 @@ pub(crate) fn check_name(arg: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why a receiving session ended for good, in the user's terms: being replaced means a
+/// second receiving process of this user took the name.
+pub(crate) fn session_ended(name: &str, e: &lanmesh::ClientError) -> String {
+    let text = e.to_string();
+    if text.contains("replaced by a newer connection") {
+        format!(
+            "another process of this user joined as {name:?} to receive its messages (a second \
+             listen, peer or respond --name {name}), so this one stops; send, broadcast and \
+             request run beside it under the same name"
+        )
+    } else {
+        text
+    }
+}
+
 /// What a Nack for a message to `to` means, in the words `send` uses.
 pub(crate) fn nack_text(reason: lanmesh::proto::NackReason, to: &str) -> String {
     use lanmesh::proto::NackReason;

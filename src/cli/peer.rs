@@ -145,9 +145,10 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
             m = peer.recv() => match m {
                 Ok(m) => emit(message(&m)),
                 Err(e) => {
-                    eprintln!("lanmesh: {e}");
+                    let why = super::session_ended(&args.name, &e);
+                    eprintln!("lanmesh: {why}");
                     let mut ev = event("closed");
-                    ev.insert("error".into(), e.to_string().into());
+                    ev.insert("error".into(), why.into());
                     emit(ev);
                     break true;
                 }

@@ -73,7 +73,7 @@ pub(crate) async fn run(args: RespondArgs) -> anyhow::Result<ExitCode> {
             m = peer.recv() => match m {
                 Ok(m) => super::listen::print_message(&m, false),
                 Err(e) => {
-                    eprintln!("lanmesh: {e}");
+                    eprintln!("lanmesh: {}", super::session_ended(&args.name, &e));
                     return Ok(ExitCode::from(1));
                 }
             },
