@@ -405,13 +405,26 @@ fn many_processes_of_one_user_share_a_name_without_evicting_each_other() {
 }
 
 /// Two receiving processes cannot share a name (one must get its messages): the newer
-/// takes it, and the older says why it stops, in one line.
+/// takes it, and the older says why it stops, in one line, and exits — a pipe peer too,
+/// though its input is still open.
 #[test]
 fn a_second_receiver_of_a_name_says_why_the_first_stops() {
     let (_router, at) = router();
     let first = Proc::spawn(&["listen", "--router", &at, "--name", "R"]);
     first.wait_stderr("listening as");
-    let (_second, _stdin) = peer(&at, "R");
+    let (second, _input_still_open) = peer(&at, "R");
     first.wait_stderr("another process of this user joined as \"R\" to receive its messages");
     assert!(!first.wait().success());
+    let third = Proc::spawn(&["listen", "--router", &at, "--name", "R"]);
+    third.wait_stderr("listening as");
+    let closed = collect(&second, 1, event_is("closed"));
+    assert!(
+        closed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("another process"),
+        "{}",
+        closed[0]
+    );
+    assert!(!second.wait().success(), "exits although its input is open");
 }

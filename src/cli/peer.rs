@@ -25,7 +25,6 @@ use std::time::Duration;
 use clap::Args;
 use lanmesh::{Message, Peer, PeerEvent};
 use serde_json::{Map, Value};
-use tokio::io::AsyncBufReadExt as _;
 use tokio::task::JoinSet;
 
 use super::jsonl::{emit, event, message, put_data, take_data};
@@ -122,7 +121,7 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
         args.connect.describe()
     );
 
-    let mut input = Lines::new(tokio::io::stdin(), max_line());
+    let mut input = read_stdin(max_line());
     let mut waiting = Waiting::new();
     let mut tasks = JoinSet::new();
     let mut watch = RouterWatch::default();
@@ -130,14 +129,14 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
     let mut line_no = 0u64;
     let failed = loop {
         tokio::select! {
-            line = input.next_line() => match line {
-                Ok(Some(line)) => {
+            line = input.recv() => match line {
+                Some(Ok(line)) => {
                     line_no += 1;
                     let ctx = Ctx { peer: &peer, default_timeout, line: line_no };
                     ctx.handle(line, &mut waiting, &mut tasks).await;
                 }
-                Ok(None) => break false,
-                Err(e) => {
+                None => break false,
+                Some(Err(e)) => {
                     eprintln!("lanmesh: reading standard input: {e}");
                     break false;
                 }
@@ -510,30 +509,60 @@ fn parse(obj: &Map<String, Value>) -> Result<Action, String> {
     )
 }
 
+/// Reads stdin on a thread of its own, line by line, into a bounded channel: a blocked
+/// read must not keep the runtime from ending when the peer stops for another reason,
+/// and a program that writes faster than the mesh takes is held back by the pipe.
+fn read_stdin(max: usize) -> tokio::sync::mpsc::Receiver<std::io::Result<Result<String, String>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let spawned = std::thread::Builder::new()
+        .name("lanmesh-stdin".into())
+        .spawn(move || {
+            let mut lines = Lines::new(std::io::stdin().lock(), max);
+            loop {
+                let next = match lines.next_line() {
+                    Ok(Some(line)) => Ok(line),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let stop = next.is_err();
+                if tx.blocking_send(next).is_err() || stop {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("lanmesh: cannot start reading standard input: {e}");
+    }
+    rx
+}
+
 /// Lines of a byte stream, each at most `max` bytes: a longer one is skipped whole and
-/// reported, never held in memory. Safe to cancel between calls (`select!`): what was read
-/// of a line is kept here.
+/// reported, never held in memory.
 struct Lines<R> {
-    reader: tokio::io::BufReader<R>,
+    reader: R,
     max: usize,
     buf: Vec<u8>,
     overlong: bool,
 }
 
-impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
+impl<R: std::io::BufRead> Lines<R> {
     fn new(reader: R, max: usize) -> Self {
         Self {
-            reader: tokio::io::BufReader::new(reader),
+            reader,
             max,
             buf: Vec::new(),
             overlong: false,
         }
     }
 
-    /// The next line (`Err` says why it cannot be used), or `None` at the end.
-    async fn next_line(&mut self) -> std::io::Result<Option<Result<String, String>>> {
+    /// The next line (`Err` inside says why it cannot be used), or `None` at the end.
+    fn next_line(&mut self) -> std::io::Result<Option<Result<String, String>>> {
         loop {
-            let chunk = self.reader.fill_buf().await?;
+            let chunk = match self.reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             if chunk.is_empty() {
                 if self.buf.is_empty() && !self.overlong {
                     return Ok(None);
@@ -631,14 +660,15 @@ mod tests {
         assert!(e.contains("\"reply\""), "{e}");
     }
 
-    #[tokio::test]
-    async fn lines_are_bounded_and_split_across_reads() {
+    #[test]
+    fn lines_are_bounded_and_split_across_reads() {
         let input: &[u8] = b"short\r\n0123456789abcdef\nlast";
-        let mut lines = Lines::new(input, 8);
-        assert_eq!(lines.next_line().await.unwrap(), Some(Ok("short".into())));
-        let long = lines.next_line().await.unwrap().unwrap().unwrap_err();
+        // A two-byte buffer: every line arrives in pieces.
+        let mut lines = Lines::new(std::io::BufReader::with_capacity(2, input), 8);
+        assert_eq!(lines.next_line().unwrap(), Some(Ok("short".into())));
+        let long = lines.next_line().unwrap().unwrap().unwrap_err();
         assert!(long.contains("longer than 8"), "{long}");
-        assert_eq!(lines.next_line().await.unwrap(), Some(Ok("last".into())));
-        assert_eq!(lines.next_line().await.unwrap(), None);
+        assert_eq!(lines.next_line().unwrap(), Some(Ok("last".into())));
+        assert_eq!(lines.next_line().unwrap(), None);
     }
 }
