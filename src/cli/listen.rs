@@ -40,6 +40,7 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         builder = builder.save_dir(dir);
     }
     let peer = args.connect.connect(builder).await?;
+    super::RouterWatch::spawn(&peer);
     eprintln!(
         "listening as {:?} on {}",
         args.name,
@@ -50,7 +51,7 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         let m = match peer.recv().await {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("lanmesh: {e}");
+                eprintln!("lanmesh: {}", super::session_ended(&args.name, &e));
                 return Ok(ExitCode::from(1));
             }
         };

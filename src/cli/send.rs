@@ -17,7 +17,8 @@ use super::progress::{Bar, size};
 pub(crate) struct SendArgs {
     #[command(flatten)]
     connect: Connect,
-    /// Our name in the mesh.
+    /// Our name in the mesh. Runs beside any other process of this user under the same
+    /// name (a `listen` or `peer` of it keeps running).
     #[arg(long, value_name = "ME")]
     name: String,
     /// Wait until the recipient has the message.
@@ -35,6 +36,7 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
+    super::check_name("the recipient (TO)", &args.to)?;
     if let Some(path) = &args.file {
         return send_file(&args, path).await;
     }

@@ -331,6 +331,12 @@ impl Peer {
         self.queue_acked_flags(to, data.into(), 0).await
     }
 
+    /// [`Peer::queue_acked`] for text (browsers receive it as a string).
+    pub async fn queue_text_acked(&self, to: &str, text: &str) -> Result<Acked, ClientError> {
+        let data = Bytes::copy_from_slice(text.as_bytes());
+        self.queue_acked_flags(to, data, flags::TEXT).await
+    }
+
     async fn queue_acked_flags(
         &self,
         to: &str,
