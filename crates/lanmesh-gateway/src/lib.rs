@@ -8,7 +8,7 @@
 //!   embedded in the binary at build time.
 //! * `GET /api/peers` the member list as JSON (the fields of `lanmesh peers --json`, plus
 //!   message counters); `GET /metrics` Prometheus text. On a mesh with a key both answer
-//!   loopback or a bearer token derived from the key only (see [`access`](crate::access)).
+//!   loopback or a bearer token derived from the key only ([`GatewayConfig`], [`http_token`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod access;
