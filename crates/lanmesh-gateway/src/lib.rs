@@ -14,6 +14,7 @@
 mod access;
 mod assets;
 pub mod frame_guard;
+mod frame_headers;
 mod json;
 mod metrics;
 mod ws;
