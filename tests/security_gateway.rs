@@ -80,7 +80,7 @@ impl RouterProc {
         rss_kib(self.pid()).unwrap()
     }
 
-    /// One counter of `/metrics` (asked from loopback, which every policy answers).
+    /// One counter of `/metrics` (asked from loopback, which the default policy answers).
     fn metric(&self, name: &str) -> u64 {
         let (status, body) = http_get(self.http, "/metrics", None);
         assert_eq!(status, 200, "{body}");
@@ -262,4 +262,92 @@ async fn silent_websockets_leave_the_router_at_a_plateau() {
         last <= settled + 8 * 1024,
         "still growing after the pools filled: {after_round:?}"
     );
+}
+
+/// Writes a fresh mesh key file into the router's state directory's parent.
+fn mesh_key_file(tag: &str) -> (std::path::PathBuf, [u8; 32]) {
+    let key = lanmesh::generate_mesh_key().unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "lanmesh-security-gw-key-{tag}-{}",
+        std::process::id()
+    ));
+    std::fs::write(&path, lanmesh::mesh_key_to_text(&key)).unwrap();
+    (path, key)
+}
+
+#[actix_rt::test]
+async fn a_keyed_mesh_shows_its_peers_and_metrics_only_to_holders_of_the_token() {
+    let (key_file, key) = mesh_key_file("api");
+    let key_path = key_file.to_str().unwrap();
+    // `--api-require-token`: loopback is treated like any other address, which is how a
+    // test on 127.0.0.1 can stand for a machine elsewhere on the LAN.
+    let r = router_process("api", &["--mesh-key-file", key_path, "--api-require-token"]);
+    let member = Peer::builder("secret-member")
+        .router(r.tcp.clone())
+        .mesh_key(key)
+        .connect()
+        .await
+        .unwrap();
+    for path in ["/api/peers", "/metrics"] {
+        let (status, body) = http_get(r.http, path, None);
+        assert_eq!(status, 401, "{path} without a token: {body}");
+        assert!(body.contains("Authorization: Bearer"), "{body}");
+        assert!(!body.contains("secret-member"), "{body}");
+        let (status, body) = http_get(r.http, path, Some(&"00".repeat(32)));
+        assert_eq!(status, 403, "{path} with a wrong token: {body}");
+        assert!(body.contains("wrong token"), "{body}");
+    }
+    // The token `--print-http-token` prints opens both.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lanmesh"))
+        .args(["router", "--mesh-key-file", key_path, "--print-http-token"])
+        .env("LANMESH_HOME", common::proc::test_home())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token, lanmesh::http_token(&key));
+    let (status, body) = http_get(r.http, "/api/peers", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list[0]["name"], "secret-member", "{body}");
+    let (status, body) = http_get(r.http, "/metrics", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("lanmesh_peers 1"), "{body}");
+    // The WebSocket stays open (its handshake needs the key), and the dashboard's files
+    // are public.
+    let mut ws = upgrade(r.http, 1);
+    read_upgraded(&mut ws);
+    assert_eq!(http_get(r.http, "/", None).0, 200);
+    // The member was never disturbed.
+    member
+        .send_acked("secret-member", &b"still here"[..])
+        .await
+        .unwrap();
+    assert_eq!(&member.recv().await.unwrap().data[..], b"still here");
+    let _ = std::fs::remove_file(&key_file);
+}
+
+#[actix_rt::test]
+async fn the_router_machine_reads_its_own_api_and_an_open_mesh_is_open() {
+    let (key_file, key) = mesh_key_file("loopback");
+    let keyed = router_process("loopback", &["--mesh-key-file", key_file.to_str().unwrap()]);
+    let _m = Peer::builder("M")
+        .router(keyed.tcp.clone())
+        .mesh_key(key)
+        .connect()
+        .await
+        .unwrap();
+    let (status, body) = http_get(keyed.http, "/api/peers", None);
+    assert_eq!(status, 200, "loopback is trusted by default: {body}");
+    assert!(body.contains("\"M\""), "{body}");
+    let open = router_process("open", &[]);
+    let (status, _) = http_get(open.http, "/metrics", None);
+    assert_eq!(status, 200);
+    let off = router_process("off", &["--no-api"]);
+    for path in ["/api/peers", "/metrics"] {
+        let (status, body) = http_get(off.http, path, None);
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("--no-api"), "{body}");
+    }
+    let _ = std::fs::remove_file(&key_file);
 }

@@ -69,6 +69,8 @@ async fn bursts_of_silent_connections_take_no_slots_from_legitimate_peers() {
     config.max_connections = 400;
     config.max_handshakes = 64;
     config.max_handshakes_per_ip = 16;
+    // Hundreds of fresh names join here: this test is about slots, not the binding rate.
+    config.new_names = lanmesh::BindingRate::UNLIMITED;
     let h = start(config).await;
     let at = h.local_addrs()[0];
     let a = Peer::builder("A")
@@ -311,6 +313,8 @@ async fn a_full_router_says_it_is_full() {
 async fn one_key_cannot_squat_more_than_its_share_of_names() {
     let mut config = router().config().unwrap();
     config.max_names_per_key = 16;
+    // The count, not the pace, is under test here (the next test has the pace).
+    config.new_names_per_key = lanmesh::BindingRate::UNLIMITED;
     let h = start(config).await;
     let at = h.local_addrs()[0].to_string();
     let owner = Peer::builder("owner")
@@ -356,4 +360,144 @@ async fn one_key_cannot_squat_more_than_its_share_of_names() {
         .connect()
         .await
         .unwrap();
+}
+
+#[actix_rt::test]
+async fn names_bound_too_fast_are_refused_and_everyone_else_still_joins() {
+    let mut config = router().config().unwrap();
+    config.new_names_per_key = lanmesh::BindingRate {
+        burst: 4,
+        every: Duration::from_secs(60),
+    };
+    config.new_names = lanmesh::BindingRate {
+        burst: 12,
+        every: Duration::from_secs(60),
+    };
+    let h = start(config).await;
+    let at = h.local_addrs()[0].to_string();
+    let owner_key = Identity::generate().unwrap();
+    let owner = Peer::builder("owner")
+        .router(at.clone())
+        .identity(owner_key.clone())
+        .connect()
+        .await
+        .unwrap();
+    drop(owner.close().await);
+    // One key, names as fast as the router answers.
+    let squatter = Identity::generate().unwrap();
+    let mut bound = 0;
+    let err = loop {
+        match Peer::builder(format!("squat-{bound}"))
+            .router(at.clone())
+            .identity(squatter.clone())
+            .connect()
+            .await
+        {
+            Ok(p) => {
+                bound += 1;
+                drop(p.close().await);
+            }
+            Err(e) => break e,
+        }
+        assert!(bound < 100, "never refused");
+    };
+    eprintln!("one key bound {bound} names quickly, then: {err}");
+    assert_eq!(bound, 4);
+    assert!(
+        err.to_string().contains("binds new names too fast"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("again in 60 s"), "{err}");
+    // Keys are free: fresh ones, one name each, until the router's own bucket is spent.
+    let mut fresh = 0;
+    let err = loop {
+        match Peer::builder(format!("many-{fresh}"))
+            .router(at.clone())
+            .connect()
+            .await
+        {
+            Ok(p) => {
+                fresh += 1;
+                drop(p.close().await);
+            }
+            Err(e) => break e,
+        }
+        assert!(fresh < 100, "never refused");
+    };
+    eprintln!("fresh keys bound {fresh} more names, then: {err}");
+    assert_eq!(
+        1 + bound + fresh,
+        12,
+        "the router's budget, counting owner's name"
+    );
+    assert!(
+        err.to_string().contains("binding new names too fast"),
+        "{err}"
+    );
+    // A name already bound costs nothing: its owner comes back through all of it, and
+    // the squatter's own names still work for it.
+    let back = Peer::builder("owner")
+        .router(at.clone())
+        .identity(owner_key)
+        .connect()
+        .await
+        .unwrap();
+    let own = Peer::builder("squat-0")
+        .router(at.clone())
+        .identity(squatter)
+        .connect()
+        .await
+        .unwrap();
+    own.send_acked("owner", &b"hi"[..]).await.unwrap();
+    assert_eq!(&back.recv().await.unwrap().data[..], b"hi");
+}
+
+#[actix_rt::test]
+async fn the_operator_releases_a_squatted_name_while_the_router_runs() {
+    let state = std::env::temp_dir().join(format!("lanmesh-release-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let mut config = router().config().unwrap();
+    config.state_dir = Some(state.clone());
+    let h = start(config).await;
+    let at = h.local_addrs()[0].to_string();
+    let squatter = Peer::builder("printer")
+        .router(at.clone())
+        .connect()
+        .await
+        .unwrap();
+    drop(squatter.close().await);
+    let refused = Peer::builder("printer")
+        .router(at.clone())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("belongs to another key"),
+        "{refused}"
+    );
+    let names = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lanmesh"))
+            .arg("names")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(names(&["list"]).contains("printer"));
+    let said = names(&["release", "printer"]);
+    assert!(said.contains("released \"printer\""), "{said}");
+    assert!(!names(&["list"]).contains("printer"));
+    // The running router notices: the real printer (another key) takes the name.
+    let printer = Peer::builder("printer")
+        .router(at.clone())
+        .connect()
+        .await
+        .unwrap();
+    let other = Peer::builder("laptop").router(at).connect().await.unwrap();
+    other.send_acked("printer", &b"page"[..]).await.unwrap();
+    assert_eq!(&printer.recv().await.unwrap().data[..], b"page");
+    let _ = std::fs::remove_dir_all(&state);
 }

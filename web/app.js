@@ -5,6 +5,11 @@ import init, { MeshPeer } from '/pkg/lanmesh_wasm.js';
 const $ = (id) => document.getElementById(id);
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mesh`;
 const meshKey = new URLSearchParams(location.hash.slice(1)).get('key');
+// On a keyed mesh /api and /metrics answer the router's machine, or this bearer token
+// (`lanmesh router --print-http-token`), passed as #key=…&token=….
+const apiToken = new URLSearchParams(location.hash.slice(1)).get('token');
+const api = (path) => fetch(path, apiToken ? { headers: { Authorization: `Bearer ${apiToken}` } } : {})
+  .then((r) => (r.ok ? r : Promise.reject(new Error(`${path}: ${r.status}`))));
 const history = new Array(60).fill(0);
 const lastCounts = new Map();
 let peer = null;
@@ -48,7 +53,7 @@ async function chooseName() {
   if (kept) return kept;
   let taken = false;
   try {
-    taken = (await (await fetch('/api/peers')).json()).some((p) => p.name === 'dashboard');
+    taken = (await (await api('/api/peers')).json()).some((p) => p.name === 'dashboard');
   } catch {}
   return taken ? `dashboard-${Math.random().toString(36).slice(2, 6)}` : 'dashboard';
 }
@@ -88,7 +93,7 @@ function fillRecipients(names) {
 async function refreshPeers() {
   let list;
   try {
-    list = await (await fetch('/api/peers')).json();
+    list = await (await api('/api/peers')).json();
   } catch {
     return;
   }
@@ -123,7 +128,7 @@ async function refreshPeers() {
 async function refreshMetrics() {
   let text;
   try {
-    text = await (await fetch('/metrics')).text();
+    text = await (await api('/metrics')).text();
   } catch {
     return;
   }

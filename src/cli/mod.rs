@@ -5,6 +5,7 @@ mod broadcast;
 mod discover;
 mod jsonl;
 mod listen;
+mod names;
 mod peer;
 mod peers;
 mod progress;
@@ -53,6 +54,8 @@ enum Command {
     Keygen,
     /// List the routers advertised on the LAN (mDNS), or watch them come and go.
     Discover(discover::DiscoverArgs),
+    /// List or release the router's name bindings (works while it runs).
+    Names(names::NamesArgs),
     /// Measure lanmesh next to nats-server and a raw TCP relay on loopback.
     Bench(bench::BenchArgs),
 }
@@ -385,6 +388,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Peers(a) => peers::run(a).await,
         Command::Discover(a) => discover::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Names(a) => names::run(a),
         Command::Keygen => {
             let key = lanmesh::generate_mesh_key().context("making a key")?;
             println!("{}", lanmesh::mesh_key_to_text(&key));

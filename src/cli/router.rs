@@ -22,6 +22,18 @@ pub(crate) struct RouterArgs {
     /// Do not serve the gateway.
     #[arg(long, conflicts_with = "http")]
     no_http: bool,
+    /// Do not serve /api/peers and /metrics (404); the dashboard then shows no peer table
+    /// or counters.
+    #[arg(long)]
+    no_api: bool,
+    /// With a mesh key, /api/peers and /metrics need the bearer token even from this
+    /// machine (by default loopback is trusted).
+    #[arg(long)]
+    api_require_token: bool,
+    /// Print the bearer token of /api/peers and /metrics for the mesh key of
+    /// --mesh-key-file, then exit (send it as `Authorization: Bearer TOKEN`).
+    #[arg(long, requires = "mesh_key_file")]
+    print_http_token: bool,
     /// Do not advertise on mDNS: peers then need --router ADDR.
     #[arg(long)]
     no_mdns: bool,
@@ -45,12 +57,44 @@ pub(crate) struct RouterArgs {
     /// File of `name key-hex` lines pinning names to peer keys.
     #[arg(long, value_name = "FILE")]
     allow: Option<PathBuf>,
+    /// Open connections, handshaking or joined (default 4096).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Open connections from one source address (default 2048).
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Connections still handshaking; when full the oldest is dropped (default 256).
+    #[arg(long, value_name = "N")]
+    max_handshakes: Option<usize>,
+    /// Handshakes under way from one source address (default 32).
+    #[arg(long, value_name = "N")]
+    max_handshakes_per_ip: Option<usize>,
+    /// Names one key may bind (default 16).
+    #[arg(long, value_name = "N")]
+    max_names_per_key: Option<usize>,
+    /// New names one key may bind: BURST/SECS, BURST at once then one every SECS seconds,
+    /// or `off` (default 8/10).
+    #[arg(long, value_name = "BURST/SECS", value_parser = parse_rate)]
+    new_names_per_key: Option<lanmesh::BindingRate>,
+    /// New names all keys together may bind: BURST/SECS or `off` (default 64/1).
+    #[arg(long, value_name = "BURST/SECS", value_parser = parse_rate)]
+    new_names: Option<lanmesh::BindingRate>,
     /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
     #[arg(long, hide = true)]
     plaintext: bool,
 }
 
 pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
+    let mesh_key = match &args.mesh_key_file {
+        Some(path) => Some(lanmesh::mesh_key_from_file(path)?),
+        None => None,
+    };
+    if args.print_http_token {
+        if let Some(key) = &mesh_key {
+            println!("{}", lanmesh::http_token(key));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let home = lanmesh::Home::locate()?;
     let state_dir = args.state_dir.clone().unwrap_or_else(|| home.router_dir());
     // The router's key lives with its state, so that peers can pin it across restarts.
@@ -66,7 +110,10 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         b = b.interface(i.clone());
     }
     if !args.no_http {
-        b = b.http(args.http.clone());
+        let mut gateway = lanmesh::GatewayConfig::default();
+        gateway.api = !args.no_api;
+        gateway.trust_loopback = !args.api_require_token;
+        b = b.http(args.http.clone()).gateway(gateway);
     }
     let listen = if args.listen.is_empty() {
         vec![format!("0.0.0.0:{}", lanmesh_router::DEFAULT_PORT)]
@@ -76,8 +123,8 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     for l in &listen {
         b = b.listen(l.clone());
     }
-    if let Some(path) = &args.mesh_key_file {
-        b = b.mesh_key(lanmesh::mesh_key_from_file(path)?);
+    if let Some(key) = mesh_key {
+        b = b.mesh_key(key);
     }
     if let Some(name) = &args.name {
         b = b.name(name.clone());
@@ -85,6 +132,8 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     if let Some(allow) = &args.allow {
         b = b.allow_list(allow.clone());
     }
+    let budgets = Budgets::from(&args);
+    b = b.configure(move |c| budgets.apply(c));
     let router = b.start().await?;
     let key = lanmesh::proto::handshake::fingerprint(router.handle().config().identity.public());
     println!("lanmesh router · mesh {:?} · key {key}", args.mesh);
@@ -128,6 +177,71 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     router.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The budgets given on the command line; the others keep `RouterConfig`'s defaults.
+#[derive(Debug, Clone, Copy)]
+struct Budgets {
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_handshakes: Option<usize>,
+    max_handshakes_per_ip: Option<usize>,
+    max_names_per_key: Option<usize>,
+    new_names_per_key: Option<lanmesh::BindingRate>,
+    new_names: Option<lanmesh::BindingRate>,
+}
+
+impl From<&RouterArgs> for Budgets {
+    fn from(a: &RouterArgs) -> Self {
+        Self {
+            max_connections: a.max_connections,
+            max_connections_per_ip: a.max_connections_per_ip,
+            max_handshakes: a.max_handshakes,
+            max_handshakes_per_ip: a.max_handshakes_per_ip,
+            max_names_per_key: a.max_names_per_key,
+            new_names_per_key: a.new_names_per_key,
+            new_names: a.new_names,
+        }
+    }
+}
+
+impl Budgets {
+    fn apply(&self, c: &mut lanmesh::RouterConfig) {
+        fn set<T: Copy>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        set(&mut c.max_connections, self.max_connections);
+        set(&mut c.max_connections_per_ip, self.max_connections_per_ip);
+        set(&mut c.max_handshakes, self.max_handshakes);
+        set(&mut c.max_handshakes_per_ip, self.max_handshakes_per_ip);
+        set(&mut c.max_names_per_key, self.max_names_per_key);
+        set(&mut c.new_names_per_key, self.new_names_per_key);
+        set(&mut c.new_names, self.new_names);
+    }
+}
+
+/// `BURST/SECS` (SECS may have a fraction) or `off`.
+fn parse_rate(text: &str) -> Result<lanmesh::BindingRate, String> {
+    if text == "off" {
+        return Ok(lanmesh::BindingRate::UNLIMITED);
+    }
+    let bad = || format!("{text:?}: expected BURST/SECS (for example 8/10) or off");
+    let (burst, secs) = text.split_once('/').ok_or_else(bad)?;
+    let burst: u32 = burst.trim().parse().map_err(|_| bad())?;
+    let every = secs
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(bad)?;
+    if burst == 0 || every.is_zero() {
+        return Err(format!(
+            "{text:?}: BURST and SECS must be above zero (or say off)"
+        ));
+    }
+    Ok(lanmesh::BindingRate { burst, every })
 }
 
 async fn shutdown_signal() {

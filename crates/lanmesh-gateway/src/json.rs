@@ -1,8 +1,10 @@
 //! `GET /api/peers`, in the format of `lanmesh peers --json`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use lanmesh_proto::PeerInfo;
 use lanmesh_router::RouterHandle;
+
+use crate::access::Access;
 
 /// One member as JSON: `{"name","transport","cipher","compression","key","addr","joined_ms"}`
 /// (the `lanmesh peers --json` contract, in that order).
@@ -18,7 +20,14 @@ pub fn peer_json(p: &PeerInfo) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn peers(router: web::Data<RouterHandle>) -> HttpResponse {
+pub(crate) async fn peers(
+    req: HttpRequest,
+    router: web::Data<RouterHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
+    if let Some(refusal) = access.refuse(&req) {
+        return refusal;
+    }
     match router.peer_stats().await {
         Ok(stats) => {
             let list: Vec<serde_json::Value> = stats

@@ -7,11 +7,14 @@
 //! * `GET /` the dashboard, `GET /pkg/*` the wasm client, and the rest of `web/`,
 //!   embedded in the binary at build time.
 //! * `GET /api/peers` the member list as JSON (the fields of `lanmesh peers --json`, plus
-//!   message counters); `GET /metrics` Prometheus text.
+//!   message counters); `GET /metrics` Prometheus text. On a mesh with a key both answer
+//!   loopback or a bearer token derived from the key only ([`GatewayConfig`], [`http_token`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod access;
 mod assets;
 pub mod frame_guard;
+mod frame_headers;
 mod json;
 mod metrics;
 mod ws;
@@ -22,6 +25,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use lanmesh_router::RouterHandle;
 
+pub use access::{GatewayConfig, http_token};
 pub use json::peer_json;
 
 /// Default HTTP port of the gateway.
@@ -49,12 +53,28 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serves the gateway for `router` on `addr`. Call inside an actix system.
+    /// Serves the gateway for `router` on `addr` with the default [`GatewayConfig`]. Call
+    /// inside an actix system.
     pub fn start(router: RouterHandle, addr: SocketAddr) -> Result<Self, GatewayError> {
+        Self::start_with(router, addr, GatewayConfig::default())
+    }
+
+    /// Serves the gateway for `router` on `addr`; `config` says who may read the JSON API
+    /// and metrics. Call inside an actix system.
+    pub fn start_with(
+        router: RouterHandle,
+        addr: SocketAddr,
+        config: GatewayConfig,
+    ) -> Result<Self, GatewayError> {
+        let access = web::Data::new(access::Access::new(
+            config,
+            router.config().mesh_key.as_ref(),
+        ));
         let state = web::Data::new(router);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(access.clone())
                 .route("/mesh", web::get().to(ws::upgrade))
                 .route("/api/peers", web::get().to(json::peers))
                 .route("/metrics", web::get().to(metrics::prometheus))

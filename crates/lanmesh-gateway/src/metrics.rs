@@ -2,10 +2,19 @@
 
 use std::fmt::Write as _;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use lanmesh_router::RouterHandle;
 
-pub(crate) async fn prometheus(router: web::Data<RouterHandle>) -> HttpResponse {
+use crate::access::Access;
+
+pub(crate) async fn prometheus(
+    req: HttpRequest,
+    router: web::Data<RouterHandle>,
+    access: web::Data<Access>,
+) -> HttpResponse {
+    if let Some(refusal) = access.refuse(&req) {
+        return refusal;
+    }
     let peers = router.peers().await.map(|p| p.len()).unwrap_or(0);
     let m = router.metrics();
     let rows: [(&str, &str, &str, u64); 10] = [

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use lanmesh_proto::{HandshakeConfig, Identity, Limits};
 
+pub use crate::bindings::BindingRate;
+
 /// Default TCP port of the router.
 pub const DEFAULT_PORT: u16 = 7400;
 /// Default mesh name (every peer's default too).
@@ -66,6 +68,12 @@ pub struct RouterConfig {
     /// Names one key may bind (default 16; the allow-list may pin more to it). Bindings
     /// persist, so without a bound one key could squat thousands of names.
     pub max_names_per_key: usize,
+    /// New names one key may bind at once, and how fast that comes back (default 8, then
+    /// one every 10 s). Joining under a name the key holds is not counted.
+    pub new_names_per_key: BindingRate,
+    /// New names all keys together may bind (default 64 at once, then one a second):
+    /// keys are free to make, so the per-key budgets alone do not stop squatting.
+    pub new_names: BindingRate,
 }
 
 impl RouterConfig {
@@ -91,6 +99,22 @@ impl RouterConfig {
             state_dir: None,
             allow_list: None,
             max_names_per_key: 16,
+            new_names_per_key: BindingRate {
+                burst: 8,
+                every: Duration::from_secs(10),
+            },
+            new_names: BindingRate {
+                burst: 64,
+                every: Duration::from_secs(1),
+            },
+        }
+    }
+
+    pub(crate) fn binding_limits(&self) -> crate::bindings::BindingLimits {
+        crate::bindings::BindingLimits {
+            max_per_key: self.max_names_per_key,
+            per_key: self.new_names_per_key,
+            overall: self.new_names,
         }
     }
 

@@ -31,8 +31,8 @@ use std::time::Duration;
 use actix::Actor;
 use lanmesh_proto::PeerInfo;
 
-pub use bindings::BINDINGS_FILE;
-pub use config::{DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
+pub use bindings::{BINDINGS_FILE, list_bindings, release_binding};
+pub use config::{BindingRate, DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
 pub use hooks::RouterHooks;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
@@ -105,7 +105,7 @@ impl RouterHandle {
         let bindings = bindings::Bindings::load(
             config.state_dir.as_deref(),
             config.allow_list.as_deref(),
-            config.max_names_per_key,
+            config.binding_limits(),
         )?;
         let config = Arc::new(config);
         let shared = listener::Shared {

@@ -206,29 +206,17 @@ impl Handler<Join> for Router {
     type Result = Result<Joined, JoinRefused>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
-        match self.bindings.claim(&join.info.name, &join.info.key) {
-            Ok(()) => {}
-            Err(Refusal::Owned { owner }) => {
-                return Err(JoinRefused {
-                    code: ErrorCode::NameTaken,
-                    text: format!(
-                        "name {:?} belongs to another key ({}); this peer's key is {}",
-                        join.info.name.as_str(),
-                        lanmesh_proto::handshake::fingerprint(&owner),
-                        lanmesh_proto::handshake::fingerprint(&join.info.key),
-                    ),
-                });
-            }
-            Err(Refusal::TooMany { max }) => {
-                return Err(JoinRefused {
-                    code: ErrorCode::Unauthorized,
-                    text: format!(
-                        "key {} already holds {max} names, the most one key may bind here; \
-                         use one of them",
-                        lanmesh_proto::handshake::fingerprint(&join.info.key),
-                    ),
-                });
-            }
+        let now = std::time::Instant::now();
+        if let Err(refusal) = self.bindings.claim(&join.info.name, &join.info.key, now) {
+            let code = match refusal {
+                Refusal::Owned { .. } => ErrorCode::NameTaken,
+                _ => ErrorCode::Unauthorized,
+            };
+            tracing::debug!(name = %join.info.name.as_str(), ?refusal, "join refused by the name bindings");
+            return Err(JoinRefused {
+                code,
+                text: refusal.text(&join.info.name, &join.info.key),
+            });
         }
         // Several sessions of one key may hold a name: one receives its messages (slot 0)
         // and any number only send (a non-zero id slot each). A session taking a place

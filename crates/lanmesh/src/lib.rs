@@ -30,6 +30,7 @@ pub use lanmesh_client::{
     PeerEvent, Progress, ReceivedFile, RouterPins, Status, Undelivered, blocking,
 };
 pub use lanmesh_discovery as discovery;
+pub use lanmesh_gateway::{GatewayConfig, http_token};
 pub use lanmesh_proto as proto;
-pub use lanmesh_router::{MetricsSnapshot, RouterConfig, RouterHandle, RouterHooks};
+pub use lanmesh_router::{BindingRate, MetricsSnapshot, RouterConfig, RouterHandle, RouterHooks};
 pub use router::{Router, RouterBuilder, RunningRouter, StartError};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lanmesh_client::{ClientError, Peer};
 use lanmesh_discovery::{Advertisement, Advertiser, DiscoveryError};
-use lanmesh_gateway::{Gateway, GatewayError};
+use lanmesh_gateway::{Gateway, GatewayConfig, GatewayError};
 use lanmesh_proto::Identity;
 use lanmesh_router::{RouterConfig, RouterError, RouterHandle, RouterHooks};
 
@@ -61,6 +61,18 @@ pub struct RouterBuilder {
     state_dir: Option<std::path::PathBuf>,
     allow_list: Option<std::path::PathBuf>,
     hooks: Option<std::sync::Arc<dyn RouterHooks>>,
+    gateway: GatewayConfig,
+    adjust: Vec<Adjust>,
+}
+
+/// A change to the [`RouterConfig`] a builder makes, applied last.
+#[derive(Clone)]
+struct Adjust(std::sync::Arc<dyn Fn(&mut RouterConfig) + Send + Sync>);
+
+impl std::fmt::Debug for Adjust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adjust(..)")
+    }
 }
 
 impl RouterBuilder {
@@ -110,6 +122,21 @@ impl RouterBuilder {
     /// address (the CLI's default is `0.0.0.0:7401`; the library serves none unless asked).
     pub fn http(mut self, addr: impl Into<String>) -> Self {
         self.http = Some(addr.into());
+        self
+    }
+
+    /// Who may read the gateway's `/api/peers` and `/metrics` (default: everyone on a mesh
+    /// without a key; loopback and the [`lanmesh_gateway::http_token`] on a keyed one).
+    pub fn gateway(mut self, config: GatewayConfig) -> Self {
+        self.gateway = config;
+        self
+    }
+
+    /// Changes the [`RouterConfig`] this builder makes, after everything else: for the
+    /// budgets and limits that have no method of their own (`max_connections`,
+    /// `max_names_per_key`, the binding rates, ...).
+    pub fn configure(mut self, f: impl Fn(&mut RouterConfig) + Send + Sync + 'static) -> Self {
+        self.adjust.push(Adjust(std::sync::Arc::new(f)));
         self
     }
 
@@ -204,6 +231,9 @@ impl RouterBuilder {
         }
         config.state_dir = self.state_dir.clone();
         config.allow_list = self.allow_list.clone();
+        for adjust in &self.adjust {
+            (adjust.0)(&mut config);
+        }
         Ok(config)
     }
 
@@ -217,7 +247,7 @@ impl RouterBuilder {
         let gateway = match &self.http {
             Some(a) => {
                 let addr = resolve(a)?;
-                Some(Gateway::start(handle.clone(), addr)?)
+                Some(Gateway::start_with(handle.clone(), addr, self.gateway)?)
             }
             None => None,
         };
