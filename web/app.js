@@ -8,12 +8,25 @@ const meshKey = new URLSearchParams(location.hash.slice(1)).get('key');
 // On a keyed mesh /api and /metrics answer the router's machine, or this bearer token
 // (`lanmesh router --print-http-token`), passed as #key=…&token=….
 const apiToken = new URLSearchParams(location.hash.slice(1)).get('token');
-const api = (path) => fetch(path, apiToken ? { headers: { Authorization: `Bearer ${apiToken}` } } : {})
-  .then((r) => (r.ok ? r : Promise.reject(new Error(`${path}: ${r.status}`))));
 const history = new Array(60).fill(0);
-const lastCounts = new Map();
+// Per name, the counters of /api/peers seen over the last RATE_WINDOW_MS. The rates are
+// taken over that window, from whatever samples it holds: a name that is only present
+// now and then (a loop of `lanmesh send`, each one a short session) still gets its
+// rate, since the router counts per name, across its sessions.
+const samples = new Map();
+const RATE_WINDOW_MS = 5000;
 let peer = null;
 let lastTotal = null;
+
+// Reads one of the router's HTTP endpoints (`/api/peers` as JSON, `/metrics` as text).
+// Every fetch goes through here, so that what the router may ask of a caller (a header,
+// credentials) is added in one place.
+async function api(path, as = 'json') {
+  const headers = apiToken ? { Authorization: `Bearer ${apiToken}` } : {};
+  const res = await fetch(path, { cache: 'no-store', headers });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return as === 'json' ? res.json() : res.text();
+}
 
 function setStatus(text, kind) {
   const el = $('status');
@@ -45,31 +58,68 @@ function describe(data) {
   return typeof data === 'string' ? data : `‹${data.length} bytes of binary data›`;
 }
 
-// Tabs of one browser share one key, and the router lets a join with the same key and
-// name replace the older session: so a second tab takes a name of its own (kept across
-// reloads of that tab) instead of kicking the first one out.
-async function chooseName() {
-  const kept = sessionStorage.getItem('lanmesh.dashboard.name');
-  if (kept) return kept;
-  let taken = false;
+// The dashboard's name. The router binds a name to the key that first took it, and every
+// browser (profile, device) has a key of its own, kept in localStorage: so the first
+// browser to open the dashboard is `dashboard` and any other one is `dashboard-XXXX`,
+// XXXX being the start of its key's fingerprint (what a refusal prints as "this peer's
+// key is …"), which stays the same for that browser. The name that worked is kept
+// (localStorage), so a browser goes to it straight away next time. Tabs of one browser
+// share one key, and a join with the same key and name replaces the older session: a
+// tab whose name is already connected takes the next one (`dashboard-XXXX-2`, …), kept
+// across reloads of that tab (sessionStorage).
+const NAME_KEPT = 'lanmesh.dashboard.name';
+
+// The first 4 hex digits of this browser's public key (the wasm client stores the
+// identity as hex: secret, then public key), or null before its first connection.
+function keyTag() {
+  const id = localStorage.getItem('lanmesh.identity') || '';
+  return /^[0-9a-f]{128}$/.test(id) ? id.slice(64, 68) : null;
+}
+
+// What the router says when a name is not this key's to take (bound to another key, or
+// held right now by another key's session).
+const NAME_REFUSED = /belongs to another key|is already held by|is in use/i;
+
+// Names this tab may take, best first.
+function candidates(tried) {
+  const tag = keyTag();
+  const names = [sessionStorage.getItem(NAME_KEPT), localStorage.getItem(NAME_KEPT), 'dashboard'];
+  if (tag) {
+    names.push(`dashboard-${tag}`);
+    for (let n = 2; n <= 9; n++) names.push(`dashboard-${tag}-${n}`);
+  }
+  return [...new Set(names.filter((n) => n && !tried.has(n)))];
+}
+
+// Names connected right now (empty when /api/peers cannot be read).
+async function connectedNames() {
   try {
-    taken = (await (await api('/api/peers')).json()).some((p) => p.name === 'dashboard');
-  } catch {}
-  return taken ? `dashboard-${Math.random().toString(36).slice(2, 6)}` : 'dashboard';
+    return new Set((await api('/api/peers')).map((p) => p.name));
+  } catch {
+    return new Set();
+  }
 }
 
 async function join() {
   await init();
-  let name = await chooseName();
-  for (let attempt = 0; ; attempt++) {
+  const tried = new Set();
+  const kept = sessionStorage.getItem(NAME_KEPT);
+  for (;;) {
+    const busy = await connectedNames();
+    // A reload of this tab takes its name again, even if its old session still shows.
+    const name = candidates(tried).find((n) => n === kept || !busy.has(n))
+      || candidates(tried)[0]
+      || `dashboard-${Math.random().toString(16).slice(2, 8)}`;
+    tried.add(name);
     try {
-      const peer = await MeshPeer.connect(wsUrl, name, { meshKey });
-      sessionStorage.setItem('lanmesh.dashboard.name', name);
-      return peer;
+      const joined = await MeshPeer.connect(wsUrl, name, { meshKey });
+      sessionStorage.setItem(NAME_KEPT, name);
+      // The browser's own name, not a tab's extra one.
+      if (name === 'dashboard' || name === `dashboard-${keyTag()}`) localStorage.setItem(NAME_KEPT, name);
+      return joined;
     } catch (e) {
-      // Another dashboard holds the name: take a variant of it.
-      if (attempt < 3 && /held|taken/i.test(String(e))) {
-        name = `dashboard-${Math.random().toString(36).slice(2, 6)}`;
+      if (NAME_REFUSED.test(String(e.message || e)) && tried.size < 12) {
+        logLine('err', '…', `${String(e.message || e)}; trying another name`);
         continue;
       }
       throw e;
@@ -90,21 +140,39 @@ function fillRecipients(names) {
   select.value = [...select.options].some((o) => o.value === current) ? current : '*';
 }
 
+// Messages per second each way for member `p`, over the samples of the last window.
+function rates(p, now) {
+  let kept = (samples.get(p.name) || []).filter((s) => now - s.t <= RATE_WINDOW_MS);
+  // Lower counters: a new router process; start again.
+  if (kept.length && kept[kept.length - 1].sent > p.messages_sent) kept = [];
+  kept.push({ t: now, sent: p.messages_sent, received: p.messages_received });
+  samples.set(p.name, kept);
+  const first = kept[0];
+  const seconds = (now - first.t) / 1000;
+  if (seconds < 0.5) return [0, 0];
+  return [(p.messages_sent - first.sent) / seconds, (p.messages_received - first.received) / seconds];
+}
+
+function fmtRate(r) {
+  return r >= 10 || r === 0 ? String(Math.round(r)) : r.toFixed(1);
+}
+
 async function refreshPeers() {
   let list;
   try {
-    list = await (await api('/api/peers')).json();
+    list = await api('/api/peers');
   } catch {
     return;
   }
   const tbody = $('peers');
   tbody.innerHTML = '';
+  for (const [name, kept] of samples) {
+    if (performance.now() - kept[kept.length - 1].t > RATE_WINDOW_MS) samples.delete(name);
+  }
   $('peer-count').textContent = list.length;
+  const now = performance.now();
   for (const p of list) {
-    const prev = lastCounts.get(p.name) || { sent: p.messages_sent, received: p.messages_received };
-    const sentRate = Math.max(0, p.messages_sent - prev.sent);
-    const recvRate = Math.max(0, p.messages_received - prev.received);
-    lastCounts.set(p.name, { sent: p.messages_sent, received: p.messages_received });
+    const [sentRate, recvRate] = rates(p, now);
     const tr = document.createElement('tr');
     if (peer && p.name === peer.name) tr.className = 'self';
     const secure = p.cipher !== 'none';
@@ -119,8 +187,8 @@ async function refreshPeers() {
     tags[1].textContent = p.cipher;
     tags[2].textContent = p.compression;
     const nums = tr.querySelectorAll('.num');
-    nums[0].textContent = sentRate;
-    nums[1].textContent = recvRate;
+    nums[0].textContent = fmtRate(sentRate);
+    nums[1].textContent = fmtRate(recvRate);
     tbody.append(tr);
   }
 }
@@ -128,7 +196,7 @@ async function refreshPeers() {
 async function refreshMetrics() {
   let text;
   try {
-    text = await (await api('/metrics')).text();
+    text = await api('/metrics', 'text');
   } catch {
     return;
   }

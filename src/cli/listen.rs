@@ -33,11 +33,7 @@ pub(crate) struct ListenArgs {
 pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     let mut builder = args.connect.builder(Some(&args.name))?;
     if let Some(dir) = &args.save_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
-        // Absolute, so the paths printed for received files are usable anywhere.
-        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-        builder = builder.save_dir(dir);
+        builder = builder.save_dir(writable_dir(dir)?);
     }
     let peer = args.connect.connect(builder).await?;
     super::RouterWatch::spawn(&peer);
@@ -46,9 +42,26 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         args.name,
         args.connect.describe()
     );
+    // SIGINT or SIGTERM: the senders of files in progress are told and the partial
+    // files deleted, rather than left behind for a sender that waits out its deadline.
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<&'static str>();
+    actix_rt::spawn(async move {
+        let _ = stop_tx.send(stop_signal().await);
+    });
     let mut seen = 0u64;
     while args.count.is_none_or(|n| seen < n) {
-        let m = match peer.recv().await {
+        let received = tokio::select! {
+            r = peer.recv() => r,
+            signal = &mut stop => {
+                let _ = tokio::time::timeout(CLOSE_ON_SIGNAL, peer.close()).await;
+                let removed = lanmesh::remove_partial_files();
+                if removed > 0 {
+                    eprintln!("lanmesh: {}; deleted {removed} partial file(s)", signal.unwrap_or("stopped"));
+                }
+                return Ok(ExitCode::from(130));
+            }
+        };
+        let m = match received {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("lanmesh: {}", super::session_ended(&args.name, &e));
@@ -63,6 +76,49 @@ pub(crate) async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     }
     peer.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM, named.
+pub(crate) async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
+}
+
+/// How long a listener stopped by a signal waits for its goodbyes to leave.
+const CLOSE_ON_SIGNAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `dir`, created if missing, absolute (so the paths printed for received files are
+/// usable anywhere), once a file could be created in it: a listener that could not save
+/// anything says so at start, not to its first sender.
+fn writable_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the save directory {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let probe = dir.join(format!(".lanmesh-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(dir)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot save files in {}: {e}",
+            dir.display()
+        )),
+    }
 }
 
 /// Prints one received message, as text when it is UTF-8.

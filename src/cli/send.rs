@@ -121,9 +121,21 @@ async fn send_file(args: &SendArgs, path: &Path) -> anyhow::Result<ExitCode> {
         |n| n.to_string_lossy().into_owned(),
     );
     let mut bar = Bar::new(label);
-    let result = peer
-        .send_file_with_progress(&args.to, path, |p| bar.update(p))
-        .await;
+    // SIGINT or SIGTERM ends the transfer (dropping it tells the recipient, which
+    // deletes its partial file) and then the connection.
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<&'static str>();
+    actix_rt::spawn(async move {
+        let _ = stop_tx.send(super::listen::stop_signal().await);
+    });
+    let result = tokio::select! {
+        r = peer.send_file_with_progress(&args.to, path, |p| bar.update(p)) => r,
+        signal = stop => {
+            bar.finish();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), peer.close()).await;
+            eprintln!("lanmesh: {}; the transfer to {:?} is cancelled", signal.unwrap_or("stopped"), args.to);
+            return Ok(ExitCode::from(130));
+        }
+    };
     bar.finish();
     peer.close().await;
     match result {

@@ -159,6 +159,15 @@ impl Browser {
         )
     }
 
+    /// Runs a synchronous script with `args` (`arguments` in the script).
+    pub(crate) fn call_sync(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "execute/sync",
+            Some(&json!({ "script": script, "args": args })),
+        )
+    }
+
     /// Polls `script` until it returns true.
     pub(crate) fn wait_for(&self, what: &str, script: &str) {
         let start = Instant::now();

@@ -221,6 +221,27 @@ fn read_block(mut file: std::fs::File, want: usize) -> std::io::Result<(std::fs:
 
 /// Numbers incoming transfers: names their temporary files.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+/// The temporary files of the transfers in progress in this process, for
+/// [`remove_partial_files`].
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn partial() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PARTIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Deletes the temporary files of every incoming transfer still in progress in this
+/// process, at once (a process about to exit on a signal has no time for the transfer
+/// tasks to do it); returns how many it deleted. Call it after [`crate::Peer::close`],
+/// which tells the senders.
+pub fn remove_partial_files() -> usize {
+    let mut removed = 0;
+    for path in partial().drain(..) {
+        if std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
 /// Choosing a free final name and renaming to it happen under this lock, so two files
 /// of the same name arriving at once do not overwrite each other.
 static RENAME: Mutex<()> = Mutex::new(());
@@ -254,8 +275,10 @@ pub(crate) fn receive(
         name,
         dir,
     };
+    partial().push(temp.clone());
     tokio::spawn(async move {
         let result = job.receive(&temp, rx).await;
+        partial().retain(|p| *p != temp);
         job.endpoint.lock().forget_receiving(&job.from, job.blob);
         if let Err(failure) = result {
             debug!(from = %job.from, blob, reason = failure.log, "incoming file failed");

@@ -34,7 +34,7 @@ mod pins;
 pub use config::PeerConfig;
 pub use driver::PeerActor;
 pub use endpoint::{RequestHandler, SEND_QUEUE_BYTES};
-pub use files::{FileSent, Progress, ReceivedFile};
+pub use files::{FileSent, Progress, ReceivedFile, remove_partial_files};
 pub use hooks::Hooks;
 pub use lanmesh_core::{ClientError, CloseReport, Message, PeerEvent, Status, Undelivered};
 pub use peer::{Acked, Peer, PeerBuilder};

@@ -92,7 +92,8 @@ pub enum AbortReason {
     Io,
     /// The other side broke the blob protocol (offsets, window, sizes).
     Protocol,
-    /// The sender gave up (cancelled, or its file changed while it was read).
+    /// The side that sent it gave up: a sender that cancelled, or whose file changed
+    /// while it was read; a receiver (or sender) that is closing.
     Cancelled,
     /// Nothing happened for too long.
     Timeout,

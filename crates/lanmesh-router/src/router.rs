@@ -17,7 +17,6 @@ struct Attachment {
     session_id: u64,
     /// Its session and that session's pressure, shared with every routing snapshot.
     route: Arc<Route>,
-    counters: Arc<SessionCounters>,
     resume: bytes::Bytes,
     info: PeerInfo,
 }
@@ -47,9 +46,11 @@ impl Member {
     }
 }
 
-/// Messages a session forwarded for its peer and delivered to it.
+/// Messages a name's sessions forwarded for it and delivered to it, since the router
+/// started: one set per name, shared by all its sessions, present and past, so that the
+/// rates the dashboard shows include `lanmesh send` processes that come and go.
 #[derive(Debug, Default)]
-pub(crate) struct SessionCounters {
+pub(crate) struct NameCounters {
     pub(crate) sent: std::sync::atomic::AtomicU64,
     pub(crate) received: std::sync::atomic::AtomicU64,
 }
@@ -70,8 +71,14 @@ pub struct Router {
     members: HashMap<Name, Member>,
     snapshot: Snapshot,
     bindings: Bindings,
+    /// Traffic per name (see [`NameCounters`]); at most [`TRAFFIC_NAMES`] names beyond
+    /// the members.
+    traffic: HashMap<Name, Arc<NameCounters>>,
     pub(crate) hooks: crate::hooks::Dispatch,
 }
+
+/// How many names that are not members keep their traffic counters.
+const TRAFFIC_NAMES: usize = 4096;
 
 impl Actor for Router {
     type Context = Context<Self>;
@@ -85,7 +92,6 @@ pub(crate) struct Join {
     /// How the other sessions reach it, once it is a member.
     pub(crate) route: Arc<Route>,
     pub(crate) info: PeerInfo,
-    pub(crate) counters: Arc<SessionCounters>,
     /// The peer's resume token: the same one again means the same process reconnecting.
     pub(crate) resume: bytes::Bytes,
     /// Its id slot: 0 to receive the name's messages, else an extra sending session.
@@ -96,6 +102,8 @@ pub(crate) struct Join {
 pub(crate) struct Joined {
     pub(crate) snapshot: Snapshot,
     pub(crate) peers: Vec<PeerInfo>,
+    /// The name's traffic counters, which the session adds to from now on.
+    pub(crate) counters: Arc<NameCounters>,
 }
 
 /// Refused, with the code and text for the `Error` frame.
@@ -132,13 +140,12 @@ impl Handler<ListPeerStats> for Router {
             .members
             .values()
             .filter_map(|m| {
+                let info = m.info()?;
+                let counters = self.traffic.get(&info.name);
                 Some(PeerStats {
-                    info: m.info()?.clone(),
-                    messages_sent: m.attachments().map(|a| a.counters.sent.load(Relaxed)).sum(),
-                    messages_received: m
-                        .attachments()
-                        .map(|a| a.counters.received.load(Relaxed))
-                        .sum(),
+                    info: info.clone(),
+                    messages_sent: counters.map_or(0, |c| c.sent.load(Relaxed)),
+                    messages_received: counters.map_or(0, |c| c.received.load(Relaxed)),
                 })
             })
             .collect();
@@ -153,8 +160,21 @@ impl Router {
             members: HashMap::new(),
             snapshot: Snapshot::default(),
             bindings,
+            traffic: HashMap::new(),
             hooks: Default::default(),
         }
+    }
+
+    /// The traffic counters of `name`, made on its first join.
+    fn counters_of(&mut self, name: &Name) -> Arc<NameCounters> {
+        if !self.traffic.contains_key(name)
+            && self.traffic.len() >= self.members.len() + TRAFFIC_NAMES
+        {
+            // Names that left long ago, or never came back, make room.
+            let members = &self.members;
+            self.traffic.retain(|n, _| members.contains_key(n));
+        }
+        Arc::clone(self.traffic.entry(name.clone()).or_default())
     }
 
     fn rebuild_snapshot(&mut self) {
@@ -275,10 +295,10 @@ impl Handler<Join> for Router {
         let announce = !existed || (join.slot == 0 && !resumed);
         info!(peer = %join.info.name, addr = %join.info.addr, slot = join.slot, resumed, "peer joined");
         let event = announce.then(|| Frame::PeerJoined(join.info.clone()));
+        let name = join.info.name.clone();
         let attachment = Attachment {
             session_id: join.session_id,
             route: join.route,
-            counters: join.counters,
             resume: join.resume,
             info: join.info,
         };
@@ -292,6 +312,7 @@ impl Handler<Join> for Router {
         Ok(Joined {
             snapshot: self.snapshot.clone(),
             peers: self.peer_list(),
+            counters: self.counters_of(&name),
         })
     }
 }

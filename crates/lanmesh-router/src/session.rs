@@ -33,7 +33,7 @@ use crate::config::RouterConfig;
 use crate::inbox::{Inbox, Refused};
 use crate::metrics::Metrics;
 use crate::pressure::{Pressure, STUCK_AFTER};
-use crate::router::{Join, Leave, ListPeers, Router, SessionCounters};
+use crate::router::{Join, Leave, ListPeers, NameCounters, Router};
 use crate::shutdown::{Shutdown, Stop};
 use crate::table::{Forward, Replaced, Route, Snapshot};
 
@@ -59,7 +59,8 @@ pub struct Session {
     metrics: Arc<Metrics>,
     reader: StreamReader,
     writer: StreamWriter,
-    counters: Arc<SessionCounters>,
+    /// Its name's traffic counters, once it joined (see `NameCounters`).
+    counters: Arc<NameCounters>,
     /// This session's congestion, seen by the sessions that forward to it.
     pressure: Arc<Pressure>,
     /// Congested sessions this one forwarded to: it reads no more until they clear.
@@ -262,7 +263,6 @@ impl Session {
                 inbox: self.inbox.clone(),
             }),
             info,
-            counters: self.counters.clone(),
             resume,
             slot,
         };
@@ -273,7 +273,10 @@ impl Session {
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     match res {
-                        Ok(Ok(joined)) => act.core.joined(joined.snapshot, joined.peers),
+                        Ok(Ok(joined)) => {
+                            act.counters = joined.counters;
+                            act.core.joined(joined.snapshot, joined.peers);
+                        }
                         Ok(Err(refused)) => {
                             info!(remote = %act.remote, reason = %refused.text, "join refused");
                             act.core.refuse(refused.code, &refused.text);

@@ -28,6 +28,7 @@ pub use keys::{KeyError, generate_mesh_key, mesh_key_from_file, mesh_key_to_text
 pub use lanmesh_client::{
     Acked, ClientError, CloseReport, FileSent, Hooks, Message, Peer, PeerBuilder, PeerConfig,
     PeerEvent, Progress, ReceivedFile, RouterPins, Status, Undelivered, blocking,
+    remove_partial_files,
 };
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_gateway::{GatewayConfig, http_token};

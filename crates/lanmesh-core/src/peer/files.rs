@@ -393,6 +393,8 @@ impl Files {
                     AbortReason::Refused | AbortReason::TooLarge => {
                         ClientError::FileRefused { name, text }
                     }
+                    // The receiver is closing (see `closing`).
+                    AbortReason::Cancelled => went_away(&name, Some(&text)),
                     _ => ClientError::FileFailed { name, text },
                 };
                 self.fail_outgoing(blob, error);
@@ -437,7 +439,13 @@ impl Files {
             }
         }
         for blob in ended {
+            let streaming = self
+                .outgoing
+                .get(&blob)
+                .is_some_and(|o| matches!(o.state, Sending::Streaming { .. }));
             let error = match reason {
+                // It took the offer, so it was there: it went away since.
+                NackReason::UnknownPeer if streaming => went_away(peer.as_str(), None),
                 NackReason::UnknownPeer => ClientError::UnknownPeer {
                     name: peer.to_string(),
                 },
@@ -695,12 +703,21 @@ impl Files {
             .map(|(b, _)| *b)
             .collect();
         for blob in blobs {
-            self.fail_outgoing(
-                blob,
-                ClientError::UnknownPeer {
-                    name: peer.to_string(),
-                },
-            );
+            self.fail_outgoing(blob, went_away(peer.as_str(), None));
+        }
+    }
+
+    /// This peer is closing: every transfer, both ways, ends now, and the other side of
+    /// each is told (a receiver then deletes its partial file, a sender stops at once
+    /// rather than waiting out its deadlines).
+    pub(crate) fn closing(&mut self) {
+        let keys: alloc::vec::Vec<(Name, u64)> = self.incoming.keys().cloned().collect();
+        for (from, blob) in keys {
+            self.abort(&from, blob, AbortReason::Cancelled, "the receiver closed");
+        }
+        let blobs: alloc::vec::Vec<u64> = self.outgoing.keys().copied().collect();
+        for blob in blobs {
+            self.cancel(blob, "the sender closed");
         }
     }
 
@@ -834,5 +851,17 @@ fn kind(frame: &BlobFrame) -> &'static str {
         BlobFrame::Done { .. } => "Done",
         BlobFrame::Abort { .. } => "Abort",
         BlobFrame::Cancel { .. } => "Cancel",
+    }
+}
+
+/// The error of a transfer whose receiver `peer` left, or closed, in the middle of it.
+fn went_away(peer: &str, detail: Option<&str>) -> ClientError {
+    let mut text = alloc::format!("{peer:?} went away during the transfer");
+    if let Some(d) = detail.filter(|d| !d.is_empty()) {
+        text.push_str(&alloc::format!(" ({d})"));
+    }
+    ClientError::FileFailed {
+        name: peer.to_string(),
+        text,
     }
 }

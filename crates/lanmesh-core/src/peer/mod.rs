@@ -994,6 +994,11 @@ impl PeerCore {
     pub fn close(&mut self, now: Instant) {
         self.tick(now);
         self.config.reconnect = false;
+        if matches!(self.phase, Phase::Running) {
+            // Before the Close: the other ends of its file transfers hear why they end.
+            self.files.closing();
+            self.flush_files();
+        }
         if matches!(self.phase, Phase::Running) && self.send_frame(&Frame::Close).is_ok() {
             self.phase = Phase::Closing {
                 deadline: now + self.config.close_timeout,
