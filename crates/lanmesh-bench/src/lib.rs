@@ -1,9 +1,9 @@
 //! The lanmesh benchmark suite (`lanmesh bench`).
 //!
 //! It measures lanmesh (encrypted and compressed, with ChaCha20-Poly1305 or, opted in,
-//! AES-256-GCM; and plaintext) next to nats-server and a raw tokio TCP relay, each as a
-//! server process on a loopback port started by the bench itself, with the clients in
-//! this process:
+//! AES-256-GCM; and plaintext) next to nats-server, mosquitto and a raw tokio TCP relay,
+//! each as a server process on a loopback port started by the bench itself, with the
+//! clients in this process (mosquitto's in `lanmesh-bench-peers`, see `external`):
 //!
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
 //! * `servers`: the server processes; [`relay`]: the relay baseline itself.
@@ -17,6 +17,7 @@
 
 mod endpoint;
 mod error;
+mod external;
 mod machine;
 pub mod relay;
 pub mod report;
@@ -30,12 +31,13 @@ mod worker;
 use std::path::PathBuf;
 
 pub use error::BenchError;
+pub use external::find_peers_binary;
 pub use machine::Machine;
 pub use relay::RelayServer;
 pub use report::Report;
 pub use row::{Row, System, Test};
 pub use scenarios::Budget;
-pub use servers::find_nats_server;
+pub use servers::{find_mosquitto, find_nats_server};
 
 use endpoint::lanmesh::LanmeshEndpoint;
 use endpoint::relay::RelayEndpoint;
@@ -57,6 +59,8 @@ pub struct Options {
     pub systems: Vec<System>,
     /// nats-server's path, when it is not found by [`find_nats_server`].
     pub nats_server: Option<PathBuf>,
+    /// `lanmesh-bench-peers`, when it is not found by [`find_peers_binary`].
+    pub peers: Option<PathBuf>,
 }
 
 impl Options {
@@ -73,6 +77,7 @@ impl Options {
             tests: Test::ALL.to_vec(),
             systems: System::ALL.to_vec(),
             nats_server: None,
+            peers: None,
         }
     }
 }
@@ -98,31 +103,56 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
         failures: 0,
     };
     let nats = nats_binary(opts);
+    let peers = peers_binary(opts);
     let mut systems = Vec::new();
     for &system in &opts.systems {
-        match (system, &nats) {
-            (System::Nats, Err(why)) => {
+        let missing = match (system, &nats, &peers) {
+            (System::Nats, Err(why), _) => Some(why),
+            (System::Mosquitto, _, Err(why)) => Some(why),
+            _ => None,
+        };
+        match missing {
+            Some(why) => {
                 progress(Progress::Note(why));
                 report.notes.push(why.clone());
             }
-            _ => systems.push(system),
+            None => systems.push(system),
         }
     }
+    let bins = Binaries {
+        nats: nats.as_ref().ok(),
+        peers: peers.as_ref().ok(),
+    };
     for &test in &opts.tests {
-        let bin = nats.as_ref().ok();
+        // External systems take part in the tests their client binary measures.
+        let systems: Vec<System> = systems
+            .iter()
+            .copied()
+            .filter(|s| !s.is_external() || external::measures(test))
+            .collect();
         if matches!(test, Test::Rtt64 | Test::Throughput(_)) {
             for &system in &systems {
                 progress(Progress::Start(system, test));
             }
             let outcomes = if test == Test::Rtt64 {
-                rtt::side_by_side(&systems, &opts.budget, |system| rtt_pair(opts, system, bin))
+                // The round trip runs side by side through an in-process echo pair;
+                // an external system's pair lives in its own process, measured after.
+                let (inside, outside): (Vec<System>, Vec<System>) =
+                    systems.iter().partition(|s| !s.is_external());
+                let mut outcomes = rtt::side_by_side(&inside, &opts.budget, |system| {
+                    rtt_pair(opts, system, &bins)
+                });
+                for system in outside {
+                    outcomes.push((system, measure(opts, system, test, &bins)));
+                }
+                outcomes
             } else {
                 let budget = opts.budget.turn(turns::TURNS);
                 turns::in_turns(
                     &systems,
                     turns::TURNS,
-                    |system| start_server(opts, system, bin),
-                    |system, server| run_test(system, server, test, &budget),
+                    |system| start_server(opts, system, &bins),
+                    |system, server| run_test(system, server, test, &budget, &bins),
                     turns::add,
                 )
             };
@@ -133,7 +163,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
         }
         for &system in &systems {
             progress(Progress::Start(system, test));
-            let outcome = measure(opts, system, test, bin);
+            let outcome = measure(opts, system, test, &bins);
             record(&mut report, &mut progress, system, test, outcome);
         }
     }
@@ -173,15 +203,37 @@ fn nats_binary(opts: &Options) -> Result<PathBuf, String> {
     })
 }
 
+/// The programs the bench runs besides itself, where found.
+struct Binaries<'a> {
+    nats: Option<&'a PathBuf>,
+    peers: Option<&'a PathBuf>,
+}
+
+fn peers_binary(opts: &Options) -> Result<PathBuf, String> {
+    if !opts.systems.contains(&System::Mosquitto) {
+        return Err(String::new());
+    }
+    let Some(peers) = opts.peers.clone().or_else(|| find_peers_binary(&opts.exe)) else {
+        return Err("mosquitto: lanmesh-bench-peers not built (`just bench` builds bench/peers); skipping the mosquitto rows".into());
+    };
+    if find_mosquitto().is_none() {
+        return Err(
+            "mosquitto: not installed (apt-get install mosquitto); skipping the mosquitto rows"
+                .into(),
+        );
+    }
+    Ok(peers)
+}
+
 /// Starts a fresh server for one test and runs it.
 fn measure(
     opts: &Options,
     system: System,
     test: Test,
-    nats: Option<&PathBuf>,
+    bins: &Binaries<'_>,
 ) -> Result<Row, BenchError> {
-    let server = start_server(opts, system, nats)?;
-    run_test(system, &server, test, &opts.budget)
+    let server = start_server(opts, system, bins)?;
+    run_test(system, &server, test, &opts.budget, bins)
 }
 
 /// Runs one test of `system` against its running server.
@@ -190,6 +242,7 @@ fn run_test(
     server: &ServerProcess,
     test: Test,
     budget: &Budget,
+    bins: &Binaries<'_>,
 ) -> Result<Row, BenchError> {
     let target = Target {
         system,
@@ -204,6 +257,13 @@ fn run_test(
         System::Nats => scenario::<endpoint::nats::NatsEndpoint>(server, target, test, budget),
         #[cfg(not(feature = "nats"))]
         System::Nats => Err(BenchError::client("nats", "built without the nats feature")),
+        System::Mosquitto => {
+            let peers = bins.peers.ok_or(BenchError::Server {
+                what: "lanmesh-bench-peers",
+                text: "not found".into(),
+            })?;
+            external::run(peers, system, server.addr(), test, budget)
+        }
     }
 }
 
@@ -211,9 +271,9 @@ fn run_test(
 fn rtt_pair(
     opts: &Options,
     system: System,
-    nats: Option<&PathBuf>,
+    bins: &Binaries<'_>,
 ) -> Result<(ServerProcess, rtt::RttPair), BenchError> {
-    let server = start_server(opts, system, nats)?;
+    let server = start_server(opts, system, bins)?;
     let target = Target {
         system,
         addr: server.addr(),
@@ -227,6 +287,12 @@ fn rtt_pair(
         System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target)?,
         #[cfg(not(feature = "nats"))]
         System::Nats => return Err(BenchError::client("nats", "built without the nats feature")),
+        System::Mosquitto => {
+            return Err(BenchError::client(
+                "mosquitto",
+                "measured in its own process",
+            ));
+        }
     };
     Ok((server, pair))
 }
@@ -235,18 +301,25 @@ fn rtt_pair(
 fn start_server(
     opts: &Options,
     system: System,
-    nats: Option<&PathBuf>,
+    bins: &Binaries<'_>,
 ) -> Result<ServerProcess, BenchError> {
     match system {
         System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false),
         System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true),
         System::Relay => servers::start_relay(&opts.exe),
         System::Nats => {
-            let bin = nats.ok_or(BenchError::Server {
+            let bin = bins.nats.ok_or(BenchError::Server {
                 what: "nats-server",
                 text: "not found".into(),
             })?;
             servers::start_nats(bin)
+        }
+        System::Mosquitto => {
+            let bin = find_mosquitto().ok_or(BenchError::Server {
+                what: "mosquitto",
+                text: "not found".into(),
+            })?;
+            servers::start_mosquitto(&bin)
         }
     }
 }

@@ -106,8 +106,8 @@ impl Report {
     /// by each baseline, test by test.
     pub fn ratios(&self) -> String {
         let mut s = String::from(
-            "| test | compared on | lanmesh ÷ nats | lanmesh ÷ relay | aes ÷ nats | aes ÷ relay | plain ÷ nats | plain ÷ relay |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|\n",
+            "| test | compared on | lanmesh ÷ nats | lanmesh ÷ relay | aes ÷ nats | aes ÷ relay | plain ÷ nats | plain ÷ relay | lanmesh ÷ mosquitto |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         let ours = [System::Lanmesh, System::LanmeshAes, System::LanmeshPlain];
         for test in Test::ALL {
@@ -120,6 +120,8 @@ impl Report {
                     let _ = write!(line, " {} |", ratio_text(self.ratio(test, sys, base)));
                 }
             }
+            let mosquitto = self.ratio(test, System::Lanmesh, System::Mosquitto);
+            let _ = write!(line, " {} |", ratio_text(mosquitto));
             let _ = writeln!(s, "{line}");
         }
         s

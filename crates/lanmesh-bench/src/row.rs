@@ -23,15 +23,20 @@ pub enum System {
     /// A one-hop tokio TCP relay of length-prefixed messages: the ceiling.
     #[serde(rename = "relay")]
     Relay,
+    /// mosquitto (MQTT 3.1.1, QoS 0), through rumqttc in the `lanmesh-bench-peers`
+    /// binary (bench/peers, outside the workspace build).
+    #[serde(rename = "mosquitto")]
+    Mosquitto,
 }
 
 impl System {
     /// Every system, in the order of the report.
-    pub const ALL: [System; 5] = [
+    pub const ALL: [System; 6] = [
         Self::Lanmesh,
         Self::LanmeshAes,
         Self::LanmeshPlain,
         Self::Nats,
+        Self::Mosquitto,
         Self::Relay,
     ];
 
@@ -43,7 +48,13 @@ impl System {
             Self::LanmeshPlain => "lanmesh-plain",
             Self::Nats => "nats",
             Self::Relay => "relay",
+            Self::Mosquitto => "mosquitto",
         }
+    }
+
+    /// Whether this system's client runs in another process (`lanmesh-bench-peers`).
+    pub fn is_external(self) -> bool {
+        self == Self::Mosquitto
     }
 }
 

@@ -86,7 +86,9 @@ pub(crate) fn start_lanmesh(exe: &Path, plaintext: bool) -> Result<ServerProcess
     cmd.arg("--state-dir").arg(&scratch);
     cmd.env("RUST_LOG", "error").stderr(Stdio::null());
     let mut server = spawn_and_wait(cmd, "lanmesh router", Pipe::Stdout, |line| {
-        line.trim_start().strip_prefix("tcp").map(str::trim)
+        line.trim_start()
+            .strip_prefix("tcp")
+            .map(|a| a.trim().to_owned())
     })?;
     server.scratch = Some(scratch);
     Ok(server)
@@ -97,7 +99,7 @@ pub(crate) fn start_relay(exe: &Path) -> Result<ServerProcess, BenchError> {
     let mut cmd = Command::new(exe);
     cmd.args(["bench", "--relay-server"]).stderr(Stdio::null());
     spawn_and_wait(cmd, "relay", Pipe::Stdout, |line| {
-        line.strip_prefix("relay ").map(str::trim)
+        line.strip_prefix("relay ").map(|a| a.trim().to_owned())
     })
 }
 
@@ -108,8 +110,49 @@ pub(crate) fn start_nats(bin: &Path) -> Result<ServerProcess, BenchError> {
         .stdout(Stdio::null());
     spawn_and_wait(cmd, "nats-server", Pipe::Stderr, |line| {
         line.split_once("Listening for client connections on ")
-            .map(|(_, addr)| addr.trim())
+            .map(|(_, addr)| addr.trim().to_owned())
     })
+}
+
+/// Starts mosquitto on a free loopback port (from a config file of its own, removed
+/// with it: `-p` alone would listen on every interface).
+pub(crate) fn start_mosquitto(bin: &Path) -> Result<ServerProcess, BenchError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!(
+        "lanmesh-bench-mosquitto-{}-{run}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&scratch)?;
+    let conf = scratch.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"),
+    )?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-c").arg(&conf).stdout(Stdio::null());
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn_and_wait(cmd, "mosquitto", Pipe::Stderr, |line| {
+        line.contains("Opening ipv4 listen socket on port")
+            .then(|| addr.clone())
+    })?;
+    server.scratch = Some(scratch);
+    Ok(server)
+}
+
+/// Where mosquitto is: `$MOSQUITTO`, then `/usr/sbin/mosquitto` (Debian's package), then
+/// `$PATH`.
+pub fn find_mosquitto() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    candidates.extend(std::env::var_os("MOSQUITTO").map(PathBuf::from));
+    candidates.push(PathBuf::from("/usr/sbin/mosquitto"));
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("mosquitto")));
+    }
+    candidates.into_iter().find(|c| c.is_file())
 }
 
 /// Where nats-server is: `explicit`, then `$NATS_SERVER`, then the scripts directory of
@@ -156,7 +199,7 @@ fn spawn_and_wait(
     mut cmd: Command,
     what: &'static str,
     pipe: Pipe,
-    addr_of: impl Fn(&str) -> Option<&str>,
+    addr_of: impl Fn(&str) -> Option<String>,
 ) -> Result<ServerProcess, BenchError> {
     cmd.stdin(Stdio::null());
     match pipe {

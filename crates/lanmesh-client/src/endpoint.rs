@@ -23,10 +23,13 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::inbox::Inbox;
 
-/// Bytes a peer's sends queue ahead of its socket before `send` waits: enough for a few
-/// full records, few enough that the router starts on the first ones while the sender
-/// makes the next.
-pub const SEND_QUEUE_BYTES: usize = 256 * 1024;
+/// Bytes a peer's sends queue ahead of its socket before `send` waits. Larger than one
+/// large message: a 1 MiB `send` finds room while the previous one is still being
+/// written, so the sender encrypts the next message while the socket takes the last
+/// (with a window smaller than the message, every large send waited for the one before
+/// to drain). The router still starts on the first records at once: they are handed
+/// out as soon as they are sealed.
+pub const SEND_QUEUE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Membership events kept for a handle that has not read them yet; one that falls further
 /// behind learns it (`Lagged`) and reads the member list instead.

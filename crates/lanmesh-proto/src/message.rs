@@ -39,7 +39,13 @@ pub fn probed_message_frames(
     probe: &CompressionProbe,
 ) -> Vec<Frame> {
     let len = data.len();
-    let compression = probe.choose(negotiated, len);
+    let mut compression = probe.choose(negotiated, len);
+    if compression == Compression::Snappy && len >= SAMPLE_FROM && !sample_shrinks(&data) {
+        // A large payload whose sample does not shrink is sent as it is: one pass of
+        // Snappy over a few KiB instead of over the whole payload.
+        probe.note(false);
+        compression = Compression::None;
+    }
     let frames = message_frames(dest, id, flag_bits, data, compression);
     if compression == Compression::Snappy && len >= COMPRESS_THRESHOLD {
         let shrank = match frames.first() {
@@ -50,6 +56,18 @@ pub fn probed_message_frames(
         probe.note(shrank);
     }
     frames
+}
+
+/// Payloads from this size on are compressed only when a sample of them shrinks.
+pub const SAMPLE_FROM: usize = 64 * 1024;
+/// Bytes of the sample (from the middle of the payload, past any header).
+const SAMPLE_LEN: usize = 4 * 1024;
+
+/// Whether a sample from the middle of `data` shrinks by at least an eighth under Snappy.
+fn sample_shrinks(data: &[u8]) -> bool {
+    let start = (data.len() / 2).saturating_sub(SAMPLE_LEN / 2);
+    let sample = &data[start..(start + SAMPLE_LEN).min(data.len())];
+    compress(sample).is_some_and(|packed| packed.len() <= sample.len() - sample.len() / 8)
 }
 
 /// Turns application data into the frames that carry it: compressed when the connection
@@ -130,6 +148,9 @@ struct Partial {
     prev: Option<u64>,
 }
 
+/// The most a chunked message's buffer reserves before its data arrives (4 MiB).
+pub const PREALLOCATE_MAX: usize = 4 << 20;
+
 /// Reassembles chunked messages with a bounded number in flight and a bounded size.
 #[derive(Debug)]
 pub struct Reassembler {
@@ -201,11 +222,15 @@ impl Reassembler {
                     max: self.limits.max_partial_messages,
                 });
             }
-            // Grow as data arrives rather than trusting `total` up front.
+            // Room for the whole message when it is of an ordinary size, so a 1 MiB
+            // message is not copied again at each doubling of its buffer. Beyond
+            // [`PREALLOCATE_MAX`] it grows as data arrives: `total` is only a claim.
+            let room =
+                usize::try_from(chunk.total).map_or(PREALLOCATE_MAX, |t| t.min(PREALLOCATE_MAX));
             self.partial.insert(
                 key.clone(),
                 Partial {
-                    buf: BytesMut::new(),
+                    buf: BytesMut::with_capacity(room),
                     total: chunk.total,
                     flags: m.flags,
                     prev: m.prev,
@@ -287,6 +312,45 @@ mod tests {
             }
             other => panic!("expected Send, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn large_payloads_are_judged_by_a_sample() {
+        let to = Destination::Peer(Name::new("B").unwrap());
+        let probe = CompressionProbe::default();
+        let compressed = |data: &Bytes| {
+            let frames =
+                probed_message_frames(&to, 1, 0, data.clone(), Compression::Snappy, &probe);
+            let first = matches!(&frames[0], Frame::Send(m) if m.flags & flags::COMPRESSED != 0);
+            (first, frames)
+        };
+        let text = Bytes::from("temperature=21.5;".repeat(8000));
+        assert!(text.len() >= SAMPLE_FROM);
+        let (packed, frames) = compressed(&text);
+        assert!(
+            packed,
+            "a compressible sample: the whole payload is compressed"
+        );
+        assert!(frames.len() == 1, "and it shrank to one frame");
+        let noise = Bytes::from(crate::compress::tests::noise(256 * 1024));
+        for _ in 0..crate::compress::MISSES_BEFORE_SKIPPING {
+            let (packed, frames) = compressed(&noise);
+            assert!(!packed);
+            let sent: usize = frames
+                .iter()
+                .map(|f| match f {
+                    Frame::Send(m) => m.payload.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(sent, noise.len(), "sent as it is");
+        }
+        // Each sample that did not shrink counted as a miss: the probe now skips.
+        assert_eq!(
+            probe.choose(Compression::Snappy, 1024),
+            Compression::None,
+            "misses from samples count like full tries"
+        );
     }
 
     #[test]
