@@ -59,6 +59,11 @@ bench-python:
 mcu *ARGS:
     bash scripts/mcu.sh {{ARGS}}
 
+# The board client (lanmesh-embedded) and smoltcp as a host process on a TAP device in a
+# network namespace, joining a real router (tests/tap.rs; needs root, fails without it).
+mcu-tap:
+    LANMESH_REQUIRE_NETNS=1 cargo nextest run --locked --test tap
+
 # Outputs target/TRIPLE/release/lanmesh and .../examples/board; installs what is missing.
 # `--test` runs tests/board.rs under qemu-user, `--bench` writes bench/results/boards.md.
 # Build lanmesh and the Pi sensor for a Linux board: `just cross aarch64` or `just cross armv7`.

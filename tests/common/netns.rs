@@ -16,7 +16,8 @@ use super::proc::{BIN, Proc};
 
 static NEXT_LAN: AtomicU32 = AtomicU32::new(0);
 
-fn ip(args: &[&str]) -> Result<(), String> {
+/// Runs `ip ARGS`; its stderr is the error.
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()

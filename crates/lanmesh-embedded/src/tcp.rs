@@ -36,9 +36,15 @@ impl ErrorType for TcpStream<'_, '_> {
 }
 
 impl ReadReady for TcpStream<'_, '_> {
-    /// Bytes are waiting, or the router closed its side (the next read says so).
+    /// Bytes are waiting, or the connection can no longer receive: the router closed its
+    /// side or reset it (the next read says which). Not while it is still being opened:
+    /// a socket in `SynSent` cannot receive yet, and that is no error.
     fn read_ready(&mut self) -> Result<bool, TcpError> {
-        Ok(self.0.can_recv() || !self.0.may_recv())
+        let opening = matches!(
+            self.0.state(),
+            tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived
+        );
+        Ok(self.0.can_recv() || (!opening && !self.0.may_recv()))
     }
 }
 
