@@ -27,7 +27,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::proc::{BIN, Proc, rss_kib, test_home};
+use common::proc::{BIN, Proc, router, rss_kib, test_home};
 
 /// The board binary and the qemu-user command that runs it.
 struct Board {
@@ -145,24 +145,9 @@ impl Board {
     }
 }
 
-/// Starts an x86 router on `listen`; returns it and its TCP address.
-fn router(listen: &str) -> (Proc, String) {
-    let p = Proc::spawn(&["router", "--no-mdns", "--no-http", "--listen", listen]);
-    let header = p.line();
-    assert!(header.starts_with("lanmesh router"), "{header}");
-    let tcp = p.line();
-    let addr = tcp.trim().strip_prefix("tcp").unwrap().trim().to_owned();
-    (p, addr)
-}
-
 /// `lanmesh ARGS` on x86 (the laptop), run to its end.
 fn laptop(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LANMESH_HOME", test_home())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::proc::run(args)
 }
 
 fn assert_ok(o: &Output, what: &str) -> String {

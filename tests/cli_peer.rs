@@ -9,32 +9,12 @@ use std::io::Write as _;
 use std::process::{ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::proc::{BIN, Proc, test_home};
+use common::proc::{BIN, Proc, run, test_home};
 use serde_json::{Value, json};
 
 /// Starts a router on an ephemeral port; returns it and its address.
 fn router() -> (Proc, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--no-http",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let header = p.line();
-    assert!(header.starts_with("lanmesh router"), "{header}");
-    let tcp = p.line();
-    let addr = tcp.trim().strip_prefix("tcp").unwrap().trim().to_owned();
-    (p, addr)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LANMESH_HOME", test_home())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::proc::router("127.0.0.1:0")
 }
 
 fn stderr(o: &Output) -> String {

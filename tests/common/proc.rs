@@ -2,11 +2,29 @@
 //! their output lines forwarded to channels so tests wait for lines, not for time.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lanmesh");
+
+/// `lanmesh ARGS` in the tests' home, stdin closed, run to its end.
+pub(crate) fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LANMESH_HOME", test_home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Starts `lanmesh router --no-mdns --no-http --listen LISTEN`; returns it and the TCP
+/// address it printed.
+pub(crate) fn router(listen: &str) -> (Proc, String) {
+    let p = Proc::spawn(&["router", "--no-mdns", "--no-http", "--listen", listen]);
+    let addr = p.router_addr();
+    (p, addr)
+}
 
 /// Resident memory of process `pid` in KiB (`VmRSS` in /proc/PID/status).
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
@@ -79,6 +97,14 @@ impl Proc {
     }
 
     /// The next stdout line, waiting up to 10 s.
+    /// Reads a router's first lines: its header, then `tcp ADDR`; returns ADDR.
+    pub(crate) fn router_addr(&self) -> String {
+        let header = self.line();
+        assert!(header.starts_with("lanmesh router"), "{header}");
+        let tcp = self.line();
+        tcp.trim().strip_prefix("tcp").unwrap().trim().to_owned()
+    }
+
     pub(crate) fn line(&self) -> String {
         self.stdout
             .recv_timeout(Duration::from_secs(10))
