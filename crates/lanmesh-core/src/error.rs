@@ -61,6 +61,25 @@ pub enum ClientError {
         /// The refused message.
         id: u64,
     },
+    /// The recipient could not read the message and dropped it (see
+    /// [`NackReason::Unreadable`]).
+    #[error(
+        "peer {name:?} could not read message {id} (corrupt or contradictory payload); it was not delivered"
+    )]
+    Unreadable {
+        /// The recipient.
+        name: String,
+        /// The message's id.
+        id: u64,
+    },
+    /// The answer to a request could not be read (see [`NackReason::Unreadable`]).
+    #[error("the reply from {name:?} could not be read: {detail}")]
+    UnreadableReply {
+        /// The peer that answered.
+        name: String,
+        /// What was wrong with it.
+        detail: String,
+    },
     /// The peer answers no requests (it has no request handler).
     #[error("peer {name:?} answers no requests")]
     NoResponder {
@@ -176,6 +195,7 @@ impl ClientError {
                 max: max_message,
             },
             NackReason::NoResponder => Self::NoResponder { name },
+            NackReason::Unreadable => Self::Unreadable { name, id },
             _ => Self::Overloaded { name, id },
         }
     }

@@ -243,6 +243,131 @@ fn a_member_cannot_forge_a_reply() {
     assert_eq!(&reply.data[..], b"21.5");
 }
 
+/// Declares 32 bytes, then a literal that runs past the end: Snappy refuses it.
+const CORRUPT_SNAPPY: &[u8] = b"\x20\xf0\x01ab";
+
+#[test]
+fn a_corrupt_compressed_payload_costs_only_that_message() {
+    // Found by the router_session fuzzer: the router forwards a member's payload as it
+    // is, and the recipient used to end its own session over it.
+    let mut sim = Sim::new(sim::seed(15));
+    let a = sim.config("A");
+    let c = sim.config("C");
+    let a = sim.add_peer(a);
+    let c = sim.add_peer(c);
+    sim.connect(a);
+    sim.connect(c);
+    let mut m = Raw::join(&mut sim, "M");
+    let to_a = |id, prev, flag_bits, payload: &'static [u8]| {
+        Frame::Send(Message {
+            peer: name("A"),
+            id,
+            flags: flag_bits,
+            chunk: None,
+            prev: Some(prev),
+            payload: Bytes::from_static(payload),
+        })
+    };
+    sim.take_events(a);
+    m.send(
+        &mut sim,
+        &[to_a(
+            1,
+            0,
+            flags::COMPRESSED | flags::ACK_REQUESTED,
+            CORRUPT_SNAPPY,
+        )],
+    );
+    let seen = m.wait_for(&mut sim, |f| matches!(f, Frame::Nack { .. }));
+    assert!(
+        seen.iter().any(|f| matches!(
+            f,
+            Frame::Nack { peer, id: 1, reason: NackReason::Unreadable } if peer.as_str() == "A"
+        )),
+        "the sender is told its message was unreadable: {seen:?}"
+    );
+    assert!(sim.peers[a].is_running(), "A kept its session");
+    assert_eq!(sim.peers[a].stats().unreadable, 1);
+    let events = sim.take_events(a);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Message(_) | Event::Status(_))),
+        "nothing was delivered and A never reconnected: {events:?}"
+    );
+    // The sender's next message in the same acked stream is no gap: delivered and acked.
+    m.send(&mut sim, &[to_a(2, 1, flags::ACK_REQUESTED, b"readable")]);
+    let seen = m.wait_for(&mut sim, |f| matches!(f, Frame::Ack { id: 2, .. }));
+    assert!(!seen.iter().any(|f| matches!(f, Frame::Nack { .. })));
+    let got: Vec<_> = sim
+        .take_events(a)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(msg) => Some(msg.data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![Bytes::from_static(b"readable")]);
+    // And the legitimate peers carry on: C to A, acknowledged.
+    let now = sim.now;
+    let id = sim.peers[c]
+        .send_acked(&name("A"), Bytes::from_static(b"still here"), 0, now)
+        .unwrap();
+    sim.run_until(1000, MS, |sim| {
+        sim.take_events(c)
+            .iter()
+            .any(|e| matches!(e, Event::Acked { id: got } if *got == id))
+    });
+}
+
+#[test]
+fn an_unreadable_reply_fails_the_request_at_once() {
+    let mut sim = Sim::new(sim::seed(16));
+    let a = sim.config("A");
+    let a = sim.add_peer(a);
+    sim.connect(a);
+    let mut m = Raw::join(&mut sim, "M");
+    let now = sim.now;
+    let id = sim.peers[a]
+        .request(
+            &name("M"),
+            Bytes::from_static(b"temp?"),
+            0,
+            Duration::from_secs(60),
+            now,
+        )
+        .unwrap();
+    m.wait_for(&mut sim, |f| matches!(f, Frame::Deliver(_)));
+    m.send(
+        &mut sim,
+        &[Frame::Send(Message {
+            peer: name("A"),
+            id: 1,
+            flags: flags::REPLY | flags::COMPRESSED,
+            chunk: None,
+            prev: Some(id),
+            payload: Bytes::from_static(CORRUPT_SNAPPY),
+        })],
+    );
+    let mut failed = None;
+    sim.run_until(1000, MS, |sim| {
+        for e in sim.take_events(a) {
+            if let Event::RequestFailed { id: got, error } = e {
+                assert_eq!(got, id);
+                failed = Some(error);
+            }
+        }
+        failed.is_some()
+    });
+    let error = failed.unwrap();
+    assert!(
+        matches!(&error, ClientError::UnreadableReply { name, .. } if name == "M"),
+        "{error:?}"
+    );
+    assert!(sim.peers[a].is_running());
+    assert_eq!(sim.peers[a].stats().unreadable, 1);
+}
+
 #[test]
 fn a_client_sending_router_frames_is_closed_and_the_others_carry_on() {
     let mut sim = Sim::new(sim::seed(13));

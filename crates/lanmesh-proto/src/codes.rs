@@ -14,6 +14,9 @@ pub enum NackReason {
     TooLarge,
     /// A request reached a peer that answers no requests.
     NoResponder,
+    /// The recipient could not read the message (a payload flagged compressed that does
+    /// not decompress, chunks that contradict each other): it dropped that message alone.
+    Unreadable,
     /// A reason this version does not know.
     Other(u8),
 }
@@ -25,6 +28,7 @@ impl NackReason {
             Self::Overloaded => 2,
             Self::TooLarge => 3,
             Self::NoResponder => 4,
+            Self::Unreadable => 5,
             Self::Other(b) => b,
         }
     }
@@ -34,6 +38,7 @@ impl NackReason {
             2 => Self::Overloaded,
             3 => Self::TooLarge,
             4 => Self::NoResponder,
+            5 => Self::Unreadable,
             other => Self::Other(other),
         }
     }

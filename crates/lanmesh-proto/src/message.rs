@@ -248,6 +248,8 @@ impl Reassembler {
             return Ok(None);
         }
         if chunk.offset != expected || chunk.total != part.total {
+            // That message is lost; the next one from this sender starts clean.
+            self.partial.remove(&key);
             return Err(ProtoError::ChunkOrder {
                 id: m.id,
                 expected,

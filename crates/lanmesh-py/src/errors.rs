@@ -42,6 +42,9 @@ pub(crate) fn to_py(err: ClientError) -> PyErr {
         ClientError::FileFailed { name, .. } => ("FileFailed", Some(name)),
         ClientError::File { .. } => ("FileUnreadable", None),
         ClientError::Invalid(_) => ("InvalidArgument", None),
+        ClientError::Unreadable { name, .. } | ClientError::UnreadableReply { name, .. } => {
+            ("Error", Some(name))
+        }
         _ => ("Error", None),
     };
     let peer = peer.map(str::to_owned);

@@ -294,6 +294,7 @@ impl PyUndelivered {
             NackReason::Overloaded => "overloaded",
             NackReason::TooLarge => "too large",
             NackReason::NoResponder => "no responder",
+            NackReason::Unreadable => "unreadable",
             _ => "refused",
         };
         Self {

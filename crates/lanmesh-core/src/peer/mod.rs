@@ -232,6 +232,11 @@ pub struct Stats {
     pub stale: u64,
     /// Acked-stream messages delivered before, dropped (and acknowledged again).
     pub duplicates: u64,
+    /// Messages that could not be read (a compressed payload that does not decompress,
+    /// chunks that contradict each other, over the size limit): dropped, and their sender
+    /// told with a `Nack`. The router only forwards a member's payload, so such a message
+    /// says nothing about the connection and never ends the session.
+    pub unreadable: u64,
 }
 
 /// The peer's protocol state: see the module docs.
@@ -692,8 +697,14 @@ impl PeerCore {
         match frame {
             Frame::Deliver(m) => {
                 let ack = m.flags & flags::ACK_REQUESTED != 0;
-                let Some(done) = self.reassembler.push(m).map_err(ClientError::Protocol)? else {
-                    return Ok(());
+                let (sender, sent_id, sent_prev, sent_flags) =
+                    (m.peer.clone(), m.id, m.prev, m.flags);
+                let done = match self.reassembler.push(m) {
+                    Ok(Some(done)) => done,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        return self.on_unreadable(sender, sent_id, sent_prev, sent_flags, &e);
+                    }
                 };
                 let (from, id) = (done.from, done.id);
                 if done.flags & flags::BLOB != 0 {
@@ -830,6 +841,49 @@ impl PeerCore {
         for info in joined {
             self.emit(Event::Peer(PeerEvent::Joined(info)));
         }
+    }
+
+    /// Another member's message that cannot be read: it alone is dropped, counted and
+    /// refused to its sender. Were it a session error, any member could disconnect any
+    /// other with one corrupt payload.
+    fn on_unreadable(
+        &mut self,
+        from: Name,
+        id: u64,
+        prev: Option<u64>,
+        flag_bits: u8,
+        error: &ProtoError,
+    ) -> Result<(), ClientError> {
+        self.stats.unreadable += 1;
+        let reason = match error {
+            ProtoError::MessageTooLarge { .. } => NackReason::TooLarge,
+            _ => NackReason::Unreadable,
+        };
+        let is_reply = flag_bits & flags::REPLY != 0;
+        match prev {
+            // The answer to one of our requests: that request fails now, not at its
+            // timeout.
+            Some(request)
+                if is_reply && self.requests.get(&request).is_some_and(|r| r.to == from) =>
+            {
+                self.requests.remove(&request);
+                let error = ClientError::UnreadableReply {
+                    name: from.as_str().to_string(),
+                    detail: error.to_string(),
+                };
+                self.emit(Event::RequestFailed { id: request, error });
+            }
+            // Consumed, in stream order, so the sender's next message is no gap.
+            Some(prev) if !is_reply && flag_bits & flags::BLOB == 0 => {
+                let _ = self.seen.check(&from, id, prev);
+            }
+            _ => {}
+        }
+        self.send_frame(&Frame::Nack {
+            peer: from,
+            id,
+            reason,
+        })
     }
 
     fn on_message(&mut self, msg: Message, now: Instant) -> Result<(), ClientError> {
