@@ -61,6 +61,14 @@ pub enum ClientError {
         /// The refused message.
         id: u64,
     },
+    /// The recipient (or the router, for it) refused a message larger than it accepts.
+    #[error("peer {name:?} takes no message that large; message {id} was not delivered")]
+    RefusedTooLarge {
+        /// The recipient.
+        name: String,
+        /// The refused message.
+        id: u64,
+    },
     /// The recipient could not read the message and dropped it (see
     /// [`NackReason::Unreadable`]).
     #[error(
@@ -184,16 +192,12 @@ impl ClientError {
         Self::Invalid(e.to_string())
     }
 
-    /// What a `Nack` for message `id` to `peer` means to whoever sent it. `max_message` is
-    /// the limit a `TooLarge` refers to.
-    pub fn from_nack(peer: &str, id: u64, reason: NackReason, max_message: u64) -> Self {
+    /// What a `Nack` for message `id` to `peer` means to whoever sent it.
+    pub fn from_nack(peer: &str, id: u64, reason: NackReason) -> Self {
         let name = peer.to_string();
         match reason {
             NackReason::UnknownPeer => Self::UnknownPeer { name },
-            NackReason::TooLarge => Self::TooLarge {
-                len: 0,
-                max: max_message,
-            },
+            NackReason::TooLarge => Self::RefusedTooLarge { name, id },
             NackReason::NoResponder => Self::NoResponder { name },
             NackReason::Unreadable => Self::Unreadable { name, id },
             _ => Self::Overloaded { name, id },

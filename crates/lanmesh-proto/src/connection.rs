@@ -19,7 +19,7 @@ use crate::algorithms::{Cipher, Compression};
 use crate::cipher::RecordCipher;
 use crate::error::{ProtoError, Result};
 use crate::frame::{Frame, Frames};
-use crate::limits::{MAX_RECORD, MAX_RECORD_PLAINTEXT, TAG_LEN};
+use crate::limits::{MAX_RECORD, MAX_RECORD_PLAINTEXT, MIN_RECORD, TAG_LEN};
 use crate::record::PREFIX_LEN;
 
 /// Spare room an emptied output buffer may keep.
@@ -57,6 +57,9 @@ pub struct Connection {
     /// copying); otherwise it reserves what its first frame needs, so a thousand quiet
     /// connections do not each take a record's worth for a small notice.
     streaming: bool,
+    /// The largest plaintext of a record this side sends: a full record's, or less when
+    /// the other side declared a smaller record limit ([`Connection::set_max_record`]).
+    max_plaintext: usize,
 }
 
 impl core::fmt::Debug for Connection {
@@ -88,7 +91,19 @@ impl Connection {
             message_out: VecDeque::new(),
             records_sealed: 0,
             streaming: false,
+            max_plaintext: MAX_RECORD_PLAINTEXT,
         }
+    }
+
+    /// Seals records of at most `max_record` bytes (the record limit the other side
+    /// declared; at most [`MAX_RECORD`], at least [`MIN_RECORD`]).
+    pub fn set_max_record(&mut self, max_record: usize) {
+        self.max_plaintext = max_record.clamp(MIN_RECORD, MAX_RECORD) - TAG_LEN;
+    }
+
+    /// The largest frame [`Connection::send`] takes (its encoded length).
+    pub fn max_frame_len(&self) -> usize {
+        self.max_plaintext
     }
 
     /// The negotiated record protection.
@@ -117,13 +132,11 @@ impl Connection {
     /// Queues a frame. It is packed with others into the current record.
     pub fn send(&mut self, frame: &Frame) -> Result<()> {
         let len = frame.encoded_len();
-        if len > MAX_RECORD_PLAINTEXT {
-            return Err(ProtoError::FrameTooLarge {
-                len,
-                max: MAX_RECORD_PLAINTEXT,
-            });
+        let max = self.max_plaintext;
+        if len > max {
+            return Err(ProtoError::FrameTooLarge { len, max });
         }
-        if self.pending_plaintext() + len > MAX_RECORD_PLAINTEXT {
+        if self.pending_plaintext() + len > max {
             self.seal()?;
             self.streaming = true;
         }
@@ -132,11 +145,7 @@ impl Connection {
             // Open a record: room for the prefix (filled in when sealing) and, so that
             // appending the tag does not move the record, for the tag too.
             let header = self.header_len();
-            let room = if self.streaming {
-                MAX_RECORD_PLAINTEXT
-            } else {
-                len
-            };
+            let room = if self.streaming { max } else { len };
             self.pending.reserve(header + room + TAG_LEN);
             self.pending.put_bytes(0, header);
         }

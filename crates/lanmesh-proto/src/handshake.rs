@@ -28,7 +28,7 @@ use crate::compress;
 use crate::connection::{Connection, Framing};
 use crate::error::{ProtoError, Result};
 use crate::frame::ErrorCode;
-use crate::limits::{Limits, MAX_HANDSHAKE_MESSAGE};
+use crate::limits::{Limits, MAX_HANDSHAKE_MESSAGE, MAX_RECORD, MIN_RECORD};
 use crate::name::Name;
 use crate::prelude::*;
 use crate::random::RandomSource;
@@ -195,6 +195,12 @@ pub struct Offer {
     /// only sends (a `lanmesh send` next to a `lanmesh listen`). Its message ids carry the
     /// slot in their top bits ([`SLOT_SHIFT`]), so answers find their way back to it.
     pub slot: u32,
+    /// The largest record the initiator accepts (a small device declares less than
+    /// [`MAX_RECORD`]; the router then seals smaller records and chunks messages to fit).
+    pub max_record: usize,
+    /// The largest message the initiator accepts; the router refuses bigger ones to their
+    /// sender with `Nack(TooLarge)`.
+    pub max_message: u64,
 }
 
 /// Message ids of a session with id slot `s` are `s << SLOT_SHIFT` plus a counter: 24
@@ -213,6 +219,10 @@ pub fn slot_of(id: u64) -> u32 {
 mod option {
     /// [`super::Offer::slot`], 4 bytes big-endian.
     pub(super) const SLOT: u8 = 1;
+    /// [`super::Offer::max_record`], 4 bytes big-endian.
+    pub(super) const MAX_RECORD: u8 = 2;
+    /// [`super::Offer::max_message`], 8 bytes big-endian.
+    pub(super) const MAX_MESSAGE: u8 = 3;
 }
 
 impl Offer {
@@ -241,6 +251,8 @@ impl Offer {
             compressions,
             resume,
             slot: 0,
+            max_record: config.limits.max_record.clamp(MIN_RECORD, MAX_RECORD),
+            max_message: config.limits.max_message,
         }
     }
 
@@ -265,6 +277,16 @@ impl Offer {
             b.put_u8(option::SLOT);
             b.put_u8(4);
             b.put_u32(self.slot);
+        }
+        if self.max_record < MAX_RECORD {
+            b.put_u8(option::MAX_RECORD);
+            b.put_u8(4);
+            b.put_u32(u32::try_from(self.max_record).unwrap_or(u32::MAX));
+        }
+        if self.max_message < Limits::default().max_message {
+            b.put_u8(option::MAX_MESSAGE);
+            b.put_u8(8);
+            b.put_u64(self.max_message);
         }
         b.to_vec()
     }
@@ -296,18 +318,40 @@ impl Offer {
             .collect();
         let resume = r.short_bytes()?;
         let mut slot = 0;
+        let mut max_record = MAX_RECORD;
+        let mut max_message = Limits::default().max_message;
         while !r.is_empty() {
             let tag = r.u8()?;
             let value = r.short_bytes()?;
             // An option of a later version is skipped.
-            if tag == option::SLOT {
-                let v: [u8; 4] = value[..]
-                    .try_into()
-                    .map_err(|_| ProtoError::Malformed { what: "offer slot" })?;
-                slot = u32::from_be_bytes(v);
-                if slot > MAX_SLOT {
-                    return Err(ProtoError::Malformed { what: "offer slot" });
+            match tag {
+                option::SLOT => {
+                    let v: [u8; 4] = value[..]
+                        .try_into()
+                        .map_err(|_| ProtoError::Malformed { what: "offer slot" })?;
+                    slot = u32::from_be_bytes(v);
+                    if slot > MAX_SLOT {
+                        return Err(ProtoError::Malformed { what: "offer slot" });
+                    }
                 }
+                option::MAX_RECORD => {
+                    let what = "offer record limit";
+                    let v: [u8; 4] = value[..]
+                        .try_into()
+                        .map_err(|_| ProtoError::Malformed { what })?;
+                    max_record = usize::try_from(u32::from_be_bytes(v))
+                        .map_err(|_| ProtoError::Malformed { what })?;
+                    if !(MIN_RECORD..=MAX_RECORD).contains(&max_record) {
+                        return Err(ProtoError::Malformed { what });
+                    }
+                }
+                option::MAX_MESSAGE => {
+                    let v: [u8; 8] = value[..].try_into().map_err(|_| ProtoError::Malformed {
+                        what: "offer message limit",
+                    })?;
+                    max_message = u64::from_be_bytes(v);
+                }
+                _ => {}
             }
         }
         Ok(Self {
@@ -318,6 +362,8 @@ impl Offer {
             compressions,
             resume,
             slot,
+            max_record,
+            max_message,
         })
     }
 }

@@ -47,7 +47,9 @@ pub use error::ProtoError;
 pub use frame::{ErrorCode, Frame, Frames, Message, NackReason, PeerInfo};
 pub use handshake::{Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder};
 pub use limits::Limits;
-pub use message::{Complete, Destination, Reassembler, message_frames, probed_message_frames};
+pub use message::{
+    Complete, Destination, Reassembler, message_frames, probed_message_frames, rechunk,
+};
 pub use name::Name;
 pub use random::RandomSource;
 pub use record::RecordDecoder;

@@ -5,6 +5,9 @@ use core::time::Duration;
 
 /// The largest Noise message, and so the largest record on the wire.
 pub const MAX_RECORD: usize = 65_535;
+/// The smallest record limit a peer may declare in its offer: room for a frame header,
+/// a name and some payload.
+pub const MIN_RECORD: usize = 1024;
 /// Authentication tag appended to every encrypted record.
 pub const TAG_LEN: usize = 16;
 /// The largest plaintext that fits in one record.

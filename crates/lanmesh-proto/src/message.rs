@@ -1,6 +1,7 @@
 //! Application messages ⇄ frames: compression and chunking on the way out, reassembly and
-//! decompression on the way in. Runs in the clients only; the router forwards frames as
-//! they are.
+//! decompression on the way in. Runs in the clients; the router forwards frames as they
+//! are, except that it cuts them smaller ([`rechunk`]) for a peer that declared a small
+//! record limit.
 
 // `alloc` has no HashMap: without std a BTreeMap holds the (at most
 // `max_partial_messages`) partial messages. Nothing depends on their order.
@@ -121,6 +122,43 @@ pub fn message_frames(
                 }),
                 body.slice(start..end),
             )
+        })
+        .collect()
+}
+
+/// Cuts a `Deliver` message (whole, or one chunk of a larger one) into chunks whose
+/// `Deliver` frames are at most `max_frame_len` bytes. The bytes are not touched (they
+/// stay compressed), so the recipient reassembles the pieces like any chunked message.
+pub fn rechunk(m: Message, max_frame_len: usize) -> Vec<Message> {
+    let (base, total) = match m.chunk {
+        Some(c) => (c.offset, c.total),
+        None => (0, m.payload.len() as u64),
+    };
+    let header = Frame::Deliver(Message {
+        payload: Bytes::new(),
+        chunk: Some(Chunk {
+            offset: total,
+            total,
+        }),
+        ..m.clone()
+    })
+    .encoded_len();
+    let piece = max_frame_len.saturating_sub(header).max(1);
+    if Frame::Deliver(m.clone()).encoded_len() <= max_frame_len {
+        return vec![m];
+    }
+    (0..m.payload.len())
+        .step_by(piece)
+        .map(|start| {
+            let end = (start + piece).min(m.payload.len());
+            Message {
+                chunk: Some(Chunk {
+                    offset: base + start as u64,
+                    total,
+                }),
+                payload: m.payload.slice(start..end),
+                ..m.clone()
+            }
         })
         .collect()
 }
@@ -314,6 +352,45 @@ mod tests {
             }
             other => panic!("expected Send, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn rechunked_pieces_fit_and_reassemble_to_the_same_message() {
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let frames = message_frames(
+            &Destination::Peer(Name::new("B").unwrap()),
+            9,
+            flags::ACK_REQUESTED,
+            Bytes::from(data.clone()),
+            Compression::None,
+        );
+        let mut r = Reassembler::new(Limits::default());
+        let mut done = None;
+        for f in frames {
+            let m = deliver(f, "A");
+            for piece in rechunk(m, 4096 - 16) {
+                assert!(Frame::Deliver(piece.clone()).encoded_len() <= 4096 - 16);
+                if let Some(c) = r.push(piece).unwrap() {
+                    done = Some(c);
+                }
+            }
+        }
+        let done = done.expect("complete");
+        assert_eq!(done.id, 9);
+        assert_eq!(&done.data[..], &data[..]);
+        // A message that fits is left whole.
+        let small = deliver(
+            message_frames(
+                &Destination::Peer(Name::new("B").unwrap()),
+                1,
+                0,
+                Bytes::from_static(b"hi"),
+                Compression::None,
+            )
+            .remove(0),
+            "A",
+        );
+        assert_eq!(rechunk(small.clone(), 4096), vec![small]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::handshake::{
 };
 use crate::limits::{MAX_RECORD, TAG_LEN};
 use crate::record::PREFIX_LEN;
-use crate::{Cipher, Compression, ErrorCode, Framing, Name, ProtoError};
+use crate::{Cipher, Compression, ErrorCode, Framing, Limits, Name, ProtoError};
 
 fn config(mesh: &str) -> HandshakeConfig {
     HandshakeConfig::new(Identity::generate().unwrap(), mesh)
@@ -457,6 +457,8 @@ fn unknown_version_is_refused() {
         compressions: vec![Compression::None],
         resume: Bytes::new(),
         slot: 0,
+        max_record: MAX_RECORD,
+        max_message: Limits::default().max_message,
     };
     let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
     let mut resp = Responder::new(&cfg).unwrap();
@@ -550,6 +552,8 @@ fn offer_wire_snapshot() {
         compressions: vec![Compression::Snappy, Compression::None],
         resume: Bytes::new(),
         slot: 0,
+        max_record: MAX_RECORD,
+        max_message: Limits::default().max_message,
     };
     assert_eq!(
         hex::encode(offer.encode_for_test()),
@@ -563,6 +567,37 @@ fn offer_wire_snapshot() {
         hex::encode(offer.encode_for_test()),
         "010350433204686f6d6502020102010000"
     );
+}
+
+#[test]
+fn a_small_device_declares_its_limits_and_the_router_reads_them() {
+    let mut cfg = config("home");
+    cfg.limits.max_record = 4096;
+    cfg.limits.max_message = 16 * 1024;
+    let offer = Offer::new(&cfg, Some(name("PC2")), Bytes::new());
+    // Two options after the fixed part: record limit (2, 4 bytes), message limit (3, 8).
+    assert!(
+        hex::encode(offer.encode_for_test()).ends_with("02040000100003080000000000004000"),
+        "{}",
+        hex::encode(offer.encode_for_test())
+    );
+    let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
+    let mut resp = Responder::new(&config("home")).unwrap();
+    let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+        panic!("refused")
+    };
+    let (_, msg3) = init.read_choice(&msg2).unwrap();
+    let est = resp.read_confirm(&msg3).unwrap();
+    assert_eq!(est.offer.max_record, 4096);
+    assert_eq!(est.offer.max_message, 16 * 1024);
+    // A record limit too small for a frame header is refused.
+    let mut tiny = config("home");
+    tiny.limits.max_record = 64;
+    let mut offer = Offer::new(&tiny, Some(name("PC2")), Bytes::new());
+    offer.max_record = 64;
+    let (_, msg1) = Initiator::start_with_offer(&tiny, offer).unwrap();
+    let mut resp = Responder::new(&config("home")).unwrap();
+    assert!(!matches!(resp.read_offer(&msg1), Ok(Answer::Accept(_))));
 }
 
 /// A board's generator stand-in: xorshift from a fixed seed, advanced on every call (a

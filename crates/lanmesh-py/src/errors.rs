@@ -22,6 +22,7 @@ pub(crate) fn to_py(err: ClientError) -> PyErr {
         }
         ClientError::HandshakeTimeout { .. } => ("Timeout", None),
         ClientError::TooLarge { .. } => ("TooLarge", None),
+        ClientError::RefusedTooLarge { name, .. } => ("TooLarge", Some(name)),
         ClientError::Disconnected { .. } => ("Disconnected", None),
         ClientError::Connect { .. } => ("ConnectFailed", None),
         ClientError::Discovery(_) => ("NoRouter", None),

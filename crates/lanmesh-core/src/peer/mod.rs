@@ -925,7 +925,7 @@ impl PeerCore {
             self.flush_files();
             return;
         }
-        let error = ClientError::from_nack(peer.as_str(), id, reason, self.max_message);
+        let error = ClientError::from_nack(peer.as_str(), id, reason);
         if let Some(p) = self.pending_acks.get(&id) {
             if p.to != peer {
                 self.stats.forged += 1;

@@ -205,6 +205,8 @@ pub struct SessionCore<T: Routes> {
     in_flight: usize,
     stalled_since: Option<Instant>,
     counts: Counts,
+    /// The largest message the peer said it takes (its offer); bigger ones are refused.
+    peer_max_message: u64,
 }
 
 impl<T: Routes> core::fmt::Debug for SessionCore<T> {
@@ -249,6 +251,7 @@ impl<T: Routes> SessionCore<T> {
             in_flight: 0,
             stalled_since: None,
             counts: Counts::default(),
+            peer_max_message: u64::MAX,
         }
     }
 
@@ -427,7 +430,12 @@ impl<T: Routes> SessionCore<T> {
         self.resumable = !est.offer.resume.is_empty();
         let cipher = est.connection.cipher();
         let compression = est.connection.compression();
-        self.connection = Some(est.connection);
+        let mut connection = est.connection;
+        // A small device declared smaller records and messages: records to it are sealed
+        // at its size and messages cut to fit (`deliver`).
+        connection.set_max_record(est.offer.max_record);
+        self.peer_max_message = est.offer.max_message;
+        self.connection = Some(connection);
         let max_record = self.limits().max_record;
         self.decoder.set_max(max_record);
         let Some(name) = est.offer.name else {
@@ -487,11 +495,15 @@ impl<T: Routes> SessionCore<T> {
 
     /// Sends the member list in pages that each fit in one record; the last page says so.
     pub fn send_peer_list(&mut self, peers: Vec<PeerInfo>) -> Result<(), ProtoError> {
-        const PAGE_BUDGET: usize = 60_000;
+        // Room for the frame's own header within the peer's record.
+        let page_budget = self
+            .connection
+            .as_ref()
+            .map_or(60_000, |c| c.max_frame_len().saturating_sub(64).min(60_000));
         let mut page = Vec::new();
         let mut size = 0;
         for p in peers {
-            if size + p.encoded_len() > PAGE_BUDGET && !page.is_empty() {
+            if size + p.encoded_len() > page_budget && !page.is_empty() {
                 self.send(&Frame::PeerList {
                     last: false,
                     peers: core::mem::take(&mut page),
@@ -678,13 +690,51 @@ impl<T: Routes> SessionCore<T> {
                 self.refuse_overloaded(&frame);
                 continue;
             }
-            if matches!(frame, Frame::Deliver(_)) {
+            if let Frame::Deliver(m) = &frame {
+                let total = m.chunk.map_or(m.payload.len() as u64, |c| c.total);
+                if total > self.peer_max_message {
+                    self.refuse_too_large(&frame);
+                    continue;
+                }
                 self.counts.received += 1;
             }
-            if let Err(e) = self.send(&frame) {
+            if let Err(e) = self.send_fitted(frame) {
                 self.close(Some((e.code(), e.to_string())));
                 return;
             }
+        }
+    }
+
+    /// Sends a frame, a message cut into chunks when it exceeds the peer's record limit.
+    fn send_fitted(&mut self, frame: Frame) -> Result<(), ProtoError> {
+        let max = self
+            .connection
+            .as_ref()
+            .map_or(usize::MAX, Connection::max_frame_len);
+        match frame {
+            Frame::Deliver(m) if Frame::Deliver(m.clone()).encoded_len() > max => {
+                for piece in lanmesh_proto::rechunk(m, max) {
+                    self.send(&Frame::Deliver(piece))?;
+                }
+                Ok(())
+            }
+            other => self.send(&other),
+        }
+    }
+
+    /// A message larger than the peer takes: dropped, and `Nack(TooLarge)`ed to its
+    /// sender once (on its first chunk).
+    fn refuse_too_large(&mut self, frame: &Frame) {
+        self.counts.dropped += 1;
+        let Phase::Member(me) = &self.phase else {
+            return;
+        };
+        let first = matches!(frame, Frame::Deliver(m) if m.chunk.is_none_or(|c| c.offset == 0));
+        if first
+            && let Some((route, nack)) =
+                self.nack_for_sender(&me.clone(), frame, NackReason::TooLarge)
+        {
+            self.out.notice(route, nack);
         }
     }
 
