@@ -368,8 +368,13 @@ fn bench_join_time_by_discovery() {
     } else {
         "release"
     };
+    // Other work on the machine shows in the numbers: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
     let machine = format!(
-        "{} cores, {}, {profile} build",
+        "{} cores, {}, {profile} build, load average {load}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::env::consts::ARCH
     );
