@@ -147,8 +147,8 @@ const UNICAST_SETTLE: Duration = Duration::from_millis(20);
 ///
 /// It asks first with a one-shot query (see `one_shot`), which every responder answers at
 /// once and by unicast, so that peers asking one after another never wait out the mDNS
-/// rate limit; only when no router of the mesh answers that within [`UNICAST_WAIT`] does
-/// it browse with the mDNS daemon.
+/// rate limit; only when no router of the mesh answers that within 150 ms does it browse
+/// with the mDNS daemon.
 pub fn find(
     mesh: &str,
     interface: Option<&str>,
