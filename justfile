@@ -97,7 +97,9 @@ bench-quick:
     cargo run --release --locked -- bench --quick --json
 
 # Results go to bench/results/ and are quoted in the README.
-# Join time by mDNS discovery on a namespace LAN (needs root).
+# Join time by discovery on a namespace LAN (needs root): 20 `lanmesh send --ack` back to
+# back with no spacing as the CLI runs (the first cold, then the remembered router), and
+# 20 asking the LAN every time (one-shot mDNS query); median and worst of each.
 bench-discovery:
     cargo test --release --test discovery -- --ignored bench_join_time_by_discovery --nocapture
 

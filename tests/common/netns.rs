@@ -183,11 +183,24 @@ impl Host {
             .unwrap()
     }
 
+    /// Starts `lanmesh ARGS` inside this host with the state directory `home` (another
+    /// host's, to move a router with its key to this one).
+    pub(crate) fn spawn_with_home(&self, home: &std::path::Path, args: &[&str]) -> Proc {
+        let mut cmd = self.command(args);
+        cmd.env("LANMESH_HOME", home);
+        Proc::spawn_command(&mut cmd)
+    }
+
+    /// This host's state directory (keys, pinned and remembered routers).
+    pub(crate) fn home(&self) -> std::path::PathBuf {
+        super::proc::test_home().join(&self.ns)
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, BIN]).args(args);
         // Each host is its own machine: its own keys and router state.
-        cmd.env("LANMESH_HOME", super::proc::test_home().join(&self.ns));
+        cmd.env("LANMESH_HOME", self.home());
         cmd
     }
 }

@@ -1,8 +1,14 @@
 //! Reaching a router: the configured address (`host:port` for TCP, `ws://host:port/mesh`
 //! for the WebSocket gateway), or the routers of the mesh found by mDNS.
 //!
-//! With discovery, routers come back in a deterministic order; for each, every address
-//! is tried in parallel and the first TCP connection wins. The handshake then runs on it.
+//! With discovery, the last router that worked for the mesh is tried first (see
+//! `crate::last_routers`), with a short connect timeout; the handshake then has to show
+//! the key remembered with it, or the driver drops the connection and the peer discovers
+//! the mesh's routers after all. Otherwise (or when nothing answers at the remembered
+//! address) routers found by mDNS come back in a deterministic order; for each, every
+//! address is tried in parallel and the first TCP connection wins. The handshake then
+//! runs on it. Each connection says how it was found ([`Origin`]), which decides how the
+//! router's key is checked.
 //! A WebSocket is bridged to the same length-prefixed byte stream as TCP, so the actor
 //! does not know which transport it runs on.
 
@@ -17,16 +23,36 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::config::PeerConfig;
+use crate::last_routers::LastRouters;
 use lanmesh_core::ClientError;
 
-/// How long discovery keeps listening for other routers of the mesh after the first.
+/// How long discovery keeps listening for other routers of the mesh after the first
+/// (multicast answers are deferred by up to 120 ms; unicast ones settle sooner, see
+/// `lanmesh_discovery::find`).
 const SETTLE: Duration = Duration::from_millis(150);
+
+/// How long the TCP connection to the remembered router may take before the peer
+/// discovers instead: a LAN router that is up accepts within milliseconds.
+const REMEMBERED_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How the router of a connection was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The address was configured (`--router`).
+    Configured,
+    /// The last router that worked for the mesh: trusted only if it shows this key,
+    /// pinned for the mesh.
+    Remembered { key: [u8; 32] },
+    /// Found by mDNS just now (`standby`: it advertised that another router leads).
+    Discovered { standby: bool },
+}
 
 /// A connected byte stream (TCP, or a bridged WebSocket) and the address it reached.
 pub(crate) struct Dialed {
     pub(crate) read: Box<dyn AsyncRead + Unpin>,
     pub(crate) write: Box<dyn AsyncWrite + Unpin>,
     pub(crate) addr: String,
+    pub(crate) origin: Origin,
 }
 
 pub(crate) async fn dial(config: &PeerConfig) -> Result<Dialed, ClientError> {
@@ -40,15 +66,18 @@ pub(crate) async fn dial(config: &PeerConfig) -> Result<Dialed, ClientError> {
 }
 
 async fn connect(addr: String, deadline: Duration) -> Result<Dialed, ClientError> {
-    connect_tcp(addr, deadline).await.map(tcp_dialed)
+    connect_tcp(addr, deadline)
+        .await
+        .map(|c| tcp_dialed(c, Origin::Configured))
 }
 
-fn tcp_dialed((stream, addr): (TcpStream, String)) -> Dialed {
+fn tcp_dialed((stream, addr): (TcpStream, String), origin: Origin) -> Dialed {
     let (read, write) = stream.into_split();
     Dialed {
         read: Box::new(read),
         write: Box::new(write),
         addr,
+        origin,
     }
 }
 
@@ -118,10 +147,27 @@ async fn connect_ws(url: String, deadline: Duration) -> Result<Dialed, ClientErr
         read: Box::new(read),
         write: Box::new(write),
         addr: url,
+        origin: Origin::Configured,
     })
 }
 
 async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError> {
+    let remembered = config
+        .router_pins
+        .as_ref()
+        .and_then(|pins| LastRouters::beside(pins).get(&config.mesh));
+    if let Some(last) = remembered {
+        let deadline = REMEMBERED_CONNECT_TIMEOUT.min(config.connect_timeout);
+        match connect_tcp(last.addr.to_string(), deadline).await {
+            Ok(won) => {
+                tracing::debug!(addr = %last.addr, "trying the router remembered for the mesh");
+                return Ok(tcp_dialed(won, Origin::Remembered { key: last.key }));
+            }
+            Err(e) => {
+                tracing::debug!(addr = %last.addr, error = %e, "remembered router unreachable; discovering");
+            }
+        }
+    }
     let mesh = config.mesh.clone();
     let interface = config.interface.clone();
     let timeout = config.discovery_timeout;
@@ -134,8 +180,11 @@ async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError
     let mut last = None;
     for router in found {
         tracing::debug!(instance = %router.instance, addrs = ?router.addrs, "trying router found by mDNS");
+        let origin = Origin::Discovered {
+            standby: router.standby,
+        };
         match race(&router.addrs, config.connect_timeout).await {
-            Ok(d) => return Ok(d),
+            Ok(won) => return Ok(tcp_dialed(won, origin)),
             Err(e) => last = Some(e),
         }
     }
@@ -143,7 +192,10 @@ async fn discover_and_connect(config: &PeerConfig) -> Result<Dialed, ClientError
 }
 
 /// Connects to every address at once; the first to succeed wins, the rest are dropped.
-async fn race(addrs: &[SocketAddr], deadline: Duration) -> Result<Dialed, ClientError> {
+async fn race(
+    addrs: &[SocketAddr],
+    deadline: Duration,
+) -> Result<(TcpStream, String), ClientError> {
     let mut attempts = JoinSet::new();
     for a in addrs {
         attempts.spawn(connect_tcp(a.to_string(), deadline));
@@ -151,7 +203,7 @@ async fn race(addrs: &[SocketAddr], deadline: Duration) -> Result<Dialed, Client
     let mut last = None;
     while let Some(done) = attempts.join_next().await {
         match done {
-            Ok(Ok(won)) => return Ok(tcp_dialed(won)),
+            Ok(Ok(won)) => return Ok(won),
             Ok(Err(e)) => last = Some(e),
             Err(e) => last = Some(ClientError::disconnected(e.to_string())),
         }

@@ -6,7 +6,10 @@
 //!   (pausing while the inbox is full) and its writer drains `poll_transmit`;
 //! * a 20 ms ticker calls `handle_timeout` (the precision of ack and request deadlines);
 //! * [`Event::Dial`]: dial again (TCP, WebSocket, or discovery) and `connect`;
-//! * [`Event::VerifyRouter`]: check the router's key against the pinned ones;
+//! * [`Event::VerifyRouter`]: check the router's key against the pinned ones (a router
+//!   remembered at an address must show the key remembered with it, or the connection is
+//!   dropped, the address forgotten, and the peer discovers the mesh's router instead);
+//!   remember a router found by discovery that passed;
 //! * [`Event::Request`]: answer with the application's handler, or queue it for
 //!   `Peer::reply`;
 //! * [`FileEvent::Offered`]: start the task that writes the file to the save directory.
@@ -23,11 +26,12 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use lanmesh_actix::{ReadsStream, StreamReader, StreamWriter, WritesStream, ticker::Ticker};
 use lanmesh_core::peer::{Event, FileEvent};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::PeerConfig;
-use crate::dial::{Dialed, dial};
+use crate::dial::{Dialed, Origin, dial};
 use crate::endpoint::{Endpoint, SEND_QUEUE_BYTES};
+use crate::last_routers::{LastRouters, Remembered};
 
 /// How often deadlines are checked: the precision of ack and request timeouts.
 const DEADLINE_TICK: Duration = Duration::from_millis(20);
@@ -42,6 +46,9 @@ pub struct PeerActor {
     attached: bool,
     /// Counts dials, so the answer of a superseded one is ignored.
     dials: u64,
+    /// How the router of the current connection was found, and where it is.
+    origin: Origin,
+    router_addr: String,
     owns_system: bool,
 }
 
@@ -59,6 +66,8 @@ impl PeerActor {
             writer: StreamWriter::new(dialed.write),
             attached: true,
             dials: 0,
+            origin: dialed.origin,
+            router_addr: dialed.addr,
             owns_system,
         }
     }
@@ -68,6 +77,8 @@ impl PeerActor {
         self.reader = StreamReader::new(dialed.read);
         self.writer = StreamWriter::new(dialed.write);
         self.attached = true;
+        self.origin = dialed.origin;
+        self.router_addr = dialed.addr.clone();
         // The reader first: what it queues is written later in the same poll.
         self.reader.start::<Self>(ctx);
         self.writer.start::<Self>(ctx);
@@ -114,15 +125,21 @@ impl PeerActor {
             match event {
                 Event::Request(req) => self.answer(req),
                 Event::VerifyRouter { key } => {
-                    let verdict = match &self.config.router_pins {
-                        Some(pins) => pins.check(&self.config.mesh, &key),
-                        None => Ok(()),
-                    };
+                    let verdict = self.verify_router(&key);
                     let now = self.endpoint.now();
                     let mut st = self.endpoint.lock();
                     match verdict {
-                        Ok(()) => st.core.router_verified(now),
-                        Err(e) => st.core.router_rejected(e),
+                        Verdict::Trusted => st.core.router_verified(now),
+                        Verdict::Refused(e) => st.core.router_rejected(e),
+                        // As if the connection had failed: a first join fails (and
+                        // `Peer::connect` discovers), a reconnect dials again.
+                        Verdict::NotRemembered => st.core.transport_closed(
+                            Some(format!(
+                                "the router at {} is no longer the one remembered",
+                                self.router_addr
+                            )),
+                            now,
+                        ),
                     }
                 }
                 Event::Dial => self.dial(ctx),
@@ -146,6 +163,49 @@ impl PeerActor {
         }
         self.writer.wake();
         self.follow_core(ctx);
+    }
+
+    /// Whether the router of the current connection, which proved `key`, is trusted.
+    fn verify_router(&self, key: &[u8; 32]) -> Verdict {
+        let Some(pins) = &self.config.router_pins else {
+            return Verdict::Trusted;
+        };
+        let mesh = &self.config.mesh;
+        let last = LastRouters::beside(pins);
+        match self.origin {
+            Origin::Remembered { key: remembered } => {
+                if remembered == *key && pins.is_pinned(mesh, key) {
+                    return Verdict::Trusted;
+                }
+                warn!(
+                    addr = %self.router_addr,
+                    key = %lanmesh_proto::handshake::fingerprint(key),
+                    "another router holds the address remembered for the mesh; discovering"
+                );
+                if let Err(e) = last.forget(mesh) {
+                    debug!(error = %e, "could not forget the remembered router");
+                }
+                Verdict::NotRemembered
+            }
+            Origin::Configured => match pins.check(mesh, key) {
+                Ok(()) => Verdict::Trusted,
+                Err(e) => Verdict::Refused(e),
+            },
+            Origin::Discovered { standby } => {
+                if let Err(e) = pins.check(mesh, key) {
+                    return Verdict::Refused(e);
+                }
+                // A router on standby is not remembered: the next join should find the
+                // one that leads.
+                let addr = self.router_addr.parse().ok().filter(|_| !standby);
+                if let Some(addr) = addr {
+                    if let Err(e) = last.remember(mesh, Remembered { addr, key: *key }) {
+                        debug!(error = %e, "could not remember the router");
+                    }
+                }
+                Verdict::Trusted
+            }
+        }
     }
 
     /// A request arrived: the handler answers it, or the application does later.
@@ -209,6 +269,15 @@ impl PeerActor {
                 }),
         );
     }
+}
+
+/// What [`PeerActor::verify_router`] decided.
+enum Verdict {
+    Trusted,
+    /// A router with another key than the pinned ones: the peer ends with this error.
+    Refused(lanmesh_core::ClientError),
+    /// Not the router remembered at that address: drop the connection and discover.
+    NotRemembered,
 }
 
 impl Actor for PeerActor {

@@ -28,6 +28,7 @@ mod endpoint;
 mod files;
 mod hooks;
 mod inbox;
+mod last_routers;
 mod peer;
 mod pins;
 

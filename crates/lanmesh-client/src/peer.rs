@@ -19,10 +19,11 @@ use lanmesh_proto::{Destination, Identity, Name, PeerInfo};
 use tokio::sync::oneshot;
 
 use crate::config::PeerConfig;
-use crate::dial::dial;
+use crate::dial::{Origin, dial};
 use crate::driver::PeerActor;
 use crate::endpoint::{Endpoint, Locked, RequestHandler, SEND_QUEUE_BYTES};
 use crate::files::{FileSent, Progress};
+use crate::last_routers::LastRouters;
 
 /// A connected peer. Cloning gives another handle to the same connection.
 #[derive(Clone)]
@@ -208,12 +209,33 @@ impl Peer {
     }
 
     /// Connects with a full configuration.
+    ///
+    /// When the first connection went to the router remembered for the mesh and did not
+    /// end in a welcome (another router holds the address now, or it refused us), that
+    /// router is forgotten and the peer connects once more, by discovery.
     pub async fn connect(config: PeerConfig) -> Result<Peer, ClientError> {
+        match Self::connect_once(config.clone()).await {
+            Err((e, Some(Origin::Remembered { .. }))) => {
+                tracing::debug!(error = %e, "the remembered router did not take us; discovering");
+                if let Some(pins) = &config.router_pins {
+                    if let Err(e) = LastRouters::beside(pins).forget(&config.mesh) {
+                        tracing::debug!(error = %e, "could not forget the remembered router");
+                    }
+                }
+                Self::connect_once(config).await.map_err(|(e, _)| e)
+            }
+            done => done.map_err(|(e, _)| e),
+        }
+    }
+
+    /// One attempt; a failure says how its router was found, when it got that far.
+    async fn connect_once(config: PeerConfig) -> Result<Peer, (ClientError, Option<Origin>)> {
         let name = config.name.clone();
         let identity = match &config.identity {
-            Some(id) => id.clone(),
-            None => Identity::generate().map_err(ClientError::Handshake)?,
+            Some(id) => Ok(id.clone()),
+            None => Identity::generate().map_err(ClientError::Handshake),
         };
+        let identity = identity.map_err(|e| (e, None))?;
         let core = lanmesh_core::peer::PeerCore::new(config.core(
             identity,
             new_resume_token(),
@@ -237,15 +259,22 @@ impl Peer {
                     system.block_on(start_actor(config, endpoint, started_tx, true));
                     let _ = system.run();
                 })
-                .map_err(|e| ClientError::Connect {
-                    addr: String::new(),
-                    detail: format!("cannot start the peer's thread: {e}"),
+                .map_err(|e| {
+                    let e = ClientError::Connect {
+                        addr: String::new(),
+                        detail: format!("cannot start the peer's thread: {e}"),
+                    };
+                    (e, None)
                 })?;
         }
-        started_rx
+        let origin = started_rx
             .await
-            .map_err(|_| ClientError::disconnected("peer runtime ended"))??;
-        rx.await.map_err(|_| ClientError::ClosedDuringHandshake)??;
+            .map_err(|_| (ClientError::disconnected("peer runtime ended"), None))?
+            .map_err(|e| (e, None))?;
+        rx.await
+            .map_err(|_| ClientError::ClosedDuringHandshake)
+            .and_then(|r| r)
+            .map_err(|e| (e, Some(origin)))?;
         // The core reports the welcome, then the status it brings, in one unlock whose
         // first event already woke us: wait for the second, so that `status()` says
         // `Connected` as soon as `connect` returns.
@@ -638,7 +667,7 @@ impl Peer {
 async fn start_actor(
     config: Arc<PeerConfig>,
     endpoint: Arc<Endpoint>,
-    started: oneshot::Sender<Result<(), ClientError>>,
+    started: oneshot::Sender<Result<Origin, ClientError>>,
     owns_system: bool,
 ) {
     let dialed = match dial(&config).await {
@@ -659,8 +688,9 @@ async fn start_actor(
         }
         return;
     }
+    let origin = dialed.origin;
     lanmesh_actix::same_poll::start(PeerActor::new(endpoint, config, dialed, owns_system));
-    let _ = started.send(Ok(()));
+    let _ = started.send(Ok(origin));
 }
 
 /// A random non-zero id slot for a send-only session.

@@ -34,19 +34,9 @@ impl RouterPins {
     /// Accepts `key` for `mesh` if it is pinned, or pins it if the mesh has no key yet
     /// (or if told to trust new keys); refuses it otherwise.
     pub(crate) fn check(&self, mesh: &str, key: &[u8; 32]) -> Result<(), ClientError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(self.io_error(e)),
-        };
+        let text = self.read()?;
         let wanted = hex::encode(key);
-        let known: Vec<&str> = text
-            .lines()
-            .filter_map(|l| {
-                let mut parts = l.split_whitespace();
-                (parts.next() == Some(mesh)).then(|| parts.next()).flatten()
-            })
-            .collect();
+        let known = known_keys(&text, mesh);
         if known.contains(&wanted.as_str()) {
             return Ok(());
         }
@@ -79,9 +69,36 @@ impl RouterPins {
             .map_err(|e| self.io_error(e))
     }
 
+    /// Whether `key` is pinned for `mesh` already; never pins anything, whatever
+    /// `trust_new` says (for a router remembered at an address, which must prove it is
+    /// the one met before).
+    pub(crate) fn is_pinned(&self, mesh: &str, key: &[u8; 32]) -> bool {
+        let wanted = hex::encode(key);
+        self.read()
+            .is_ok_and(|text| known_keys(&text, mesh).contains(&wanted.as_str()))
+    }
+
+    fn read(&self) -> Result<String, ClientError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(self.io_error(e)),
+        }
+    }
+
     fn io_error(&self, e: std::io::Error) -> ClientError {
         ClientError::StateFile(format!("{}: {e}", self.path.display()))
     }
+}
+
+/// The keys pinned for `mesh` in the text of the file, as hex.
+fn known_keys<'t>(text: &'t str, mesh: &str) -> Vec<&'t str> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next() == Some(mesh)).then(|| parts.next()).flatten()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -104,6 +121,11 @@ mod tests {
             .unwrap();
         pins.check("home", &[3; 32]).unwrap();
         pins.check("home", &[1; 32]).unwrap();
+        assert!(pins.is_pinned("home", &[3; 32]) && pins.is_pinned("office", &[2; 32]));
+        // Asking never pins, even when told to trust new keys.
+        let trusting = RouterPins::new(dir.join("known_routers"), true);
+        assert!(!trusting.is_pinned("home", &[4; 32]));
+        assert!(!trusting.is_pinned("home", &[4; 32]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

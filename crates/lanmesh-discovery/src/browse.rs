@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use mdns_sd::{ServiceDaemon, ServiceEvent};
 
+use crate::one_shot::OneShot;
 use crate::{DiscoveryError, MulticastInterface, SERVICE_TYPE};
 
 /// A router found on the LAN.
@@ -92,72 +93,105 @@ impl Drop for Watcher {
 }
 
 fn to_found(s: &mdns_sd::ResolvedService) -> Option<Found> {
-    let mesh = s.get_property_val_str("mesh")?.to_owned();
-    let mut addrs: Vec<SocketAddr> = s
+    let addrs = s
         .get_addresses_v4()
         .into_iter()
         .map(|a| SocketAddr::new(IpAddr::V4(a), s.get_port()))
         .collect();
-    // The first answer may carry only IPv6 link-local addresses; wait for IPv4 ones.
-    if addrs.is_empty() {
-        return None;
+    Found::from_parts(s.get_fullname(), |k| s.get_property_val_str(k), addrs)
+}
+
+impl Found {
+    /// A router from its full service name, a TXT lookup and its addresses; `None` when
+    /// it has no `mesh` record or no IPv4 address.
+    pub(crate) fn from_parts<'a>(
+        fullname: &str,
+        txt: impl Fn(&str) -> Option<&'a str>,
+        mut addrs: Vec<SocketAddr>,
+    ) -> Option<Found> {
+        let mesh = txt("mesh")?.to_owned();
+        // The first answer may carry only IPv6 link-local addresses; wait for IPv4 ones.
+        if addrs.is_empty() {
+            return None;
+        }
+        addrs.sort();
+        addrs.dedup();
+        let instance = fullname
+            .strip_suffix(&format!(".{SERVICE_TYPE}"))
+            .unwrap_or(fullname)
+            .to_owned();
+        Some(Found {
+            instance,
+            mesh,
+            addrs,
+            key: txt("key").unwrap_or_default().to_owned(),
+            ws_port: txt("ws").and_then(|w| w.parse().ok()),
+            standby: txt("standby") == Some("1"),
+        })
     }
-    addrs.sort();
-    let instance = s
-        .get_fullname()
-        .strip_suffix(&format!(".{SERVICE_TYPE}"))
-        .unwrap_or(s.get_fullname())
-        .to_owned();
-    Some(Found {
-        instance,
-        mesh,
-        addrs,
-        key: s.get_property_val_str("key").unwrap_or_default().to_owned(),
-        ws_port: s.get_property_val_str("ws").and_then(|w| w.parse().ok()),
-        standby: s.get_property_val_str("standby") == Some("1"),
-    })
 }
 
 /// How long a peer that has heard only routers on standby waits for the primary one.
 const STANDBY_GRACE: Duration = Duration::from_millis(1200);
+/// How long the one-shot query waits for a first unicast answer before the full browse
+/// takes over. Responders answer it at once: a few milliseconds on a LAN.
+const UNICAST_WAIT: Duration = Duration::from_millis(150);
+/// Unicast answers are not deferred, so the other routers' answers follow the first one
+/// within milliseconds: the settling time after it need not be longer than this.
+const UNICAST_SETTLE: Duration = Duration::from_millis(20);
 
 /// Finds the routers of `mesh`, blocking for up to `timeout`. Returns as soon as a router
 /// that is not on standby has answered and `settle` more has passed (to collect others);
 /// routers on standby alone are waited on a little longer for the primary. The order is
 /// deterministic: not on standby first, then by key, then by instance.
+///
+/// It asks first with a one-shot query (see `one_shot`), which every responder answers at
+/// once and by unicast, so that peers asking one after another never wait out the mDNS
+/// rate limit; only when no router of the mesh answers that within 150 ms does it browse
+/// with the mDNS daemon.
 pub fn find(
     mesh: &str,
     interface: Option<&str>,
     timeout: Duration,
     settle: Duration,
 ) -> Result<Vec<Found>, DiscoveryError> {
-    let watcher = Watcher::start(interface)?;
     let start = Instant::now();
-    let mut found: BTreeMap<(bool, String, String), Found> = BTreeMap::new();
-    let mut deadline = start + timeout;
-    let mut primary_seen = false;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match watcher.next(left) {
-            Some(Event::Resolved(f)) if f.mesh == mesh => {
-                found.retain(|_, old| old.instance != f.instance);
-                if !f.standby && !primary_seen {
-                    primary_seen = true;
-                    deadline = deadline.min(Instant::now() + settle);
-                } else if f.standby && found.is_empty() && !primary_seen {
-                    deadline = deadline.min(Instant::now() + STANDBY_GRACE);
+    let usable = crate::multicast_interfaces(interface);
+    if usable.is_empty() {
+        return Err(DiscoveryError::NoMulticastInterface {
+            interface: interface.map(str::to_owned),
+        });
+    }
+    let mut gathered = Gathered {
+        mesh,
+        found: BTreeMap::new(),
+        primary_seen: false,
+        deadline: start + timeout,
+    };
+    match OneShot::send(&usable) {
+        Ok(mut asked) => {
+            let settle = settle.min(UNICAST_SETTLE);
+            let until = start + UNICAST_WAIT;
+            while let Some(routers) = asked.next(until.min(gathered.deadline)) {
+                for f in routers {
+                    gathered.add(f, settle);
                 }
-                found.insert((f.standby, f.key.clone(), f.instance.clone()), f);
             }
-            Some(_) => {}
-            None => break,
+        }
+        Err(e) => tracing::debug!(error = %e, "no one-shot query; browsing"),
+    }
+    if !gathered.primary_seen && Instant::now() < gathered.deadline {
+        let watcher = Watcher::start(interface)?;
+        while let Some(left) = gathered.deadline.checked_duration_since(Instant::now()) {
+            match watcher.next(left) {
+                Some(Event::Resolved(f)) => gathered.add(f, settle),
+                Some(Event::Removed(_)) => {}
+                None => break,
+            }
         }
     }
-    if found.is_empty() {
-        let mut interfaces: Vec<String> = watcher
-            .interfaces()
-            .iter()
-            .map(|i| i.name.clone())
-            .collect();
+    if gathered.found.is_empty() {
+        let mut interfaces: Vec<String> = usable.into_iter().map(|i| i.name).collect();
         interfaces.dedup();
         return Err(DiscoveryError::NotFound {
             mesh: mesh.to_owned(),
@@ -165,5 +199,35 @@ pub fn find(
             timeout,
         });
     }
-    Ok(found.into_values().collect())
+    tracing::debug!(
+        took_ms = start.elapsed().as_millis() as u64,
+        routers = gathered.found.len(),
+        "discovery done"
+    );
+    Ok(gathered.found.into_values().collect())
+}
+
+/// The routers of one mesh heard so far, and until when to keep listening.
+struct Gathered<'m> {
+    mesh: &'m str,
+    found: BTreeMap<(bool, String, String), Found>,
+    primary_seen: bool,
+    deadline: Instant,
+}
+
+impl Gathered<'_> {
+    fn add(&mut self, f: Found, settle: Duration) {
+        if f.mesh != self.mesh {
+            return;
+        }
+        self.found.retain(|_, old| old.instance != f.instance);
+        if !f.standby && !self.primary_seen {
+            self.primary_seen = true;
+            self.deadline = self.deadline.min(Instant::now() + settle);
+        } else if f.standby && self.found.is_empty() && !self.primary_seen {
+            self.deadline = self.deadline.min(Instant::now() + STANDBY_GRACE);
+        }
+        self.found
+            .insert((f.standby, f.key.clone(), f.instance.clone()), f);
+    }
 }

@@ -7,7 +7,10 @@
 //!   addresses change.
 //! * A peer browses, keeps the routers of its own mesh only, and gets them in a
 //!   deterministic order (by key, then instance) so that two routers of one mesh are
-//!   both found and every peer picks the same one.
+//!   both found and every peer picks the same one. It asks first with a one-shot query
+//!   that responders answer at once by unicast (`one_shot`), so peers started one after
+//!   another never wait out the mDNS once-a-second answer limit; the daemon's browse is
+//!   the fallback.
 //! * Interfaces: all multicast-capable IPv4 interfaces by default, or exactly the one
 //!   named with `--interface`. A host without any says so in one clear error.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -15,6 +18,7 @@
 mod advertise;
 mod browse;
 mod interfaces;
+mod one_shot;
 
 pub use advertise::{Advertisement, Advertiser};
 pub use browse::{Event, Found, Watcher, find};

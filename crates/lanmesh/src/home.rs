@@ -5,6 +5,8 @@
 //! $LANMESH_HOME, else $XDG_CONFIG_HOME/lanmesh, else ~/.config/lanmesh
 //! ├── identity          this user's peer key pair (hex private, hex public; mode 0600)
 //! ├── known_routers     `mesh key-hex` lines: router keys trusted on first use
+//! ├── last_routers      `mesh addr key-hex` lines: the last router joined by discovery,
+//! │                     tried first next time (only with the key it had and pinned)
 //! └── router/
 //!     ├── identity      the router's key, so peers can pin it across restarts
 //!     └── names         name bindings (see lanmesh-router)
