@@ -19,6 +19,8 @@ mod json;
 mod metrics;
 mod ws;
 
+pub use ws::records as ws_records;
+
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;

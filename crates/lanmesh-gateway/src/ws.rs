@@ -1,9 +1,11 @@
 //! `GET /mesh`: a WebSocket whose binary messages are records, bridged to a `Session`.
 
+use std::pin::Pin;
+
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::AggregatedMessage;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use lanmesh_proto::Transport;
 use lanmesh_proto::limits::MAX_RECORD;
 use lanmesh_router::RouterHandle;
@@ -20,22 +22,49 @@ pub(crate) async fn upgrade(
     body: web::Payload,
     router: web::Data<RouterHandle>,
 ) -> actix_web::Result<HttpResponse> {
-    // Frame headers are checked as the bytes arrive, so a frame claiming more than a
-    // record is refused before actix buffers any of it (see `frame_guard`).
-    let guarded: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
-        Box::pin(FrameGuard::new(body.into_inner(), MAX_WS_MESSAGE));
-    let body = web::Payload::from_request(&req, &mut dev::Payload::from(guarded)).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, incoming) = records(&req, body.into_inner()).await?;
     let remote = req
         .peer_addr()
         .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    // When the session ends, close the WebSocket too, so the browser learns at once.
+    let closer = session.clone();
+    let outgoing = futures_util::sink::unfold(Some(session), |session, record: Bytes| async move {
+        let mut s = session.ok_or("closed")?;
+        s.binary(record).await.map_err(|_| "closed")?;
+        Ok::<_, &str>(Some(s))
+    });
+    let on_end = async move {
+        let _ = closer.close(None).await;
+    };
+    let (read, write) = lanmesh_actix::bridge(incoming, Box::pin(outgoing), on_end);
+    if !router.attach(remote, Transport::Ws, read, write) {
+        debug!(%remote, "websocket refused at the connection limit");
+    }
+    Ok(response)
+}
+
+/// The inbound half of `GET /mesh`: upgrades `req` and turns the WebSocket that `payload`
+/// carries into the records the browser sends, one per binary message. Frame headers are
+/// checked as the bytes arrive, so a frame claiming more than a record is refused before
+/// actix buffers any of it (see `frame_guard`); pings are answered; text, a close or a
+/// protocol error ends the stream (and the session then closes the connection). Public
+/// for the `ws_bridge` fuzz target, which feeds it arbitrary bytes.
+pub async fn records(
+    req: &HttpRequest,
+    payload: dev::Payload,
+) -> actix_web::Result<(
+    HttpResponse,
+    actix_ws::Session,
+    Pin<Box<dyn Stream<Item = Bytes>>>,
+)> {
+    let guarded: Pin<Box<dyn Stream<Item = _>>> =
+        Box::pin(FrameGuard::new(payload, MAX_WS_MESSAGE));
+    let body = web::Payload::from_request(req, &mut dev::Payload::from(guarded)).await?;
+    let (response, session, stream) = actix_ws::handle(req, body)?;
     let stream = stream
         .max_frame_size(MAX_WS_MESSAGE)
         .aggregate_continuations()
         .max_continuation_size(MAX_WS_MESSAGE);
-
-    // Inbound: binary messages are records; pings are answered; text or a protocol error
-    // ends the stream, and the session closes the connection.
     let control = session.clone();
     let incoming = stream
         .take_while(|m| {
@@ -60,19 +89,5 @@ pub(crate) async fn upgrade(
             };
             std::future::ready(out)
         });
-    // When the session ends, close the WebSocket too, so the browser learns at once.
-    let closer = session.clone();
-    let outgoing = futures_util::sink::unfold(Some(session), |session, record: Bytes| async move {
-        let mut s = session.ok_or("closed")?;
-        s.binary(record).await.map_err(|_| "closed")?;
-        Ok::<_, &str>(Some(s))
-    });
-    let on_end = async move {
-        let _ = closer.close(None).await;
-    };
-    let (read, write) = lanmesh_actix::bridge(Box::pin(incoming), Box::pin(outgoing), on_end);
-    if !router.attach(remote, Transport::Ws, read, write) {
-        debug!(%remote, "websocket refused at the connection limit");
-    }
-    Ok(response)
+    Ok((response, session, Box::pin(incoming)))
 }
