@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frames handshake decompress blob ws_frames router_session)
+[ ${#targets[@]} -gt 0 ] || targets=(frames handshake decompress blob ws_frames ws_bridge router_session)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 failed=0
 for t in "${targets[@]}"; do
