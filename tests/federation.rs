@@ -1,0 +1,360 @@
+//! Routers federated through a real 3-node nats-server cluster with JetStream, all on
+//! loopback: three routers (two in this process, one `lanmesh router --federate`
+//! process), each on another NATS node, with peers on each.
+//!
+//! Needs nats-server (`scripts/ensure-tools.sh nats`); without it the test says so and
+//! passes, unless `LANMESH_REQUIRE_NATS=1`.
+#![cfg(feature = "federation")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::eventually;
+use common::proc::Proc;
+use lanmesh::proto::{ErrorCode, Identity};
+use lanmesh::{ClientError, FederationConfig, Peer, Router, RunningRouter};
+
+/// How long a cluster, a bucket or a presence entry may take to be seen.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A 3-node nats-server cluster with JetStream, killed when dropped.
+struct Cluster {
+    nodes: Vec<Child>,
+    urls: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nats-server, or `None` (and why) when the test is to be skipped.
+fn nats_server() -> Option<PathBuf> {
+    match lanmesh_bench::find_nats_server(None) {
+        Some(bin) => Some(bin),
+        None if std::env::var("LANMESH_REQUIRE_NATS").as_deref() == Ok("1") => {
+            panic!(
+                "nats-server not found and LANMESH_REQUIRE_NATS=1 (scripts/ensure-tools.sh nats)"
+            )
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: nats-server not found (scripts/ensure-tools.sh nats installs it); \
+                 set LANMESH_REQUIRE_NATS=1 to fail instead"
+            );
+            None
+        }
+    }
+}
+
+/// Starts three nodes routed to each other, and waits until each says it is ready.
+fn cluster(bin: &Path) -> Cluster {
+    let dir = std::env::temp_dir().join(format!("lanmesh-fed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes = Vec::new();
+    let mut ready = Vec::new();
+    for i in 0..3 {
+        let others: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+            .collect();
+        let mut child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
+            .args(["-n", &format!("node{i}"), "--cluster_name", "lanmesh-test"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+            .args(["--routes", &others.join(",")])
+            .arg("-js")
+            .arg("-sd")
+            .arg(dir.join(format!("node{i}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("Server is ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        nodes.push(child);
+        ready.push(rx);
+    }
+    for rx in ready {
+        rx.recv_timeout(SETTLE).expect("nats-server node ready");
+    }
+    Cluster {
+        nodes,
+        urls: clients
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect(),
+        dir,
+    }
+}
+
+async fn federated(url: &str, id: &str) -> RunningRouter {
+    let mut f = FederationConfig::new([url]);
+    f.router_id = Some(id.to_owned());
+    f.replicas = 3;
+    Router::builder()
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .federation(f)
+        .start()
+        .await
+        .expect("router starts")
+}
+
+async fn join(addr: &str, name: &str) -> Peer {
+    Peer::builder(name)
+        .router(addr.to_owned())
+        .connect()
+        .await
+        .expect("peer joins")
+}
+
+fn sees(p: &Peer, names: &[&str]) -> bool {
+    let have = common::names(p);
+    names.iter().all(|n| have.iter().any(|h| h == n))
+}
+
+/// `lanmesh peers --json --router ADDR`, run off the test's runtime (which serves the
+/// router it asks).
+async fn peers_json(addr: String) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || {
+        common::proc::run(&["peers", "--json", "--router", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn refused(addr: &str, name: &str) -> ClientError {
+    Peer::builder(name)
+        .router(addr.to_owned())
+        .identity(Identity::generate().unwrap())
+        .connect()
+        .await
+        .expect_err("the name is taken")
+}
+
+#[actix_rt::test]
+async fn routers_on_three_nats_nodes_are_one_mesh() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let nats = cluster(&bin);
+    let a = federated(&nats.urls[0], "site-a").await;
+    let b = federated(&nats.urls[1], "site-b").await;
+    // The third router is the command line's, on the third node.
+    let c = Proc::spawn(&[
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        "127.0.0.1:0",
+        "--federate",
+        &nats.urls[2],
+        "--router-id",
+        "site-c",
+        "--replicas",
+        "3",
+    ]);
+    let c_addr = c.router_addr();
+    let a_addr = a.local_addrs()[0].to_string();
+    let b_addr = b.local_addrs()[0].to_string();
+
+    let alice = join(&a_addr, "alice").await;
+    let bob = join(&b_addr, "bob").await;
+    let carol = join(&c_addr, "carol").await;
+    eventually("every peer sees the whole mesh", SETTLE, || {
+        sees(&alice, &["bob", "carol"])
+            && sees(&bob, &["alice", "carol"])
+            && sees(&carol, &["alice", "bob"])
+    })
+    .await;
+
+    // Sends cross routers in order, and payloads arrive whole (compressible ones are
+    // compressed by the sender and forwarded as they are).
+    for i in 0..200u32 {
+        alice
+            .send_text("bob", &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..200u32 {
+        let m = bob
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.from.as_str(), "alice");
+        assert_eq!(m.text(), Some(format!("message {i}").as_str()));
+    }
+    let big = "lanmesh federation ".repeat(4000);
+    alice.send_text_acked("carol", &big).await.unwrap();
+    let m = carol
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("alice", Some(big.as_str())));
+    // Acked sends from the command-line router's side, back the other way.
+    for i in 0..50u32 {
+        carol
+            .send_text_acked("bob", &format!("acked {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..50u32 {
+        let m = bob
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.from.as_str(), m.text()),
+            ("carol", Some(format!("acked {i}").as_str()))
+        );
+    }
+
+    // Request and reply across routers; a peer without a responder says so across too.
+    bob.respond(|req| match &req.data[..] {
+        b"temp?" => bytes::Bytes::from_static(b"21.5"),
+        _ => bytes::Bytes::from_static(b"?"),
+    })
+    .await
+    .unwrap();
+    let reply = alice
+        .request("bob", &b"temp?"[..], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.from.as_str(), &reply.data[..]),
+        ("bob", &b"21.5"[..])
+    );
+    let reply = carol
+        .request("bob", &b"temp?"[..], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(&reply.data[..], b"21.5");
+    let err = bob
+        .request("alice", &b"anyone?"[..], Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NoResponder { name } if name == "alice"),
+        "{err:?}"
+    );
+
+    // A broadcast reaches each remote peer once: the next message after it is the marker.
+    alice.broadcast_text("to all").await.unwrap();
+    alice.send_text("bob", "marker").await.unwrap();
+    alice.send_text("carol", "marker").await.unwrap();
+    for p in [&bob, &carol] {
+        let m = p
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.from.as_str(), m.text()), ("alice", Some("to all")));
+        let m = p
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.text(), Some("marker"), "the broadcast came once");
+    }
+
+    // `peers --json` lists the whole mesh with the router each peer is on.
+    let list = peers_json(a_addr.clone()).await;
+    let router_of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["router"].clone())
+    };
+    assert_eq!(router_of("alice"), Some("site-a".into()), "{list}");
+    assert_eq!(router_of("bob"), Some("site-b".into()), "{list}");
+    assert_eq!(router_of("carol"), Some("site-c".into()), "{list}");
+    let addr = list.as_array().unwrap()[0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{addr}");
+
+    // A name is bound to one key mesh-wide: another key is refused at another router,
+    // while its holder is there and after it left.
+    for at in [&a_addr, &c_addr] {
+        let err = refused(at, "bob").await;
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    code: ErrorCode::NameTaken,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("elsewhere in the mesh"), "{err}");
+    }
+    bob.close().await;
+    eventually("bob's leaving is seen at the other routers", SETTLE, || {
+        !sees(&alice, &["bob"]) && !sees(&carol, &["bob"])
+    })
+    .await;
+    let err = alice.send_text_acked("bob", "anyone?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+    let err = refused(&a_addr, "bob").await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "the binding outlives the presence: {err:?}"
+    );
+
+    // A router that stops leaves the others' lists without waiting for expiry.
+    b.shutdown().await;
+    a.shutdown().await;
+    eventually("alice's router is gone from carol's list", SETTLE, || {
+        !sees(&carol, &["alice"])
+    })
+    .await;
+    drop(c);
+}
