@@ -67,48 +67,81 @@ fn nats_server() -> Option<PathBuf> {
     }
 }
 
-/// Starts three nodes routed to each other, and waits until each says it is ready.
-fn cluster(bin: &Path) -> Cluster {
-    let dir = std::env::temp_dir().join(format!("lanmesh-fed-{}", std::process::id()));
+/// Starts nats-server with `args` (loopback, JetStream) and waits until it is ready.
+fn node(bin: &Path, args: &[String]) -> Child {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Server is ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(SETTLE).expect("nats-server ready");
+    child
+}
+
+fn scratch(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lanmesh-fed-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// One node's arguments: client port, JetStream with its store in `dir`.
+fn node_args(port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        dir.display().to_string(),
+    ]
+}
+
+/// Starts three nodes routed to each other.
+fn cluster(bin: &Path) -> Cluster {
+    let dir = scratch("cluster");
     let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes = Vec::new();
-    let mut ready = Vec::new();
-    for i in 0..3 {
-        let others: Vec<String> = (0..3)
-            .filter(|j| *j != i)
-            .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+    let spawned: Vec<(Vec<String>, usize)> = (0..3)
+        .map(|i| {
+            let others: Vec<String> = (0..3)
+                .filter(|j| *j != i)
+                .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+                .collect();
+            let mut args = node_args(clients[i], &dir.join(format!("node{i}")));
+            args.extend([
+                "-n".into(),
+                format!("node{i}"),
+                "--cluster_name".into(),
+                "lanmesh-test".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{}", routes[i]),
+                "--routes".into(),
+                others.join(","),
+            ]);
+            (args, i)
+        })
+        .collect();
+    // All three at once: each waits for the others to route to.
+    let nodes = std::thread::scope(|s| {
+        let handles: Vec<_> = spawned
+            .iter()
+            .map(|(args, _)| s.spawn(|| node(bin, args)))
             .collect();
-        let mut child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &clients[i].to_string()])
-            .args(["-n", &format!("node{i}"), "--cluster_name", "lanmesh-test"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
-            .args(["--routes", &others.join(",")])
-            .arg("-js")
-            .arg("-sd")
-            .arg(dir.join(format!("node{i}")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("Server is ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        nodes.push(child);
-        ready.push(rx);
-    }
-    for rx in ready {
-        rx.recv_timeout(SETTLE).expect("nats-server node ready");
-    }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     Cluster {
         nodes,
         urls: clients
@@ -123,6 +156,10 @@ async fn federated(url: &str, id: &str) -> RunningRouter {
     let mut f = FederationConfig::new([url]);
     f.router_id = Some(id.to_owned());
     f.replicas = 3;
+    start_federated(f).await
+}
+
+async fn start_federated(f: FederationConfig) -> RunningRouter {
     Router::builder()
         .listen("127.0.0.1:0")
         .mdns(false)
@@ -357,4 +394,96 @@ async fn routers_on_three_nats_nodes_are_one_mesh() {
     })
     .await;
     drop(c);
+}
+
+#[actix_rt::test]
+async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("single");
+    let port = free_port();
+    let args = node_args(port, &dir);
+    let mut server = KillOnDrop(node(&bin, &args));
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.to_owned());
+        f.ttl = Duration::from_secs(2);
+        f
+    };
+    let a = start_federated(config("site-a")).await;
+    let b = start_federated(config("site-b")).await;
+    let a_addr = a.local_addrs()[0].to_string();
+    let alice = join(&a_addr, "alice").await;
+    let anna = join(&a_addr, "anna").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the two routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice", "anna"])
+    })
+    .await;
+    alice.send_text_acked("bob", "before").await.unwrap();
+    assert_eq!(bob.recv().await.unwrap().text(), Some("before"));
+
+    // NATS goes away: the routers keep serving their own peers.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    eventually("the other router's peers leave the lists", SETTLE, || {
+        !sees(&alice, &["bob"]) && !sees(&bob, &["alice"])
+    })
+    .await;
+    for i in 0..20u32 {
+        alice
+            .send_text_acked("anna", &format!("local {i}"))
+            .await
+            .unwrap();
+        let m = anna
+            .recv_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.text(), Some(format!("local {i}").as_str()));
+    }
+    let err = alice.send_text_acked("bob", "lost?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+    // A peer joining meanwhile is admitted (bound here for now).
+    let late = join(&a_addr, "late").await;
+
+    // NATS is back (same port, same store): the routers reconnect by themselves.
+    let _server = KillOnDrop(node(&bin, &args));
+    eventually("the routers see each other again", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice", "anna", "late"])
+    })
+    .await;
+    late.send_text_acked("bob", "after").await.unwrap();
+    let m = bob
+        .recv_timeout(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("late", Some("after")));
+    // "late" was bound mesh-wide once NATS came back.
+    let err = refused(&b.local_addrs()[0].to_string(), "late").await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
