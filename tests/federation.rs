@@ -426,10 +426,22 @@ async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
     .await;
     alice.send_text_acked("bob", "before").await.unwrap();
     assert_eq!(bob.recv().await.unwrap().text(), Some("before"));
+    // `/metrics` says how the router stands with NATS.
+    let m = a.handle().metrics();
+    assert!(m.federated && m.nats_connected, "{m:?}");
+    assert_eq!(m.remote_peers, 1, "{m:?}");
+    assert!(
+        m.nats_frames_out >= 1 && m.nats_frames_in >= 1,
+        "the message out, its ack in: {m:?}"
+    );
 
     // NATS goes away: the routers keep serving their own peers.
     server.0.kill().unwrap();
     server.0.wait().unwrap();
+    eventually("the router notices", SETTLE, || {
+        !a.handle().metrics().nats_connected
+    })
+    .await;
     eventually("the other router's peers leave the lists", SETTLE, || {
         !sees(&alice, &["bob"]) && !sees(&bob, &["alice"])
     })
@@ -457,6 +469,7 @@ async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
         sees(&alice, &["bob"]) && sees(&bob, &["alice", "anna", "late"])
     })
     .await;
+    assert!(a.handle().metrics().nats_connected);
     late.send_text_acked("bob", "after").await.unwrap();
     let m = bob
         .recv_timeout(Duration::from_secs(5))

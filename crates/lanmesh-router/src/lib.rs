@@ -141,6 +141,10 @@ impl RouterHandle {
             listener::spawn(l, shared.clone());
         }
         #[cfg(feature = "federation")]
+        if federation.is_some() {
+            shared.metrics.nats(false);
+        }
+        #[cfg(feature = "federation")]
         if let Some((link, federation)) = federation {
             federation::start(
                 &link,
@@ -151,6 +155,7 @@ impl RouterHandle {
                     shutdown,
                     capacity: config.mailbox_capacity,
                     threshold: config.backpressure_bytes,
+                    metrics: shared.metrics.clone(),
                 },
             );
         }

@@ -294,6 +294,7 @@ impl Handler<Join> for Router {
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
         let now = std::time::Instant::now();
+        #[cfg_attr(not(feature = "federation"), allow(unused_variables))]
         let newly_bound = self.bindings.owner(&join.info.name).is_none();
         if let Err(refusal) = self.bindings.claim(&join.info.name, &join.info.key, now) {
             let code = match refusal {
@@ -335,7 +336,6 @@ impl Handler<Join> for Router {
                 }));
             }
         }
-        let _ = newly_bound;
         Box::pin(actix::fut::ready(self.admit(join)))
     }
 }

@@ -26,6 +26,7 @@ use super::mesh::{Change, MeshView};
 use super::wire::{self, Presence};
 use super::{BoundElsewhere, Claims, FederationConfig, LocalView, Remote, RemoteChanged};
 use crate::inbox::{Inbox, Refused};
+use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::shutdown::Shutdown;
 use crate::table::{Forward, Route};
@@ -58,6 +59,7 @@ pub(crate) struct Start {
     pub(crate) capacity: usize,
     /// The router's backpressure threshold (see `Pressure`).
     pub(crate) threshold: usize,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Starts the driver of `link` on the current actix arbiter.
@@ -142,6 +144,7 @@ struct Driver {
     view: watch::Receiver<Arc<LocalView>>,
     capacity: usize,
     threshold: usize,
+    metrics: Arc<Metrics>,
     mesh: MeshView,
     local: HashMap<Name, Local>,
     outbound: HashMap<Name, Outbound>,
@@ -160,18 +163,27 @@ async fn run(
         shutdown,
         capacity,
         threshold,
+        metrics,
     } = start;
+    let events = metrics.clone();
     let servers = config.servers.join(",");
     let client = async_nats::ConnectOptions::new()
         .name(format!("lanmesh router {me}"))
         .retry_on_initial_connect()
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Disconnected => {
-                    warn!("lost NATS; serving this router's own peers until it is back");
+        .event_callback(move |event| {
+            let metrics = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::Disconnected => {
+                        metrics.nats(false);
+                        warn!("lost NATS; serving this router's own peers until it is back");
+                    }
+                    async_nats::Event::Connected => {
+                        metrics.nats(true);
+                        info!("connected to NATS");
+                    }
+                    other => debug!(event = %other, "NATS event"),
                 }
-                async_nats::Event::Connected => info!("connected to NATS"),
-                other => debug!(event = %other, "NATS event"),
             }
         })
         .connect(servers.as_str())
@@ -205,6 +217,7 @@ async fn run(
         view,
         capacity,
         threshold,
+        metrics,
         local: HashMap::new(),
         outbound: HashMap::new(),
     };
@@ -377,6 +390,7 @@ impl Driver {
                 }
             }
         }
+        self.metrics.remote_peers(self.outbound.len());
         self.router.do_send(RemoteChanged(remote));
     }
 
@@ -396,6 +410,7 @@ impl Driver {
                 nack_locally(&view, dest, &fwd.frames, NackReason::UnknownPeer);
                 continue;
             }
+            self.metrics.nats_frames(fwd.frames.len(), 0);
             for batch in wire::encode_batch(&fwd.frames, wire::MAX_BATCH) {
                 if let Err(e) = self.client.publish(subject.clone(), batch).await {
                     warn!(peer = %dest, error = %e, "cannot publish to NATS");
@@ -450,6 +465,7 @@ impl Driver {
                 self.client.clone(),
                 self.mesh_name.clone(),
                 self.threshold,
+                self.metrics.clone(),
             ));
             let announced = Arc::new(AtomicBool::new(false));
             let announcer = actix_rt::spawn(announce(
@@ -625,6 +641,7 @@ async fn read_subject(
     client: async_nats::Client,
     mesh: String,
     threshold: usize,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(msg) = sub.next().await {
         let frames = match wire::decode_batch(msg.payload) {
@@ -634,6 +651,7 @@ async fn read_subject(
                 continue;
             }
         };
+        metrics.nats_frames(0, frames.len());
         let snapshot = view.borrow().clone();
         for (sender, nack) in deliver(&snapshot, &dest, frames, threshold) {
             let mut buf = bytes::BytesMut::new();

@@ -6,8 +6,8 @@
 //! instead of to a session. What comes back from NATS is pushed into the local sessions'
 //! inboxes like any forward. The pieces:
 //!
-//! * [`wire`] (no IO): subjects, bucket names, the stored values, frame batches;
-//! * [`mesh`] (no IO, time passed in): the remote names and when each was refreshed;
+//! * `wire` (no IO): subjects, bucket names, the stored values, frame batches;
+//! * `mesh` (no IO, time passed in): the remote names and when each was refreshed;
 //! * `driver`: the NATS client around them.
 //!
 //! The flow, for a router `R` with member `a` and a remote member `b` at router `S`:
