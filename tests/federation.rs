@@ -500,3 +500,72 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[actix_rt::test]
+async fn a_nats_node_killed_mid_stream_loses_and_doubles_no_acked_message() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let mut nats = cluster(&bin);
+    // Each router is given one node only: it learns the others from the cluster.
+    let a = federated(&nats.urls[0], "site-a").await;
+    let b = federated(&nats.urls[1], "site-b").await;
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+
+    // Acked sends from alice to bob; alice's NATS node dies after the first 300.
+    let mut acked = Vec::new();
+    let mut failed = 0u32;
+    let mut i = 0u32;
+    let deadline = std::time::Instant::now() + SETTLE;
+    let started = std::time::Instant::now();
+    while acked.len() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} acked, {failed} failed: the router did not recover",
+            acked.len()
+        );
+        if acked.len() == 300 && failed == 0 && i == 300 {
+            nats.nodes[0].kill().unwrap();
+            nats.nodes[0].wait().unwrap();
+        }
+        match alice.send_text_acked("bob", &format!("m{i}")).await {
+            Ok(_) => acked.push(i),
+            Err(_) => {
+                failed += 1;
+                // Paces the retries while the client moves to another node.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        i += 1;
+    }
+    // Bob has every acked message once, and what arrived came in order.
+    let mut got = Vec::new();
+    while let Some(m) = bob.recv_timeout(Duration::from_millis(500)).await.unwrap() {
+        got.push(
+            m.text()
+                .unwrap()
+                .trim_start_matches('m')
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: {got:?}"
+    );
+    let missing: Vec<u32> = acked.iter().filter(|i| !got.contains(i)).copied().collect();
+    assert!(missing.is_empty(), "acked but not delivered: {missing:?}");
+    eprintln!(
+        "failover: {} acked in {:?}, {failed} refused while the node was down, {} delivered",
+        acked.len(),
+        started.elapsed(),
+        got.len()
+    );
+}
