@@ -241,6 +241,36 @@ async fn routers_on_three_nats_nodes_are_one_mesh() {
     })
     .await;
 
+    // A rough figure for the report, not a target: sequential acked sends to a peer on
+    // the same router and to one on another router.
+    let amy = join(&a_addr, "amy").await;
+    let mut rtt = Vec::new();
+    for to in ["amy", "bob"] {
+        let started = std::time::Instant::now();
+        for i in 0..300u32 {
+            alice
+                .send_text_acked(to, &format!("rtt {i}"))
+                .await
+                .unwrap();
+        }
+        rtt.push(started.elapsed() / 300);
+    }
+    for p in [&amy, &bob] {
+        for i in 0..300u32 {
+            let m = p
+                .recv_timeout(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(m.text(), Some(format!("rtt {i}").as_str()));
+        }
+    }
+    eprintln!(
+        "acked send, sequential: same router {:?}, across routers {:?}",
+        rtt[0], rtt[1]
+    );
+    amy.close().await;
+
     // Sends cross routers in order, and payloads arrive whole (compressible ones are
     // compressed by the sender and forwarded as they are).
     for i in 0..200u32 {

@@ -454,7 +454,11 @@ impl Handler<Leave> for Router {
             info!(peer = %leave.name, "peer left");
         }
         self.rebuild_snapshot();
-        let event = gone.then_some(Frame::PeerLeft { name: leave.name });
+        // A name that another router of the mesh serves too is still in the mesh, there.
+        let event = gone.then(|| match self.remote.get(&leave.name) {
+            Some(r) => Frame::PeerJoined(remote_info(r)),
+            None => Frame::PeerLeft { name: leave.name },
+        });
         self.publish(event, None);
     }
 }
