@@ -739,3 +739,136 @@ fn nack_locally(view: &LocalView, dest: &Name, frames: &[Frame], reason: NackRea
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::RoutingTable;
+    use bytes::Bytes;
+    use lanmesh_proto::frame::{Message, flags};
+    use lanmesh_proto::handshake::SLOT_SHIFT;
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    fn route(remote: bool, capacity: usize) -> Arc<Route> {
+        Arc::new(Route {
+            replaced: None,
+            remote,
+            pressure: Arc::default(),
+            inbox: Arc::new(Inbox::new(capacity)),
+        })
+    }
+
+    fn deliver_from(from: &str, id: u64, flags: u8, prev: Option<u64>) -> Frame {
+        Frame::Deliver(Message {
+            peer: name(from),
+            id,
+            flags,
+            chunk: None,
+            prev,
+            payload: Bytes::from_static(b"x"),
+        })
+    }
+
+    fn frames(r: &Route) -> Vec<Frame> {
+        r.inbox.close().into_iter().flat_map(|f| f.frames).collect()
+    }
+
+    #[test]
+    fn frames_from_nats_reach_the_right_session_or_are_nacked_to_their_sender() {
+        let bob = route(false, 8);
+        let bob_slot_3 = route(false, 8);
+        let carol_remote = route(true, 8);
+        let full = route(false, 0);
+        let mut table = RoutingTable::default();
+        table.routes.insert(name("bob"), bob.clone());
+        table.routes.insert(name("carol"), carol_remote);
+        table.routes.insert(name("dan"), full.clone());
+        table.senders.insert((name("bob"), 3), bob_slot_3.clone());
+        let view = LocalView {
+            snapshot: Arc::new(table),
+            members: Vec::new(),
+        };
+        let slot_3 = 3u64 << SLOT_SHIFT;
+        let sent = vec![
+            deliver_from("alice", 1, 0, None),
+            // A reply to what bob's extra session (slot 3) asked.
+            deliver_from("alice", 2, flags::REPLY, Some(slot_3 + 7)),
+            Frame::Ack {
+                peer: name("alice"),
+                id: slot_3 + 8,
+            },
+            deliver_from("alice", 3, 0, None),
+        ];
+        let nacks = deliver(&view, &name("bob"), sent.clone(), 1 << 20);
+        assert!(nacks.is_empty(), "{nacks:?}");
+        assert_eq!(frames(&bob), vec![sent[0].clone(), sent[3].clone()]);
+        assert_eq!(frames(&bob_slot_3), vec![sent[1].clone(), sent[2].clone()]);
+
+        // A name that is not local here (remote, or unknown) is not bounced back out.
+        for dest in ["carol", "nobody"] {
+            let nacks = deliver(
+                &view,
+                &name(dest),
+                vec![deliver_from("alice", 4, 0, None)],
+                1,
+            );
+            assert_eq!(nacks.len(), 1);
+            assert_eq!(nacks[0].0, name("alice"));
+            assert!(matches!(
+                nacks[0].1,
+                Frame::Nack {
+                    id: 4,
+                    reason: NackReason::UnknownPeer,
+                    ..
+                }
+            ));
+        }
+        // A full inbox refuses with Overloaded; broadcasts are dropped without a nack.
+        let nacks = deliver(
+            &view,
+            &name("dan"),
+            vec![
+                deliver_from("alice", 5, 0, None),
+                deliver_from("alice", 6, flags::BROADCAST, None),
+            ],
+            1,
+        );
+        assert_eq!(nacks.len(), 1);
+        assert!(matches!(
+            nacks[0].1,
+            Frame::Nack {
+                id: 5,
+                reason: NackReason::Overloaded,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn undeliverable_sends_to_a_remote_name_are_nacked_to_the_local_sender() {
+        let alice = route(false, 8);
+        let mut table = RoutingTable::default();
+        table.routes.insert(name("alice"), alice.clone());
+        let view = LocalView {
+            snapshot: Arc::new(table),
+            members: Vec::new(),
+        };
+        nack_locally(
+            &view,
+            &name("bob"),
+            &[
+                deliver_from("alice", 9, 0, None),
+                deliver_from("alice", 10, flags::BROADCAST, None),
+            ],
+            NackReason::UnknownPeer,
+        );
+        let got = frames(&alice);
+        assert_eq!(got.len(), 1);
+        assert!(
+            matches!(&got[0], Frame::Nack { peer, id: 9, reason: NackReason::UnknownPeer } if peer == &name("bob"))
+        );
+    }
+}
