@@ -599,3 +599,66 @@ async fn a_nats_node_killed_mid_stream_loses_and_doubles_no_acked_message() {
         got.len()
     );
 }
+
+#[actix_rt::test]
+async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("restart");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut f = FederationConfig::new([url.clone()]);
+    f.router_id = Some("site-a".into());
+    f.ttl = Duration::from_secs(1);
+    let a = start_federated(f).await;
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    // Router B is a process, killed with SIGKILL (nothing deleted from NATS) and started
+    // again on the same port with the same state (so the same key).
+    let b_listen = format!("127.0.0.1:{}", free_port());
+    let b_state = dir.join("router-b");
+    let b_args = [
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        &b_listen,
+        "--state-dir",
+        b_state.to_str().unwrap(),
+        "--federate",
+        &url,
+        "--router-id",
+        "site-b",
+        "--presence-ttl",
+        "1",
+    ];
+    let b = Proc::spawn(&b_args);
+    let b_addr = b.router_addr();
+    let bob = join(&b_addr, "bob").await;
+    eventually("alice sees bob", SETTLE, || sees(&alice, &["bob"])).await;
+
+    drop(b);
+    eventually("bob's entry expires at router A", SETTLE, || {
+        !sees(&alice, &["bob"])
+    })
+    .await;
+    let err = alice.send_text_acked("bob", "there?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+
+    let b = Proc::spawn(&b_args);
+    assert_eq!(b.router_addr(), b_addr);
+    eventually(
+        "bob rejoins the restarted router, and alice sees him",
+        SETTLE,
+        || sees(&alice, &["bob"]),
+    )
+    .await;
+    alice.send_text_acked("bob", "welcome back").await.unwrap();
+    let m = bob
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("alice", Some("welcome back")));
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
