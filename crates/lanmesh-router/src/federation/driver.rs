@@ -189,19 +189,29 @@ async fn run(
         .connect(servers.as_str())
         .await?;
     let js = jetstream::new(client.clone());
+    // Said once at warning level, then quietly: a NATS without JetStream (`-js`), or a
+    // cluster still electing its leader, is worth one clear line, not one a second.
+    let started = Instant::now();
+    let mut warned = false;
     let (presence, bindings) = loop {
-        tokio::select! {
+        let why = tokio::select! {
             () = shutdown.begun() => return Ok(()),
             // JetStream may take a while to answer while its cluster elects a leader: each
             // attempt is short, and tried again.
             opened = tokio::time::timeout(KV_TIMEOUT, open_buckets(&js, &mesh, &config)) => match opened {
                 Ok(Ok(stores)) => break stores,
                 Ok(Err(e)) => {
-                    debug!(error = %e, "buckets not ready yet");
                     tokio::time::sleep(RETRY).await;
+                    e.to_string()
                 }
-                Err(_) => debug!("no answer from JetStream yet"),
+                Err(_) => "no answer from JetStream".to_owned(),
             },
+        };
+        if !warned && started.elapsed() >= Duration::from_secs(10) {
+            warned = true;
+            warn!(error = %why, "no JetStream key-value buckets yet (is JetStream on, -js?); remote peers stay out of reach until there are");
+        } else {
+            debug!(error = %why, "buckets not ready yet");
         }
     };
     claims.set(client.clone(), bindings.clone());
