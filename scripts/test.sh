@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
-scripts/ensure-tools.sh nextest iproute2 chromium
-# In CI the discovery tests (network namespaces, as root) and the browser tests must
-# run, never skip.
+scripts/ensure-tools.sh nextest iproute2 chromium nats
+# In CI the discovery tests (network namespaces, as root), the browser tests and the
+# federation tests (a nats-server cluster on loopback) must run, never skip.
 if [ "${CI:-}" = "true" ]; then
-  export LANMESH_REQUIRE_NETNS=1 LANMESH_REQUIRE_BROWSER=1
+  export LANMESH_REQUIRE_NETNS=1 LANMESH_REQUIRE_BROWSER=1 LANMESH_REQUIRE_NATS=1
 fi
 
 step "wasm client: rebuild, fail if the committed web/pkg is stale, test in Chromium"

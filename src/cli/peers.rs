@@ -11,7 +11,8 @@ use super::Connect;
 pub(crate) struct PeersArgs {
     #[command(flatten)]
     connect: Connect,
-    /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms"}.
+    /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms"},
+    /// and "router" (the router each peer is on) when the router is federated.
     #[arg(long)]
     json: bool,
 }

@@ -79,6 +79,24 @@ pub(crate) struct RouterArgs {
     /// New names all keys together may bind: BURST/SECS or `off` (default 64/1).
     #[arg(long, value_name = "BURST/SECS", value_parser = parse_rate)]
     new_names: Option<lanmesh::BindingRate>,
+    /// Join the other routers of this mesh through a NATS cluster: NATS URLs, comma
+    /// separated (nats://HOST:PORT[,...]). Remote peers show in `peers`, names stay bound
+    /// to one key mesh-wide, messages cross routers.
+    #[cfg(feature = "federation")]
+    #[arg(long, value_name = "nats://HOST:PORT[,...]", value_delimiter = ',')]
+    federate: Vec<String>,
+    /// This router's name among the federated routers (default: its key fingerprint).
+    #[cfg(feature = "federation")]
+    #[arg(long, value_name = "ID", requires = "federate")]
+    router_id: Option<String>,
+    /// Seconds a federated router's presence entries live without a refresh (default 10).
+    #[cfg(feature = "federation")]
+    #[arg(long, value_name = "SECS", requires = "federate")]
+    presence_ttl: Option<u64>,
+    /// Copies the NATS cluster keeps of the mesh's buckets (default 1).
+    #[cfg(feature = "federation")]
+    #[arg(long, value_name = "N", requires = "federate")]
+    replicas: Option<usize>,
     /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
     #[arg(long, hide = true)]
     plaintext: bool,
@@ -132,6 +150,18 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     if let Some(allow) = &args.allow {
         b = b.allow_list(allow.clone());
     }
+    #[cfg(feature = "federation")]
+    if !args.federate.is_empty() {
+        let mut f = lanmesh_router::FederationConfig::new(args.federate.clone());
+        f.router_id = args.router_id.clone();
+        if let Some(secs) = args.presence_ttl {
+            f.ttl = std::time::Duration::from_secs(secs.max(1));
+        }
+        if let Some(n) = args.replicas {
+            f.replicas = n.max(1);
+        }
+        b = b.federation(f);
+    }
     let budgets = Budgets::from(&args);
     b = b.configure(move |c| budgets.apply(c));
     let router = b.start().await?;
@@ -145,6 +175,10 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(service) = router.advertised_as() {
         println!("  mdns {service}");
+    }
+    #[cfg(feature = "federation")]
+    if !args.federate.is_empty() {
+        println!("  nats {}", args.federate.join(","));
     }
     if let Some(name) = &args.name {
         println!("  joined as {name:?}");

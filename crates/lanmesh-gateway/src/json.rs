@@ -9,15 +9,24 @@ use crate::access::Access;
 /// One member as JSON: `{"name","transport","cipher","compression","key","addr","joined_ms"}`
 /// (the `lanmesh peers --json` contract, in that order).
 pub fn peer_json(p: &PeerInfo) -> serde_json::Value {
-    serde_json::json!({
+    // A federated router gives each peer's address as `ADDR via ROUTER`.
+    let (addr, router) = match p.addr.split_once(" via ") {
+        Some((addr, router)) => (addr, Some(router)),
+        None => (p.addr.as_str(), None),
+    };
+    let mut v = serde_json::json!({
         "name": p.name.as_str(),
         "transport": p.transport.as_str(),
         "cipher": p.cipher.as_str(),
         "compression": p.compression.as_str(),
         "key": hex::encode(p.key),
-        "addr": p.addr,
+        "addr": addr,
         "joined_ms": p.joined_ms,
-    })
+    });
+    if let (Some(router), Some(obj)) = (router, v.as_object_mut()) {
+        obj.insert("router".into(), router.into());
+    }
+    v
 }
 
 pub(crate) async fn peers(

@@ -74,8 +74,35 @@ pub(crate) async fn prometheus(
             m.refused_connections,
         ),
     ];
+    let federation: [(&str, &str, &str, u64); 4] = [
+        (
+            "lanmesh_nats_connected",
+            "gauge",
+            "1 while this federated router is connected to NATS.",
+            u64::from(m.nats_connected),
+        ),
+        (
+            "lanmesh_remote_peers",
+            "gauge",
+            "Peers of the mesh served by other routers.",
+            m.remote_peers,
+        ),
+        (
+            "lanmesh_nats_frames_out_total",
+            "counter",
+            "Frames (messages, acks, nacks) published to other routers.",
+            m.nats_frames_out,
+        ),
+        (
+            "lanmesh_nats_frames_in_total",
+            "counter",
+            "Frames received from other routers.",
+            m.nats_frames_in,
+        ),
+    ];
+    let federated = if m.federated { &federation[..] } else { &[] };
     let mut out = String::new();
-    for (name, kind, help, value) in rows {
+    for &(name, kind, help, value) in rows.iter().chain(federated) {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"

@@ -276,6 +276,28 @@ impl Bindings {
         Ok(())
     }
 
+    /// The key `name` is bound to here (pinned or bound), if any.
+    pub(crate) fn owner(&self, name: &Name) -> Option<[u8; 32]> {
+        self.pinned
+            .get(name)
+            .or_else(|| self.keys.get(name))
+            .copied()
+    }
+
+    /// Undoes the binding a [`Bindings::claim`] just made (the mesh refused it: another
+    /// router holds the name for another key). Pinned names are not touched.
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn forget(&mut self, name: &Name) {
+        if self.pinned.contains_key(name) || self.keys.remove(name).is_none() {
+            return;
+        }
+        if let Some(file) = &self.file {
+            if let Err(e) = append_line(file, &format!("-{}", name.as_str())) {
+                tracing::warn!(file = %file.display(), error = %e, "cannot undo a name binding");
+            }
+        }
+    }
+
     /// Applies the lines appended to the file since it was last read (releases by the
     /// operator, and this router's own bindings, which change nothing). Only whole lines:
     /// one being written is read next time.

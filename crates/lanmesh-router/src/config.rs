@@ -74,6 +74,10 @@ pub struct RouterConfig {
     /// New names all keys together may bind (default 64 at once, then one a second):
     /// keys are free to make, so the per-key budgets alone do not stop squatting.
     pub new_names: BindingRate,
+    /// Join the other routers of the mesh through a NATS cluster (`None`: this router
+    /// alone; see [`crate::federation`]).
+    #[cfg(feature = "federation")]
+    pub federation: Option<crate::federation::FederationConfig>,
 }
 
 impl RouterConfig {
@@ -107,6 +111,8 @@ impl RouterConfig {
                 burst: 64,
                 every: Duration::from_secs(1),
             },
+            #[cfg(feature = "federation")]
+            federation: None,
         }
     }
 

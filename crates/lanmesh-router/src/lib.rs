@@ -13,6 +13,8 @@
 mod admission;
 mod bindings;
 mod config;
+#[cfg(feature = "federation")]
+pub mod federation;
 mod hooks;
 mod inbox;
 mod listener;
@@ -33,6 +35,8 @@ use lanmesh_proto::PeerInfo;
 
 pub use bindings::{BINDINGS_FILE, list_bindings, release_binding};
 pub use config::{BindingRate, DEFAULT_MESH, DEFAULT_PORT, RouterConfig};
+#[cfg(feature = "federation")]
+pub use federation::FederationConfig;
 pub use hooks::RouterHooks;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use router::{ListPeerStats, ListPeers, PeerStats, Router};
@@ -108,20 +112,52 @@ impl RouterHandle {
             config.binding_limits(),
         )?;
         let config = Arc::new(config);
+        let shutdown = shutdown::Shutdown::default();
+        #[cfg(feature = "federation")]
+        let federation = config.federation.as_ref().map(|f| {
+            let id = f
+                .router_id
+                .clone()
+                .unwrap_or_else(|| lanmesh_proto::handshake::fingerprint(config.identity.public()));
+            (federation::Link::new(id), f.clone())
+        });
         let shared = listener::Shared {
             config: config.clone(),
             router: {
                 let mut router = Router::new(bindings);
                 router.hooks = hooks.clone();
+                #[cfg(feature = "federation")]
+                {
+                    router.federation = federation.as_ref().map(|(link, _)| link.clone());
+                }
                 router.start()
             },
-            shutdown: shutdown::Shutdown::default(),
+            shutdown: shutdown.clone(),
             metrics: Arc::new(Metrics::default()),
             next_id: Arc::new(AtomicU64::new(1)),
             admission: admission::Admission::new(&config),
         };
         for l in listeners {
             listener::spawn(l, shared.clone());
+        }
+        #[cfg(feature = "federation")]
+        if federation.is_some() {
+            shared.metrics.nats(false);
+        }
+        #[cfg(feature = "federation")]
+        if let Some((link, federation)) = federation {
+            federation::start(
+                &link,
+                federation::Start {
+                    config: federation,
+                    mesh: config.mesh.clone(),
+                    router: shared.router.clone(),
+                    shutdown,
+                    capacity: config.mailbox_capacity,
+                    threshold: config.backpressure_bytes,
+                    metrics: shared.metrics.clone(),
+                },
+            );
         }
         tracing::info!(mesh = %config.mesh, ?addrs, key = %lanmesh_proto::handshake::fingerprint(config.identity.public()), "router listening");
         let handle = Self {

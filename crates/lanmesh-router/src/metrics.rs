@@ -1,6 +1,6 @@
 //! Counters the router keeps for `/metrics` and for tests.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Router-wide counters, updated without locks.
 #[derive(Debug, Default)]
@@ -14,6 +14,11 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     dropped: AtomicU64,
     refused_connections: AtomicU64,
+    federated: AtomicBool,
+    nats_connected: AtomicBool,
+    remote_peers: AtomicU64,
+    nats_frames_out: AtomicU64,
+    nats_frames_in: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -38,6 +43,16 @@ pub struct MetricsSnapshot {
     pub dropped: u64,
     /// Connections closed at once, or refused with "router full", for lack of a slot.
     pub refused_connections: u64,
+    /// The router is federated (`--federate`): the fields below count.
+    pub federated: bool,
+    /// Federated and connected to NATS now.
+    pub nats_connected: bool,
+    /// Peers of the mesh served by other routers.
+    pub remote_peers: u64,
+    /// Frames published to other routers (messages, acks, nacks).
+    pub nats_frames_out: u64,
+    /// Frames received from other routers.
+    pub nats_frames_in: u64,
 }
 
 impl Metrics {
@@ -82,6 +97,26 @@ impl Metrics {
     }
 
     /// Reads every counter.
+    /// Federation: whether NATS is connected now (and that the router is federated).
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn nats(&self, connected: bool) {
+        self.federated.store(true, Relaxed);
+        self.nats_connected.store(connected, Relaxed);
+    }
+
+    /// Federation: how many remote peers the mesh has now.
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn remote_peers(&self, n: usize) {
+        self.remote_peers.store(n as u64, Relaxed);
+    }
+
+    /// Federation: frames published to, or received from, other routers.
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn nats_frames(&self, out: usize, inbound: usize) {
+        self.nats_frames_out.fetch_add(out as u64, Relaxed);
+        self.nats_frames_in.fetch_add(inbound as u64, Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             sessions_open: self.sessions_open.load(Relaxed),
@@ -93,6 +128,11 @@ impl Metrics {
             bytes_out: self.bytes_out.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
+            federated: self.federated.load(Relaxed),
+            nats_connected: self.nats_connected.load(Relaxed),
+            remote_peers: self.remote_peers.load(Relaxed),
+            nats_frames_out: self.nats_frames_out.load(Relaxed),
+            nats_frames_in: self.nats_frames_in.load(Relaxed),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, ResponseActFuture};
 use lanmesh_proto::{ErrorCode, Frame, Name, PeerInfo};
 use tracing::info;
 
@@ -66,9 +66,23 @@ pub struct PeerStats {
     pub messages_received: u64,
 }
 
+/// A name another router of the mesh serves (see `federation`).
+struct RemoteMember {
+    info: PeerInfo,
+    /// The router holding it.
+    router: String,
+    /// Where local sessions put frames for it: the federation driver's inbox.
+    route: Arc<Route>,
+}
+
 /// Owns the member list and the name bindings.
 pub struct Router {
     members: HashMap<Name, Member>,
+    /// Names served by other routers of the mesh (a local member of the same name wins).
+    remote: HashMap<Name, RemoteMember>,
+    /// The federation driver, when the router is federated.
+    #[cfg(feature = "federation")]
+    pub(crate) federation: Option<crate::federation::Link>,
     snapshot: Snapshot,
     bindings: Bindings,
     /// Traffic per name (see [`NameCounters`]); at most [`TRAFFIC_NAMES`] names beyond
@@ -158,6 +172,9 @@ impl Router {
     pub(crate) fn new(bindings: Bindings) -> Self {
         Self {
             members: HashMap::new(),
+            remote: HashMap::new(),
+            #[cfg(feature = "federation")]
+            federation: None,
             snapshot: Snapshot::default(),
             bindings,
             traffic: HashMap::new(),
@@ -178,11 +195,16 @@ impl Router {
     }
 
     fn rebuild_snapshot(&mut self) {
-        let routes = self
+        let mut routes: crate::table::Routes = self
             .members
             .iter()
             .filter_map(|(n, m)| Some((n.clone(), Arc::clone(&m.receiver.as_ref()?.route))))
             .collect();
+        for (n, r) in &self.remote {
+            if !self.members.contains_key(n) {
+                routes.insert(n.clone(), Arc::clone(&r.route));
+            }
+        }
         let senders = self
             .members
             .iter()
@@ -193,6 +215,24 @@ impl Router {
             })
             .collect();
         self.snapshot = Arc::new(RoutingTable { routes, senders });
+        #[cfg(feature = "federation")]
+        if let Some(link) = &self.federation {
+            let local = self
+                .members
+                .values()
+                .filter_map(|m| m.info().cloned())
+                .collect();
+            link.local_changed(self.snapshot.clone(), local);
+        }
+    }
+
+    /// This router's name in the mesh, when federated.
+    fn router_id(&self) -> Option<&str> {
+        #[cfg(feature = "federation")]
+        if let Some(link) = &self.federation {
+            return Some(link.router_id.as_str());
+        }
+        None
     }
 
     /// Hands the current snapshot, and the event if any, to every session but `skip`.
@@ -211,33 +251,98 @@ impl Router {
         }
     }
 
+    /// Members here and, when federated, at the other routers, each with the router it
+    /// is on after its address (`ADDR via ROUTER`).
     fn peer_list(&self) -> Vec<PeerInfo> {
+        let me = self.router_id();
         let mut peers: Vec<PeerInfo> = self
             .members
             .values()
             .filter_map(|m| m.info().cloned())
+            .map(|mut info| {
+                if let Some(me) = me {
+                    info.addr = via(&info.addr, me);
+                }
+                info
+            })
             .collect();
+        peers.extend(
+            self.remote
+                .iter()
+                .filter(|(n, _)| !self.members.contains_key(*n))
+                .map(|(_, r)| remote_info(r)),
+        );
         peers.sort_by(|a, b| a.name.cmp(&b.name));
         peers
     }
 }
 
+/// `addr` with the router it is on, as `peers` shows it (see `remote_info`).
+fn via(addr: &str, router: &str) -> String {
+    format!("{addr} via {router}")
+}
+
+/// What others see of a remote member: its address says which router it is on.
+fn remote_info(r: &RemoteMember) -> PeerInfo {
+    let mut info = r.info.clone();
+    info.addr = via(&info.addr, &r.router);
+    info
+}
+
 impl Handler<Join> for Router {
-    type Result = Result<Joined, JoinRefused>;
+    type Result = ResponseActFuture<Self, Result<Joined, JoinRefused>>;
 
     fn handle(&mut self, join: Join, _: &mut Context<Self>) -> Self::Result {
         let now = std::time::Instant::now();
+        #[cfg_attr(not(feature = "federation"), allow(unused_variables))]
+        let newly_bound = self.bindings.owner(&join.info.name).is_none();
         if let Err(refusal) = self.bindings.claim(&join.info.name, &join.info.key, now) {
             let code = match refusal {
                 Refusal::Owned { .. } => ErrorCode::NameTaken,
                 _ => ErrorCode::Unauthorized,
             };
             tracing::debug!(name = %join.info.name.as_str(), ?refusal, "join refused by the name bindings");
-            return Err(JoinRefused {
+            return Box::pin(actix::fut::ready(Err(JoinRefused {
                 code,
                 text: refusal.text(&join.info.name, &join.info.key),
-            });
+            })));
         }
+        // Federated: the name must be bound to this key mesh-wide too (atomically, in the
+        // bindings bucket), unless this router admitted it already.
+        #[cfg(feature = "federation")]
+        if let Some(link) = &self.federation {
+            use actix::{ActorFutureExt as _, WrapFuture as _};
+            if !self.members.contains_key(&join.info.name) {
+                let claim = link.claim(join.info.name.clone(), join.info.key);
+                return Box::pin(claim.into_actor(self).map(move |claimed, act, _| {
+                    match claimed {
+                        Ok(()) => act.admit(join),
+                        Err(elsewhere) => {
+                            if newly_bound {
+                                act.bindings.forget(&join.info.name);
+                            }
+                            tracing::debug!(name = %join.info.name.as_str(), "join refused: bound elsewhere in the mesh");
+                            Err(JoinRefused {
+                                code: ErrorCode::NameTaken,
+                                text: format!(
+                                    "name {:?} belongs to another key ({}) elsewhere in the mesh; this peer's key is {}",
+                                    join.info.name.as_str(),
+                                    lanmesh_proto::handshake::fingerprint(&elsewhere.owner),
+                                    lanmesh_proto::handshake::fingerprint(&join.info.key),
+                                ),
+                            })
+                        }
+                    }
+                }));
+            }
+        }
+        Box::pin(actix::fut::ready(self.admit(join)))
+    }
+}
+
+impl Router {
+    /// Admits a member whose name binding holds: the rest of a `Join`.
+    fn admit(&mut self, join: Join) -> Result<Joined, JoinRefused> {
         // Several sessions of one key may hold a name: one receives its messages (slot 0)
         // and any number only send (a non-zero id slot each). A session taking a place
         // that is held (the same slot) replaces the holder: with the same resume token it
@@ -286,9 +391,11 @@ impl Handler<Join> for Router {
                     ),
                 });
             }
-            held.route.replaced.do_send(Replaced {
-                by: join.route.inbox.clone(),
-            });
+            if let Some(replaced) = &held.route.replaced {
+                replaced.do_send(Replaced {
+                    by: join.route.inbox.clone(),
+                });
+            }
         }
         // Others restart their streams with a new receiving process, and hear of a name
         // that was not in the mesh.
@@ -347,7 +454,11 @@ impl Handler<Leave> for Router {
             info!(peer = %leave.name, "peer left");
         }
         self.rebuild_snapshot();
-        let event = gone.then_some(Frame::PeerLeft { name: leave.name });
+        // A name that another router of the mesh serves too is still in the mesh, there.
+        let event = gone.then(|| match self.remote.get(&leave.name) {
+            Some(r) => Frame::PeerJoined(remote_info(r)),
+            None => Frame::PeerLeft { name: leave.name },
+        });
         self.publish(event, None);
     }
 }
@@ -357,5 +468,49 @@ impl Handler<ListPeers> for Router {
 
     fn handle(&mut self, _: ListPeers, _: &mut Context<Self>) -> Vec<PeerInfo> {
         self.peer_list()
+    }
+}
+
+#[cfg(feature = "federation")]
+impl Handler<crate::federation::RemoteChanged> for Router {
+    type Result = ();
+
+    /// Names other routers serve came or went: the routing snapshot follows, and local
+    /// peers hear of those that no local member shadows.
+    fn handle(&mut self, changed: crate::federation::RemoteChanged, _: &mut Context<Self>) {
+        use crate::federation::Remote;
+        let mut events = Vec::new();
+        for change in changed.0 {
+            match change {
+                Remote::Seen {
+                    info,
+                    router,
+                    route,
+                } => {
+                    let name = info.name.clone();
+                    let member = RemoteMember {
+                        info,
+                        router,
+                        route,
+                    };
+                    if !self.members.contains_key(&name) {
+                        events.push(Frame::PeerJoined(remote_info(&member)));
+                    }
+                    self.remote.insert(name, member);
+                }
+                Remote::Gone(name) => {
+                    if self.remote.remove(&name).is_some() && !self.members.contains_key(&name) {
+                        events.push(Frame::PeerLeft { name });
+                    }
+                }
+            }
+        }
+        self.rebuild_snapshot();
+        if events.is_empty() {
+            self.publish(None, None);
+        }
+        for event in events {
+            self.publish(Some(event), None);
+        }
     }
 }

@@ -258,7 +258,8 @@ impl Session {
         let join = Join {
             session_id: self.id,
             route: Arc::new(Route {
-                replaced: ctx.address().recipient(),
+                replaced: Some(ctx.address().recipient()),
+                remote: false,
                 pressure: self.pressure.clone(),
                 inbox: self.inbox.clone(),
             }),

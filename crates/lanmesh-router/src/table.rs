@@ -20,8 +20,11 @@ use crate::pressure::Pressure;
 /// along costs no allocation (cloning a `Recipient` allocates).
 #[derive(Debug)]
 pub struct Route {
-    /// Tells the session a newer connection of its peer replaced it.
-    pub(crate) replaced: Recipient<Replaced>,
+    /// Tells the session a newer connection of its peer replaced it (`None`: a remote
+    /// name's route, which no local session replaces).
+    pub(crate) replaced: Option<Recipient<Replaced>>,
+    /// A name another router serves: its inbox is emptied onto NATS (see `federation`).
+    pub(crate) remote: bool,
     pub(crate) pressure: Arc<Pressure>,
     /// Where its frames are put.
     pub(crate) inbox: Arc<Inbox<Forward>>,
@@ -130,7 +133,10 @@ impl lanmesh_core::session::Routes for RoutingTable {
         // Looked up by a borrowed name: build the key only for this rare path (answers to
         // extra sending sessions).
         let key = (Name::new(name).ok()?, slot);
-        self.senders.get(&key)
+        // A remote name's sessions are its router's business: answers go to its route.
+        self.senders
+            .get(&key)
+            .or_else(|| self.routes.get(name).filter(|r| r.remote))
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&Name, &Arc<Route>)) {

@@ -33,5 +33,7 @@ pub use lanmesh_client::{
 pub use lanmesh_discovery as discovery;
 pub use lanmesh_gateway::{GatewayConfig, http_token};
 pub use lanmesh_proto as proto;
+#[cfg(feature = "federation")]
+pub use lanmesh_router::FederationConfig;
 pub use lanmesh_router::{BindingRate, MetricsSnapshot, RouterConfig, RouterHandle, RouterHooks};
 pub use router::{Router, RouterBuilder, RunningRouter, StartError};

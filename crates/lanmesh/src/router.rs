@@ -61,6 +61,8 @@ pub struct RouterBuilder {
     state_dir: Option<std::path::PathBuf>,
     allow_list: Option<std::path::PathBuf>,
     hooks: Option<std::sync::Arc<dyn RouterHooks>>,
+    #[cfg(feature = "federation")]
+    federation: Option<lanmesh_router::FederationConfig>,
     gateway: GatewayConfig,
     adjust: Vec<Adjust>,
 }
@@ -193,6 +195,23 @@ impl RouterBuilder {
         self
     }
 
+    /// Joins the other routers of this mesh through a NATS cluster: `servers` are NATS
+    /// URLs (`nats://host:port`), any of the cluster's. Remote peers appear in `peers`,
+    /// names stay bound to one key mesh-wide, and messages, acks and replies cross
+    /// routers (see [`lanmesh_router::federation`]).
+    #[cfg(feature = "federation")]
+    pub fn federate(mut self, servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.federation = Some(lanmesh_router::FederationConfig::new(servers));
+        self
+    }
+
+    /// [`RouterBuilder::federate`] with every setting (router id, TTL, replicas).
+    #[cfg(feature = "federation")]
+    pub fn federation(mut self, config: lanmesh_router::FederationConfig) -> Self {
+        self.federation = Some(config);
+        self
+    }
+
     /// The router configuration this builder describes.
     pub fn config(&self) -> Result<RouterConfig, StartError> {
         let identity = match &self.identity {
@@ -231,6 +250,10 @@ impl RouterBuilder {
         }
         config.state_dir = self.state_dir.clone();
         config.allow_list = self.allow_list.clone();
+        #[cfg(feature = "federation")]
+        {
+            config.federation = self.federation.clone();
+        }
         for adjust in &self.adjust {
             (adjust.0)(&mut config);
         }

@@ -1,0 +1,192 @@
+//! Federation: the routers of one mesh joined through a NATS cluster (the `federation`
+//! feature, `lanmesh router --federate nats://..`).
+//!
+//! The router's data path is unchanged: a remote name is one more entry of the routing
+//! snapshot, whose route leads to an inbox that this module's driver empties onto NATS
+//! instead of to a session. What comes back from NATS is pushed into the local sessions'
+//! inboxes like any forward. The pieces:
+//!
+//! * `wire` (no IO): subjects, bucket names, the stored values, frame batches;
+//! * `mesh` (no IO, time passed in): the remote names and when each was refreshed;
+//! * `driver`: the NATS client around them.
+//!
+//! The flow, for a router `R` with member `a` and a remote member `b` at router `S`:
+//!
+//! 1. `a` joins: the router binds `a` to its key in the bindings bucket (`create`, atomic:
+//!    another key bound there first means `NameTaken`), admits it, and the driver puts its
+//!    presence (name, key, router, details) in the presence bucket, refreshed every third of
+//!    the TTL, and subscribes to `a`'s subject.
+//! 2. Every driver watches the presence bucket: `b`'s entry makes `R` add `b` to its
+//!    routing snapshot (a `PeerJoined` for its members) with a route to an inbox of `R`'s
+//!    driver; an entry deleted, or not refreshed in time, removes it (`PeerLeft`).
+//! 3. `a` sends to `b`: `a`'s session forwards the `Deliver` to `b`'s route as to any
+//!    session; `R`'s driver publishes it, as the frame encoding has it (payload untouched,
+//!    compressed or not), on `b`'s subject. `S`'s driver delivers it to `b`'s session.
+//! 4. `b` acks or answers: `S`'s session forwards the `Ack`/`Nack`/reply to `a`'s route,
+//!    which at `S` is remote: it crosses back the same way, on `a`'s subject.
+//! 5. What cannot be delivered (no such session any more, a full inbox, NATS down) is
+//!    `Nack`ed to the sender, as on one router.
+//!
+//! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
+//! (a join waits for the bindings bucket at most [`CLAIM_TIMEOUT`], then binds the name
+//! here only, and says so in the log). The client reconnects by itself; presence is put
+//! again at the next refresh.
+
+mod driver;
+pub(crate) mod mesh;
+pub(crate) mod wire;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix::Message;
+use async_nats::jetstream::kv;
+use lanmesh_proto::{Name, PeerInfo};
+use tokio::sync::watch;
+
+use crate::table::{Route, Snapshot};
+
+pub(crate) use driver::{Start, start};
+
+/// How long a join waits for the bindings bucket before binding the name on this router
+/// only.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How a router joins the others of its mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FederationConfig {
+    /// NATS server URLs (`nats://host:port`, `tls://host:port`, user and password in the
+    /// URL as async-nats takes them); any of one cluster's servers.
+    pub servers: Vec<String>,
+    /// How this router is named to the others (default: its key's fingerprint). Shown as
+    /// `"router"` by `lanmesh peers --json`.
+    pub router_id: Option<String>,
+    /// How long a presence entry lives without a refresh (default 10 s; the router
+    /// refreshes every third of it). A router that vanishes leaves the others' lists
+    /// within about one and a half times this.
+    pub ttl: Duration,
+    /// Copies JetStream keeps of the buckets (default 1; 3 on a 3-node cluster survives a
+    /// node).
+    pub replicas: usize,
+}
+
+impl FederationConfig {
+    /// Joins through these servers, with the defaults.
+    pub fn new(servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            servers: servers.into_iter().map(Into::into).collect(),
+            router_id: None,
+            ttl: Duration::from_secs(10),
+            replicas: 1,
+        }
+    }
+}
+
+/// The router's members, for the driver: the snapshot to deliver into and who to publish.
+#[derive(Debug, Default)]
+pub(crate) struct LocalView {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) members: Vec<PeerInfo>,
+}
+
+/// From the driver to the `Router` actor: remote names came or went.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct RemoteChanged(pub(crate) Vec<Remote>);
+
+/// One remote name's change.
+#[derive(Debug)]
+pub(crate) enum Remote {
+    /// Served by another router; frames for it go into `route`.
+    Seen {
+        info: PeerInfo,
+        router: String,
+        route: Arc<Route>,
+    },
+    /// No longer served anywhere else.
+    Gone(Name),
+}
+
+/// Why the mesh refused a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BoundElsewhere {
+    /// The key the name is bound to in the mesh.
+    pub(crate) owner: [u8; 32],
+}
+
+/// What the `Router` actor holds of the federation.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) router_id: String,
+    view: watch::Sender<Arc<LocalView>>,
+    claims: Arc<Claims>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("router_id", &self.router_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bindings bucket, once the driver has it.
+#[derive(Default)]
+pub(crate) struct Claims {
+    store: Mutex<Option<(async_nats::Client, kv::Store)>>,
+}
+
+impl Claims {
+    fn set(&self, client: async_nats::Client, store: kv::Store) {
+        *self.store.lock().unwrap_or_else(PoisonError::into_inner) = Some((client, store));
+    }
+
+    fn get(&self) -> Option<(async_nats::Client, kv::Store)> {
+        self.store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Link {
+    /// The router's members changed: `snapshot` is the new routing table.
+    pub(crate) fn local_changed(&self, snapshot: Snapshot, members: Vec<PeerInfo>) {
+        self.view
+            .send_replace(Arc::new(LocalView { snapshot, members }));
+    }
+
+    /// Binds `name` to `key` mesh-wide, unless another key holds it. Without NATS (not
+    /// connected, no answer within [`CLAIM_TIMEOUT`]) the name is bound here only.
+    pub(crate) fn claim(
+        &self,
+        name: Name,
+        key: [u8; 32],
+    ) -> impl std::future::Future<Output = Result<(), BoundElsewhere>> + 'static {
+        let claims = self.claims.clone();
+        async move {
+            let Some((client, store)) = claims.get() else {
+                tracing::info!(peer = %name, "NATS not reached yet: the name is bound on this router for now");
+                return Ok(());
+            };
+            if client.connection_state() != async_nats::connection::State::Connected {
+                tracing::warn!(peer = %name, "NATS unreachable: the name is bound on this router for now");
+                return Ok(());
+            }
+            match tokio::time::timeout(CLAIM_TIMEOUT, driver::claim(&store, &name, &key)).await {
+                Ok(driver::Claimed::Bound) => Ok(()),
+                Ok(driver::Claimed::Elsewhere(e)) => Err(e),
+                Ok(driver::Claimed::Unsure(why)) => {
+                    // The driver binds it mesh-wide before it announces it.
+                    tracing::warn!(peer = %name, %why, "the bindings bucket did not answer: the name is bound on this router for now");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %name, "no answer from the bindings bucket in time: the name is bound on this router for now");
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! Routers federated through a real 3-node nats-server cluster with JetStream, all on
+//! loopback: three routers (two in this process, one `lanmesh router --federate`
+//! process), each on another NATS node, with peers on each.
+//!
+//! Needs nats-server (`scripts/ensure-tools.sh nats`); without it the test says so and
+//! passes, unless `LANMESH_REQUIRE_NATS=1`.
+#![cfg(feature = "federation")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::eventually;
+use common::proc::Proc;
+use lanmesh::proto::{ErrorCode, Identity};
+use lanmesh::{ClientError, FederationConfig, Peer, Router, RunningRouter};
+
+/// How long a cluster, a bucket or a presence entry may take to be seen.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A 3-node nats-server cluster with JetStream, killed when dropped.
+struct Cluster {
+    nodes: Vec<Child>,
+    urls: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nats-server, or `None` (and why) when the test is to be skipped.
+fn nats_server() -> Option<PathBuf> {
+    match lanmesh_bench::find_nats_server(None) {
+        Some(bin) => Some(bin),
+        None if std::env::var("LANMESH_REQUIRE_NATS").as_deref() == Ok("1") => {
+            panic!(
+                "nats-server not found and LANMESH_REQUIRE_NATS=1 (scripts/ensure-tools.sh nats)"
+            )
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: nats-server not found (scripts/ensure-tools.sh nats installs it); \
+                 set LANMESH_REQUIRE_NATS=1 to fail instead"
+            );
+            None
+        }
+    }
+}
+
+/// Starts nats-server with `args` (loopback, JetStream) and waits until it is ready.
+fn node(bin: &Path, args: &[String]) -> Child {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Server is ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(SETTLE).expect("nats-server ready");
+    child
+}
+
+fn scratch(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lanmesh-fed-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// One node's arguments: client port, JetStream with its store in `dir`.
+fn node_args(port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        dir.display().to_string(),
+    ]
+}
+
+/// Starts three nodes routed to each other.
+fn cluster(bin: &Path) -> Cluster {
+    let dir = scratch("cluster");
+    let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let spawned: Vec<(Vec<String>, usize)> = (0..3)
+        .map(|i| {
+            let others: Vec<String> = (0..3)
+                .filter(|j| *j != i)
+                .map(|j| format!("nats://127.0.0.1:{}", routes[j]))
+                .collect();
+            let mut args = node_args(clients[i], &dir.join(format!("node{i}")));
+            args.extend([
+                "-n".into(),
+                format!("node{i}"),
+                "--cluster_name".into(),
+                "lanmesh-test".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{}", routes[i]),
+                "--routes".into(),
+                others.join(","),
+            ]);
+            (args, i)
+        })
+        .collect();
+    // All three at once: each waits for the others to route to.
+    let nodes = std::thread::scope(|s| {
+        let handles: Vec<_> = spawned
+            .iter()
+            .map(|(args, _)| s.spawn(|| node(bin, args)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    Cluster {
+        nodes,
+        urls: clients
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect(),
+        dir,
+    }
+}
+
+async fn federated(url: &str, id: &str) -> RunningRouter {
+    let mut f = FederationConfig::new([url]);
+    f.router_id = Some(id.to_owned());
+    f.replicas = 3;
+    start_federated(f).await
+}
+
+async fn start_federated(f: FederationConfig) -> RunningRouter {
+    Router::builder()
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .federation(f)
+        .start()
+        .await
+        .expect("router starts")
+}
+
+async fn join(addr: &str, name: &str) -> Peer {
+    Peer::builder(name)
+        .router(addr.to_owned())
+        .connect()
+        .await
+        .expect("peer joins")
+}
+
+fn sees(p: &Peer, names: &[&str]) -> bool {
+    let have = common::names(p);
+    names.iter().all(|n| have.iter().any(|h| h == n))
+}
+
+/// `lanmesh peers --json --router ADDR`, run off the test's runtime (which serves the
+/// router it asks).
+async fn peers_json(addr: String) -> serde_json::Value {
+    let out = tokio::task::spawn_blocking(move || {
+        common::proc::run(&["peers", "--json", "--router", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn refused(addr: &str, name: &str) -> ClientError {
+    Peer::builder(name)
+        .router(addr.to_owned())
+        .identity(Identity::generate().unwrap())
+        .connect()
+        .await
+        .expect_err("the name is taken")
+}
+
+#[actix_rt::test]
+async fn routers_on_three_nats_nodes_are_one_mesh() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let nats = cluster(&bin);
+    let a = federated(&nats.urls[0], "site-a").await;
+    let b = federated(&nats.urls[1], "site-b").await;
+    // The third router is the command line's, on the third node.
+    let c = Proc::spawn(&[
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        "127.0.0.1:0",
+        "--federate",
+        &nats.urls[2],
+        "--router-id",
+        "site-c",
+        "--replicas",
+        "3",
+    ]);
+    let c_addr = c.router_addr();
+    let a_addr = a.local_addrs()[0].to_string();
+    let b_addr = b.local_addrs()[0].to_string();
+
+    let alice = join(&a_addr, "alice").await;
+    let bob = join(&b_addr, "bob").await;
+    let carol = join(&c_addr, "carol").await;
+    eventually("every peer sees the whole mesh", SETTLE, || {
+        sees(&alice, &["bob", "carol"])
+            && sees(&bob, &["alice", "carol"])
+            && sees(&carol, &["alice", "bob"])
+    })
+    .await;
+
+    // A rough figure for the report, not a target: sequential acked sends to a peer on
+    // the same router and to one on another router.
+    let amy = join(&a_addr, "amy").await;
+    let mut rtt = Vec::new();
+    for to in ["amy", "bob"] {
+        let started = std::time::Instant::now();
+        for i in 0..300u32 {
+            alice
+                .send_text_acked(to, &format!("rtt {i}"))
+                .await
+                .unwrap();
+        }
+        rtt.push(started.elapsed() / 300);
+    }
+    for p in [&amy, &bob] {
+        for i in 0..300u32 {
+            let m = p
+                .recv_timeout(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(m.text(), Some(format!("rtt {i}").as_str()));
+        }
+    }
+    eprintln!(
+        "acked send, sequential: same router {:?}, across routers {:?}",
+        rtt[0], rtt[1]
+    );
+    amy.close().await;
+
+    // Sends cross routers in order, and payloads arrive whole (compressible ones are
+    // compressed by the sender and forwarded as they are).
+    for i in 0..200u32 {
+        alice
+            .send_text("bob", &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..200u32 {
+        let m = bob
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.from.as_str(), "alice");
+        assert_eq!(m.text(), Some(format!("message {i}").as_str()));
+    }
+    let big = "lanmesh federation ".repeat(4000);
+    alice.send_text_acked("carol", &big).await.unwrap();
+    let m = carol
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("alice", Some(big.as_str())));
+    // Acked sends from the command-line router's side, back the other way.
+    for i in 0..50u32 {
+        carol
+            .send_text_acked("bob", &format!("acked {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..50u32 {
+        let m = bob
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.from.as_str(), m.text()),
+            ("carol", Some(format!("acked {i}").as_str()))
+        );
+    }
+
+    // Request and reply across routers; a peer without a responder says so across too.
+    bob.respond(|req| match &req.data[..] {
+        b"temp?" => bytes::Bytes::from_static(b"21.5"),
+        _ => bytes::Bytes::from_static(b"?"),
+    })
+    .await
+    .unwrap();
+    let reply = alice
+        .request("bob", &b"temp?"[..], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.from.as_str(), &reply.data[..]),
+        ("bob", &b"21.5"[..])
+    );
+    let reply = carol
+        .request("bob", &b"temp?"[..], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(&reply.data[..], b"21.5");
+    let err = bob
+        .request("alice", &b"anyone?"[..], Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NoResponder { name } if name == "alice"),
+        "{err:?}"
+    );
+
+    // A broadcast reaches each remote peer once: the next message after it is the marker.
+    alice.broadcast_text("to all").await.unwrap();
+    alice.send_text("bob", "marker").await.unwrap();
+    alice.send_text("carol", "marker").await.unwrap();
+    for p in [&bob, &carol] {
+        let m = p
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.from.as_str(), m.text()), ("alice", Some("to all")));
+        let m = p
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.text(), Some("marker"), "the broadcast came once");
+    }
+
+    // `peers --json` lists the whole mesh with the router each peer is on.
+    let list = peers_json(a_addr.clone()).await;
+    let router_of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["router"].clone())
+    };
+    assert_eq!(router_of("alice"), Some("site-a".into()), "{list}");
+    assert_eq!(router_of("bob"), Some("site-b".into()), "{list}");
+    assert_eq!(router_of("carol"), Some("site-c".into()), "{list}");
+    let addr = list.as_array().unwrap()[0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{addr}");
+
+    // A name is bound to one key mesh-wide: another key is refused at another router,
+    // while its holder is there and after it left.
+    for at in [&a_addr, &c_addr] {
+        let err = refused(at, "bob").await;
+        assert!(
+            matches!(
+                err,
+                ClientError::Refused {
+                    code: ErrorCode::NameTaken,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("elsewhere in the mesh"), "{err}");
+    }
+    bob.close().await;
+    eventually("bob's leaving is seen at the other routers", SETTLE, || {
+        !sees(&alice, &["bob"]) && !sees(&carol, &["bob"])
+    })
+    .await;
+    let err = alice.send_text_acked("bob", "anyone?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+    let err = refused(&a_addr, "bob").await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "the binding outlives the presence: {err:?}"
+    );
+
+    // A router that stops leaves the others' lists without waiting for expiry.
+    b.shutdown().await;
+    a.shutdown().await;
+    eventually("alice's router is gone from carol's list", SETTLE, || {
+        !sees(&carol, &["alice"])
+    })
+    .await;
+    drop(c);
+}
+
+#[actix_rt::test]
+async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("single");
+    let port = free_port();
+    let args = node_args(port, &dir);
+    let mut server = KillOnDrop(node(&bin, &args));
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.to_owned());
+        f.ttl = Duration::from_secs(2);
+        f
+    };
+    let a = start_federated(config("site-a")).await;
+    let b = start_federated(config("site-b")).await;
+    let a_addr = a.local_addrs()[0].to_string();
+    let alice = join(&a_addr, "alice").await;
+    let anna = join(&a_addr, "anna").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the two routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice", "anna"])
+    })
+    .await;
+    alice.send_text_acked("bob", "before").await.unwrap();
+    assert_eq!(bob.recv().await.unwrap().text(), Some("before"));
+    // `/metrics` says how the router stands with NATS.
+    let m = a.handle().metrics();
+    assert!(m.federated && m.nats_connected, "{m:?}");
+    assert_eq!(m.remote_peers, 1, "{m:?}");
+    assert!(
+        m.nats_frames_out >= 1 && m.nats_frames_in >= 1,
+        "the message out, its ack in: {m:?}"
+    );
+
+    // NATS goes away: the routers keep serving their own peers.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    eventually("the router notices", SETTLE, || {
+        !a.handle().metrics().nats_connected
+    })
+    .await;
+    eventually("the other router's peers leave the lists", SETTLE, || {
+        !sees(&alice, &["bob"]) && !sees(&bob, &["alice"])
+    })
+    .await;
+    for i in 0..20u32 {
+        alice
+            .send_text_acked("anna", &format!("local {i}"))
+            .await
+            .unwrap();
+        let m = anna
+            .recv_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.text(), Some(format!("local {i}").as_str()));
+    }
+    let err = alice.send_text_acked("bob", "lost?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+    // A peer joining meanwhile is admitted (bound here for now).
+    let late = join(&a_addr, "late").await;
+
+    // NATS is back (same port, same store): the routers reconnect by themselves.
+    let _server = KillOnDrop(node(&bin, &args));
+    eventually("the routers see each other again", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice", "anna", "late"])
+    })
+    .await;
+    assert!(a.handle().metrics().nats_connected);
+    late.send_text_acked("bob", "after").await.unwrap();
+    let m = bob
+        .recv_timeout(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("late", Some("after")));
+    // "late" was bound mesh-wide once NATS came back.
+    let err = refused(&b.local_addrs()[0].to_string(), "late").await;
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_rt::test]
+async fn a_nats_node_killed_mid_stream_loses_and_doubles_no_acked_message() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let mut nats = cluster(&bin);
+    // Each router is given one node only: it learns the others from the cluster.
+    let a = federated(&nats.urls[0], "site-a").await;
+    let b = federated(&nats.urls[1], "site-b").await;
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+
+    // Acked sends from alice to bob; alice's NATS node dies after the first 300.
+    let mut acked = Vec::new();
+    let mut failed = 0u32;
+    let mut i = 0u32;
+    let deadline = std::time::Instant::now() + SETTLE;
+    let started = std::time::Instant::now();
+    while acked.len() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} acked, {failed} failed: the router did not recover",
+            acked.len()
+        );
+        if acked.len() == 300 && failed == 0 && i == 300 {
+            nats.nodes[0].kill().unwrap();
+            nats.nodes[0].wait().unwrap();
+        }
+        match alice.send_text_acked("bob", &format!("m{i}")).await {
+            Ok(_) => acked.push(i),
+            Err(_) => {
+                failed += 1;
+                // Paces the retries while the client moves to another node.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        i += 1;
+    }
+    // Bob has every acked message once, and what arrived came in order.
+    let mut got = Vec::new();
+    while let Some(m) = bob.recv_timeout(Duration::from_millis(500)).await.unwrap() {
+        got.push(
+            m.text()
+                .unwrap()
+                .trim_start_matches('m')
+                .parse::<u32>()
+                .unwrap(),
+        );
+    }
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: {got:?}"
+    );
+    let missing: Vec<u32> = acked.iter().filter(|i| !got.contains(i)).copied().collect();
+    assert!(missing.is_empty(), "acked but not delivered: {missing:?}");
+    eprintln!(
+        "failover: {} acked in {:?}, {failed} refused while the node was down, {} delivered",
+        acked.len(),
+        started.elapsed(),
+        got.len()
+    );
+}
+
+#[actix_rt::test]
+async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("restart");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut f = FederationConfig::new([url.clone()]);
+    f.router_id = Some("site-a".into());
+    f.ttl = Duration::from_secs(1);
+    let a = start_federated(f).await;
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    // Router B is a process, killed with SIGKILL (nothing deleted from NATS) and started
+    // again on the same port with the same state (so the same key).
+    let b_listen = format!("127.0.0.1:{}", free_port());
+    let b_state = dir.join("router-b");
+    let b_args = [
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        &b_listen,
+        "--state-dir",
+        b_state.to_str().unwrap(),
+        "--federate",
+        &url,
+        "--router-id",
+        "site-b",
+        "--presence-ttl",
+        "1",
+    ];
+    let b = Proc::spawn(&b_args);
+    let b_addr = b.router_addr();
+    let bob = join(&b_addr, "bob").await;
+    eventually("alice sees bob", SETTLE, || sees(&alice, &["bob"])).await;
+
+    drop(b);
+    eventually("bob's entry expires at router A", SETTLE, || {
+        !sees(&alice, &["bob"])
+    })
+    .await;
+    let err = alice.send_text_acked("bob", "there?").await.unwrap_err();
+    assert!(matches!(err, ClientError::UnknownPeer { .. }), "{err:?}");
+
+    let b = Proc::spawn(&b_args);
+    assert_eq!(b.router_addr(), b_addr);
+    eventually(
+        "bob rejoins the restarted router, and alice sees him",
+        SETTLE,
+        || sees(&alice, &["bob"]),
+    )
+    .await;
+    alice.send_text_acked("bob", "welcome back").await.unwrap();
+    let m = bob
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), m.text()), ("alice", Some("welcome back")));
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
