@@ -833,6 +833,15 @@ fn end_phase(phase: Phase, peaks: &mut StackPeaks, worst: &mut Measured, step: u
         m.other_heap,
         m.other_stack
     );
+    if phase == Phase::OneRecord {
+        // Messages of one record only: this phase's heap, the stack of it and the
+        // handshake before it.
+        let one = worst.heap.max(m.heap) + worst.stack.max(m.stack) + statics();
+        say!(
+            "board RAM with messages of one record (handshake + this phase): {one} B ({} KiB; target 48 KiB = 49152 B)",
+            one.div_ceil(1024)
+        );
+    }
     worst.heap = worst.heap.max(m.heap);
     worst.heap_live = worst.heap_live.max(m.heap_live);
     worst.stack = worst.stack.max(m.stack);
