@@ -11,6 +11,10 @@
 #                               and how .text splits between the parts
 #   scripts/mcu.sh riscv        the three crates for riscv32imc-unknown-none-elf
 #                               (ESP32-C3 class; see the README for its atomics)
+#   scripts/mcu.sh qemu         build examples/board/mcu-qemu and run it under
+#                               qemu-system-arm -M mps2-an386 (Cortex-M4F): the board's
+#                               client, a router core and a laptop peer in memory; prints
+#                               the board's peak heap and stack. Not part of CI.
 #
 # Output goes to target/mcu (its own directory: another rustc than the native target/).
 # CARGO_BUILD_JOBS is honoured.
@@ -33,6 +37,9 @@ ensure_toolchain() {
   { [ -x /usr/bin/rustc ] && [ -d "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/alloc" ]; } \
     || missing+=(rust-web-src)
   command -v ld.lld-22 >/dev/null 2>&1 || missing+=(lld-22)
+  if [ "${1:-}" = qemu ]; then
+    command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
+  fi
   if [ "${1:-}" = size ]; then
     command -v llvm-size-14 >/dev/null 2>&1 || command -v llvm-size >/dev/null 2>&1 || missing+=(llvm)
   fi
@@ -102,6 +109,28 @@ size_image() {
     END { for (p in sum) printf "mcu:   %7d  %s\n", sum[p], p }' | sort -t: -k2 -rn
 }
 
+# Builds the QEMU image and runs it: fails unless it reaches its success line and exits 0.
+run_qemu() {
+  local image="$TARGET_DIR/$THUMB/release/lanmesh-mcu-qemu" log rc=0
+  say "building the QEMU image (examples/board/mcu-qemu) for $THUMB"
+  # Own package and lock file, like mcu-image; panics keep their message (it prints them).
+  (cd examples/board/mcu-qemu && mcu_cargo \
+    /usr/bin/cargo build --locked --release --target "$THUMB" \
+    -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem)
+  say "running it: qemu-system-arm -M mps2-an386, semihosting"
+  log="$(mktemp)"
+  timeout 60 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel "$image" >"$log" 2>&1 || rc=$?
+  cat "$log"
+  if [ "$rc" != 0 ] || ! grep -q '^qemu: OK: ' "$log"; then
+    rm -f "$log"
+    say "FAILED: qemu exited $rc without the success line" >&2
+    return 1
+  fi
+  rm -f "$log"
+  say "qemu run passed"
+}
+
 what="${1:-check}"
 ensure_toolchain "$what"
 start=$SECONDS
@@ -109,7 +138,8 @@ case "$what" in
   check) build_crates "$THUMB" ;;
   size) build_crates "$THUMB"; size_image ;;
   riscv) build_crates "$RISCV" ;;
+  qemu) run_qemu ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) say "unknown command $what (check, size, riscv)" >&2; exit 2 ;;
+  *) say "unknown command $what (check, size, riscv, qemu)" >&2; exit 2 ;;
 esac
 say "done in $((SECONDS - start)) s"
