@@ -41,6 +41,13 @@ wasm *ARGS:
 python *PYTEST_ARGS:
     bash scripts/python.sh --test -- {{PYTEST_ARGS}}
 
+# Outputs target/wheels/aarch64-unknown-linux-gnu/release/lanmesh-*.whl (abi3) and checks its
+# .so with readelf; `--test` also installs it into Debian's aarch64 Python under qemu-user and
+# runs tests/test_board.py against an x86 router; `--profile cross-ci` is the cheap profile.
+# The Python wheel for a 64-bit Raspberry Pi, cross-built by the route of `just cross aarch64`.
+python-wheel-aarch64 *ARGS:
+    bash scripts/python.sh --target aarch64 {{ARGS}}
+
 # The Python soak (100,000 messages between two Python processes), kept out of CI's run.
 python-soak:
     LANMESH_SOAK=1 bash scripts/python.sh --test -- crates/lanmesh-py/tests/test_soak.py

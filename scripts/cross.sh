@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Builds the `lanmesh` binary and the Pi sensor example (examples/board) for a
 # Raspberry-Pi-class Linux board on this x86 machine,
-# from the package registries alone. The rustup toolchain has no std for these targets
-# and none can be downloaded, so this uses Debian's second toolchain (rustc-web, with its
-# std source) and -Zbuild-std, as the wasm build does (DESIGN.md §7), with Debian's cross
-# gcc and libc to compile ring's C and assembly and to link.
+# from the package registries alone: Debian's rustc-web toolchain with -Zbuild-std and
+# Debian's cross gcc and libc (scripts/cross-env.sh, which scripts/python.sh --target
+# uses for the Python wheel too).
 #
 #   scripts/cross.sh ARCH              install what is missing, build the release binary
 #                                      into target/TRIPLE/release/lanmesh (the sensor into
@@ -60,89 +59,13 @@ if [ "$mode" = check ] && [ $((run_tests + bench)) -gt 0 ]; then
   exit 2
 fi
 
-# Per target: the triple, the gcc prefix, Debian's packages, and qemu-user's command.
-case "$arch" in
-  aarch64)
-    triple=aarch64-unknown-linux-gnu
-    gnu=aarch64-linux-gnu
-    packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-    qemu=qemu-aarch64 ;;
-  armv7)
-    triple=armv7-unknown-linux-gnueabihf
-    gnu=arm-linux-gnueabihf
-    packages=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
-    qemu=qemu-arm ;;
-esac
-BUILD_DIR="$ROOT/target/cross"
+# The target's triple, gcc, Debian packages and qemu; the cross toolchain's environment.
+source "$ROOT/scripts/cross-env.sh"
+cross_target "$arch"
 # The cargo profile `dev` keeps its output in a directory named `debug`.
 profile_dir=$profile
 [ "$profile" = dev ] && profile_dir=debug
 OUT_DIR="$ROOT/target/$triple/$profile_dir"
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    say "root is needed to run: $*" >&2
-    exit 1
-  fi
-}
-
-apt_install() {
-  say "installing $* (apt)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
-}
-
-# Debian's rustc-web (1.96 or later), its cargo and its std source.
-toolchain_ok() {
-  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] \
-    && /usr/bin/rustc --version | grep -Eq '^rustc 1\.(9[6-9]|[1-9][0-9]{2,})\.' \
-    && [ -d "$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library/std" ]
-}
-
-ensure_tools() {
-  local missing=()
-  toolchain_ok || missing+=(rustc-web cargo-web rust-web-src)
-  command -v "$gnu-gcc" >/dev/null 2>&1 && [ -d "/usr/$gnu/include" ] || missing+=("${packages[@]}")
-  if [ $((run_tests + bench)) -gt 0 ]; then
-    command -v "$qemu" >/dev/null 2>&1 || missing+=(qemu-user)
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    apt_install "${missing[@]}"
-  fi
-  toolchain_ok || { say "the Debian rustc-web toolchain is still not usable" >&2; exit 1; }
-}
-
-# The profile CI builds the board binary with: optimised enough to run the tests under
-# qemu-user quickly, cheap enough to build std and the whole binary from nothing within
-# CI's budget. It lives here rather than in Cargo.toml because only this script uses it
-# (and Cargo.toml is an input of the committed wasm build, web/pkg).
-cross_ci_profile=(
-  --config 'profile.cross-ci.inherits="release"'
-  --config 'profile.cross-ci.opt-level=1'
-  --config 'profile.cross-ci.debug=0'
-  --config 'profile.cross-ci.codegen-units=16'
-  --config 'profile.cross-ci.lto=false'
-  --config 'profile.cross-ci.incremental=false'
-)
-
-# The environment of every cross cargo run: Debian's toolchain, the target's gcc for
-# ring's C (cc crate) and as the linker, and qemu-user as the runner. RUSTFLAGS and a
-# wrapper meant for the native build are cleared.
-cross_cargo() {
-  local t="${triple//-/_}"
-  local T="${t^^}"
-  env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u RUSTC_WRAPPER \
-    CARGO_TARGET_DIR="$BUILD_DIR" \
-    RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-    "CC_$t=$gnu-gcc" "AR_$t=$gnu-ar" \
-    "CARGO_TARGET_${T}_LINKER=$gnu-gcc" \
-    "CARGO_TARGET_${T}_RUNNER=$qemu -L /usr/$gnu" \
-    "$@"
-}
 
 # The size of a binary once stripped (what is copied to a board), in bytes.
 stripped_size() {
@@ -169,7 +92,7 @@ cargo_args=(
 # The sensor example is not type-checked on its own: it uses nothing target-specific.
 [ "$mode" = build ] && cargo_args+=(--example board)
 
-ensure_tools
+if [ $((run_tests + bench)) -gt 0 ]; then cross_ensure_tools qemu; else cross_ensure_tools; fi
 started=$SECONDS
 if [ "$mode" = check ]; then
   say "checking lanmesh for $triple (profile $profile)"
