@@ -163,11 +163,17 @@ exec $qemu -L "$root" "$root/usr/bin/python3.11" "\$@"
 EOF
 chmod +x "$board_python"
 
-# pip (the wheel the host Python bundles) run by the board's Python itself, so the
-# wheel's tags are checked against that interpreter and its glibc.
+# pip run by the board's Python itself, so the wheel's tags are checked against that
+# interpreter and its glibc: pip's own wheel, the one the host Python bundles for venv
+# (ensurepip, or Debian's python-wheels), else downloaded from PyPI.
 site=$board/site
 rm -rf "$site"
-pip_wheel=$("$py" -c 'import ensurepip, glob, os; print(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[0])')
+pip_wheel=$(ls "$("$py" -c 'import ensurepip, os; print(os.path.dirname(ensurepip.__file__))' 2>/dev/null)"/_bundled/pip-*.whl \
+  /usr/share/python-wheels/pip-*.whl 2>/dev/null | head -1 || true)
+if [ -z "$pip_wheel" ]; then
+  "$py" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: -d "$board/pip" pip
+  pip_wheel=$(ls "$board"/pip/pip-*.whl | head -1)
+fi
 say "installing the wheel into $("$board_python" -c 'import platform, sys; print(f"Python {platform.python_version()} on {platform.machine()}")') with pip"
 "$board_python" "$pip_wheel/pip" install --quiet --disable-pip-version-check --no-deps --no-index \
   --target "$site" "$wheel"
