@@ -72,6 +72,38 @@ def test_the_hooks_example_runs_its_whole_life():
     assert leaving and leaving[0] > 0, s.lines
 
 
+def test_the_pi_sensor_publishes_what_sysfs_says_and_answers_latest(cli_router, tmp_path):
+    import lanmesh
+
+    sysfs = tmp_path / "sys"
+    (sysfs / "class/thermal/thermal_zone0").mkdir(parents=True)
+    (sysfs / "class/thermal/thermal_zone0/temp").write_text("48250\n")
+    good = sysfs / "bus/w1/devices/28-0000075a1b2c"
+    bad = sysfs / "bus/w1/devices/28-00000badc0de"
+    good.mkdir(parents=True)
+    bad.mkdir(parents=True)
+    (good / "w1_slave").write_text("72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=21500\n")
+    (bad / "w1_slave").write_text("72 01 4b 46 7f ff 0e 10 57 : crc=00 NO\n72 01 4b 46 7f ff 0e 10 57 t=85000\n")
+    with lanmesh.Peer("collector", router=cli_router) as collector:
+        s = Script(
+            "pi_sensor.py", "--router", cli_router, "--name", "pi", "--to", "collector",
+            "--every", "0.5", "--count", "3", "--sysfs", str(sysfs),
+        )
+        first = collector.recv(timeout=15)
+        assert first is not None, s.lines
+        assert first.sender == "pi"
+        assert first.data["seq"] == 1
+        assert first.data["soc_celsius"] == 48.25
+        assert first.data["probes"] == {"28-0000075a1b2c": 21.5}, "the probe with a bad CRC is left out"
+        latest = collector.request("pi", "latest?", timeout=5)
+        assert latest["sensor"] == "pi" and latest["seq"] >= 1, latest
+        seqs = [first.data["seq"]] + [collector.recv(timeout=15).data["seq"] for _ in range(2)]
+        assert seqs == [1, 2, 3]
+        assert s.finish() == 0, s.lines
+    printed = [line for line in s.lines if line.startswith("{")]
+    assert len(printed) == 3, s.lines
+
+
 def test_two_chats_talk_through_a_router(cli_router):
     alice = Script("chat.py", "alice", "--router", cli_router)
     alice.expect("joined as alice")
