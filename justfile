@@ -61,7 +61,8 @@ bench-python:
     target/py-venv/bin/python crates/lanmesh-py/bench/bench.py
 
 # Microcontrollers (Debian rustc-web, -Zbuild-std=core,alloc; installs it when missing):
-# `just mcu` builds proto, core and lanmesh-embedded no_std for thumbv7em-none-eabihf (as CI);
+# `just mcu` builds proto, core and lanmesh-embedded no_std for thumbv7em-none-eabihf and
+# riscv32imc-unknown-none-elf (as CI);
 # `just mcu size` links the minimal image and reports .text and static RAM by part.
 # `just mcu qemu` runs the board's client, a router core and a laptop peer under
 # qemu-system-arm (mps2-an386) and prints the board's peak heap and stack.

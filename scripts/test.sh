@@ -17,7 +17,7 @@ fi
 step "wasm client: rebuild, fail if the committed web/pkg is stale, test in Chromium"
 bash scripts/build-wasm.sh --check --test
 
-step "boards: proto, core and the embedded client as no_std for thumbv7em-none-eabihf"
+step "boards: proto, core and the embedded client as no_std for thumbv7em-none-eabihf and riscv32imc"
 bash scripts/mcu.sh check
 
 step "cargo fmt --check"

@@ -234,6 +234,16 @@ impl Connection {
         Ok(out)
     }
 
+    /// Lets go of the emptied output buffer, which otherwise stays for the next record
+    /// to reuse (and keeps the allocation of the last record sent alive while it is
+    /// written and after). For a board, where a record's worth of RAM counts more than
+    /// an allocation per record; nothing queued is dropped.
+    pub fn release_idle_buffer(&mut self) {
+        if self.pending.is_empty() {
+            self.pending = BytesMut::new();
+        }
+    }
+
     /// Decrypts one received record in place and returns its frames; the record's buffer
     /// becomes the frames' buffer, with no copy. A tampered, truncated or replayed record
     /// fails here (Noise nonces only move forward).

@@ -266,7 +266,8 @@ impl Reassembler {
             let room =
                 usize::try_from(chunk.total).map_or(PREALLOCATE_MAX, |t| t.min(PREALLOCATE_MAX));
             self.partial.insert(
-                key.clone(),
+                // Its own copy of the name: the key outlives this chunk's record.
+                (key.0.detached(), key.1),
                 Partial {
                     buf: BytesMut::with_capacity(room),
                     total: chunk.total,

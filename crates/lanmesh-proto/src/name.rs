@@ -30,6 +30,13 @@ impl Name {
         Ok(Self(s))
     }
 
+    /// The same name in a buffer of its own. A name sliced out of a received record
+    /// keeps that whole record's allocation alive; one kept for long (a map key) is
+    /// detached first, which matters on a board with a few KiB of RAM.
+    pub fn detached(&self) -> Self {
+        Self(ByteString::from(self.as_str()))
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

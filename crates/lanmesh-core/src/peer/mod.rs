@@ -593,6 +593,16 @@ impl PeerCore {
         }
     }
 
+    /// Lets go of the connection's emptied output buffer instead of keeping it for the
+    /// next record (see [`Connection::release_idle_buffer`]): a board driver calls it once
+    /// everything sent is written, to trade an allocation per record for a record's worth
+    /// of RAM. Native drivers do not.
+    pub fn release_idle_buffers(&mut self) {
+        if let Some(conn) = self.connection.as_mut() {
+            conn.release_idle_buffer();
+        }
+    }
+
     /// Whether the core uses a transport now (from [`PeerCore::connect`] until the
     /// connection is lost or closed): a driver holding a socket the core let go of
     /// drops it.

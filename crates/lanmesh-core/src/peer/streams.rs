@@ -255,7 +255,14 @@ impl Seen {
                 self.last.remove(&k);
             }
         }
-        self.last.insert(key, (id, self.uses));
+        match self.last.get_mut(&key) {
+            Some(entry) => *entry = (id, self.uses),
+            // A new stream: its key keeps its own copy of the name, not the record the
+            // name was sliced out of.
+            None => {
+                self.last.insert((key.0.detached(), key.1), (id, self.uses));
+            }
+        }
         Verdict::Deliver
     }
 
