@@ -66,6 +66,7 @@ bench-python:
 # `just mcu size` links the minimal image and reports .text and static RAM by part.
 # `just mcu qemu` runs the board's client, a router core and a laptop peer under
 # qemu-system-arm (mps2-an386) and prints the board's peak heap and stack.
+# `just mcu embassy` builds the embassy sensor skeleton (examples/board/embassy-sensor).
 mcu *ARGS:
     bash scripts/mcu.sh {{ARGS}}
 

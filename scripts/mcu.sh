@@ -17,6 +17,9 @@
 #                               qemu-system-arm -M mps2-an386 (Cortex-M4F): the board's
 #                               client, a router core and a laptop peer in memory; prints
 #                               the board's peak heap and stack. Not part of CI.
+#   scripts/mcu.sh embassy      build (not link) the embassy sensor skeleton
+#                               (examples/board/embassy-sensor) for thumbv7em-none-eabihf.
+#                               Not part of CI.
 #
 # Output goes to target/mcu (its own directory: another rustc than the native target/).
 # CARGO_BUILD_JOBS is honoured.
@@ -142,7 +145,11 @@ case "$what" in
   size) build_crates "$THUMB"; size_image ;;
   riscv) build_crates "$RISCV" ;;
   qemu) run_qemu ;;
+  embassy)
+    say "building the embassy sensor skeleton (examples/board/embassy-sensor) for $THUMB"
+    (cd examples/board/embassy-sensor && mcu_cargo \
+      /usr/bin/cargo build --locked --release --target "$THUMB" -Zbuild-std=core,alloc) ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-  *) say "unknown command $what (check, size, riscv, qemu)" >&2; exit 2 ;;
+  *) say "unknown command $what (check, size, riscv, qemu, embassy)" >&2; exit 2 ;;
 esac
 say "done in $((SECONDS - start)) s"
