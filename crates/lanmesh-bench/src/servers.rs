@@ -1,8 +1,8 @@
 //! The servers under test, each a child process on a loopback port: the lanmesh router
 //! (this same binary, `lanmesh router`), the raw relay (`lanmesh bench --relay-server`)
 //! and nats-server; for the federated pair, one nats-server with JetStream and two
-//! routers federated through it. Separate processes keep the comparison even (nats-server is one
-//! anyway) and let the bench read each server's own memory.
+//! routers federated through it. Separate processes keep the comparison even
+//! (nats-server is one anyway) and let the bench read each server's own memory.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -59,6 +59,10 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
         if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        // Then what it needed, in order (the second router before its nats-server).
+        for companion in self.companions.drain(..) {
+            drop(companion);
         }
     }
 }
