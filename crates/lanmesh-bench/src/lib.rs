@@ -6,7 +6,8 @@
 //! clients in this process (mosquitto's in `lanmesh-bench-peers`, see `external`):
 //!
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
-//! * `servers`: the server processes; [`relay`]: the relay baseline itself.
+//! * `servers`: the server processes (for `lanmesh-federated`, two routers federated
+//!   through one nats-server with JetStream); [`relay`]: the relay baseline itself.
 //! * `endpoint`: one client interface over the five systems; `scenarios`: the tests,
 //!   written once over it; `rtt` and `turns`: the round-trip and throughput tests, in
 //!   which the systems take turns; `worker`: the threads the two sides of a test run on.
@@ -104,10 +105,16 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
     };
     let nats = nats_binary(opts);
     let peers = peers_binary(opts);
+    // The federated routers need nats-server, not the bench's own NATS client.
+    let nats_server = find_nats_server(opts.nats_server.as_deref());
+    let federated_skip = nats_server.is_none().then(|| {
+        "lanmesh-federated: nats-server not found (scripts/ensure-tools.sh nats installs it); skipping the federated rows".to_owned()
+    });
     let mut systems = Vec::new();
     for &system in &opts.systems {
         let missing = match (system, &nats, &peers) {
             (System::Nats, Err(why), _) => Some(why),
+            (System::LanmeshFederated, _, _) => federated_skip.as_ref(),
             (System::Mosquitto, _, Err(why)) => Some(why),
             _ => None,
         };
@@ -121,6 +128,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
     }
     let bins = Binaries {
         nats: nats.as_ref().ok(),
+        nats_server: nats_server.as_ref(),
         peers: peers.as_ref().ok(),
     };
     for &test in &opts.tests {
@@ -129,6 +137,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
             .iter()
             .copied()
             .filter(|s| !s.is_external() || external::measures(test))
+            .filter(|s| s.measures(test))
             .collect();
         if matches!(test, Test::Rtt64 | Test::Throughput(_)) {
             for &system in &systems {
@@ -205,7 +214,10 @@ fn nats_binary(opts: &Options) -> Result<PathBuf, String> {
 
 /// The programs the bench runs besides itself, where found.
 struct Binaries<'a> {
+    /// nats-server, when the nats rows can run (found, and the client built in).
     nats: Option<&'a PathBuf>,
+    /// nats-server, for the federated routers.
+    nats_server: Option<&'a PathBuf>,
     peers: Option<&'a PathBuf>,
 }
 
@@ -247,9 +259,10 @@ fn run_test(
     let target = Target {
         system,
         addr: server.addr(),
+        far: server.far_addr(),
     };
     match system {
-        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain => {
+        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain | System::LanmeshFederated => {
             scenario::<LanmeshEndpoint>(server, target, test, budget)
         }
         System::Relay => scenario::<RelayEndpoint>(server, target, test, budget),
@@ -277,9 +290,10 @@ fn rtt_pair(
     let target = Target {
         system,
         addr: server.addr(),
+        far: server.far_addr(),
     };
     let pair = match system {
-        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain => {
+        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain | System::LanmeshFederated => {
             rtt::RttPair::start::<LanmeshEndpoint>(target)?
         }
         System::Relay => rtt::RttPair::start::<RelayEndpoint>(target)?,
@@ -306,6 +320,13 @@ fn start_server(
     match system {
         System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false),
         System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true),
+        System::LanmeshFederated => {
+            let bin = bins.nats_server.ok_or(BenchError::Server {
+                what: "nats-server",
+                text: "not found".into(),
+            })?;
+            servers::start_federated(&opts.exe, bin)
+        }
         System::Relay => servers::start_relay(&opts.exe),
         System::Nats => {
             let bin = bins.nats.ok_or(BenchError::Server {

@@ -127,6 +127,27 @@ impl Report {
         s
     }
 
+    /// The federated pair (sender and receiver on two routers joined through NATS)
+    /// divided by the same pair on one router, in the same run.
+    pub fn federation(&self) -> String {
+        let mut s = String::from(
+            "| test | compared on | federated ÷ one router |\n\
+             |---|---|--:|\n",
+        );
+        for test in Test::ALL {
+            if self.row(System::LanmeshFederated, test).is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {test} | {} | {} |",
+                Metric::of(test.as_str()).label(),
+                ratio_text(self.ratio(test, System::LanmeshFederated, System::Lanmesh))
+            );
+        }
+        s
+    }
+
     /// 64-byte throughput of `system` against nats, and whether it lost nothing.
     fn small_throughput(&self, system: System) -> Option<(bool, String)> {
         let thr64 = Test::Throughput(64);
@@ -136,6 +157,27 @@ impl Report {
             .map(|(r, ok)| {
                 (
                     r >= 1.5 && ok,
+                    format!(
+                        "{} ({})",
+                        ratio_text(Some(r)),
+                        if ok { "no loss" } else { "LOSS" }
+                    ),
+                )
+            })
+    }
+
+    /// 64-byte throughput across federated routers against one router, and whether it
+    /// lost nothing.
+    fn cross_router_throughput(&self) -> Option<(bool, String)> {
+        let thr64 = Test::Throughput(64);
+        let lossless = self
+            .row(System::LanmeshFederated, thr64)
+            .map(|r| r.delivered == r.sent);
+        self.ratio(thr64, System::LanmeshFederated, System::Lanmesh)
+            .zip(lossless)
+            .map(|(r, ok)| {
+                (
+                    r >= 0.5 && ok,
                     format!(
                         "{} ({})",
                         ratio_text(Some(r)),
@@ -179,6 +221,15 @@ impl Report {
                 big(System::LanmeshAes),
             ),
             (
+                "cross-router 64 B throughput ≥ 0.5× one router (msg/s), zero loss",
+                self.cross_router_throughput(),
+            ),
+            (
+                "cross-router 64 B round trip p50 ≤ 2× one router",
+                self.ratio(Test::Rtt64, System::LanmeshFederated, System::Lanmesh)
+                    .map(|r| (r <= 2.0, ratio_text(Some(r)))),
+            ),
+            (
                 "1,000 idle peers ≤ 64 KiB router RSS per peer",
                 self.row(System::Lanmesh, Test::Idle1000)
                     .and_then(|r| r.rss_per_peer_kib)
@@ -210,6 +261,14 @@ impl Report {
         s.push_str(&self.table());
         s.push_str("\n## Ratios to the baselines\n\n");
         s.push_str(&self.ratios());
+        if self
+            .rows
+            .iter()
+            .any(|r| r.system == System::LanmeshFederated)
+        {
+            s.push_str("\n## Across federated routers\n\n");
+            s.push_str(&self.federation());
+        }
         s.push_str("\n## Targets\n\n");
         s.push_str(&self.targets());
         if !self.notes.is_empty() {
@@ -308,6 +367,48 @@ mod tests {
             targets.contains("- not measured: 64 B AES-256-GCM throughput"),
             "{targets}"
         );
+    }
+
+    #[test]
+    fn federated_rows_are_compared_with_one_router() {
+        let mut r = report();
+        let mut fed = Row::new(
+            System::LanmeshFederated,
+            Test::Throughput(64),
+            100,
+            100,
+            1.0,
+        );
+        fed.msgs_per_s = Some(1.2e6);
+        r.rows.push(fed);
+        for (system, p50) in [(System::Lanmesh, 100.0), (System::LanmeshFederated, 250.0)] {
+            let mut rtt = Row::new(system, Test::Rtt64, 10, 10, 1.0);
+            rtt.p50_us = Some(p50);
+            r.rows.push(rtt);
+        }
+        let fed = r.federation();
+        assert!(
+            fed.contains("| thr-64 | msg/s (higher is better) | 0.40× |"),
+            "{fed}"
+        );
+        assert!(
+            fed.contains("| rtt-64 | p50 µs (lower is better) | 2.50× |"),
+            "{fed}"
+        );
+        let targets = r.targets();
+        assert!(
+            targets.contains(
+                "- **missed**: cross-router 64 B throughput ≥ 0.5× one router (msg/s), zero loss — 0.40× (no loss)"
+            ),
+            "{targets}"
+        );
+        assert!(
+            targets
+                .contains("- **missed**: cross-router 64 B round trip p50 ≤ 2× one router — 2.50×"),
+            "{targets}"
+        );
+        assert!(r.markdown().contains("## Across federated routers"));
+        assert!(!report().markdown().contains("## Across federated routers"));
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub enum System {
     /// lanmesh with plaintext records (router and peers both configured for it).
     #[serde(rename = "lanmesh-plain")]
     LanmeshPlain,
+    /// lanmesh across two routers federated through one nats-server with JetStream: the
+    /// sending side on one router, the receiving side on the other (encrypted like
+    /// `lanmesh`). Measured in the throughput and round-trip tests only.
+    #[serde(rename = "lanmesh-federated")]
+    LanmeshFederated,
     /// nats-server, through the async-nats client.
     #[serde(rename = "nats")]
     Nats,
@@ -31,10 +36,11 @@ pub enum System {
 
 impl System {
     /// Every system, in the order of the report.
-    pub const ALL: [System; 6] = [
+    pub const ALL: [System; 7] = [
         Self::Lanmesh,
         Self::LanmeshAes,
         Self::LanmeshPlain,
+        Self::LanmeshFederated,
         Self::Nats,
         Self::Mosquitto,
         Self::Relay,
@@ -46,6 +52,7 @@ impl System {
             Self::Lanmesh => "lanmesh",
             Self::LanmeshAes => "lanmesh-aes",
             Self::LanmeshPlain => "lanmesh-plain",
+            Self::LanmeshFederated => "lanmesh-federated",
             Self::Nats => "nats",
             Self::Relay => "relay",
             Self::Mosquitto => "mosquitto",
@@ -55,6 +62,13 @@ impl System {
     /// Whether this system's client runs in another process (`lanmesh-bench-peers`).
     pub fn is_external(self) -> bool {
         self == Self::Mosquitto
+    }
+
+    /// Whether this system takes part in `test`: the federated pair is measured where a
+    /// sender and a receiver sit on different routers (throughput, round trip); fan-out,
+    /// idle peers and handshakes would measure one router again.
+    pub fn measures(self, test: Test) -> bool {
+        self != Self::LanmeshFederated || matches!(test, Test::Throughput(_) | Test::Rtt64)
     }
 }
 

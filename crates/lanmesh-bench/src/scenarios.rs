@@ -1,8 +1,9 @@
 //! The tests, written once over [`Endpoint`]. Every loop is bounded by a count and a
 //! duration, and every wait by a timeout, so a run always ends.
 //!
-//! * throughput (in turns across systems, see [`crate::turns`]): a receiver joins; a sender sends fixed-size messages as fast as the
-//!   client API takes them, then reports how many. The receiver counts what arrives until
+//! * throughput (in turns across systems, see [`crate::turns`]): a receiver joins (on the
+//!   second router of the federated pair); a sender sends fixed-size messages as fast as
+//!   the client API takes them, then reports how many. The receiver counts what arrives until
 //!   it has them all or nothing came for [`QUIET`]. Rate = delivered / (last delivery -
 //!   first send).
 //! * rtt: see [`crate::rtt`] (measured side by side across systems).
@@ -160,6 +161,7 @@ async fn send_for<E: Endpoint>(
     time: Duration,
 ) -> Result<((u64, Instant), Keep), BenchError> {
     let mut ep = E::connect(target, "tx").await?;
+    ep.wait_for("rx").await?;
     let data = payload(size);
     let start = Instant::now();
     let mut n = 0;
@@ -180,7 +182,7 @@ async fn receive<E: Endpoint>(
     ready: ReadyTx,
     sent: oneshot::Receiver<u64>,
 ) -> Result<((u64, Option<Instant>), Keep), BenchError> {
-    let mut ep = E::connect(target, "rx").await?;
+    let mut ep = E::connect(target.far_side(), "rx").await?;
     let _ = ready.send(());
     let delivered = Rc::new(Cell::new(0u64));
     let last = Rc::new(Cell::new(None::<Instant>));

@@ -1,7 +1,8 @@
 //! The servers under test, each a child process on a loopback port: the lanmesh router
 //! (this same binary, `lanmesh router`), the raw relay (`lanmesh bench --relay-server`)
-//! and nats-server. Separate processes keep the comparison even (nats-server is one
-//! anyway) and let the bench read each server's own memory.
+//! and nats-server; for the federated pair, one nats-server with JetStream and two
+//! routers federated through it. Separate processes keep the comparison even
+//! (nats-server is one anyway) and let the bench read each server's own memory.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -22,12 +23,23 @@ pub(crate) struct ServerProcess {
     addr: SocketAddr,
     /// A state directory of its own, removed with it.
     scratch: Option<PathBuf>,
+    /// Where the receiving side connects, when that is another server (the second
+    /// router of the federated pair).
+    far: Option<SocketAddr>,
+    /// Processes this one needs, stopped after it (in this order).
+    companions: Vec<ServerProcess>,
 }
 
 impl ServerProcess {
     /// Where clients connect.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the receiving side of a test connects: [`Self::addr`] but for the
+    /// federated pair.
+    pub(crate) fn far_addr(&self) -> SocketAddr {
+        self.far.unwrap_or(self.addr)
     }
 
     /// The server's resident memory now, KiB (`VmRSS` in /proc/PID/status).
@@ -48,11 +60,48 @@ impl Drop for ServerProcess {
         if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
+        // Then what it needed, in order (the second router before its nats-server).
+        for companion in self.companions.drain(..) {
+            drop(companion);
+        }
     }
 }
 
 /// Starts `lanmesh router` on a free loopback port, without mDNS and without HTTP.
 pub(crate) fn start_lanmesh(exe: &Path, plaintext: bool) -> Result<ServerProcess, BenchError> {
+    start_router(exe, plaintext, &[])
+}
+
+/// Starts the federated pair: one nats-server with JetStream (one node: the bench
+/// measures what crossing NATS costs, not a cluster's replication) and two routers
+/// federated through it. The returned process is the first router; the second is where
+/// the receiving side connects ([`ServerProcess::far_addr`]).
+pub(crate) fn start_federated(exe: &Path, nats: &Path) -> Result<ServerProcess, BenchError> {
+    let nats = start_nats_jetstream(nats)?;
+    let url = format!("nats://{}", nats.addr());
+    let federate = |id: &str| {
+        [
+            "--federate".to_owned(),
+            url.clone(),
+            "--router-id".to_owned(),
+            id.to_owned(),
+            "--replicas".to_owned(),
+            "1".to_owned(),
+        ]
+    };
+    let second = start_router(exe, false, &federate("bench-b"))?;
+    let mut first = start_router(exe, false, &federate("bench-a"))?;
+    first.far = Some(second.addr());
+    first.companions = vec![second, nats];
+    Ok(first)
+}
+
+/// `lanmesh router` with the bench's settings and `extra` arguments.
+fn start_router(
+    exe: &Path,
+    plaintext: bool,
+    extra: &[String],
+) -> Result<ServerProcess, BenchError> {
     let mut cmd = Command::new(exe);
     cmd.args([
         "router",
@@ -84,6 +133,7 @@ pub(crate) fn start_lanmesh(exe: &Path, plaintext: bool) -> Result<ServerProcess
     let scratch =
         std::env::temp_dir().join(format!("lanmesh-bench-router-{}-{run}", std::process::id()));
     cmd.arg("--state-dir").arg(&scratch);
+    cmd.args(extra);
     cmd.env("RUST_LOG", "error").stderr(Stdio::null());
     let mut server = spawn_and_wait(cmd, "lanmesh router", Pipe::Stdout, |line| {
         line.trim_start()
@@ -112,6 +162,30 @@ pub(crate) fn start_nats(bin: &Path) -> Result<ServerProcess, BenchError> {
         line.split_once("Listening for client connections on ")
             .map(|(_, addr)| addr.trim().to_owned())
     })
+}
+
+/// Starts nats-server with JetStream (its store in a directory of its own, removed with
+/// it) on a free loopback port, and waits until it is ready: JetStream is up by then.
+fn start_nats_jetstream(bin: &Path) -> Result<ServerProcess, BenchError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = std::env::temp_dir().join(format!(
+        "lanmesh-bench-nats-js-{}-{run}",
+        std::process::id()
+    ));
+    let mut cmd = Command::new(bin);
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&scratch)
+        .stdout(Stdio::null());
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = spawn_and_wait(cmd, "nats-server (JetStream)", Pipe::Stderr, |line| {
+        line.contains("Server is ready").then(|| addr.clone())
+    })?;
+    server.scratch = Some(scratch);
+    Ok(server)
 }
 
 /// Starts mosquitto on a free loopback port (from a config file of its own, removed
@@ -220,6 +294,8 @@ fn spawn_and_wait(
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         scratch: None,
+        far: None,
+        companions: Vec::new(),
     };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -1,6 +1,7 @@
 //! lanmesh peers, encrypted (ChaCha20-Poly1305 or, for `lanmesh-aes`, AES-256-GCM) or
 //! plaintext. Requests use `Peer::request` against a peer
-//! answering with `Peer::respond`: the same shape as NATS request/reply.
+//! answering with `Peer::respond`: the same shape as NATS request/reply. The federated
+//! system uses the same peers, each side on its own router.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub(crate) const MESH: &str = "bench";
 
 /// How long a request may wait for its reply.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a federated router may take to learn of a peer on the other router.
+const PRESENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One key for every bench peer: a device makes its key once and keeps it, so making
 /// keys is not part of what a connection costs.
@@ -37,6 +40,8 @@ fn err(e: impl std::fmt::Display) -> BenchError {
 /// A lanmesh peer.
 pub(crate) struct LanmeshEndpoint {
     peer: Peer,
+    /// Whether its router is federated (others' names arrive through NATS).
+    federated: bool,
 }
 
 impl Endpoint for LanmeshEndpoint {
@@ -56,7 +61,10 @@ impl Endpoint for LanmeshEndpoint {
             .connect()
             .await
             .map_err(err)?;
-        Ok(Self { peer })
+        Ok(Self {
+            peer,
+            federated: target.system == System::LanmeshFederated,
+        })
     }
 
     async fn send(&mut self, to: &str, data: &Bytes) -> Result<(), BenchError> {
@@ -99,5 +107,25 @@ impl Endpoint for LanmeshEndpoint {
 
     async fn close(self) {
         self.peer.terminate();
+    }
+
+    async fn wait_for(&mut self, name: &str) -> Result<(), BenchError> {
+        if !self.federated {
+            return Ok(());
+        }
+        let seen = async {
+            // The public API has no change notification for the member list: look again
+            // every few milliseconds (this is set-up, not measured).
+            while !self.peer.peers().iter().any(|p| p.name.as_str() == name) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(PRESENCE_TIMEOUT, seen)
+            .await
+            .map_err(|_| {
+                err(format!(
+                    "{name:?} not seen across the federation within {PRESENCE_TIMEOUT:?}"
+                ))
+            })
     }
 }

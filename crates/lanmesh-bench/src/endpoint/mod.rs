@@ -20,7 +20,21 @@ pub(crate) mod relay;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Target {
     pub(crate) system: System,
+    /// Where the sending side of a test (sender, requester, everyone else) connects.
     pub(crate) addr: SocketAddr,
+    /// Where the receiving side of a throughput or round-trip test (receiver, echo)
+    /// connects: `addr` but for the federated pair, whose second router this is.
+    pub(crate) far: SocketAddr,
+}
+
+impl Target {
+    /// The target the receiving side connects to.
+    pub(crate) fn far_side(self) -> Self {
+        Self {
+            addr: self.far,
+            ..self
+        }
+    }
 }
 
 /// A connected client.
@@ -41,4 +55,10 @@ pub(crate) trait Endpoint: Sized + 'static {
     async fn serve_echo(self) -> Result<(), BenchError>;
     /// Leaves, dropping the connection.
     async fn close(self);
+    /// Waits until messages for `name` reach it: at once on one server; across
+    /// federated routers, until `name`'s presence crossed to this one.
+    async fn wait_for(&mut self, name: &str) -> Result<(), BenchError> {
+        let _ = name;
+        Ok(())
+    }
 }
