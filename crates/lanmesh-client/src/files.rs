@@ -184,7 +184,16 @@ pub(crate) async fn send(
                 block = bytes;
             }
             let data = block.split_to(len);
-            endpoint.lock().core.file_chunk(blob, data)?;
+            let chunked = endpoint.lock().core.file_chunk(blob, data);
+            if let Err(e) = chunked {
+                // The transfer ended while the block was read (the receiver went away,
+                // a deadline passed): its own outcome comes through the watch, and is
+                // the one to report, not "the transfer is over".
+                if endpoint.lock().core.file_progress(blob).is_none() {
+                    break;
+                }
+                return Err(e);
+            }
             if let Some((sent, acked)) = endpoint.lock().core.file_progress(blob) {
                 progress(Progress {
                     total: size,
