@@ -102,8 +102,14 @@ fn mid_transfer(tcp: &str, save: &Path, file: &Path, receiver: &str) -> (Proc, P
     (listener, sender)
 }
 
+/// Everything `p` wrote on stderr. Called once it has exited: its reader thread hands
+/// over the last lines and then ends at the end of the pipe, which ends the wait.
 fn stderr_of(p: &Proc) -> String {
-    p.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    let mut lines = Vec::new();
+    while let Ok(line) = p.stderr.recv_timeout(Duration::from_secs(5)) {
+        lines.push(line);
+    }
+    lines.join("\n")
 }
 
 #[test]
