@@ -63,14 +63,9 @@ const BIG: usize = 12 * 1024;
 
 /// Hex digits with no repeats for Snappy to find: the bytes on the wire are the bytes sent.
 fn hex_noise(len: usize) -> String {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b"0123456789abcdef"[(x >> 60) as usize])
-        })
+    common::noise(0x9e37_79b9_7f4a_7c15, len)
+        .iter()
+        .map(|b| char::from(b"0123456789abcdef"[usize::from(b >> 4)]))
         .collect()
 }
 
@@ -105,6 +100,14 @@ impl TapNet {
                 None
             }
         }
+    }
+
+    /// `lanmesh send --ack board TEXT` as `desk`, inside the namespace, run to its end.
+    fn desk_sends(&self, text: &str) -> std::process::Output {
+        let args = [
+            "send", "--router", ROUTER, "--name", "desk", "--ack", "board", text,
+        ];
+        self.lanmesh(&args).output().unwrap()
     }
 
     /// `PROGRAM ARGS` inside the namespace, with this namespace's lanmesh state directory.
@@ -190,12 +193,7 @@ fn board_on_tap_joins_router_and_exchanges_acked_messages() {
 
     // A native peer's acked message to the board: `send --ack` succeeds only once the
     // board's client has acknowledged it.
-    let sent = net
-        .lanmesh(&[
-            "send", "--router", ROUTER, "--name", "desk", "--ack", "board", DESK_SAYS,
-        ])
-        .output()
-        .unwrap();
+    let sent = net.desk_sends(DESK_SAYS);
     assert!(
         sent.status.success(),
         "{}",
@@ -207,12 +205,7 @@ fn board_on_tap_joins_router_and_exchanges_acked_messages() {
     // 16 KiB is refused to its sender by the router; one of 12 KiB reaches the board cut
     // into chunks that fit its records.
     let too_big = hex_noise(20 * 1024);
-    let refused = net
-        .lanmesh(&[
-            "send", "--router", ROUTER, "--name", "desk", "--ack", "board", &too_big,
-        ])
-        .output()
-        .unwrap();
+    let refused = net.desk_sends(&too_big);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success(),
@@ -220,12 +213,7 @@ fn board_on_tap_joins_router_and_exchanges_acked_messages() {
     );
     assert!(stderr.contains("takes no message that large"), "{stderr}");
     let big = hex_noise(BIG);
-    let sent = net
-        .lanmesh(&[
-            "send", "--router", ROUTER, "--name", "desk", "--ack", "board", &big,
-        ])
-        .output()
-        .unwrap();
+    let sent = net.desk_sends(&big);
     assert!(
         sent.status.success(),
         "{}",

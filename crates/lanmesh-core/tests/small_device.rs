@@ -24,14 +24,9 @@ fn name(s: &str) -> Name {
 
 /// Bytes Snappy cannot shrink, so the size on the wire is the size sent.
 fn incompressible(len: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
+    let mut rng = sim::Rng::new(seed);
     (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
+        .map(|_| rng.next() as u8)
         .collect::<Vec<u8>>()
         .into()
 }

@@ -130,6 +130,9 @@ pub fn message_frames(
 /// `Deliver` frames are at most `max_frame_len` bytes. The bytes are not touched (they
 /// stay compressed), so the recipient reassembles the pieces like any chunked message.
 pub fn rechunk(m: Message, max_frame_len: usize) -> Vec<Message> {
+    if Frame::Deliver(m.clone()).encoded_len() <= max_frame_len {
+        return vec![m];
+    }
     let (base, total) = match m.chunk {
         Some(c) => (c.offset, c.total),
         None => (0, m.payload.len() as u64),
@@ -144,9 +147,6 @@ pub fn rechunk(m: Message, max_frame_len: usize) -> Vec<Message> {
     })
     .encoded_len();
     let piece = max_frame_len.saturating_sub(header).max(1);
-    if Frame::Deliver(m.clone()).encoded_len() <= max_frame_len {
-        return vec![m];
-    }
     (0..m.payload.len())
         .step_by(piece)
         .map(|start| {

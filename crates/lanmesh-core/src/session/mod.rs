@@ -711,13 +711,17 @@ impl<T: Routes> SessionCore<T> {
             .connection
             .as_ref()
             .map_or(usize::MAX, Connection::max_frame_len);
+        if frame.encoded_len() <= max {
+            return self.send(&frame);
+        }
         match frame {
-            Frame::Deliver(m) if Frame::Deliver(m.clone()).encoded_len() > max => {
+            Frame::Deliver(m) => {
                 for piece in lanmesh_proto::rechunk(m, max) {
                     self.send(&Frame::Deliver(piece))?;
                 }
                 Ok(())
             }
+            // Not a message: it cannot be cut, and `send` says it is too large.
             other => self.send(&other),
         }
     }

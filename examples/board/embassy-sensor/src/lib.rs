@@ -35,7 +35,7 @@ use embassy_net::{IpEndpoint, Stack};
 use embassy_time::{Duration, Instant as EmbassyInstant, Timer};
 use embedded_io_async::Write as _;
 use lanmesh_core::Instant;
-use lanmesh_core::peer::{Config, Event, PeerCore};
+use lanmesh_core::peer::{Config, PeerCore};
 use lanmesh_proto::Name;
 use lanmesh_proto::frame::flags;
 
@@ -94,11 +94,7 @@ pub async fn sensor_task(
             // Messages, requests and acks for the application would be handled here. A
             // lost connection (`Event::Dial`) also ends `has_transport`, so the outer
             // loop dials again.
-            while let Some(event) = core.poll_event() {
-                if let Event::Message(_) = event {
-                    // e.g. a new reporting interval from the collector
-                }
-            }
+            while core.poll_event().is_some() {}
             if core.is_running() && EmbassyInstant::now() >= next_reading {
                 seq += 1;
                 let text = format!(
