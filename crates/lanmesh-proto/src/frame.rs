@@ -119,6 +119,10 @@ pub struct PeerInfo {
     pub addr: String,
     /// When it joined, in milliseconds since the Unix epoch (router clock).
     pub joined_ms: u64,
+    /// Where other native peers may open a direct link to it (`ip:port`, at most 255
+    /// bytes): the address the router saw it connect from with the port it offered
+    /// ([`crate::Offer::direct_port`]). Empty: no direct links to it.
+    pub direct: String,
 }
 
 /// Everything that travels inside records.
@@ -183,6 +187,17 @@ pub enum Frame {
     /// Orderly close: everything before this frame has been processed. The other side
     /// answers with `Close` and both stop.
     Close,
+    /// Moving traffic onto a direct link. Client → router: the sender stops sending to
+    /// `peer` through the router here; router → client (`peer` is then the sender):
+    /// everything the sender sent to you through the router before this has arrived.
+    /// The recipient echoes it over the direct link (`peer` is then ignored), and only then
+    /// does the sender go on there, so the switch never reorders its messages.
+    Mark {
+        /// The other end (see above).
+        peer: Name,
+        /// Names this switch: an echo of an older one is ignored.
+        token: u64,
+    },
 }
 
 mod kind {
@@ -203,6 +218,7 @@ mod kind {
     /// `Send`/`Deliver` of a message in an acked stream: `prev` follows the flags.
     pub(super) const SEND_SEQUENCED: u8 = 0x0f;
     pub(super) const DELIVER_SEQUENCED: u8 = 0x10;
+    pub(super) const MARK: u8 = 0x11;
 }
 
 fn short_len(b: &[u8]) -> usize {
@@ -272,7 +288,12 @@ fn read_body(r: &mut Reader, sequenced: bool) -> Result<Body> {
 }
 
 fn peer_info_len(p: &PeerInfo) -> usize {
-    short_len(p.name.as_str().as_bytes()) + 3 + 32 + short_len(p.addr.as_bytes()) + 8
+    short_len(p.name.as_str().as_bytes())
+        + 3
+        + 32
+        + short_len(truncate_utf8(&p.addr, 255).as_bytes())
+        + 8
+        + short_len(truncate_utf8(&p.direct, 255).as_bytes())
 }
 
 fn put_peer_info(buf: &mut impl BufMut, p: &PeerInfo) {
@@ -283,6 +304,7 @@ fn put_peer_info(buf: &mut impl BufMut, p: &PeerInfo) {
     buf.put_slice(&p.key);
     put_short(buf, truncate_utf8(&p.addr, 255).as_bytes());
     buf.put_u64(p.joined_ms);
+    put_short(buf, truncate_utf8(&p.direct, 255).as_bytes());
 }
 
 fn read_peer_info(r: &mut Reader) -> Result<PeerInfo> {
@@ -294,6 +316,7 @@ fn read_peer_info(r: &mut Reader) -> Result<PeerInfo> {
         key: r.array32()?,
         addr: r.short_string()?,
         joined_ms: r.u64()?,
+        direct: r.short_string()?,
     })
 }
 
@@ -331,6 +354,7 @@ impl Frame {
             Frame::Pong(_) => kind::PONG,
             Frame::Error { .. } => kind::ERROR,
             Frame::Close => kind::CLOSE,
+            Frame::Mark { .. } => kind::MARK,
         }
     }
 
@@ -340,7 +364,9 @@ impl Frame {
                 short_len(m.peer.as_str().as_bytes()) + body_len(&m.chunk, m.prev, &m.payload)
             }
             Frame::Broadcast(b) => body_len(&b.chunk, None, &b.payload),
-            Frame::Ack { peer, .. } => short_len(peer.as_str().as_bytes()) + 8,
+            Frame::Ack { peer, .. } | Frame::Mark { peer, .. } => {
+                short_len(peer.as_str().as_bytes()) + 8
+            }
             Frame::Nack { peer, .. } => short_len(peer.as_str().as_bytes()) + 9,
             Frame::Welcome { name } | Frame::PeerLeft { name } => {
                 short_len(name.as_str().as_bytes())
@@ -377,7 +403,7 @@ impl Frame {
                 put_body(buf, m.id, m.flags, &m.chunk, m.prev, &m.payload);
             }
             Frame::Broadcast(b) => put_body(buf, b.id, b.flags, &b.chunk, None, &b.payload),
-            Frame::Ack { peer, id } => {
+            Frame::Ack { peer, id } | Frame::Mark { peer, token: id } => {
                 put_short(buf, peer.as_str().as_bytes());
                 buf.put_u64(*id);
             }
@@ -462,6 +488,10 @@ impl Frame {
                 id: r.u64()?,
                 reason: NackReason::from_u8(r.u8()?),
             },
+            kind::MARK => Frame::Mark {
+                peer: r.name_like(last_name)?,
+                token: r.u64()?,
+            },
             kind::WELCOME => Frame::Welcome { name: r.name()? },
             kind::PEER_LIST => {
                 let last = match r.u8()? {
@@ -470,9 +500,9 @@ impl Frame {
                     _ => return Err(ProtoError::Malformed { what: "peer list" }),
                 };
                 let count = usize::from(r.u16()?);
-                // Each entry is at least 45 bytes, so `count` cannot make us allocate more
+                // Each entry is at least 46 bytes, so `count` cannot make us allocate more
                 // than the frame could hold.
-                let mut peers = Vec::with_capacity(count.min(MAX_FRAME_BODY / 45));
+                let mut peers = Vec::with_capacity(count.min(MAX_FRAME_BODY / 46));
                 for _ in 0..count {
                     peers.push(read_peer_info(&mut r)?);
                 }
@@ -707,10 +737,23 @@ mod tests {
             key: [0xaa; 32],
             addr: "a".into(),
             joined_ms: 9,
+            direct: "10.0.0.7:7411".into(),
         };
         assert_eq!(
             hex_of(&Frame::PeerJoined(info)),
-            format!("08002f016e020101{}016100000000000000 09", "aa".repeat(32)).replace(' ', "")
+            format!(
+                "08003d016e020101{}016100000000000000 09 0d{}",
+                "aa".repeat(32),
+                hex::encode("10.0.0.7:7411")
+            )
+            .replace(' ', "")
+        );
+        assert_eq!(
+            hex_of(&Frame::Mark {
+                peer: name("b"),
+                token: 3
+            }),
+            "11000a0162 0000000000000003".replace(' ', "")
         );
     }
 
@@ -833,8 +876,9 @@ mod tests {
             any::<[u8; 32]>(),
             "[ -~]{0,60}",
             any::<u64>(),
+            "[ -~]{0,30}",
         )
-            .prop_map(|(name, ws, enc, key, addr, joined_ms)| PeerInfo {
+            .prop_map(|(name, ws, enc, key, addr, joined_ms, direct)| PeerInfo {
                 name,
                 transport: if ws { Transport::Ws } else { Transport::Tcp },
                 cipher: if enc {
@@ -850,6 +894,7 @@ mod tests {
                 key,
                 addr,
                 joined_ms,
+                direct,
             })
     }
 
@@ -866,6 +911,7 @@ mod tests {
                 })
             ),
             (arb_name(), any::<u64>()).prop_map(|(peer, id)| Frame::Ack { peer, id }),
+            (arb_name(), any::<u64>()).prop_map(|(peer, token)| Frame::Mark { peer, token }),
             (arb_name(), any::<u64>(), any::<u8>()).prop_map(|(peer, id, r)| Frame::Nack {
                 peer,
                 id,

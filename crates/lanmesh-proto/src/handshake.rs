@@ -201,6 +201,10 @@ pub struct Offer {
     /// The largest message the initiator accepts; the router refuses bigger ones to their
     /// sender with `Nack(TooLarge)`.
     pub max_message: u64,
+    /// The TCP port on which the initiator takes direct links from other peers of the mesh
+    /// (0: none). The router pairs it with the address it sees the initiator at
+    /// ([`crate::PeerInfo::direct`]).
+    pub direct_port: u16,
 }
 
 /// Message ids of a session with id slot `s` are `s << SLOT_SHIFT` plus a counter: 24
@@ -223,6 +227,8 @@ mod option {
     pub(super) const MAX_RECORD: u8 = 2;
     /// [`super::Offer::max_message`], 8 bytes big-endian.
     pub(super) const MAX_MESSAGE: u8 = 3;
+    /// [`super::Offer::direct_port`], 2 bytes big-endian.
+    pub(super) const DIRECT_PORT: u8 = 4;
 }
 
 impl Offer {
@@ -253,6 +259,7 @@ impl Offer {
             slot: 0,
             max_record: config.limits.max_record.clamp(MIN_RECORD, MAX_RECORD),
             max_message: config.limits.max_message,
+            direct_port: 0,
         }
     }
 
@@ -288,6 +295,11 @@ impl Offer {
             b.put_u8(8);
             b.put_u64(self.max_message);
         }
+        if self.direct_port != 0 {
+            b.put_u8(option::DIRECT_PORT);
+            b.put_u8(2);
+            b.put_u16(self.direct_port);
+        }
         b.to_vec()
     }
 
@@ -320,6 +332,7 @@ impl Offer {
         let mut slot = 0;
         let mut max_record = MAX_RECORD;
         let mut max_message = Limits::default().max_message;
+        let mut direct_port = 0;
         while !r.is_empty() {
             let tag = r.u8()?;
             let value = r.short_bytes()?;
@@ -351,6 +364,12 @@ impl Offer {
                     })?;
                     max_message = u64::from_be_bytes(v);
                 }
+                option::DIRECT_PORT => {
+                    let v: [u8; 2] = value[..].try_into().map_err(|_| ProtoError::Malformed {
+                        what: "offer direct port",
+                    })?;
+                    direct_port = u16::from_be_bytes(v);
+                }
                 _ => {}
             }
         }
@@ -364,6 +383,7 @@ impl Offer {
             slot,
             max_record,
             max_message,
+            direct_port,
         })
     }
 }
@@ -732,6 +752,12 @@ mod tests {
         assert_eq!(bytes.len(), plain.encode().len() + 6);
         assert_eq!(&bytes[bytes.len() - 6..], &[1, 4, 0x00, 0xab, 0xcd, 0xef]);
         assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap(), sender);
+        // A peer taking direct links says on which port.
+        let mut direct = plain.clone();
+        direct.direct_port = 7411;
+        let bytes = direct.encode();
+        assert_eq!(&bytes[bytes.len() - 4..], &[4, 2, 0x1c, 0xf3]);
+        assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap().direct_port, 7411);
         // An option this version does not know, then ours: the first is skipped.
         let mut later = plain.encode();
         later.extend_from_slice(&[9, 2, 7, 7]);

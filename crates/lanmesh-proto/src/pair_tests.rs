@@ -459,6 +459,7 @@ fn unknown_version_is_refused() {
         slot: 0,
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
+        direct_port: 0,
     };
     let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
     let mut resp = Responder::new(&cfg).unwrap();
@@ -554,6 +555,7 @@ fn offer_wire_snapshot() {
         slot: 0,
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
+        direct_port: 0,
     };
     assert_eq!(
         hex::encode(offer.encode_for_test()),

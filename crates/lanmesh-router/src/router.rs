@@ -286,6 +286,9 @@ fn via(addr: &str, router: &str) -> String {
 fn remote_info(r: &RemoteMember) -> PeerInfo {
     let mut info = r.info.clone();
     info.addr = via(&info.addr, &r.router);
+    // Its address is as its own router saw it, maybe at another site: messages to it
+    // cross the routers.
+    info.direct.clear();
     info
 }
 

@@ -63,6 +63,7 @@ fn info(n: &str) -> PeerInfo {
         key: [7; 32],
         addr: "10.0.0.2:5000".into(),
         joined_ms: 1,
+        direct: String::new(),
     }
 }
 

@@ -104,6 +104,7 @@ fn info(n: &str) -> PeerInfo {
         key: [0xab; 32],
         addr: "127.0.0.1:1".into(),
         joined_ms: 1,
+        direct: String::new(),
     }
 }
 

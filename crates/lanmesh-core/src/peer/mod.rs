@@ -32,6 +32,7 @@
 //!    handled, and [`Event::Closed`] carries the report of what it could not deliver.
 //!    After `Closed` nothing else happens.
 
+mod direct;
 mod files;
 pub(crate) mod streams;
 
@@ -45,7 +46,7 @@ use core::time::Duration;
 use bytes::{Bytes, BytesMut};
 use lanmesh_proto::blob::AbortReason;
 use lanmesh_proto::compress::CompressionProbe;
-use lanmesh_proto::frame::flags;
+use lanmesh_proto::frame::{Message as Msg, flags};
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
     Cipher, Compression, Connection, Destination, ErrorCode, Established, Frame, Framing,
@@ -53,6 +54,7 @@ use lanmesh_proto::{
     Reassembler, RecordDecoder, probed_message_frames,
 };
 
+pub use direct::{ECHO_TIMEOUT, MAX_ACCEPTING, MAX_LINKS, redial_delay};
 pub use files::{FileConfig, FileEvent};
 
 use crate::error::ClientError;
@@ -103,6 +105,14 @@ pub struct Config {
     /// Where handshake keys come from: the OS by default with `std`; a board's generator
     /// ([`RandomSource::from_fn`]) without it, where there is no default.
     pub random: RandomSource,
+    /// Direct links to other native peers (see `direct.rs`): dial those the router lists
+    /// with an address, and take the links they dial ([`PeerCore::accept_link`]). Off by
+    /// default here; the native client turns it on. Only a receiving session (slot 0)
+    /// uses links.
+    pub direct: bool,
+    /// The TCP port the driver takes direct links on, offered to the router (0: none; the
+    /// peer may still dial others).
+    pub direct_port: u16,
 }
 
 impl Config {
@@ -124,6 +134,8 @@ impl Config {
             slot: 0,
             files,
             random: RandomSource::default(),
+            direct: false,
+            direct_port: 0,
         }
     }
 }
@@ -183,6 +195,28 @@ pub enum Event {
     /// Open a new transport to a router of the mesh, then call [`PeerCore::connect`] (or
     /// [`PeerCore::dial_failed`]).
     Dial,
+    /// Open a TCP connection to `addr` for direct link `link`, then call
+    /// [`PeerCore::link_connected`] (or [`PeerCore::link_closed`] when it fails).
+    LinkDial {
+        /// The link.
+        link: u64,
+        /// Where its peer takes links (`ip:port`).
+        addr: String,
+    },
+    /// Direct link `link` is over: write what [`PeerCore::poll_link_transmit`] still
+    /// gives, then close its transport.
+    LinkClose {
+        /// The link.
+        link: u64,
+    },
+    /// Messages to `peer` now go over a direct link (`direct`), or through the router
+    /// again.
+    Path {
+        /// The other peer.
+        peer: Name,
+        /// Over a direct link.
+        direct: bool,
+    },
     /// The peer is over.
     Closed {
         /// Why (`Disconnected("closed")` after an orderly close).
@@ -284,6 +318,7 @@ pub struct PeerCore {
     ping_seq: u64,
     last_resend_check: Instant,
     stats: Stats,
+    links: direct::Links,
 }
 
 impl core::fmt::Debug for PeerCore {
@@ -338,6 +373,7 @@ impl PeerCore {
             ping_seq: 0,
             last_resend_check: Instant::ZERO,
             stats: Stats::default(),
+            links: direct::Links::new(config.direct && config.slot == 0),
             config,
         }
     }
@@ -395,6 +431,7 @@ impl PeerCore {
     pub fn queued_bytes(&self) -> usize {
         self.handshake_out.iter().map(Bytes::len).sum::<usize>()
             + self.connection.as_ref().map_or(0, Connection::queued_bytes)
+            + self.links.total_queued()
     }
 
     /// Acked sends still waiting for their ack.
@@ -464,6 +501,9 @@ impl PeerCore {
             self.config.resume_token.clone(),
         );
         offer.slot = self.config.slot;
+        if self.links.enabled {
+            offer.direct_port = self.config.direct_port;
+        }
         let (initiator, msg1) =
             Initiator::start_with_random(&self.config.handshake, offer, self.config.random)
                 .map_err(ClientError::Handshake)?;
@@ -695,7 +735,28 @@ impl PeerCore {
         Ok(())
     }
 
+    /// Sends a frame over the direct link to its peer when there is one, otherwise to the
+    /// router (see `direct.rs`).
     fn send_frame(&mut self, frame: &Frame) -> Result<(), ClientError> {
+        if self.links.enabled
+            && let Some(peer) = direct::target(frame)
+        {
+            let limits = &self.config.handshake.limits;
+            let me = self.welcomed_as.as_ref();
+            match self
+                .links
+                .carry(peer, frame, self.members.get(peer), me, limits, self.clock)
+            {
+                direct::Carry::Sent | direct::Carry::Held => return Ok(()),
+                direct::Carry::Router => {}
+                direct::Carry::Dial { link, addr } => self.emit(Event::LinkDial { link, addr }),
+                direct::Carry::Broken(link) => self.drop_link(link),
+            }
+        }
+        self.send_to_router(frame)
+    }
+
+    fn send_to_router(&mut self, frame: &Frame) -> Result<(), ClientError> {
         let conn = self
             .connection
             .as_mut()
@@ -705,59 +766,14 @@ impl PeerCore {
 
     fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ClientError> {
         match frame {
-            Frame::Deliver(m) => {
-                let ack = m.flags & flags::ACK_REQUESTED != 0;
-                let (sender, sent_id, sent_prev, sent_flags) =
-                    (m.peer.clone(), m.id, m.prev, m.flags);
-                let done = match self.reassembler.push(m) {
-                    Ok(Some(done)) => done,
-                    Ok(None) => return Ok(()),
-                    Err(e) => {
-                        return self.on_unreadable(sender, sent_id, sent_prev, sent_flags, &e);
+            Frame::Deliver(m) => self.on_deliver(m, None, now)?,
+            Frame::Mark { peer, token } => {
+                // The router path from `peer` is drained up to here: say so over the link.
+                if let Some(me) = self.welcomed_as.clone() {
+                    let echo = Frame::Mark { peer: me, token };
+                    for link in self.links.mark_from_router(&peer, token) {
+                        self.link_send(link, &echo);
                     }
-                };
-                let (from, id) = (done.from, done.id);
-                if done.flags & flags::BLOB != 0 {
-                    // A file step; an answer names the offer in `prev`: not a stream.
-                    let msg = Message {
-                        from,
-                        id,
-                        data: done.data,
-                        flags: done.flags & !flags::ACK_REQUESTED,
-                    };
-                    return self.on_message(msg, now);
-                }
-                if done.flags & flags::REPLY != 0 {
-                    // A reply names its request in `prev`: it is not part of a stream.
-                    let reply = Message {
-                        from,
-                        id,
-                        data: done.data,
-                        flags: done.flags & !(flags::ACK_REQUESTED | flags::REPLY),
-                    };
-                    self.on_reply(done.prev.unwrap_or(0), reply);
-                    return Ok(());
-                }
-                if let Some(prev) = done.prev {
-                    match self.seen.check(&from, id, prev) {
-                        Verdict::Deliver => {}
-                        Verdict::Duplicate => {
-                            self.stats.duplicates += 1;
-                            return self.send_frame(&Frame::Ack { peer: from, id });
-                        }
-                        // Its predecessor is missing: the sender sends both again.
-                        Verdict::Gap => return Ok(()),
-                    }
-                }
-                let msg = Message {
-                    from: from.clone(),
-                    id,
-                    data: done.data,
-                    flags: done.flags & !flags::ACK_REQUESTED,
-                };
-                self.on_message(msg, now)?;
-                if ack {
-                    self.send_frame(&Frame::Ack { peer: from, id })?;
                 }
             }
             Frame::Ack { peer, id } => self.on_ack(&peer, id),
@@ -774,7 +790,9 @@ impl PeerCore {
                 }
             }
             Frame::PeerJoined(info) => {
-                // A new process under that name: acked streams with it start over.
+                // A new process under that name: acked streams with it start over, and
+                // links to the old one are stale.
+                self.forget_links(&info.name);
                 self.seen.restart(&info.name);
                 self.outbox.restart(&info.name);
                 self.members.insert(info.name.clone(), info.clone());
@@ -782,6 +800,7 @@ impl PeerCore {
                 self.resend_due(now)?;
             }
             Frame::PeerLeft { name } => {
+                self.forget_links(&name);
                 self.reassembler.forget(&name);
                 self.seen.forget(&name);
                 self.outbox.forget(&name);
@@ -810,6 +829,70 @@ impl PeerCore {
                     },
                 }));
             }
+        }
+        Ok(())
+    }
+
+    /// A message (or one chunk of it) from another peer: through the router, or over
+    /// direct link `link`, whose chunks are reassembled apart (a link that breaks
+    /// mid-message leaves nothing half-done on the router path).
+    fn on_deliver(&mut self, m: Msg, link: Option<u64>, now: Instant) -> Result<(), ClientError> {
+        let ack = m.flags & flags::ACK_REQUESTED != 0;
+        let (sender, sent_id, sent_prev, sent_flags) = (m.peer.clone(), m.id, m.prev, m.flags);
+        let pushed = match link {
+            None => self.reassembler.push(m),
+            Some(link) => match self.links.get_mut(link) {
+                Some(l) => l.reassembler.push(m),
+                None => return Ok(()),
+            },
+        };
+        let done = match pushed {
+            Ok(Some(done)) => done,
+            Ok(None) => return Ok(()),
+            Err(e) => return self.on_unreadable(sender, sent_id, sent_prev, sent_flags, &e),
+        };
+        let (from, id) = (done.from, done.id);
+        if done.flags & flags::BLOB != 0 {
+            // A file step; an answer names the offer in `prev`: not a stream.
+            let msg = Message {
+                from,
+                id,
+                data: done.data,
+                flags: done.flags & !flags::ACK_REQUESTED,
+            };
+            return self.on_message(msg, now);
+        }
+        if done.flags & flags::REPLY != 0 {
+            // A reply names its request in `prev`: it is not part of a stream.
+            let reply = Message {
+                from,
+                id,
+                data: done.data,
+                flags: done.flags & !(flags::ACK_REQUESTED | flags::REPLY),
+            };
+            self.on_reply(done.prev.unwrap_or(0), reply);
+            return Ok(());
+        }
+        if let Some(prev) = done.prev {
+            match self.seen.check(&from, id, prev) {
+                Verdict::Deliver => {}
+                Verdict::Duplicate => {
+                    self.stats.duplicates += 1;
+                    return self.send_frame(&Frame::Ack { peer: from, id });
+                }
+                // Its predecessor is missing: the sender sends both again.
+                Verdict::Gap => return Ok(()),
+            }
+        }
+        let msg = Message {
+            from: from.clone(),
+            id,
+            data: done.data,
+            flags: done.flags & !flags::ACK_REQUESTED,
+        };
+        self.on_message(msg, now)?;
+        if ack {
+            self.send_frame(&Frame::Ack { peer: from, id })?;
         }
         Ok(())
     }
@@ -846,6 +929,7 @@ impl PeerCore {
             .collect();
         self.members = fresh;
         for name in left {
+            self.forget_links(&name);
             self.emit(Event::Peer(PeerEvent::Left(name)));
         }
         for info in joined {
@@ -1027,6 +1111,11 @@ impl PeerCore {
             return;
         }
         self.phase = Phase::Closed;
+        for link in self.links.ids() {
+            let _ = self.links.send_on(link, &Frame::Close);
+            self.links.remove(link, self.clock);
+            self.emit(Event::LinkClose { link });
+        }
         // What the connection still holds (an `Error` frame, a `Close`) goes out last.
         if let Some(mut conn) = self.connection.take() {
             while let Ok(Some(b)) = conn.poll_transmit() {
@@ -1108,8 +1197,9 @@ impl PeerCore {
         };
         let acks = self.ack_deadlines.front().map(|(at, _)| *at);
         let requests = self.request_deadlines.peek().map(|Reverse((at, _))| *at);
+        let links = self.links.next_deadline(self.idle_timeout());
         earliest(
-            earliest(phase, acks),
+            earliest(earliest(phase, acks), links),
             earliest(requests, self.files.next_deadline()),
         )
     }
@@ -1192,6 +1282,13 @@ impl PeerCore {
         if !self.files.is_empty() {
             self.files.handle_timeout(now);
             self.flush_files();
+        }
+        let (dead, pings) = self.links.due(now, self.idle_timeout());
+        for link in dead {
+            self.drop_link(link);
+        }
+        for (link, seq) in pings {
+            self.link_send(link, &Frame::Ping(seq));
         }
     }
 
@@ -1395,6 +1492,214 @@ impl PeerCore {
             id: request,
             reason: NackReason::NoResponder,
         })
+    }
+
+    // -- direct links -------------------------------------------------------------------
+
+    /// Whether messages to `peer` go over a direct link now (`peers --json`'s `"path"`).
+    pub fn is_direct(&self, peer: &str) -> bool {
+        self.links.is_direct(peer)
+    }
+
+    /// The transport [`Event::LinkDial`] asked for is open: the link's handshake starts.
+    pub fn link_connected(&mut self, link: u64, now: Instant) {
+        self.tick(now);
+        let Some(me) = self.welcomed_as.clone() else {
+            return self.drop_link(link);
+        };
+        let started =
+            self.links
+                .connected(link, &self.config.handshake, &me, self.config.random, now);
+        if started.is_err() {
+            self.drop_link(link);
+        }
+    }
+
+    /// Someone connected to the port this peer takes direct links on: the new link's id
+    /// for the calls below, or `None` when it is refused (close the transport). Whoever
+    /// it is must prove, in the handshake, the key the router bound its name to.
+    pub fn accept_link(&mut self, now: Instant) -> Option<u64> {
+        self.tick(now);
+        if self.is_closed() {
+            return None;
+        }
+        self.links.accept(&self.config.handshake, now)
+    }
+
+    /// The transport of link `link` ended (or could not be opened).
+    pub fn link_closed(&mut self, link: u64, now: Instant) {
+        self.tick(now);
+        self.drop_link(link);
+    }
+
+    /// Takes what link `link`'s transport received (a stream's buffer: whole records are
+    /// taken off its front).
+    pub fn handle_link_input(&mut self, link: u64, input: &mut BytesMut, now: Instant) {
+        self.tick(now);
+        loop {
+            let record = match self.links.decode(link, input) {
+                Ok(Some(record)) => record,
+                Ok(None) => return,
+                Err(e) => return self.link_violation(link, &e),
+            };
+            let read = self.links.on_record(
+                link,
+                record,
+                &self.config.handshake,
+                &self.members,
+                self.welcomed_as.as_ref(),
+                self.config.random,
+                now,
+            );
+            match read {
+                Ok(direct::Input::None) => {}
+                Ok(direct::Input::Up) => self.link_up(link, now),
+                Ok(direct::Input::Frames(frames)) => {
+                    for frame in frames {
+                        if let Err(e) = self.on_link_frame(link, frame, now) {
+                            self.on_error(e);
+                        }
+                    }
+                }
+                Err(e) => return self.link_violation(link, &e),
+            }
+            if self.links.get_mut(link).is_none() {
+                input.clear();
+                return;
+            }
+        }
+    }
+
+    /// The next bytes to write on link `link`'s transport.
+    pub fn poll_link_transmit(&mut self, link: u64) -> Option<Bytes> {
+        match self.links.poll_transmit(link) {
+            Ok(out) => out,
+            Err(_) => {
+                self.drop_link(link);
+                None
+            }
+        }
+    }
+
+    /// Bytes waiting for [`PeerCore::poll_link_transmit`].
+    pub fn link_queued_bytes(&self, link: u64) -> usize {
+        self.links.queued_bytes(link)
+    }
+
+    fn on_link_frame(&mut self, link: u64, frame: Frame, now: Instant) -> Result<(), ClientError> {
+        let Some(peer) = self.links.peer_of(link).cloned() else {
+            return Ok(());
+        };
+        match frame {
+            // What the router would have stamped, the link's key proves.
+            Frame::Send(m) if Some(&m.peer) == self.welcomed_as.as_ref() => {
+                return self.on_deliver(Msg { peer, ..m }, Some(link), now);
+            }
+            Frame::Ack { id, .. } => self.on_ack(&peer, id),
+            Frame::Nack { id, reason, .. } => self.on_nack(peer, id, reason),
+            Frame::Mark { token, .. } => {
+                if let Some((peer, held)) = self.links.echo(link, token) {
+                    self.emit(Event::Path {
+                        peer: peer.clone(),
+                        direct: true,
+                    });
+                    let mut held = held.into_iter();
+                    for frame in held.by_ref() {
+                        if self.links.send_on(link, &frame).is_err() {
+                            self.drop_link(link);
+                            self.send_frame(&frame)?;
+                            break;
+                        }
+                    }
+                    for frame in held {
+                        self.send_frame(&frame)?;
+                    }
+                }
+            }
+            Frame::Ping(v) => self.link_send(link, &Frame::Pong(v)),
+            Frame::Pong(_) => {}
+            Frame::Close | Frame::Error { .. } => self.drop_link(link),
+            _ => {
+                let e = ProtoError::Malformed {
+                    what: "direct link: a frame a peer may not send",
+                };
+                self.link_violation(link, &e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Link `link` is authenticated: see [`direct::Links::up`].
+    fn link_up(&mut self, link: u64, now: Instant) {
+        let Some(me) = self.welcomed_as.clone() else {
+            return self.drop_link(link);
+        };
+        let out = self.links.up(link, &me, now);
+        for other in out.close {
+            self.drop_link(other);
+        }
+        if let Some((peer, token)) = out.mark
+            && let Err(e) = self.send_to_router(&Frame::Mark { peer, token })
+        {
+            self.on_error(e);
+        }
+        if let Some(token) = out.echo {
+            self.link_send(link, &Frame::Mark { peer: me, token });
+        }
+    }
+
+    fn link_send(&mut self, link: u64, frame: &Frame) {
+        if self.links.send_on(link, frame).is_err() {
+            self.drop_link(link);
+        }
+    }
+
+    fn link_violation(&mut self, link: u64, e: &ProtoError) {
+        let _ = self
+            .links
+            .send_on(link, &Frame::error(e.code(), e.to_string()));
+        self.drop_link(link);
+    }
+
+    /// Closes link `link`; its peer is reached through the router again at once.
+    fn drop_link(&mut self, link: u64) {
+        if self.links.get_mut(link).is_none() {
+            return;
+        }
+        self.emit(Event::LinkClose { link });
+        let Some(removed) = self.links.remove(link, self.clock) else {
+            return;
+        };
+        if removed.was_direct {
+            self.emit(Event::Path {
+                peer: removed.peer.clone(),
+                direct: false,
+            });
+            // What went over it may be lost: unacknowledged messages go again now.
+            self.outbox.path_lost(&removed.peer);
+        }
+        let had_path = removed.was_direct || !removed.held.is_empty();
+        for frame in removed.held {
+            if let Err(e) = self.send_frame(&frame) {
+                return self.on_error(e);
+            }
+        }
+        if had_path && let Some(next) = removed.successor {
+            self.link_up(next, self.clock);
+        }
+        if removed.was_direct
+            && let Err(e) = self.resend_due(self.clock)
+        {
+            self.on_error(e);
+        }
+    }
+
+    /// `name` left or is a new process: its links go.
+    fn forget_links(&mut self, name: &Name) {
+        for link in self.links.forget(name) {
+            let _ = self.links.send_on(link, &Frame::Close);
+            self.drop_link(link);
+        }
     }
 
     // -- files --------------------------------------------------------------------------

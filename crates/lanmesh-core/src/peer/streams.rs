@@ -190,6 +190,16 @@ impl Outbox {
         }
     }
 
+    /// What went to `to` over a direct link that broke may be lost: it counts as unsent,
+    /// so the next [`Outbox::due`] sends it again (through the router).
+    pub(crate) fn path_lost(&mut self, to: &Name) {
+        if let Some(stream) = self.streams.get_mut(to) {
+            for u in &mut stream.unacked {
+                u.sent_at = None;
+            }
+        }
+    }
+
     /// Bytes held for unacknowledged messages.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

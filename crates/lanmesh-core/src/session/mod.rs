@@ -451,6 +451,11 @@ impl<T: Routes> SessionCore<T> {
             key: est.remote_key,
             addr: self.config.remote.clone(),
             joined_ms: 0,
+            direct: direct_address(
+                self.config.transport,
+                &self.config.remote,
+                est.offer.direct_port,
+            ),
         };
         self.phase = Phase::Joining(name);
         self.emit(SessionEvent::Join {
@@ -594,6 +599,14 @@ impl<T: Routes> SessionCore<T> {
                 }
             }
             Frame::Broadcast(b) => self.broadcast(me, b)?,
+            // Behind the sender's messages to `peer`, in the same order: a peer moving
+            // onto a direct link learns when the router path is drained.
+            Frame::Mark { peer, token } => {
+                if let Some(route) = self.routes.as_ref().and_then(|r| r.route(peer.as_str())) {
+                    self.out
+                        .push::<T>(&peer, route, Frame::Mark { peer: me, token });
+                }
+            }
             // End to end: acks, and nacks of a recipient refusing a message (a request it
             // has no responder for). The sender may be gone: then nobody waits for them.
             Frame::Ack { peer, id } => {
@@ -1033,6 +1046,19 @@ impl<T: Routes> SessionCore<T> {
                 self.close(Some((e.code(), e.to_string())));
             }
         }
+    }
+}
+
+/// Where a member taking direct links on `port` can be reached: the address it connected
+/// from (`ip:port` or `[ip]:port`), with that port. Only the address the router saw, so a
+/// member cannot point the others at a third host.
+fn direct_address(transport: Transport, remote: &str, port: u16) -> String {
+    if port == 0 || transport != Transport::Tcp {
+        return String::new();
+    }
+    match remote.rsplit_once(':') {
+        Some((host, _)) if !host.is_empty() => format!("{host}:{port}"),
+        _ => String::new(),
     }
 }
 

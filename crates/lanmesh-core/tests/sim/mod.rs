@@ -120,6 +120,7 @@ struct Place {
 
 struct Member {
     key: [u8; 32],
+    direct: String,
     receiver: Option<Place>,
     senders: BTreeMap<u32, Place>,
 }
@@ -176,6 +177,30 @@ pub struct Sim {
     pub grace: Duration,
     /// Session events seen (for tests about the router's side).
     pub session_events: Vec<(usize, SessionEvent)>,
+    /// Direct links between peers.
+    pub direct: Vec<DirectLink>,
+    /// `(from, to)`: peer `from` cannot open a connection to peer `to` (a firewall).
+    pub blocked: std::collections::BTreeSet<(usize, usize)>,
+    /// Messages the router forwarded, by recipient.
+    pub forwarded: BTreeMap<Name, usize>,
+}
+
+/// The port peer `i` takes direct links on, in the simulation.
+pub fn direct_port(i: usize) -> u16 {
+    7000 + u16::try_from(i).unwrap()
+}
+
+/// A direct link between two peers: `a` dialed `b`.
+pub struct DirectLink {
+    pub a: usize,
+    pub a_link: u64,
+    pub b: usize,
+    pub b_link: u64,
+    a_to_b: BytesMut,
+    b_to_a: BytesMut,
+    a_in: BytesMut,
+    b_in: BytesMut,
+    pub alive: bool,
 }
 
 impl Sim {
@@ -194,6 +219,119 @@ impl Sim {
             router_handshake: HandshakeConfig::new(Identity::generate().unwrap(), MESH),
             grace: Duration::from_secs(30),
             session_events: Vec::new(),
+            direct: Vec::new(),
+            blocked: std::collections::BTreeSet::new(),
+            forwarded: BTreeMap::new(),
+        }
+    }
+
+    /// A peer config for `name` that takes and makes direct links (as peer number `i`).
+    pub fn direct_config(&mut self, name: &str, i: usize) -> Config {
+        let mut c = self.config(name);
+        c.direct = true;
+        c.direct_port = direct_port(i);
+        c
+    }
+
+    /// Peer `p` asked for a connection to `addr` for its link `link`.
+    fn dial_direct(&mut self, p: usize, link: u64, addr: &str) {
+        let now = self.now;
+        let target = addr
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<usize>().ok())
+            .and_then(|port| port.checked_sub(7000))
+            .filter(|t| *t < self.peers.len() && !self.blocked.contains(&(p, *t)));
+        let accepted = target.and_then(|t| Some((t, self.peers[t].accept_link(now)?)));
+        match accepted {
+            Some((b, b_link)) => {
+                self.direct.push(DirectLink {
+                    a: p,
+                    a_link: link,
+                    b,
+                    b_link,
+                    a_to_b: BytesMut::new(),
+                    b_to_a: BytesMut::new(),
+                    a_in: BytesMut::new(),
+                    b_in: BytesMut::new(),
+                    alive: true,
+                });
+                self.peers[p].link_connected(link, now);
+            }
+            None => self.peers[p].link_closed(link, now),
+        }
+    }
+
+    /// Peer `p` closed its link `link`: the other end hears of it.
+    fn close_direct(&mut self, p: usize, link: u64) {
+        let now = self.now;
+        for d in &mut self.direct {
+            if !d.alive {
+                continue;
+            }
+            let other = if d.a == p && d.a_link == link {
+                Some((d.b, d.b_link))
+            } else if d.b == p && d.b_link == link {
+                Some((d.a, d.a_link))
+            } else {
+                None
+            };
+            if let Some((o, ol)) = other {
+                d.alive = false;
+                self.peers[o].link_closed(ol, now);
+                return;
+            }
+        }
+    }
+
+    /// Cuts every direct link between `a` and `b`, as a broken connection would.
+    pub fn cut_direct(&mut self, a: usize, b: usize) {
+        let now = self.now;
+        for d in &mut self.direct {
+            if d.alive && ((d.a, d.b) == (a, b) || (d.a, d.b) == (b, a)) {
+                d.alive = false;
+                self.peers[d.a].link_closed(d.a_link, now);
+                self.peers[d.b].link_closed(d.b_link, now);
+            }
+        }
+    }
+
+    /// Direct links alive now.
+    pub fn live_direct(&self) -> usize {
+        self.direct.iter().filter(|d| d.alive).count()
+    }
+
+    fn step_direct(&mut self) {
+        let now = self.now;
+        let faults = self.faults;
+        for i in 0..self.direct.len() {
+            if !self.direct[i].alive {
+                continue;
+            }
+            let (a, al, b, bl) = {
+                let d = &self.direct[i];
+                (d.a, d.a_link, d.b, d.b_link)
+            };
+            while let Some(x) = self.peers[a].poll_link_transmit(al) {
+                self.direct[i].a_to_b.extend_from_slice(&x);
+            }
+            while let Some(x) = self.peers[b].poll_link_transmit(bl) {
+                self.direct[i].b_to_a.extend_from_slice(&x);
+            }
+            let d = &mut self.direct[i];
+            let to_b = Self::carry(&mut self.rng, faults, &mut d.a_to_b, &mut d.b_in);
+            let to_a = Self::carry(&mut self.rng, faults, &mut d.b_to_a, &mut d.a_in);
+            if to_b && self.direct[i].alive {
+                let mut input = std::mem::take(&mut self.direct[i].b_in);
+                self.peers[b].handle_link_input(bl, &mut input, now);
+                self.direct[i].b_in = input;
+                self.collect_peer(b);
+            }
+            if to_a && self.direct[i].alive {
+                let mut input = std::mem::take(&mut self.direct[i].a_in);
+                self.peers[a].handle_link_input(al, &mut input, now);
+                self.direct[i].a_in = input;
+                self.collect_peer(a);
+            }
         }
     }
 
@@ -332,6 +470,7 @@ impl Sim {
                 key: m.key,
                 addr: String::new(),
                 joined_ms: 0,
+                direct: m.direct.clone(),
             })
             .collect()
     }
@@ -361,6 +500,7 @@ impl Sim {
         let existed = self.members.contains_key(&info.name);
         let member = self.members.entry(info.name.clone()).or_insert(Member {
             key: info.key,
+            direct: String::new(),
             receiver: None,
             senders: BTreeMap::new(),
         });
@@ -369,6 +509,9 @@ impl Sim {
                 .core
                 .refuse(ErrorCode::NameTaken, "name held by another peer");
             return;
+        }
+        if slot == 0 {
+            member.direct = info.direct.clone();
         }
         let place = if slot == 0 {
             member.receiver.take()
@@ -465,6 +608,11 @@ impl Sim {
             notices.extend(out.drain_notices());
         }
         for (dest, route, frames) in forwards {
+            let messages = frames
+                .iter()
+                .filter(|f| matches!(f, Frame::Deliver(_)))
+                .count();
+            *self.forwarded.entry(dest.clone()).or_default() += messages;
             if self.sessions[route].finished {
                 self.sessions[s]
                     .core
@@ -531,6 +679,7 @@ impl Sim {
                 }
             }
         }
+        self.step_direct();
         // Links: carry bytes, deliver them.
         for l in 0..self.links.len() {
             if !self.links[l].alive {
@@ -587,6 +736,14 @@ impl Sim {
         while let Some(e) = self.peers[p].poll_event() {
             match &e {
                 Event::Dial => self.dial(p),
+                Event::LinkDial { link, addr } => {
+                    let (link, addr) = (*link, addr.clone());
+                    self.dial_direct(p, link, &addr);
+                }
+                Event::LinkClose { link } => {
+                    while self.peers[p].poll_link_transmit(*link).is_some() {}
+                    self.close_direct(p, *link);
+                }
                 Event::Closed { .. } => {
                     if let Some(l) = self.peer_link[p] {
                         // Flush what the peer still has to say (a `Close`, an `Error`).

@@ -131,6 +131,7 @@ mod tests {
                 key: [1; 32],
                 addr: "127.0.0.1:1".into(),
                 joined_ms: 0,
+                direct: String::new(),
             },
         }
     }

@@ -246,6 +246,7 @@ mod tests {
             key: [7; 32],
             addr: "127.0.0.1:5000".into(),
             joined_ms: 42,
+            direct: String::new(),
         }
     }
 

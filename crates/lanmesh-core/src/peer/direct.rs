@@ -1,0 +1,654 @@
+//! Direct links: two native peers of one mesh that can reach each other talk over a Noise
+//! session of their own instead of through the router (one hop and two AEAD passes
+//! instead of two hops and four). No I/O: the peer core drives these links, the driver
+//! moves their bytes.
+//!
+//! * **Introduction.** A peer taking links offers its port in the handshake; the router
+//!   pairs it with the address it saw the peer connect from and lists it in
+//!   [`PeerInfo::direct`], next to the key it bound the name to.
+//! * **Dialing.** The first frame for a member with such an address asks the driver for a
+//!   transport ([`super::Event::LinkDial`]); the frame itself and everything until the
+//!   switch below still goes through the router.
+//! * **Authentication.** Both ends run the mesh's Noise handshake (the mesh key
+//!   included). The dialer refuses a responder whose static key is not the one the router
+//!   vouched for that name; the responder refuses a dialer whose offered name is not a
+//!   member bound to the key it proved. The name↔key binding is the router's, unchanged.
+//! * **Two links for one pair** (both dialed at once): the one dialed by the smaller name
+//!   wins at both ends; among links dialed by the same end, the newer one.
+//! * **The switch** keeps each sender's order: when its link is up, the sender stops
+//!   sending to the peer (it holds those frames) and puts a `Mark` through the router
+//!   behind everything it sent there. The receiver, having read the mark, has read all
+//!   of that; it echoes the mark over the link, and on the echo the sender sends what it
+//!   held, and everything after, over the link.
+//! * **Fallback.** A link that fails (a transport error, the idle deadline, a protocol
+//!   violation, an echo that does not come) is closed and its peer is reached through the
+//!   router again at once: what was held goes there, and unacknowledged acked messages to
+//!   it are sent again at once (the recipient drops duplicates and keeps the order, see
+//!   `streams.rs`). A failed peer is dialed again only after a backoff.
+//!
+//! File transfers stay on the router path: their chunks are not resent, so a link lost
+//! mid-transfer would cost the transfer.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lanmesh_proto::frame::flags;
+use lanmesh_proto::handshake::slot_of;
+use lanmesh_proto::record::handshake_message;
+use lanmesh_proto::{
+    Answer, Connection, Frame, HandshakeConfig, Initiator, Limits, Name, Offer, PeerInfo,
+    ProtoError, RandomSource, Reassembler, RecordDecoder, Responder,
+};
+
+use crate::time::{Instant, earliest};
+
+/// At most this many links (up or in their handshake) at once; an incoming one beyond it
+/// is refused.
+pub const MAX_LINKS: usize = 64;
+/// At most this many incoming links in their handshake at once.
+pub const MAX_ACCEPTING: usize = 16;
+/// How long a sender holds its frames for the echo of its mark before it gives the link
+/// up.
+pub const ECHO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long to wait before dialing a peer again after `failures` failed links: 1 s,
+/// doubling, at most 60 s.
+pub fn redial_delay(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+/// The peer a frame to send is for, when it may take a direct link: messages (not file
+/// steps) and end-to-end answers, to or about a receiving session (id slot 0 — a link
+/// always ends at one).
+pub(crate) fn target(frame: &Frame) -> Option<&Name> {
+    match frame {
+        Frame::Send(m) if m.flags & flags::BLOB != 0 => None,
+        Frame::Send(m) if m.flags & flags::REPLY != 0 => {
+            (slot_of(m.prev.unwrap_or(0)) == 0).then_some(&m.peer)
+        }
+        Frame::Send(m) => Some(&m.peer),
+        Frame::Ack { peer, id } | Frame::Nack { peer, id, .. } => {
+            (slot_of(*id) == 0).then_some(peer)
+        }
+        _ => None,
+    }
+}
+
+enum Phase {
+    /// Waiting for the driver's transport.
+    Dialing,
+    /// Message 1 went out.
+    Initiating(Box<Initiator>),
+    /// Incoming: waiting for message 1 (`None`) or message 3.
+    Accepting(Option<Box<Responder>>),
+    Up(Box<Connection>),
+}
+
+pub(crate) struct Link {
+    /// The other end: known from the start when we dial, from message 3 when it dials.
+    pub(crate) peer: Option<Name>,
+    /// The key the router vouched for `peer` (when we dial).
+    key: Option<[u8; 32]>,
+    pub(crate) dialed_by_us: bool,
+    phase: Phase,
+    out: VecDeque<Bytes>,
+    decoder: RecordDecoder,
+    pub(crate) reassembler: Reassembler,
+    /// The handshake deadline, then the idle one is computed from `last_rx`.
+    deadline: Instant,
+    last_rx: Instant,
+    last_ping: Instant,
+    ping_seq: u64,
+}
+
+impl Link {
+    pub(crate) fn is_up(&self) -> bool {
+        matches!(self.phase, Phase::Up(_))
+    }
+}
+
+/// A sender's way to one peer over a link.
+struct Path {
+    link: u64,
+    switch: Switch,
+}
+
+enum Switch {
+    /// The mark went out through the router; frames wait here for its echo.
+    Holding {
+        token: u64,
+        held: Vec<Frame>,
+        since: Instant,
+    },
+    /// On the link.
+    Direct,
+}
+
+/// What [`Links::carry`] did with a frame.
+pub(crate) enum Carry {
+    /// Sealed into the link's connection.
+    Sent,
+    /// Held for the switch.
+    Held,
+    /// Not for a link: the router takes it.
+    Router,
+    /// The router takes it; and a new link to its peer wants a transport.
+    Dial { link: u64, addr: String },
+    /// The link could not take it (it is now broken): close it, then the router takes it.
+    Broken(u64),
+}
+
+/// What a record read on a link asks of the peer core.
+pub(crate) enum Input {
+    /// Nothing more.
+    None,
+    /// The link is up (authenticated): see [`Links::up`].
+    Up,
+    /// Frames from the link's peer.
+    Frames(Vec<Frame>),
+}
+
+/// Every link of one peer, and the paths over them.
+pub(crate) struct Links {
+    pub(crate) enabled: bool,
+    links: BTreeMap<u64, Link>,
+    paths: BTreeMap<Name, Path>,
+    /// Marks read from the router that wait for a link to echo them on.
+    marks: BTreeMap<Name, u64>,
+    /// Peers not to dial before a time, and how many links to them failed in a row.
+    backoff: BTreeMap<Name, (Instant, u32)>,
+    next_link: u64,
+    next_token: u64,
+}
+
+impl Links {
+    pub(crate) fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            links: BTreeMap::new(),
+            paths: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+            next_link: 1,
+            next_token: 1,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, link: u64) -> Option<&mut Link> {
+        self.links.get_mut(&link)
+    }
+
+    pub(crate) fn peer_of(&self, link: u64) -> Option<&Name> {
+        self.links.get(&link).and_then(|l| l.peer.as_ref())
+    }
+
+    /// Whether frames to `peer` go over a link now.
+    pub(crate) fn is_direct(&self, peer: &str) -> bool {
+        self.paths
+            .iter()
+            .any(|(n, p)| n.as_str() == peer && matches!(p.switch, Switch::Direct))
+    }
+
+    /// The links, for closing them all.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.links.keys().copied().collect()
+    }
+
+    pub(crate) fn links_to(&self, peer: &Name) -> Vec<u64> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.peer.as_ref() == Some(peer))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Routes one frame to `peer` (see [`Carry`]); `info` is what the router says of it.
+    pub(crate) fn carry(
+        &mut self,
+        peer: &Name,
+        frame: &Frame,
+        info: Option<&PeerInfo>,
+        me: Option<&Name>,
+        limits: &Limits,
+        now: Instant,
+    ) -> Carry {
+        if let Some(path) = self.paths.get_mut(peer) {
+            let id = path.link;
+            match &mut path.switch {
+                Switch::Holding { held, .. } => {
+                    held.push(frame.clone());
+                    return Carry::Held;
+                }
+                Switch::Direct => {
+                    let Some(Phase::Up(conn)) = self.links.get_mut(&id).map(|l| &mut l.phase)
+                    else {
+                        return Carry::Broken(id);
+                    };
+                    return match conn.send(frame) {
+                        Ok(()) => Carry::Sent,
+                        Err(_) => Carry::Broken(id),
+                    };
+                }
+            }
+        }
+        // Dial it, if it takes links and nothing is under way already.
+        let Some(info) = info.filter(|i| !i.direct.is_empty()) else {
+            return Carry::Router;
+        };
+        if !self.enabled
+            || me.is_none_or(|me| me == peer)
+            || self.links.values().any(|l| l.peer.as_ref() == Some(peer))
+            || self.links.len() >= MAX_LINKS
+            || self
+                .backoff
+                .get(peer)
+                .is_some_and(|(until, _)| now < *until)
+        {
+            return Carry::Router;
+        }
+        let link = self.next_link;
+        self.next_link += 1;
+        self.links.insert(
+            link,
+            Link::new(Some(peer.clone()), Some(info.key), limits, now),
+        );
+        Carry::Dial {
+            link,
+            addr: info.direct.clone(),
+        }
+    }
+
+    /// A transport for link `link` is open: message 1 goes out.
+    pub(crate) fn connected(
+        &mut self,
+        link: u64,
+        config: &HandshakeConfig,
+        me: &Name,
+        random: RandomSource,
+        now: Instant,
+    ) -> Result<(), ProtoError> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Ok(());
+        };
+        if !matches!(l.phase, Phase::Dialing) {
+            return Ok(());
+        }
+        let offer = Offer::new(config, Some(me.clone()), Bytes::new());
+        let (initiator, msg1) = Initiator::start_with_random(config, offer, random)?;
+        l.out.push_back(handshake_message(config.framing, &msg1)?);
+        l.phase = Phase::Initiating(Box::new(initiator));
+        l.deadline = now + handshake_time(config);
+        l.last_rx = now;
+        Ok(())
+    }
+
+    /// An incoming transport: a link that waits for message 1.
+    pub(crate) fn accept(&mut self, config: &HandshakeConfig, now: Instant) -> Option<u64> {
+        let accepting = self
+            .links
+            .values()
+            .filter(|l| matches!(l.phase, Phase::Accepting(_)))
+            .count();
+        if !self.enabled || self.links.len() >= MAX_LINKS || accepting >= MAX_ACCEPTING {
+            return None;
+        }
+        let link = self.next_link;
+        self.next_link += 1;
+        let mut l = Link::new(None, None, &config.limits, now);
+        l.dialed_by_us = false;
+        l.phase = Phase::Accepting(None);
+        l.deadline = now + handshake_time(config);
+        self.links.insert(link, l);
+        Some(link)
+    }
+
+    /// Reads one record of link `link`. `members` vouch for keys; `me` is our name.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_record(
+        &mut self,
+        link: u64,
+        record: BytesMut,
+        config: &HandshakeConfig,
+        members: &BTreeMap<Name, PeerInfo>,
+        me: Option<&Name>,
+        random: RandomSource,
+        now: Instant,
+    ) -> Result<Input, ProtoError> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Ok(Input::None);
+        };
+        l.last_rx = now;
+        match core::mem::replace(&mut l.phase, Phase::Dialing) {
+            Phase::Dialing => Err(ProtoError::Negotiation {
+                what: "record before the handshake",
+            }),
+            Phase::Initiating(initiator) => {
+                let (est, msg3) = initiator.read_choice(&record)?;
+                if Some(est.remote_key) != l.key {
+                    return Err(ProtoError::Negotiation {
+                        what: "direct link: the peer's key is not the one the router vouched for",
+                    });
+                }
+                l.out.push_back(handshake_message(config.framing, &msg3)?);
+                l.decoder.set_max(config.limits.max_record);
+                l.phase = Phase::Up(Box::new(est.connection));
+                Ok(Input::Up)
+            }
+            Phase::Accepting(None) => {
+                let mut responder = Responder::new_with_random(config, random)?;
+                match responder.read_offer(&record)? {
+                    Answer::Accept(msg2) => {
+                        l.out.push_back(handshake_message(config.framing, &msg2)?);
+                        l.phase = Phase::Accepting(Some(Box::new(responder)));
+                        Ok(Input::None)
+                    }
+                    Answer::Refuse(msg2, e) => {
+                        l.out.push_back(handshake_message(config.framing, &msg2)?);
+                        Err(e)
+                    }
+                }
+            }
+            Phase::Accepting(Some(responder)) => {
+                let est = responder.read_confirm(&record)?;
+                let vouched = est
+                    .offer
+                    .name
+                    .as_ref()
+                    .filter(|n| Some(*n) != me && est.offer.slot == 0)
+                    .and_then(|n| members.get(n))
+                    .filter(|info| info.key == est.remote_key);
+                let Some(info) = vouched else {
+                    return Err(ProtoError::Negotiation {
+                        what: "direct link from a name the router did not bind to that key",
+                    });
+                };
+                let mut conn = est.connection;
+                conn.set_max_record(est.offer.max_record);
+                l.peer = Some(info.name.clone());
+                l.decoder.set_max(config.limits.max_record);
+                l.phase = Phase::Up(Box::new(conn));
+                Ok(Input::Up)
+            }
+            Phase::Up(mut conn) => {
+                let frames = conn.open_owned(record);
+                l.phase = Phase::Up(conn);
+                frames?.collect::<Result<Vec<_>, _>>().map(Input::Frames)
+            }
+        }
+    }
+
+    /// Link `link` is up: it becomes the path to its peer unless a better link to it is
+    /// there (the other is closed then). Returns the links to close, the mark to put
+    /// through the router (`(peer, token)`) and whether a waiting mark is now echoed.
+    pub(crate) fn up(&mut self, link: u64, me: &Name, now: Instant) -> UpOutcome {
+        let mut outcome = UpOutcome::default();
+        let Some(peer) = self.peer_of(link).cloned() else {
+            return outcome;
+        };
+        // The best of every link to that peer stays; the others go once it is up.
+        let best = self
+            .links_to(&peer)
+            .into_iter()
+            .max_by_key(|id| self.rank(*id, me, &peer))
+            .unwrap_or(link);
+        if !self.links.get(&best).is_some_and(Link::is_up) {
+            // A better one is still in its handshake: this one waits, unused.
+            return outcome;
+        }
+        for other in self.links_to(&peer) {
+            if other != best && self.links.get(&other).is_some_and(Link::is_up) {
+                outcome.close.push(other);
+            }
+        }
+        if best != link {
+            return outcome;
+        }
+        self.backoff.remove(&peer);
+        match self.paths.get_mut(&peer) {
+            // Moving from a link that lost: what it held stays held, the mark in flight
+            // still counts (nothing went through the router since).
+            Some(path) if matches!(path.switch, Switch::Holding { .. }) => path.link = link,
+            _ => {
+                let token = self.next_token;
+                self.next_token += 1;
+                self.paths.insert(
+                    peer.clone(),
+                    Path {
+                        link,
+                        switch: Switch::Holding {
+                            token,
+                            held: Vec::new(),
+                            since: now,
+                        },
+                    },
+                );
+                outcome.mark = Some((peer.clone(), token));
+            }
+        }
+        outcome.echo = self.marks.get(&peer).copied();
+        outcome
+    }
+
+    /// Higher is better: dialed by the smaller name, then newer.
+    fn rank(&self, link: u64, me: &Name, peer: &Name) -> (bool, u64) {
+        let by_us = self.links.get(&link).is_some_and(|l| l.dialed_by_us);
+        (by_us == (me < peer), link)
+    }
+
+    /// A mark `token` from `peer` came through the router: the links to echo it on. It is
+    /// kept, to be echoed on a link that comes up later: the peer takes the echo only on
+    /// the link it chose, which may not be up here yet.
+    pub(crate) fn mark_from_router(&mut self, peer: &Name, token: u64) -> Vec<u64> {
+        self.marks.insert(peer.clone(), token);
+        self.links_to(peer)
+            .into_iter()
+            .filter(|id| self.links.get(id).is_some_and(Link::is_up))
+            .collect()
+    }
+
+    /// The echo of mark `token` came over link `link`: the frames held go over it.
+    pub(crate) fn echo(&mut self, link: u64, token: u64) -> Option<(Name, Vec<Frame>)> {
+        let peer = self.peer_of(link)?.clone();
+        let path = self.paths.get_mut(&peer)?;
+        match &mut path.switch {
+            Switch::Holding { token: t, held, .. } if *t == token && path.link == link => {
+                let held = core::mem::take(held);
+                path.switch = Switch::Direct;
+                Some((peer, held))
+            }
+            _ => None,
+        }
+    }
+
+    /// Seals `frame` into link `link` (an answer on the link itself: `Pong`, an echo).
+    pub(crate) fn send_on(&mut self, link: u64, frame: &Frame) -> Result<(), ProtoError> {
+        match self.links.get_mut(&link).map(|l| &mut l.phase) {
+            Some(Phase::Up(conn)) => conn.send(frame),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes link `link`. Returns what the peer core must do for its peer: the frames
+    /// held for the switch (for the router now), whether frames went over it
+    /// (unacknowledged ones go again), and another link to it that is up and may take over.
+    pub(crate) fn remove(&mut self, link: u64, now: Instant) -> Option<Removed> {
+        let l = self.links.remove(&link)?;
+        let peer = l.peer?;
+        let mut removed = Removed {
+            peer: peer.clone(),
+            held: Vec::new(),
+            was_direct: false,
+            successor: None,
+        };
+        if self.paths.get(&peer).is_some_and(|p| p.link == link)
+            && let Some(path) = self.paths.remove(&peer)
+        {
+            match path.switch {
+                Switch::Holding { held, .. } => removed.held = held,
+                Switch::Direct => removed.was_direct = true,
+            }
+        }
+        let others = self.links_to(&peer);
+        removed.successor = others
+            .iter()
+            .copied()
+            .find(|id| self.links.get(id).is_some_and(Link::is_up));
+        if others.is_empty() {
+            // Wait before dialing it again (not long after a link that worked).
+            let failures = self.backoff.get(&peer).map_or(0, |(_, f)| *f);
+            let failures = if removed.was_direct { 0 } else { failures + 1 };
+            self.backoff
+                .insert(peer.clone(), (now + redial_delay(failures), failures));
+        }
+        Some(removed)
+    }
+
+    /// `peer` left, or joined anew: its links and what we knew of it go.
+    pub(crate) fn forget(&mut self, peer: &Name) -> Vec<u64> {
+        self.marks.remove(peer);
+        self.backoff.remove(peer);
+        self.links_to(peer)
+    }
+
+    pub(crate) fn poll_transmit(&mut self, link: u64) -> Result<Option<Bytes>, ProtoError> {
+        let Some(l) = self.links.get_mut(&link) else {
+            return Ok(None);
+        };
+        if let Some(b) = l.out.pop_front() {
+            return Ok(Some(b));
+        }
+        match &mut l.phase {
+            Phase::Up(conn) => conn.poll_transmit(),
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn queued_bytes(&self, link: u64) -> usize {
+        self.links.get(&link).map_or(0, |l| {
+            l.out.iter().map(Bytes::len).sum::<usize>()
+                + match &l.phase {
+                    Phase::Up(conn) => conn.queued_bytes(),
+                    _ => 0,
+                }
+        })
+    }
+
+    pub(crate) fn total_queued(&self) -> usize {
+        self.links.keys().map(|id| self.queued_bytes(*id)).sum()
+    }
+
+    pub(crate) fn decode(
+        &mut self,
+        link: u64,
+        input: &mut BytesMut,
+    ) -> Result<Option<BytesMut>, ProtoError> {
+        match self.links.get_mut(&link) {
+            Some(l) => l.decoder.decode(input),
+            None => {
+                input.clear();
+                Ok(None)
+            }
+        }
+    }
+
+    /// When [`Links::due`] next has something to do.
+    pub(crate) fn next_deadline(&self, idle: Duration) -> Option<Instant> {
+        let mut at = None;
+        for l in self.links.values() {
+            let t = match l.phase {
+                Phase::Up(_) => {
+                    (l.last_rx + idle).min(l.last_rx.max(l.last_ping) + ping_every(idle))
+                }
+                _ => l.deadline,
+            };
+            at = earliest(at, Some(t));
+        }
+        for p in self.paths.values() {
+            if let Switch::Holding { since, .. } = p.switch {
+                at = earliest(at, Some(since + ECHO_TIMEOUT));
+            }
+        }
+        at
+    }
+
+    /// Links that are over at `now` (a handshake or an echo too slow, a silent peer), and
+    /// links that need a `Ping`.
+    pub(crate) fn due(&mut self, now: Instant, idle: Duration) -> (Vec<u64>, Vec<(u64, u64)>) {
+        let mut dead = Vec::new();
+        let mut pings = Vec::new();
+        for (id, l) in &mut self.links {
+            match l.phase {
+                Phase::Up(_) => {
+                    let quiet = now.saturating_since(l.last_rx);
+                    if quiet > idle {
+                        dead.push(*id);
+                    } else if quiet >= ping_every(idle)
+                        && now.saturating_since(l.last_ping) >= ping_every(idle)
+                    {
+                        l.last_ping = now;
+                        l.ping_seq += 1;
+                        pings.push((*id, l.ping_seq));
+                    }
+                }
+                _ if now >= l.deadline => dead.push(*id),
+                _ => {}
+            }
+        }
+        for p in self.paths.values() {
+            if let Switch::Holding { since, .. } = p.switch
+                && now.saturating_since(since) >= ECHO_TIMEOUT
+                && !dead.contains(&p.link)
+            {
+                dead.push(p.link);
+            }
+        }
+        (dead, pings)
+    }
+}
+
+/// What [`Links::up`] asks of the peer core.
+#[derive(Default)]
+pub(crate) struct UpOutcome {
+    pub(crate) close: Vec<u64>,
+    pub(crate) mark: Option<(Name, u64)>,
+    pub(crate) echo: Option<u64>,
+}
+
+/// What [`Links::remove`] leaves to the peer core.
+pub(crate) struct Removed {
+    pub(crate) peer: Name,
+    pub(crate) held: Vec<Frame>,
+    pub(crate) was_direct: bool,
+    pub(crate) successor: Option<u64>,
+}
+
+impl Link {
+    fn new(peer: Option<Name>, key: Option<[u8; 32]>, limits: &Limits, now: Instant) -> Self {
+        Self {
+            peer,
+            key,
+            dialed_by_us: true,
+            phase: Phase::Dialing,
+            out: VecDeque::new(),
+            decoder: RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
+            reassembler: Reassembler::new(limits.clone()),
+            // A dial that never connects is given up with the handshake's time.
+            deadline: now + limits.handshake_timeout,
+            last_rx: now,
+            last_ping: now,
+            ping_seq: 0,
+        }
+    }
+}
+
+fn handshake_time(config: &HandshakeConfig) -> Duration {
+    config.limits.handshake_timeout
+}
+
+fn ping_every(idle: Duration) -> Duration {
+    (idle / 3).max(Duration::from_millis(10))
+}

@@ -1,0 +1,373 @@
+//! Direct links between peers, in the simulated mesh: the switch from the router path
+//! keeps every sender's order, a cut link falls back to the router without losing or
+//! doubling acked messages, and a link is only ever made to the key the router bound
+//! the name to.
+#![allow(clippy::unwrap_used)]
+
+mod sim;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lanmesh_core::peer::{Event, PeerCore};
+use lanmesh_proto::record::handshake_message;
+use lanmesh_proto::{Framing, HandshakeConfig, Identity, Initiator, Name, Offer};
+use sim::{MESH, Sim, direct_port};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn name(n: &str) -> Name {
+    Name::new(n).unwrap()
+}
+
+/// The data of every message `p` received from `from`, in order.
+fn received(sim: &mut Sim, p: usize, from: &str, into: &mut Vec<Bytes>) {
+    for e in sim.take_events(p) {
+        if let Event::Message(m) = e
+            && m.from.as_str() == from
+        {
+            into.push(m.data);
+        }
+    }
+}
+
+fn seq(i: u32) -> Bytes {
+    Bytes::from(i.to_be_bytes().to_vec())
+}
+
+fn two_direct_peers(seed: u64) -> (Sim, usize, usize) {
+    let mut sim = Sim::new(sim::seed(seed));
+    let ca = sim.direct_config("a", 0);
+    let a = sim.add_peer(ca);
+    let cb = sim.direct_config("b", 1);
+    let b = sim.add_peer(cb);
+    sim.connect(a);
+    sim.connect(b);
+    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+    (sim, a, b)
+}
+
+#[test]
+fn plain_messages_move_onto_the_link_in_order_and_stop_crossing_the_router() {
+    let (mut sim, a, b) = two_direct_peers(11);
+    // The router lists where each takes links: the address it saw, with the offered port.
+    let info = sim.peers[a]
+        .peers()
+        .find(|p| p.name.as_str() == "b")
+        .cloned();
+    let direct = info.unwrap().direct;
+    assert!(
+        direct.ends_with(&format!(":{}", direct_port(1))),
+        "{direct}"
+    );
+    assert!(!sim.peers[a].is_direct("b"));
+
+    let to = lanmesh_proto::Destination::Peer(name("b"));
+    let mut got = Vec::new();
+    let mut sent = 0u32;
+    // Keep sending while the link comes up: nothing may be lost or overtaken.
+    while sent < 400 {
+        for _ in 0..4 {
+            sim.peers[a].send(&to, seq(sent), 0).unwrap();
+            sent += 1;
+        }
+        sim.step(MS);
+        received(&mut sim, b, "a", &mut got);
+    }
+    assert!(sim.peers[a].is_direct("b"), "the link never came up");
+    sim.run_until(1000, MS, |s| {
+        received(s, b, "a", &mut got);
+        got.len() == 400
+    });
+    let want: Vec<Bytes> = (0..400).map(seq).collect();
+    assert_eq!(got, want, "lost or reordered across the switch");
+
+    // From now on the router carries nothing from a to b.
+    let through_router = sim.forwarded.get(&name("b")).copied().unwrap_or(0);
+    for i in 0..100 {
+        sim.peers[a].send(&to, seq(1000 + i), 0).unwrap();
+        sim.step(MS);
+    }
+    let mut more = Vec::new();
+    sim.run_until(1000, MS, |s| {
+        received(s, b, "a", &mut more);
+        more.len() == 100
+    });
+    assert_eq!(
+        sim.forwarded.get(&name("b")).copied().unwrap_or(0),
+        through_router
+    );
+    assert_eq!(sim.live_direct(), 1);
+}
+
+#[test]
+fn acked_messages_arrive_once_and_in_order_when_the_link_is_cut_mid_stream() {
+    let (mut sim, a, b) = two_direct_peers(12);
+    sim.faults.max_chunk = 700;
+    let b_name = name("b");
+    let mut got = Vec::new();
+    let mut acked = 0;
+    let mut cuts = 0;
+    for i in 0..600u32 {
+        let now = sim.now;
+        sim.peers[a].send_acked(&b_name, seq(i), 0, now).unwrap();
+        sim.step(MS * 5);
+        // Cut the link three times while it carries the stream.
+        if i % 150 == 149 && sim.peers[a].is_direct("b") {
+            sim.cut_direct(a, b);
+            cuts += 1;
+        }
+        received(&mut sim, b, "a", &mut got);
+        let events = sim.take_events(a);
+        acked += events
+            .iter()
+            .filter(|e| matches!(e, Event::Acked { .. }))
+            .count();
+        let failed = events
+            .iter()
+            .find(|e| matches!(e, Event::SendFailed { .. }));
+        assert!(failed.is_none(), "{failed:?}");
+    }
+    sim.run_until(20_000, MS, |s| {
+        received(s, b, "a", &mut got);
+        acked += s
+            .take_events(a)
+            .iter()
+            .filter(|e| matches!(e, Event::Acked { .. }))
+            .count();
+        acked == 600 && got.len() >= 600
+    });
+    assert!(cuts >= 2, "the link was up for only {cuts} cuts");
+    let want: Vec<Bytes> = (0..600).map(seq).collect();
+    assert_eq!(got, want, "lost, doubled or reordered");
+    // And it went direct again after the cuts.
+    sim.run_until(10_000, MS, |s| {
+        s.peers[a]
+            .send(&lanmesh_proto::Destination::Peer(name("b")), seq(0), 0)
+            .unwrap();
+        s.peers[a].is_direct("b")
+    });
+}
+
+#[test]
+fn peers_that_cannot_reach_each_other_talk_through_the_router() {
+    let mut sim = Sim::new(sim::seed(13));
+    sim.blocked.insert((0, 1));
+    sim.blocked.insert((1, 0));
+    let ca = sim.direct_config("a", 0);
+    let a = sim.add_peer(ca);
+    let cb = sim.direct_config("b", 1);
+    let b = sim.add_peer(cb);
+    sim.connect(a);
+    sim.connect(b);
+    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+    let to = lanmesh_proto::Destination::Peer(name("b"));
+    let mut got = Vec::new();
+    for i in 0..300u32 {
+        sim.peers[a].send(&to, seq(i), 0).unwrap();
+        sim.step(MS * 10);
+        received(&mut sim, b, "a", &mut got);
+    }
+    sim.run_until(1000, MS, |s| {
+        received(s, b, "a", &mut got);
+        got.len() == 300
+    });
+    assert_eq!(got, (0..300).map(seq).collect::<Vec<_>>());
+    assert!(!sim.peers[a].is_direct("b"));
+    assert_eq!(sim.live_direct(), 0);
+    // It tried, and backed off rather than dialing for every message (3 s of sends).
+    let dials = sim.events[a]
+        .iter()
+        .filter(|e| matches!(e, Event::LinkDial { .. }))
+        .count();
+    assert!((1..=3).contains(&dials), "{dials} dials");
+}
+
+#[test]
+fn when_only_one_side_can_dial_the_link_it_opens_serves_both() {
+    let mut sim = Sim::new(sim::seed(14));
+    sim.blocked.insert((0, 1)); // a cannot reach b; b can reach a
+    let ca = sim.direct_config("a", 0);
+    let a = sim.add_peer(ca);
+    let cb = sim.direct_config("b", 1);
+    let b = sim.add_peer(cb);
+    sim.connect(a);
+    sim.connect(b);
+    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+    let (to_a, to_b) = (
+        lanmesh_proto::Destination::Peer(name("a")),
+        lanmesh_proto::Destination::Peer(name("b")),
+    );
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    for i in 0..500u32 {
+        sim.peers[a].send(&to_b, seq(i), 0).unwrap();
+        sim.peers[b].send(&to_a, seq(i), 0).unwrap();
+        sim.step(MS);
+        received(&mut sim, b, "a", &mut at_b);
+        received(&mut sim, a, "b", &mut at_a);
+    }
+    sim.run_until(2000, MS, |s| {
+        received(s, b, "a", &mut at_b);
+        received(s, a, "b", &mut at_a);
+        at_a.len() == 500 && at_b.len() == 500
+    });
+    let want: Vec<Bytes> = (0..500).map(seq).collect();
+    assert_eq!(at_a, want);
+    assert_eq!(at_b, want);
+    assert!(sim.peers[a].is_direct("b") && sim.peers[b].is_direct("a"));
+    assert_eq!(sim.live_direct(), 1);
+}
+
+#[test]
+fn two_peers_dialing_each_other_at_once_keep_one_link_and_their_order() {
+    for seed in 20..26 {
+        let (mut sim, a, b) = two_direct_peers(seed);
+        sim.faults.max_chunk = 300;
+        sim.faults.delay_one_in = 3;
+        let (to_a, to_b) = (
+            lanmesh_proto::Destination::Peer(name("a")),
+            lanmesh_proto::Destination::Peer(name("b")),
+        );
+        let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+        for i in 0..400u32 {
+            sim.peers[a].send(&to_b, seq(i), 0).unwrap();
+            sim.peers[b].send(&to_a, seq(i), 0).unwrap();
+            sim.step(MS);
+            received(&mut sim, b, "a", &mut at_b);
+            received(&mut sim, a, "b", &mut at_a);
+        }
+        sim.run_until(5000, MS, |s| {
+            received(s, b, "a", &mut at_b);
+            received(s, a, "b", &mut at_a);
+            at_a.len() == 400 && at_b.len() == 400
+        });
+        let want: Vec<Bytes> = (0..400).map(seq).collect();
+        assert_eq!(at_a, want, "seed {seed}");
+        assert_eq!(at_b, want, "seed {seed}");
+        assert_eq!(sim.live_direct(), 1, "seed {seed}");
+        assert!(sim.peers[a].is_direct("b") && sim.peers[b].is_direct("a"));
+    }
+}
+
+#[test]
+fn a_peer_pointing_at_another_peers_port_gets_no_link_and_harms_nobody() {
+    let mut sim = Sim::new(sim::seed(15));
+    let ca = sim.direct_config("a", 0);
+    let a = sim.add_peer(ca);
+    let cb = sim.direct_config("b", 1);
+    let b = sim.add_peer(cb);
+    // "m" offers b's port as its own: a dialing m reaches b, whose key is not m's.
+    let mut cm = sim.direct_config("m", 2);
+    cm.direct_port = direct_port(1);
+    let m = sim.add_peer(cm);
+    for p in [a, b, m] {
+        sim.connect(p);
+    }
+    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 3);
+    let to_m = lanmesh_proto::Destination::Peer(name("m"));
+    let to_b = lanmesh_proto::Destination::Peer(name("b"));
+    let (mut at_m, mut at_b) = (Vec::new(), Vec::new());
+    for i in 0..300u32 {
+        sim.peers[a].send(&to_m, seq(i), 0).unwrap();
+        sim.peers[a].send(&to_b, seq(i), 0).unwrap();
+        sim.step(MS);
+        received(&mut sim, m, "a", &mut at_m);
+        received(&mut sim, b, "a", &mut at_b);
+    }
+    sim.run_until(2000, MS, |s| {
+        received(s, m, "a", &mut at_m);
+        received(s, b, "a", &mut at_b);
+        at_m.len() == 300 && at_b.len() == 300
+    });
+    let want: Vec<Bytes> = (0..300).map(seq).collect();
+    assert_eq!(
+        at_m, want,
+        "m's messages went through the router, all of them"
+    );
+    assert_eq!(at_b, want);
+    assert!(!sim.peers[a].is_direct("m"));
+    assert!(sim.peers[a].is_direct("b"), "a and b still link");
+}
+
+/// A raw initiator claiming `claimed` with `identity`, against peer `b`'s link port.
+fn impostor_handshake(sim: &mut Sim, b: usize, claimed: &str, identity: Identity) -> bool {
+    let now = sim.now;
+    let link = sim.peers[b].accept_link(now).unwrap();
+    let config = HandshakeConfig::new(identity, MESH);
+    let offer = Offer::new(&config, Some(name(claimed)), Bytes::new());
+    let (init, msg1) = Initiator::start_with_offer(&config, offer).unwrap();
+    let mut input = BytesMut::from(&handshake_message(Framing::LengthPrefixed, &msg1).unwrap()[..]);
+    sim.peers[b].handle_link_input(link, &mut input, now);
+    let mut out = BytesMut::new();
+    while let Some(x) = sim.peers[b].poll_link_transmit(link) {
+        out.extend_from_slice(&x);
+    }
+    let mut decoder =
+        lanmesh_proto::RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
+    let msg2 = decoder.decode(&mut out).unwrap().unwrap();
+    let (_est, msg3) = init.read_choice(&msg2).unwrap();
+    let mut input = BytesMut::from(&handshake_message(Framing::LengthPrefixed, &msg3).unwrap()[..]);
+    sim.peers[b].handle_link_input(link, &mut input, now);
+    let mut closed = false;
+    while let Some(e) = sim.peers[b].poll_event() {
+        closed |= matches!(e, Event::LinkClose { link: l } if l == link);
+    }
+    !closed
+}
+
+#[test]
+fn a_dialer_must_prove_the_key_the_router_bound_its_name_to() {
+    let (mut sim, a, b) = two_direct_peers(16);
+    // Someone with another key, claiming to be "a": refused after message 3.
+    assert!(!impostor_handshake(
+        &mut sim,
+        b,
+        "a",
+        Identity::generate().unwrap()
+    ));
+    // A name the router never bound: refused too.
+    assert!(!impostor_handshake(
+        &mut sim,
+        b,
+        "ghost",
+        Identity::generate().unwrap()
+    ));
+    assert!(!sim.peers[b].is_direct("a"));
+    // a and b are unharmed: a's messages still arrive, and a link between them comes up.
+    let to = lanmesh_proto::Destination::Peer(name("b"));
+    let mut got = Vec::new();
+    sim.run_until(5000, MS, |s| {
+        s.peers[a].send(&to, seq(1), 0).unwrap();
+        received(s, b, "a", &mut got);
+        s.peers[a].is_direct("b")
+    });
+    assert!(!got.is_empty());
+}
+
+#[test]
+fn floods_of_half_open_links_are_bounded() {
+    let (mut sim, _a, b) = two_direct_peers(17);
+    let now = sim.now;
+    let taken = (0..1000)
+        .filter(|_| sim.peers[b].accept_link(now).is_some())
+        .count();
+    assert_eq!(taken, lanmesh_core::peer::MAX_ACCEPTING);
+    // Their handshake deadline frees the places.
+    sim.run_until(20_000, MS, |s| s.peers[b].accept_link(s.now).is_some());
+}
+
+#[test]
+fn links_are_off_unless_configured() {
+    let mut sim = Sim::new(sim::seed(18));
+    let ca = sim.config("a");
+    let a = sim.add_peer(ca);
+    let cb = sim.config("b");
+    let b = sim.add_peer(cb);
+    sim.connect(a);
+    sim.connect(b);
+    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+    assert!(sim.peers[a].peers().all(|p| p.direct.is_empty()));
+    let now = sim.now;
+    assert!(sim.peers[b].accept_link(now).is_none());
+    let _: &PeerCore = &sim.peers[a];
+}
