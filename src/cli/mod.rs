@@ -90,6 +90,10 @@ pub(crate) struct Connect {
     /// Accept a router whose key differs from the one pinned for the mesh, and pin it too.
     #[arg(long)]
     trust_router: bool,
+    /// Send everything through the router: no direct links to other peers (by default a
+    /// named peer links directly to the native peers it can reach).
+    #[arg(long)]
+    no_direct: bool,
 }
 
 impl Connect {
@@ -106,6 +110,7 @@ impl Connect {
             .mesh(self.mesh.clone())
             .plaintext(self.plaintext)
             .identity(home.peer_identity()?)
+            .direct(!self.no_direct)
             .router_pins(lanmesh::RouterPins::new(
                 home.known_routers(),
                 self.trust_router,

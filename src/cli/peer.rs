@@ -10,7 +10,9 @@
 //!    data; any `"ref"` is echoed in the line that reports the action's outcome.
 //! 3. Each line on stdout is one JSON object: a message in the `listen --json` shape
 //!    (`{"from","id","data"}`), or an `"event"`: `acked`, `sent`, `reply`, `replied`,
-//!    `error`, `request`, `joined`, `left`, `disconnected`, `reconnected`.
+//!    `error`, `request`, `joined`, `left`, `disconnected`, `reconnected`, and `path`
+//!    (`{"event":"path","peer","path":"direct"|"router"}`: messages to that peer moved onto
+//!    a direct link, or back to the router).
 //! 4. End of input closes the peer once every acknowledgement and reply it waits for has
 //!    settled (each reported), declining the requests left unanswered.
 //!
@@ -105,6 +107,7 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
         .await?;
     let mut requests = peer.request_queue(args.max_requests);
     let mut members = peer.peer_events();
+    let mut paths = peer.path_events();
     let mut status = peer.watch_status();
     let mut ready = event("ready");
     ready.insert("name".into(), args.name.clone().into());
@@ -126,6 +129,7 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
     let mut tasks = JoinSet::new();
     let mut watch = RouterWatch::default();
     let (mut members_open, mut requests_open, mut status_open) = (true, true, true);
+    let mut paths_open = true;
     let mut line_no = 0u64;
     let failed = loop {
         tokio::select! {
@@ -174,6 +178,16 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => members_open = false,
+            },
+            ev = paths.recv(), if paths_open => match ev {
+                Ok((name, direct)) => {
+                    let mut ev = event("path");
+                    ev.insert("peer".into(), name.as_str().into());
+                    ev.insert("path".into(), if direct { "direct" } else { "router" }.into());
+                    emit(ev);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => paths_open = false,
             },
             changed = status.changed(), if status_open => match changed {
                 Ok(()) => {

@@ -11,8 +11,10 @@ use super::Connect;
 pub(crate) struct PeersArgs {
     #[command(flatten)]
     connect: Connect,
-    /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms"},
-    /// and "router" (the router each peer is on) when the router is federated.
+    /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms",
+    /// "path","direct"}: "path" is "direct" when the router introduced the peer for direct
+    /// links (at the address in "direct"), "router" otherwise; and "router" (the router
+    /// each peer is on) when the router is federated.
     #[arg(long)]
     json: bool,
 }

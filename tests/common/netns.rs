@@ -191,6 +191,11 @@ impl Host {
         Proc::spawn_command(&mut cmd)
     }
 
+    /// Starts `lanmesh ARGS` inside this host with a pipe to its stdin.
+    pub(crate) fn spawn_with_stdin(&self, args: &[&str]) -> (Proc, std::process::ChildStdin) {
+        Proc::spawn_with_stdin(&mut self.command(args))
+    }
+
     /// This host's state directory (keys, pinned and remembered routers).
     pub(crate) fn home(&self) -> std::path::PathBuf {
         super::proc::test_home().join(&self.ns)

@@ -65,6 +65,14 @@ pub struct PeerConfig {
     /// go to the receiving one, and answers to this one's messages come back to it
     /// (default off).
     pub send_only: bool,
+    /// Direct links (default on): messages to another native peer of the mesh that this
+    /// one can reach go over a Noise session of their own instead of through the router,
+    /// which introduces the two and vouches for their keys. Off (`--no-direct`), every
+    /// message goes through the router. A send-only session never uses links.
+    pub direct: bool,
+    /// The TCP port to take direct links on (default 0: any free port; the router tells
+    /// the others which).
+    pub direct_port: u16,
 }
 
 impl PeerConfig {
@@ -100,7 +108,14 @@ impl PeerConfig {
             blob_window: lanmesh_proto::blob::DEFAULT_WINDOW,
             max_file_size: None,
             send_only: false,
+            direct: true,
+            direct_port: 0,
         }
+    }
+
+    /// Whether this peer uses direct links: a named, receiving peer with them on.
+    pub(crate) fn uses_links(&self) -> bool {
+        self.direct && self.name.is_some() && !self.send_only
     }
 
     /// What the peer core needs, with this peer's key, resume token and (for a send-only
@@ -130,6 +145,7 @@ impl PeerConfig {
         };
         core.verify_router = self.router_pins.is_some();
         core.slot = if self.send_only { slot } else { 0 };
+        core.direct = self.uses_links();
         core.files = FileConfig {
             accept: self.save_dir.is_some(),
             max_file_size: self.max_file_size,

@@ -12,7 +12,9 @@
 //!   remember a router found by discovery that passed;
 //! * [`Event::Request`]: answer with the application's handler, or queue it for
 //!   `Peer::reply`;
-//! * [`FileEvent::Offered`]: start the task that writes the file to the save directory.
+//! * [`FileEvent::Offered`]: start the task that writes the file to the save directory;
+//! * direct links ([`Event::LinkDial`], [`Event::LinkClose`], connections to the link
+//!   port): a [`LinkActor`] per link moves its bytes (see `crate::links`).
 //!
 //! When the core drops its connection the actor drops the socket; when the core is
 //! closed, the actor flushes what is left and stops.
@@ -32,6 +34,7 @@ use crate::config::PeerConfig;
 use crate::dial::{Dialed, Origin, dial};
 use crate::endpoint::{Endpoint, SEND_QUEUE_BYTES};
 use crate::last_routers::{LastRouters, Remembered};
+use crate::links::{CloseLink, LinkActor};
 
 /// How often deadlines are checked: the precision of ack and request timeouts.
 const DEADLINE_TICK: Duration = Duration::from_millis(20);
@@ -50,6 +53,9 @@ pub struct PeerActor {
     origin: Origin,
     router_addr: String,
     owns_system: bool,
+    /// The port other peers dial for direct links, until the actor starts taking them.
+    listener: Option<std::net::TcpListener>,
+    links: std::collections::HashMap<u64, Addr<LinkActor>>,
 }
 
 impl PeerActor {
@@ -57,6 +63,7 @@ impl PeerActor {
         endpoint: Arc<Endpoint>,
         config: Arc<PeerConfig>,
         dialed: Dialed,
+        listener: Option<std::net::TcpListener>,
         owns_system: bool,
     ) -> Self {
         Self {
@@ -69,6 +76,8 @@ impl PeerActor {
             origin: dialed.origin,
             router_addr: dialed.addr,
             owns_system,
+            listener,
+            links: std::collections::HashMap::new(),
         }
     }
 
@@ -143,6 +152,12 @@ impl PeerActor {
                     }
                 }
                 Event::Dial => self.dial(ctx),
+                Event::LinkDial { link, addr } => self.dial_link(link, addr, ctx),
+                Event::LinkClose { link } => {
+                    if let Some(actor) = self.links.remove(&link) {
+                        actor.do_send(CloseLink);
+                    }
+                }
                 Event::File(FileEvent::Offered {
                     from,
                     blob,
@@ -248,6 +263,28 @@ impl PeerActor {
         }
     }
 
+    /// Opens the transport of direct link `link` to `addr`.
+    fn dial_link(&mut self, link: u64, addr: String, ctx: &mut Context<Self>) {
+        ctx.spawn(
+            crate::links::dial(addr)
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let now = act.endpoint.now();
+                    match res {
+                        Ok(stream) => {
+                            let actor = LinkActor::start(act.endpoint.clone(), link, stream);
+                            act.links.insert(link, actor);
+                            act.endpoint.lock().core.link_connected(link, now);
+                        }
+                        Err(e) => {
+                            debug!(link, error = %e, "direct link not opened");
+                            act.endpoint.lock().core.link_closed(link, now);
+                        }
+                    }
+                }),
+        );
+    }
+
     fn dial(&mut self, ctx: &mut Context<Self>) {
         self.dials += 1;
         let attempt = self.dials;
@@ -296,15 +333,44 @@ impl Actor for PeerActor {
             }),
         });
         self.writer.start::<Self>(ctx);
+        if let Some(listener) = self.listener.take() {
+            match crate::links::incoming(listener) {
+                Ok(incoming) => {
+                    ctx.add_stream(incoming);
+                }
+                Err(e) => warn!(error = %e, "cannot take direct links"),
+            }
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Whatever is still waiting learns that the peer is gone.
         self.endpoint.lock().core.terminate();
+        for (_, link) in self.links.drain() {
+            link.do_send(CloseLink);
+        }
         if self.owns_system {
             System::current().stop();
         }
     }
+}
+
+/// Someone connected to the link port: the core decides whether it is a link.
+impl StreamHandler<tokio::net::TcpStream> for PeerActor {
+    fn handle(&mut self, stream: tokio::net::TcpStream, _: &mut Context<Self>) {
+        let now = self.endpoint.now();
+        let link = self.endpoint.lock().core.accept_link(now);
+        match link {
+            Some(link) => {
+                let actor = LinkActor::start(self.endpoint.clone(), link, stream);
+                self.links.insert(link, actor);
+            }
+            None => debug!("direct link refused: too many, or links are off"),
+        }
+    }
+
+    // The listener never ends by itself; if it did, the peer goes on through the router.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 impl ReadsStream for PeerActor {
@@ -351,7 +417,7 @@ impl WritesStream for PeerActor {
     fn wrote(&mut self, _: usize) {
         let senders = {
             let mut st = self.endpoint.lock();
-            if st.core.queued_bytes() < SEND_QUEUE_BYTES {
+            if st.core.all_queued_bytes() < SEND_QUEUE_BYTES {
                 st.take_senders()
             } else {
                 Vec::new()

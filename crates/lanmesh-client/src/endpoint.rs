@@ -78,6 +78,8 @@ pub(crate) struct State {
     pub(crate) request_queue: Option<mpsc::Sender<Message>>,
     /// The driver's writer, asleep with nothing to write.
     writer: Option<Waker>,
+    /// Direct links' writers, asleep with nothing to write.
+    link_writers: Vec<(u64, Waker)>,
     /// The driver, asleep.
     driver: Option<Waker>,
     /// Handles waiting for room in the send queue.
@@ -141,6 +143,15 @@ impl State {
         }
     }
 
+    /// Link `link`'s writer, asleep, is woken when bytes are queued for it.
+    pub(crate) fn park_link_writer(&mut self, link: u64, waker: &Waker) {
+        match self.link_writers.iter_mut().find(|(l, _)| *l == link) {
+            Some((_, w)) if w.will_wake(waker) => {}
+            Some((_, w)) => *w = waker.clone(),
+            None => self.link_writers.push((link, waker.clone())),
+        }
+    }
+
     /// The driver, asleep, is woken when something is queued for it.
     pub(crate) fn park_driver(&mut self, waker: &Waker) {
         if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -172,6 +183,8 @@ pub(crate) struct Endpoint {
     pub(crate) inbox: Inbox,
     status: watch::Sender<Status>,
     membership: broadcast::Sender<PeerEvent>,
+    /// `(peer, direct)` whenever messages to a peer move onto a direct link or off it.
+    paths: broadcast::Sender<(Name, bool)>,
     origin: std::time::Instant,
 }
 
@@ -192,12 +205,14 @@ impl Endpoint {
                 queue_requests: false,
                 request_queue: None,
                 writer: None,
+                link_writers: Vec::new(),
                 driver: None,
                 senders: Vec::new(),
             }),
             inbox: Inbox::new(inbox_capacity),
             status: watch::Sender::new(Status::Connecting),
             membership: broadcast::Sender::new(MEMBERSHIP_EVENTS),
+            paths: broadcast::Sender::new(MEMBERSHIP_EVENTS),
             origin: std::time::Instant::now(),
         }
     }
@@ -223,6 +238,10 @@ impl Endpoint {
 
     pub(crate) fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
         self.membership.subscribe()
+    }
+
+    pub(crate) fn path_events(&self) -> broadcast::Receiver<(Name, bool)> {
+        self.paths.subscribe()
     }
 }
 
@@ -269,8 +288,19 @@ impl Drop for Locked<'_> {
         } else {
             Vec::new()
         };
+        // A link's writer runs in an actor of its own: always woken, never noted.
+        let mut links = Vec::new();
+        if !st.link_writers.is_empty() {
+            let state = &mut *st;
+            let core = &state.core;
+            let (due, asleep): (Vec<_>, Vec<_>) = std::mem::take(&mut state.link_writers)
+                .into_iter()
+                .partition(|(l, _)| core.link_queued_bytes(*l) > 0);
+            state.link_writers = asleep;
+            links = due.into_iter().map(|(_, w)| w).collect();
+        }
         drop(st);
-        for w in writer.into_iter().chain(driver).chain(senders) {
+        for w in writer.into_iter().chain(driver).chain(senders).chain(links) {
             w.wake();
         }
     }
@@ -292,6 +322,14 @@ fn dispatch(st: &mut State, endpoint: &Endpoint, event: Event) -> bool {
             let _ = endpoint.membership.send(e);
         }
         Event::Message(m) => endpoint.inbox.push(m),
+        Event::Path { peer, direct } => {
+            if direct {
+                tracing::info!(%peer, "messages to {peer} go over a direct link");
+            } else {
+                tracing::info!(%peer, "messages to {peer} go through the router again");
+            }
+            let _ = endpoint.paths.send((peer, direct));
+        }
         Event::Acked { id } => {
             if let Some(tx) = st.acks.remove(&id) {
                 let _ = tx.send(Ok(()));

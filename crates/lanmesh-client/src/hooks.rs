@@ -213,4 +213,10 @@ impl Peer {
     pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
         self.endpoint.peer_events()
     }
+
+    /// `(peer, direct)` from now on, each time messages to a peer move onto a direct link
+    /// (`true`) or back to the router (`false`); [`Peer::is_direct`] says how it stands.
+    pub fn path_events(&self) -> broadcast::Receiver<(Name, bool)> {
+        self.endpoint.path_events()
+    }
 }

@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 struct State {
     queue: VecDeque<Message>,
     paused: bool,
-    parked_reader: Option<Waker>,
+    /// The readers waiting for room (the router's, and each direct link's).
+    parked_readers: Vec<Waker>,
     closed: Option<String>,
 }
 
@@ -46,7 +47,9 @@ impl Inbox {
     pub(crate) fn reader_must_wait(&self, waker: &Waker) -> bool {
         let mut st = self.lock();
         if st.paused || st.queue.len() >= self.capacity {
-            st.parked_reader = Some(waker.clone());
+            if !st.parked_readers.iter().any(|w| w.will_wake(waker)) {
+                st.parked_readers.push(waker.clone());
+            }
             return true;
         }
         false
@@ -65,13 +68,13 @@ impl Inbox {
     }
 
     fn wake_reader(&self, mut st: MutexGuard<'_, State>) {
-        let waker = if !st.paused && st.queue.len() < self.capacity {
-            st.parked_reader.take()
+        let wakers = if !st.paused && st.queue.len() < self.capacity {
+            std::mem::take(&mut st.parked_readers)
         } else {
-            None
+            Vec::new()
         };
         drop(st);
-        if let Some(w) = waker {
+        for w in wakers {
             w.wake();
         }
     }

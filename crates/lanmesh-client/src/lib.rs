@@ -29,6 +29,7 @@ mod files;
 mod hooks;
 mod inbox;
 mod last_routers;
+mod links;
 mod peer;
 mod pins;
 

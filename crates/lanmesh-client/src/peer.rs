@@ -169,6 +169,19 @@ impl PeerBuilder {
         self
     }
 
+    /// Direct links to the other native peers of the mesh (default on; see
+    /// [`PeerConfig::direct`]).
+    pub fn direct(mut self, on: bool) -> Self {
+        self.config.direct = on;
+        self
+    }
+
+    /// The TCP port to take direct links on (default 0: any free one).
+    pub fn direct_port(mut self, port: u16) -> Self {
+        self.config.direct_port = port;
+        self
+    }
+
     /// The full configuration this builder describes (the name validated, a key made
     /// unless one was given).
     pub fn config(&self) -> Result<PeerConfig, ClientError> {
@@ -236,11 +249,23 @@ impl Peer {
             None => Identity::generate().map_err(ClientError::Handshake),
         };
         let identity = identity.map_err(|e| (e, None))?;
-        let core = lanmesh_core::peer::PeerCore::new(config.core(
-            identity,
-            new_resume_token(),
-            random_slot(),
-        ));
+        let mut core_config = config.core(identity, new_resume_token(), random_slot());
+        // The port other peers dial for a direct link; without one this peer still dials.
+        let listener = if config.uses_links() {
+            match crate::links::listen(config.direct_port) {
+                Ok(l) => {
+                    core_config.direct_port = l.local_addr().map_or(0, |a| a.port());
+                    Some(l)
+                }
+                Err(e) => {
+                    tracing::warn!(port = config.direct_port, error = %e, "cannot take direct links");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let core = lanmesh_core::peer::PeerCore::new(core_config);
         let endpoint = Arc::new(Endpoint::new(core, config.inbox_capacity));
         let (tx, rx) = oneshot::channel();
         endpoint.lock().on_ready(tx);
@@ -249,14 +274,20 @@ impl Peer {
         let config = Arc::new(config);
         let (started_tx, started_rx) = oneshot::channel();
         if in_arbiter {
-            actix_rt::spawn(start_actor(config, endpoint.clone(), started_tx, false));
+            actix_rt::spawn(start_actor(
+                config,
+                endpoint.clone(),
+                listener,
+                started_tx,
+                false,
+            ));
         } else {
             let (config, endpoint) = (config.clone(), endpoint.clone());
             std::thread::Builder::new()
                 .name("lanmesh-peer".into())
                 .spawn(move || {
                     let system = actix_rt::System::new();
-                    system.block_on(start_actor(config, endpoint, started_tx, true));
+                    system.block_on(start_actor(config, endpoint, listener, started_tx, true));
                     let _ = system.run();
                 })
                 .map_err(|e| {
@@ -298,7 +329,7 @@ impl Peer {
     async fn with_room<T>(&self, mut f: impl FnMut(&mut Locked<'_>) -> T) -> T {
         poll_fn(|cx| {
             let mut st = self.lock();
-            if st.core.queued_bytes() >= SEND_QUEUE_BYTES && !st.core.is_closed() {
+            if st.core.all_queued_bytes() >= SEND_QUEUE_BYTES && !st.core.is_closed() {
                 st.park_sender(cx.waker());
                 return Poll::Pending;
             }
@@ -619,6 +650,11 @@ impl Peer {
         self.lock().core.peers().cloned().collect()
     }
 
+    /// Whether messages to `name` go over a direct link now (else through the router).
+    pub fn is_direct(&self, name: &str) -> bool {
+        self.lock().core.is_direct(name)
+    }
+
     /// Stops taking messages from the router; they wait there (up to its budget, after
     /// which senders get `Overloaded`). Messages already in the inbox stay readable.
     pub fn pause(&self) {
@@ -667,6 +703,7 @@ impl Peer {
 async fn start_actor(
     config: Arc<PeerConfig>,
     endpoint: Arc<Endpoint>,
+    listener: Option<std::net::TcpListener>,
     started: oneshot::Sender<Result<Origin, ClientError>>,
     owns_system: bool,
 ) {
@@ -689,7 +726,8 @@ async fn start_actor(
         return;
     }
     let origin = dialed.origin;
-    lanmesh_actix::same_poll::start(PeerActor::new(endpoint, config, dialed, owns_system));
+    let actor = PeerActor::new(endpoint, config, dialed, listener, owns_system);
+    lanmesh_actix::same_poll::start(actor);
     let _ = started.send(Ok(origin));
 }
 

@@ -22,6 +22,10 @@ pub fn peer_json(p: &PeerInfo) -> serde_json::Value {
         "key": hex::encode(p.key),
         "addr": addr,
         "joined_ms": p.joined_ms,
+        // Where the router introduced it for direct links: native peers that can reach
+        // that address talk to it there, the others (browsers, boards) through the router.
+        "path": if p.direct.is_empty() { "router" } else { "direct" },
+        "direct": (!p.direct.is_empty()).then_some(p.direct.as_str()),
     });
     if let (Some(router), Some(obj)) = (router, v.as_object_mut()) {
         obj.insert("router".into(), router.into());

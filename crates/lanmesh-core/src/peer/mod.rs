@@ -431,7 +431,6 @@ impl PeerCore {
     pub fn queued_bytes(&self) -> usize {
         self.handshake_out.iter().map(Bytes::len).sum::<usize>()
             + self.connection.as_ref().map_or(0, Connection::queued_bytes)
-            + self.links.total_queued()
     }
 
     /// Acked sends still waiting for their ack.
@@ -1584,6 +1583,12 @@ impl PeerCore {
     /// Bytes waiting for [`PeerCore::poll_link_transmit`].
     pub fn link_queued_bytes(&self, link: u64) -> usize {
         self.links.queued_bytes(link)
+    }
+
+    /// Bytes waiting for the router's transport and every link's: a sender waits while
+    /// this is large.
+    pub fn all_queued_bytes(&self) -> usize {
+        self.queued_bytes() + self.links.total_queued()
     }
 
     fn on_link_frame(&mut self, link: u64, frame: Frame, now: Instant) -> Result<(), ClientError> {

@@ -1,0 +1,228 @@
+//! Direct links end to end: peers of one machine (library API, loopback router) and
+//! peers on a LAN of network namespaces (the `lanmesh` binary), where a link is made
+//! when the two can reach each other and the router carries the rest.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::ChildStdin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::netns::{Host, Lan};
+use common::proc::Proc;
+use common::{builder, eventually, router, start};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[actix_rt::test]
+async fn peers_of_one_machine_link_directly_and_acked_streams_stay_exactly_once() {
+    let r = start(router()).await;
+    let a = builder(&r, "a").connect().await.unwrap();
+    let b = builder(&r, "b").connect().await.unwrap();
+    // The router introduces each with the address it saw and the port it listens on.
+    eventually("b in a's list", LIMIT, || a.peers().len() == 2).await;
+    let info = a
+        .peers()
+        .into_iter()
+        .find(|p| p.name.as_str() == "b")
+        .unwrap();
+    assert!(info.direct.starts_with("127.0.0.1:"), "{}", info.direct);
+    assert!(!a.is_direct("b"));
+
+    // Acked messages while the link comes up and after: each once, in order.
+    let mut sent = 0u32;
+    let started = Instant::now();
+    while !a.is_direct("b") || sent < 500 {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no direct link after {sent} messages"
+        );
+        a.send_acked("b", Bytes::from(sent.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    for i in 0..sent {
+        let m = b.recv().await.unwrap();
+        assert_eq!(m.from.as_str(), "a");
+        assert_eq!(m.data.as_ref(), i.to_be_bytes(), "message {i}");
+    }
+    assert!(b.get(1).is_empty(), "a message arrived twice");
+    // Requests and replies go over it too.
+    b.respond(|req| req.data.clone()).await.unwrap();
+    let reply = a
+        .request("b", Bytes::from_static(b"ping"), LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(reply.data.as_ref(), b"ping");
+    a.close().await;
+    b.close().await;
+}
+
+#[actix_rt::test]
+async fn a_peer_without_direct_links_is_reached_through_the_router() {
+    let r = start(router()).await;
+    let a = builder(&r, "a").connect().await.unwrap();
+    let b = builder(&r, "b").direct(false).connect().await.unwrap();
+    eventually("b in a's list", LIMIT, || a.peers().len() == 2).await;
+    let info = a
+        .peers()
+        .into_iter()
+        .find(|p| p.name.as_str() == "b")
+        .unwrap();
+    assert_eq!(info.direct, "", "a peer with links off is not introduced");
+    for i in 0..200u32 {
+        a.send_acked("b", Bytes::from(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+        b.send_acked("a", Bytes::from(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    assert!(!a.is_direct("b") && !b.is_direct("a"));
+    for i in 0..200u32 {
+        assert_eq!(b.recv().await.unwrap().data.as_ref(), i.to_be_bytes());
+        assert_eq!(a.recv().await.unwrap().data.as_ref(), i.to_be_bytes());
+    }
+}
+
+// -- on a LAN of network namespaces ------------------------------------------------------
+
+/// Starts `lanmesh router` in `host` and waits until it advertises.
+fn lan_router(host: &Host) -> Proc {
+    let p = host.spawn(&["router", "--no-http"]);
+    loop {
+        if p.line().trim_start().starts_with("mdns") {
+            return p;
+        }
+    }
+}
+
+fn next_json(p: &Proc) -> Value {
+    let line = p.line();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// `lanmesh peer --name NAME` in `host` (it finds the router by mDNS), once ready.
+fn pipe_peer(host: &Host, name: &str) -> (Proc, ChildStdin) {
+    let (p, stdin) = host.spawn_with_stdin(&["peer", "--name", name]);
+    let ready = next_json(&p);
+    assert_eq!(ready["event"], "ready", "{ready}");
+    (p, stdin)
+}
+
+fn say(stdin: &mut ChildStdin, v: &Value) {
+    writeln!(stdin, "{v}").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// Sends `n` acked messages `0..n` from `tx` to `to` and reads them at `rx`: every one
+/// once and in order. Returns the `path` events `tx` reported meanwhile.
+fn acked_stream(tx: &Proc, tx_in: &mut ChildStdin, to: &str, rx: &Proc, n: u32) -> Vec<Value> {
+    for i in 0..n {
+        say(
+            tx_in,
+            &json!({"to": to, "data": i.to_string(), "ack": true}),
+        );
+    }
+    let deadline = Instant::now() + LIMIT;
+    let mut got = Vec::new();
+    while got.len() < n as usize {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} arrived",
+            got.len()
+        );
+        let v = next_json(rx);
+        if v.get("event").is_none() {
+            got.push(v["data"].as_str().unwrap().to_owned());
+        }
+    }
+    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+    let mut acked = 0;
+    let mut paths = Vec::new();
+    while acked < n {
+        assert!(Instant::now() < deadline, "only {acked} of {n} acked");
+        let v = next_json(tx);
+        match v["event"].as_str() {
+            Some("acked") => acked += 1,
+            Some("path") => paths.push(v),
+            Some("error") => panic!("{v}"),
+            _ => {}
+        }
+    }
+    paths
+}
+
+#[test]
+fn peers_on_one_segment_link_directly() {
+    let Some(mut lan) = Lan::new(1) else { return };
+    let (hr, ha, hb) = (lan.host(&[0]), lan.host(&[0]), lan.host(&[0]));
+    let _router = lan_router(&hr);
+    let (a, mut a_in) = pipe_peer(&ha, "a");
+    let (b, _b_in) = pipe_peer(&hb, "b");
+    // Until the link is up a's messages go through the router, then over the link; the
+    // stream is never reordered or doubled on the way.
+    let mut paths = acked_stream(&a, &mut a_in, "b", &b, 300);
+    let deadline = Instant::now() + LIMIT;
+    while !paths.iter().any(|p| p["path"] == "direct") {
+        assert!(Instant::now() < deadline, "no direct link: {paths:?}");
+        paths.extend(acked_stream(&a, &mut a_in, "b", &b, 50));
+    }
+    assert_eq!(paths[0]["peer"], "b");
+}
+
+#[test]
+fn peers_that_reach_only_the_router_talk_through_it() {
+    let Some(mut lan) = Lan::new(2) else { return };
+    // Two segments joined by the router's host alone: left and right cannot reach each
+    // other (no forwarding), so each link attempt fails and the router carries all.
+    let hr = lan.host(&[0, 1]);
+    let (hl, hright) = (lan.host(&[0]), lan.host(&[1]));
+    let _router = lan_router(&hr);
+    let (l, mut l_in) = pipe_peer(&hl, "left");
+    let (r, mut r_in) = pipe_peer(&hright, "right");
+    let started = Instant::now();
+    let paths = acked_stream(&l, &mut l_in, "right", &r, 300);
+    let back = acked_stream(&r, &mut r_in, "left", &l, 300);
+    assert!(paths.is_empty() && back.is_empty(), "{paths:?} {back:?}");
+    // Failed dials cost nothing a user would wait for.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_peer_behind_a_firewall_that_drops_links_is_reached_through_the_router() {
+    let Some(mut lan) = Lan::new(1) else { return };
+    let (hr, ha, hb) = (lan.host(&[0]), lan.host(&[0]), lan.host(&[0]));
+    // Between a and b every packet vanishes (a SYN no one answers), as behind a firewall
+    // that lets only the router in: each dial waits out its timeout, then gives up.
+    let (a_ip, b_ip) = (ha.addrs[0].to_string(), hb.addrs[0].to_string());
+    common::netns::ip(&[
+        "-n",
+        &ha.ns,
+        "route",
+        "add",
+        "blackhole",
+        &format!("{b_ip}/32"),
+    ])
+    .unwrap();
+    common::netns::ip(&[
+        "-n",
+        &hb.ns,
+        "route",
+        "add",
+        "blackhole",
+        &format!("{a_ip}/32"),
+    ])
+    .unwrap();
+    let _router = lan_router(&hr);
+    let (a, mut a_in) = pipe_peer(&ha, "a");
+    let (b, mut b_in) = pipe_peer(&hb, "b");
+    let there = acked_stream(&a, &mut a_in, "b", &b, 300);
+    let back = acked_stream(&b, &mut b_in, "a", &a, 300);
+    assert!(there.is_empty() && back.is_empty(), "{there:?} {back:?}");
+}
