@@ -262,9 +262,12 @@ fn run_test(
         far: server.far_addr(),
     };
     match system {
-        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain | System::LanmeshFederated => {
-            scenario::<LanmeshEndpoint>(server, target, test, budget)
-        }
+        System::Lanmesh
+        | System::LanmeshDirect
+        | System::LanmeshDirectAes
+        | System::LanmeshAes
+        | System::LanmeshPlain
+        | System::LanmeshFederated => scenario::<LanmeshEndpoint>(server, target, test, budget),
         System::Relay => scenario::<RelayEndpoint>(server, target, test, budget),
         #[cfg(feature = "nats")]
         System::Nats => scenario::<endpoint::nats::NatsEndpoint>(server, target, test, budget),
@@ -293,9 +296,12 @@ fn rtt_pair(
         far: server.far_addr(),
     };
     let pair = match system {
-        System::Lanmesh | System::LanmeshAes | System::LanmeshPlain | System::LanmeshFederated => {
-            rtt::RttPair::start::<LanmeshEndpoint>(target)?
-        }
+        System::Lanmesh
+        | System::LanmeshDirect
+        | System::LanmeshDirectAes
+        | System::LanmeshAes
+        | System::LanmeshPlain
+        | System::LanmeshFederated => rtt::RttPair::start::<LanmeshEndpoint>(target)?,
         System::Relay => rtt::RttPair::start::<RelayEndpoint>(target)?,
         #[cfg(feature = "nats")]
         System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target)?,
@@ -318,7 +324,9 @@ fn start_server(
     bins: &Binaries<'_>,
 ) -> Result<ServerProcess, BenchError> {
     match system {
-        System::Lanmesh | System::LanmeshAes => servers::start_lanmesh(&opts.exe, false),
+        System::Lanmesh | System::LanmeshAes | System::LanmeshDirect | System::LanmeshDirectAes => {
+            servers::start_lanmesh(&opts.exe, false)
+        }
         System::LanmeshPlain => servers::start_lanmesh(&opts.exe, true),
         System::LanmeshFederated => {
             let bin = bins.nats_server.ok_or(BenchError::Server {

@@ -8,9 +8,17 @@ use serde::Serialize;
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum System {
-    /// lanmesh with Noise encryption and Snappy compression.
+    /// lanmesh with Noise encryption and Snappy compression, every message through the
+    /// router (peers with `direct(false)`).
     #[serde(rename = "lanmesh")]
     Lanmesh,
+    /// lanmesh with the two peers on a direct link (the router introduced them; measured
+    /// once the link carries their messages), ChaCha20-Poly1305.
+    #[serde(rename = "lanmesh-direct")]
+    LanmeshDirect,
+    /// `lanmesh-direct` with AES-256-GCM records.
+    #[serde(rename = "lanmesh-direct-aes")]
+    LanmeshDirectAes,
     /// lanmesh with peers preferring AES-256-GCM records (opt-in), compression on.
     #[serde(rename = "lanmesh-aes")]
     LanmeshAes,
@@ -36,8 +44,10 @@ pub enum System {
 
 impl System {
     /// Every system, in the order of the report.
-    pub const ALL: [System; 7] = [
+    pub const ALL: [System; 9] = [
         Self::Lanmesh,
+        Self::LanmeshDirect,
+        Self::LanmeshDirectAes,
         Self::LanmeshAes,
         Self::LanmeshPlain,
         Self::LanmeshFederated,
@@ -50,6 +60,8 @@ impl System {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Lanmesh => "lanmesh",
+            Self::LanmeshDirect => "lanmesh-direct",
+            Self::LanmeshDirectAes => "lanmesh-direct-aes",
             Self::LanmeshAes => "lanmesh-aes",
             Self::LanmeshPlain => "lanmesh-plain",
             Self::LanmeshFederated => "lanmesh-federated",
@@ -68,7 +80,21 @@ impl System {
     /// sender and a receiver sit on different routers (throughput, round trip); fan-out,
     /// idle peers and handshakes would measure one router again.
     pub fn measures(self, test: Test) -> bool {
-        self != Self::LanmeshFederated || matches!(test, Test::Throughput(_) | Test::Rtt64)
+        !self.is_pairwise() || matches!(test, Test::Throughput(_) | Test::Rtt64)
+    }
+
+    /// Systems whose rows are about one pair of peers (across federated routers, over a
+    /// direct link): fan-out, idle peers and handshakes would measure one router again.
+    fn is_pairwise(self) -> bool {
+        matches!(
+            self,
+            Self::LanmeshFederated | Self::LanmeshDirect | Self::LanmeshDirectAes
+        )
+    }
+
+    /// Whether this system's peers talk over a direct link.
+    pub fn is_direct(self) -> bool {
+        matches!(self, Self::LanmeshDirect | Self::LanmeshDirectAes)
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) const MESH: &str = "bench";
 
 /// How long a request may wait for its reply.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a direct pair waits for its link before the test fails.
+const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a federated router may take to learn of a peer on the other router.
 const PRESENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,11 +44,35 @@ pub(crate) struct LanmeshEndpoint {
     peer: Peer,
     /// Whether its router is federated (others' names arrive through NATS).
     federated: bool,
+    /// Whether it talks to the other side over a direct link.
+    direct: bool,
+}
+
+impl LanmeshEndpoint {
+    /// Brings the direct link to `name` up before anything is measured: requests (which
+    /// the receiving side declines, so it counts no message) make this peer dial it, and
+    /// go through the router until the link carries them.
+    async fn link_to(&mut self, name: &str) -> Result<(), BenchError> {
+        let started = tokio::time::Instant::now();
+        while !self.peer.is_direct(name) {
+            if started.elapsed() > LINK_TIMEOUT {
+                return Err(err(format!(
+                    "no direct link to {name:?} within {LINK_TIMEOUT:?}"
+                )));
+            }
+            let _ = self
+                .peer
+                .request(name, Bytes::new(), Duration::from_millis(200))
+                .await;
+        }
+        Ok(())
+    }
 }
 
 impl Endpoint for LanmeshEndpoint {
     async fn connect(target: Target, name: &str) -> Result<Self, BenchError> {
-        let cipher = if target.system == System::LanmeshAes {
+        let aes = matches!(target.system, System::LanmeshAes | System::LanmeshDirectAes);
+        let cipher = if aes {
             Cipher::Aes256Gcm
         } else {
             Cipher::ChaCha20Poly1305
@@ -57,6 +83,7 @@ impl Endpoint for LanmeshEndpoint {
             .identity(identity()?)
             .plaintext(target.system == System::LanmeshPlain)
             .cipher(cipher)
+            .direct(target.system.is_direct())
             .reconnect(false)
             .connect()
             .await
@@ -64,6 +91,7 @@ impl Endpoint for LanmeshEndpoint {
         Ok(Self {
             peer,
             federated: target.system == System::LanmeshFederated,
+            direct: target.system.is_direct(),
         })
     }
 
@@ -110,6 +138,9 @@ impl Endpoint for LanmeshEndpoint {
     }
 
     async fn wait_for(&mut self, name: &str) -> Result<(), BenchError> {
+        if self.direct {
+            return self.link_to(name).await;
+        }
         if !self.federated {
             return Ok(());
         }
