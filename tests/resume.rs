@@ -20,6 +20,8 @@ fn seed() -> u64 {
 async fn peer_via(proxy: &ChaosProxy, name: &str) -> Peer {
     Peer::builder(name)
         .router(proxy.addr.to_string())
+        // What is tested is the path through the proxy: no direct link around it.
+        .direct(false)
         .resend_after(Duration::from_millis(200))
         .ack_timeout(Duration::from_secs(30))
         .connect()

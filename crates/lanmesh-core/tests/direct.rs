@@ -371,3 +371,27 @@ fn links_are_off_unless_configured() {
     assert!(sim.peers[b].accept_link(now).is_none());
     let _: &PeerCore = &sim.peers[a];
 }
+
+#[test]
+fn a_link_made_while_a_peer_is_away_from_the_router_serves_it_and_ends_nothing() {
+    let (mut sim, a, b) = two_direct_peers(19);
+    let b_name = name("b");
+    let mut got = Vec::new();
+    // b loses the router just as a starts sending: a dials b meanwhile.
+    sim.cut(b);
+    for i in 0..300u32 {
+        let now = sim.now;
+        sim.peers[a].send_acked(&b_name, seq(i), 0, now).unwrap();
+        sim.step(MS * 2);
+        received(&mut sim, b, "a", &mut got);
+    }
+    sim.run_until(20_000, MS, |s| {
+        received(s, b, "a", &mut got);
+        got.len() >= 300 && s.peers[a].pending_acks() == 0
+    });
+    assert_eq!(got, (0..300).map(seq).collect::<Vec<_>>());
+    assert!(!sim.peers[b].is_closed() && !sim.peers[a].is_closed());
+    sim.run_until(10_000, MS, |s| {
+        s.peers[b].is_running() && s.peers[a].is_direct("b")
+    });
+}

@@ -108,7 +108,8 @@ fn id_of(py: Python<'_>, r: Result<u64, lanmesh::ClientError>) -> PyResult<Py<Py
 #[pyfunction]
 #[pyo3(signature = (peer, event_loop, name, router=None, *, mesh="lanmesh", mesh_key=None,
     identity=None, ack_timeout=10.0, reconnect=true, discovery_timeout=3.0, interface=None,
-    save_dir=None, max_file_size=None, cipher="chacha20poly1305", inbox_capacity=65536))]
+    save_dir=None, max_file_size=None, cipher="chacha20poly1305", inbox_capacity=65536,
+        direct=true))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn aio_connect(
     py: Python<'_>,
@@ -127,6 +128,7 @@ pub(crate) fn aio_connect(
     max_file_size: Option<u64>,
     cipher: &str,
     inbox_capacity: usize,
+    direct: bool,
 ) -> PyResult<(bool, Py<PyAny>)> {
     let options = ConnectOptions::new(
         name,
@@ -142,6 +144,7 @@ pub(crate) fn aio_connect(
         max_file_size,
         cipher,
         inbox_capacity,
+        direct,
     )?;
     let convert: Convert<_> = Box::new(move |py, r: Result<Arc<Inner>, lanmesh::ClientError>| {
         let inner = r.map_err(to_py)?;

@@ -128,9 +128,11 @@ impl ConnectOptions {
         max_file_size: Option<u64>,
         cipher: &str,
         inbox_capacity: usize,
+        direct: bool,
     ) -> PyResult<Self> {
         let mut b = lanmesh::Peer::builder(name)
             .mesh(mesh)
+            .direct(direct)
             .reconnect(reconnect)
             .inbox_capacity(inbox_capacity);
         if let Some(t) = seconds(Some(ack_timeout), "ack_timeout")? {
@@ -266,7 +268,8 @@ impl PyPeer {
     /// Connects this peer (called by `lanmesh.Peer.__init__`).
     #[pyo3(signature = (name, router=None, *, mesh="lanmesh", mesh_key=None, identity=None,
         ack_timeout=10.0, reconnect=true, discovery_timeout=3.0, interface=None,
-        save_dir=None, max_file_size=None, cipher="chacha20poly1305", inbox_capacity=65536))]
+        save_dir=None, max_file_size=None, cipher="chacha20poly1305", inbox_capacity=65536,
+        direct=true))]
     #[allow(clippy::too_many_arguments)]
     fn _connect(
         &self,
@@ -284,6 +287,7 @@ impl PyPeer {
         max_file_size: Option<u64>,
         cipher: &str,
         inbox_capacity: usize,
+        direct: bool,
     ) -> PyResult<()> {
         if self.inner.get().is_some() {
             return Err(raise(
@@ -306,6 +310,7 @@ impl PyPeer {
             max_file_size,
             cipher,
             inbox_capacity,
+            direct,
         )?;
         let inner = wait_done(py, options.connect())?.map_err(to_py)?;
         self.set_inner(inner)

@@ -450,6 +450,19 @@ impl Links {
             .collect()
     }
 
+    /// The marks of every path still holding for its echo, for a router connection that
+    /// just came (back): their echo timeout starts again now.
+    pub(crate) fn waiting_marks(&mut self, now: Instant) -> Vec<(Name, u64)> {
+        let mut out = Vec::new();
+        for (peer, path) in &mut self.paths {
+            if let Switch::Holding { token, since, .. } = &mut path.switch {
+                *since = now;
+                out.push((peer.clone(), *token));
+            }
+        }
+        out
+    }
+
     /// The echo of mark `token` came over link `link`: the frames held go over it.
     pub(crate) fn echo(&mut self, link: u64, token: u64) -> Option<(Name, Vec<Frame>)> {
         let peer = self.peer_of(link)?.clone();

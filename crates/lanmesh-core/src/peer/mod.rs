@@ -907,6 +907,10 @@ impl PeerCore {
             router: self.router.clone(),
         };
         self.set_status(status);
+        // Links that came up while the router was away still wait for their mark.
+        for (peer, token) in self.links.waiting_marks(now) {
+            self.send_to_router(&Frame::Mark { peer, token })?;
+        }
         self.resend_due(now)
     }
 
@@ -1556,7 +1560,7 @@ impl PeerCore {
                 Ok(direct::Input::Frames(frames)) => {
                     for frame in frames {
                         if let Err(e) = self.on_link_frame(link, frame, now) {
-                            self.on_error(e);
+                            self.on_router_error(e);
                         }
                     }
                 }
@@ -1609,14 +1613,15 @@ impl PeerCore {
                         direct: true,
                     });
                     let mut held = held.into_iter();
+                    let mut rest = Vec::new();
                     for frame in held.by_ref() {
                         if self.links.send_on(link, &frame).is_err() {
                             self.drop_link(link);
-                            self.send_frame(&frame)?;
+                            rest.push(frame);
                             break;
                         }
                     }
-                    for frame in held {
+                    for frame in rest.into_iter().chain(held) {
                         self.send_frame(&frame)?;
                     }
                 }
@@ -1634,6 +1639,15 @@ impl PeerCore {
         Ok(())
     }
 
+    /// An answer a link's traffic sent through the router failed. While the router is
+    /// away that is expected (an ack goes again with its message's resend, a plain send
+    /// is at most once): only an error of a live connection ends the peer.
+    fn on_router_error(&mut self, e: ClientError) {
+        if self.connection.is_some() {
+            self.on_error(e);
+        }
+    }
+
     /// Link `link` is authenticated: see [`direct::Links::up`].
     fn link_up(&mut self, link: u64, now: Instant) {
         let Some(me) = self.welcomed_as.clone() else {
@@ -1643,7 +1657,9 @@ impl PeerCore {
         for other in out.close {
             self.drop_link(other);
         }
+        // Away from the router the mark waits for the next welcome (see `welcomed`).
         if let Some((peer, token)) = out.mark
+            && self.is_running()
             && let Err(e) = self.send_to_router(&Frame::Mark { peer, token })
         {
             self.on_error(e);
@@ -1686,7 +1702,7 @@ impl PeerCore {
         let had_path = removed.was_direct || !removed.held.is_empty();
         for frame in removed.held {
             if let Err(e) = self.send_frame(&frame) {
-                return self.on_error(e);
+                return self.on_router_error(e);
             }
         }
         if had_path && let Some(next) = removed.successor {

@@ -86,6 +86,9 @@ class Peer(_native.Peer):
     path of a ``lanmesh keygen`` file) is needed when the mesh has one. The peer's key is
     the user's (``$LANMESH_HOME/identity``, as for the command line) unless ``identity``
     names another key file; the router binds each name to the key that first used it.
+    With ``direct`` (the default) messages to another native peer this one can reach go
+    over a direct link the router introduced (one hop instead of two); ``direct=False``
+    sends everything through the router.
 
     Received messages wait in an inbox (up to ``inbox_capacity``; then the router holds
     them) for :meth:`recv`, :meth:`get` or iteration — unless ``on_message`` is set, in
@@ -123,6 +126,7 @@ class Peer(_native.Peer):
         max_file_size: Optional[int] = None,
         cipher: str = "chacha20poly1305",
         inbox_capacity: int = 65536,
+        direct: bool = True,
         on_message: Optional[Callable[[Message], Any]] = None,
         on_peer_joined: Optional[Callable[[str], Any]] = None,
         on_peer_left: Optional[Callable[[str], Any]] = None,
@@ -144,6 +148,7 @@ class Peer(_native.Peer):
             max_file_size=max_file_size,
             cipher=cipher,
             inbox_capacity=inbox_capacity,
+            direct=direct,
         )
         self.__dict__.setdefault("_responder", None)
         self.__dict__["_following"] = None

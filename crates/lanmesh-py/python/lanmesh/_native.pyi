@@ -94,6 +94,7 @@ class Peer:
         max_file_size: Optional[int] = None,
         cipher: str = "chacha20poly1305",
         inbox_capacity: int = 65536,
+        direct: bool = True,
     ) -> None: ...
     def _adopt(self, router: "Router") -> None: ...
     @property

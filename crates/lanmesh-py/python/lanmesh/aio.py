@@ -88,6 +88,7 @@ class Peer:
         max_file_size: Optional[int] = None,
         cipher: str = "chacha20poly1305",
         inbox_capacity: int = 65536,
+        direct: bool = True,
         on_message: Optional[Callable[[Message], Any]] = None,
         on_peer_joined: Optional[Callable[[str], Any]] = None,
         on_peer_left: Optional[Callable[[str], Any]] = None,
@@ -109,6 +110,7 @@ class Peer:
             max_file_size=max_file_size,
             cipher=cipher,
             inbox_capacity=inbox_capacity,
+            direct=direct,
         )
         self._native = _native.Peer()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
