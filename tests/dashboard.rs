@@ -106,8 +106,11 @@ impl Traffic {
         let (tcp, from, to, flag) = (tcp.to_owned(), from.to_owned(), to.to_owned(), stop.clone());
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
+                // The router's rates count what passes through it: a direct link
+                // between the two would keep the traffic out of the dashboard.
                 let peer = lanmesh::Peer::builder(from.as_str())
                     .router(tcp)
+                    .direct(false)
                     .connect()
                     .await
                     .unwrap();
