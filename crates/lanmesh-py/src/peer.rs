@@ -507,6 +507,11 @@ impl PyPeer {
         }
     }
 
+    /// Whether messages to `name` go over a direct link now (else through the router).
+    fn is_direct(&self, name: &str) -> PyResult<bool> {
+        Ok(self.inner()?.peer.is_direct(name))
+    }
+
     /// The names of the peers in the mesh, this one included, sorted.
     fn peers(&self) -> PyResult<Vec<String>> {
         let mut names: Vec<String> = self

@@ -118,6 +118,8 @@ class Peer:
         """Up to ``n`` waiting messages (``"all"``: every one); ``None`` when none."""
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
+    def is_direct(self, name: str) -> bool:
+        """Whether messages to ``name`` go over a direct link now (else through the router)."""
     def peers(self) -> List[str]:
         """The names in the mesh, this peer included, sorted."""
     @property

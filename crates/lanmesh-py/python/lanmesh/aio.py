@@ -252,6 +252,10 @@ class Peer:
         """See :meth:`lanmesh.Peer.peers`."""
         return self._native.peers()
 
+    def is_direct(self, name: str) -> bool:
+        """See :meth:`lanmesh.Peer.is_direct`."""
+        return self._native.is_direct(name)
+
     @property
     def status(self) -> Status:
         """See :attr:`lanmesh.Peer.status`."""
