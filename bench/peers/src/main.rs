@@ -26,6 +26,9 @@ use bytes::Bytes;
 
 /// The receiver stops this long after the last delivery once the sender is done.
 pub(crate) const QUIET: Duration = Duration::from_millis(500);
+/// Round trips before the measured ones, as in the bench's own round-trip test:
+/// connections, routes and caches warm up.
+pub(crate) const WARM_UP: u32 = 100;
 
 /// Pseudo-random bytes (the bench's generator): nothing compresses them.
 pub(crate) fn payload(size: usize) -> Bytes {

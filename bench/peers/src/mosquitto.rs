@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 
-use crate::{Outcome, QUIET, payload};
+use crate::{Outcome, QUIET, WARM_UP, payload};
 
 /// Requests the client may queue ahead of its event loop.
 const CLIENT_QUEUE: usize = 1024;
@@ -141,13 +141,13 @@ pub(crate) async fn round_trips(
     subscribed(&mut req_events).await?;
     let data = payload(size);
     let mut latencies_us = Vec::new();
-    let start = Instant::now();
+    let mut warming = WARM_UP;
+    let mut start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < time {
         let t = Instant::now();
         req.try_publish("bench/echo", QoS::AtMostOnce, false, data.clone())
             .map_err(|e| e.to_string())?;
-        sent += 1;
         let reply = async {
             loop {
                 match req_events.poll().await {
@@ -158,10 +158,21 @@ pub(crate) async fn round_trips(
             }
         };
         match tokio::time::timeout(Duration::from_secs(2), reply).await {
+            Ok(Ok(())) if warming > 0 => {
+                warming -= 1;
+                if warming == 0 {
+                    start = Instant::now();
+                }
+                continue;
+            }
             Ok(Ok(())) => latencies_us.push(t.elapsed().as_secs_f64() * 1e6),
             Ok(Err(e)) => return Err(e),
-            Err(_) => break,
+            Err(_) => {
+                sent += u64::from(warming == 0);
+                break;
+            }
         }
+        sent += 1;
     }
     echoer.abort();
     Ok(Outcome {

@@ -24,7 +24,7 @@ use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
 use zenoh::{Config, Session, Wait as _};
 
-use crate::{Outcome, QUIET, payload};
+use crate::{Outcome, QUIET, WARM_UP, payload};
 
 /// Where the throughput test's messages go.
 const KEY_THR: &str = "bench/rx";
@@ -239,17 +239,28 @@ pub(crate) async fn round_trips(
     matched(&req_pub).await?;
     let data = ZBytes::from(payload(size));
     let mut latencies_us = Vec::new();
-    let start = Instant::now();
+    let mut warming = WARM_UP;
+    let mut start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < time {
         let t = Instant::now();
         req_pub.put(data.clone()).await.map_err(err)?;
-        sent += 1;
         match tokio::time::timeout(REPLY_TIMEOUT, replies.recv_async()).await {
+            Ok(Ok(_)) if warming > 0 => {
+                warming -= 1;
+                if warming == 0 {
+                    start = Instant::now();
+                }
+                continue;
+            }
             Ok(Ok(_)) => latencies_us.push(t.elapsed().as_secs_f64() * 1e6),
             Ok(Err(e)) => return Err(err(e)),
-            Err(_) => break,
+            Err(_) => {
+                sent += u64::from(warming == 0);
+                break;
+            }
         }
+        sent += 1;
     }
     let seconds = start.elapsed().as_secs_f64();
     drop(req_pub);
