@@ -92,14 +92,16 @@ bench *WHAT: bench-suite bench-slow-consumer blob-1g
     if [ "{{WHAT}}" = discovery ]; then just bench-discovery; fi
 
 # Writes bench/results/bench.{md,json}.
-# lanmesh (encrypted, plaintext) next to nats-server, mosquitto and a raw TCP relay, on
-# loopback. mosquitto's client lives in bench/peers, a crate outside the workspace (its
-# own lock file, target/bench-peers): CI never builds it.
+# lanmesh (encrypted, plaintext) next to nats-server, mosquitto, zenoh (through a zenoh
+# router, and peer to peer) and a raw TCP relay, on loopback. The mosquitto and zenoh
+# clients live in bench/peers, a crate outside the workspace (its own lock file,
+# target/bench-peers): CI never builds it.
 bench-suite: bench-peers
     scripts/ensure-tools.sh nats mosquitto
     cargo run --release --locked -- bench
 
-# Builds bench/peers (the MQTT client the bench runs for the mosquitto rows).
+# Builds bench/peers (the MQTT and zenoh clients, and the zenoh router, that the bench
+# runs for the mosquitto, zenoh and zenoh-p2p rows). zenoh makes it a long build.
 bench-peers:
     cargo build --release --locked --manifest-path bench/peers/Cargo.toml --target-dir target/bench-peers
 

@@ -21,7 +21,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "TESTS", value_delimiter = ',')]
     only: Vec<Test>,
     /// Measure only these systems (lanmesh, lanmesh-aes, lanmesh-plain, lanmesh-federated,
-    /// nats, mosquitto, relay).
+    /// nats, mosquitto, zenoh, zenoh-p2p, relay).
     #[arg(long, value_name = "SYSTEMS", value_delimiter = ',')]
     systems: Vec<System>,
     /// Write bench.md and bench.json here. Default for a full run of everything:

@@ -1,7 +1,8 @@
 //! Systems whose client runs in another process: `lanmesh-bench-peers` (bench/peers, a
-//! crate outside the workspace, so its MQTT client never enters the workspace build).
-//! The bench starts the server, runs that binary once per test and reads one JSON row
-//! from its stdout; without the binary the system is skipped with a note.
+//! crate outside the workspace, so its MQTT and zenoh clients never enter the workspace
+//! build). The bench starts the server (mosquitto; the zenoh router, a process of that
+//! same binary; none for zenoh peer to peer), runs that binary once per test and reads
+//! one JSON row from its stdout; without the binary the system is skipped with a note.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,9 +1,10 @@
 //! The lanmesh benchmark suite (`lanmesh bench`).
 //!
 //! It measures lanmesh (encrypted and compressed, with ChaCha20-Poly1305 or, opted in,
-//! AES-256-GCM; and plaintext) next to nats-server, mosquitto and a raw tokio TCP relay,
-//! each as a server process on a loopback port started by the bench itself, with the
-//! clients in this process (mosquitto's in `lanmesh-bench-peers`, see `external`):
+//! AES-256-GCM; and plaintext) next to nats-server, mosquitto, zenoh (through a zenoh
+//! router, and peer to peer) and a raw tokio TCP relay, each server a process on a
+//! loopback port started by the bench itself, with the clients in this process
+//! (mosquitto's and zenoh's in `lanmesh-bench-peers`, see `external`):
 //!
 //! * [`row`]: what one measurement is; [`report`]: the table, ratios and targets.
 //! * `servers`: the server processes (for `lanmesh-federated`, two routers federated
@@ -110,12 +111,17 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
     let federated_skip = nats_server.is_none().then(|| {
         "lanmesh-federated: nats-server not found (scripts/ensure-tools.sh nats installs it); skipping the federated rows".to_owned()
     });
+    let mosquitto_skip = find_mosquitto().is_none().then(|| {
+        "mosquitto: not installed (apt-get install mosquitto); skipping the mosquitto rows"
+            .to_owned()
+    });
     let mut systems = Vec::new();
     for &system in &opts.systems {
         let missing = match (system, &nats, &peers) {
             (System::Nats, Err(why), _) => Some(why),
             (System::LanmeshFederated, _, _) => federated_skip.as_ref(),
-            (System::Mosquitto, _, Err(why)) => Some(why),
+            (system, _, Err(why)) if system.is_external() => Some(why),
+            (System::Mosquitto, _, Ok(_)) => mosquitto_skip.as_ref(),
             _ => None,
         };
         match missing {
@@ -221,20 +227,32 @@ struct Binaries<'a> {
     peers: Option<&'a PathBuf>,
 }
 
+impl Binaries<'_> {
+    fn peers(&self) -> Result<&PathBuf, BenchError> {
+        self.peers.ok_or(BenchError::Server {
+            what: "lanmesh-bench-peers",
+            text: "not found".into(),
+        })
+    }
+}
+
+/// `lanmesh-bench-peers`, or the note saying that the systems it runs are skipped.
 fn peers_binary(opts: &Options) -> Result<PathBuf, String> {
-    if !opts.systems.contains(&System::Mosquitto) {
-        return Err(String::new());
-    }
-    let Some(peers) = opts.peers.clone().or_else(|| find_peers_binary(&opts.exe)) else {
-        return Err("mosquitto: lanmesh-bench-peers not built (`just bench` builds bench/peers); skipping the mosquitto rows".into());
-    };
-    if find_mosquitto().is_none() {
-        return Err(
-            "mosquitto: not installed (apt-get install mosquitto); skipping the mosquitto rows"
-                .into(),
-        );
-    }
-    Ok(peers)
+    let external: Vec<&str> = opts
+        .systems
+        .iter()
+        .filter(|s| s.is_external())
+        .map(|s| s.as_str())
+        .collect();
+    opts.peers
+        .clone()
+        .or_else(|| find_peers_binary(&opts.exe))
+        .ok_or_else(|| {
+            format!(
+                "{}: lanmesh-bench-peers not built (`just bench-peers` builds bench/peers); skipping their rows",
+                external.join(", ")
+            )
+        })
 }
 
 /// Starts a fresh server for one test and runs it.
@@ -273,11 +291,8 @@ fn run_test(
         System::Nats => scenario::<endpoint::nats::NatsEndpoint>(server, target, test, budget),
         #[cfg(not(feature = "nats"))]
         System::Nats => Err(BenchError::client("nats", "built without the nats feature")),
-        System::Mosquitto => {
-            let peers = bins.peers.ok_or(BenchError::Server {
-                what: "lanmesh-bench-peers",
-                text: "not found".into(),
-            })?;
+        System::Mosquitto | System::Zenoh | System::ZenohP2p => {
+            let peers = bins.peers()?;
             external::run(peers, system, server.addr(), test, budget)
         }
     }
@@ -307,9 +322,9 @@ fn rtt_pair(
         System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target)?,
         #[cfg(not(feature = "nats"))]
         System::Nats => return Err(BenchError::client("nats", "built without the nats feature")),
-        System::Mosquitto => {
+        System::Mosquitto | System::Zenoh | System::ZenohP2p => {
             return Err(BenchError::client(
-                "mosquitto",
+                system.as_str(),
                 "measured in its own process",
             ));
         }
@@ -350,6 +365,8 @@ fn start_server(
             })?;
             servers::start_mosquitto(&bin)
         }
+        System::Zenoh => servers::start_zenoh_router(bins.peers()?),
+        System::ZenohP2p => Ok(ServerProcess::none()),
     }
 }
 
@@ -366,5 +383,99 @@ fn scenario<E: Endpoint>(
         Test::Fanout100 => scenarios::fanout::<E>(target, budget),
         Test::Idle1000 => scenarios::idle::<E>(server, target, budget),
         Test::Handshakes => scenarios::handshakes::<E>(target, budget),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A stand-in for `lanmesh-bench-peers` that logs its arguments, runs a "router"
+    /// that says where it listens, and prints a fixed row for every test.
+    fn fake_peers(dir: &std::path::Path) -> PathBuf {
+        let script = dir.join("lanmesh-bench-peers");
+        let log = dir.join("args.log");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n\
+                 echo \"$*\" >> '{log}'\n\
+                 if [ \"$1\" = zenoh-router ]; then echo \"zenoh router $2\"; exec sleep 30; fi\n\
+                 if [ \"$3\" = rtt ]; then\n\
+                   echo '{{\"sent\":4,\"delivered\":4,\"seconds\":1.0,\"p50_us\":80.0,\"p99_us\":90.0}}'\n\
+                 else\n\
+                   echo '{{\"sent\":10,\"delivered\":9,\"seconds\":0.5,\"p50_us\":null,\"p99_us\":null}}'\n\
+                 fi\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn zenoh_rows_come_from_the_peers_binary_through_a_router_and_without_one() {
+        let dir = std::env::temp_dir().join(format!("lanmesh-bench-fake-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut opts = Options::new(dir.join("no-lanmesh"), true);
+        opts.peers = Some(fake_peers(&dir));
+        opts.systems = vec![System::Zenoh, System::ZenohP2p];
+        opts.tests = vec![Test::Throughput(64), Test::Rtt64];
+        let report = run(&opts, |_| {});
+        let log = std::fs::read_to_string(dir.join("args.log")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(report.failures, 0, "{:?}", report.notes);
+        // Three turns of throughput each, then one round trip each.
+        let thr = report.row(System::ZenohP2p, Test::Throughput(64)).unwrap();
+        assert_eq!((thr.sent, thr.delivered), (30, 27));
+        assert_eq!(thr.msgs_per_s, Some(27.0 / 1.5));
+        let rtt = report.row(System::Zenoh, Test::Rtt64).unwrap();
+        assert_eq!(rtt.p50_us, Some(80.0));
+        // The router system's clients are sent to the router the bench started for the
+        // test (one for the three throughput turns, one for the round trip), on
+        // loopback; peer to peer gets no server and picks its own port.
+        let routers: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("zenoh-router "))
+            .collect();
+        let [thr_router, rtt_router] = routers[..] else {
+            panic!("two routers expected: {log}");
+        };
+        assert!(thr_router.starts_with("127.0.0.1:"), "{log}");
+        let thr_turns = format!("zenoh {thr_router} thr 64 ");
+        assert_eq!(log.matches(&thr_turns).count(), 3, "{log}");
+        assert!(
+            log.contains(&format!("zenoh {rtt_router} rtt 64 ")),
+            "{log}"
+        );
+        assert_eq!(
+            log.matches("zenoh-p2p 127.0.0.1:0 thr 64 ").count(),
+            3,
+            "{log}"
+        );
+        assert!(log.contains("zenoh-p2p 127.0.0.1:0 rtt 64 "), "{log}");
+    }
+
+    #[test]
+    fn without_the_peers_binary_its_systems_are_skipped_with_a_note() {
+        let mut opts = Options::new(PathBuf::from("/nonexistent/bin/lanmesh"), true);
+        opts.systems = vec![System::Zenoh, System::ZenohP2p];
+        opts.tests = vec![Test::Throughput(64)];
+        if find_peers_binary(&opts.exe).is_some() {
+            return; // $LANMESH_BENCH_PEERS points at a real one
+        }
+        let report = run(&opts, |_| {});
+        assert!(report.rows.is_empty());
+        assert_eq!(report.failures, 0);
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.starts_with("zenoh, zenoh-p2p: lanmesh-bench-peers not built")),
+            "{:?}",
+            report.notes
+        );
     }
 }

@@ -103,11 +103,12 @@ impl Report {
     }
 
     /// lanmesh (encrypted with ChaCha20-Poly1305, with AES-256-GCM, and plaintext) divided
-    /// by each baseline, test by test.
+    /// by each baseline, test by test; the default lanmesh also by mosquitto and zenoh
+    /// (through its router and peer to peer).
     pub fn ratios(&self) -> String {
         let mut s = String::from(
-            "| test | compared on | lanmesh ÷ nats | lanmesh ÷ relay | aes ÷ nats | aes ÷ relay | plain ÷ nats | plain ÷ relay | lanmesh ÷ mosquitto |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| test | compared on | lanmesh ÷ nats | lanmesh ÷ relay | aes ÷ nats | aes ÷ relay | plain ÷ nats | plain ÷ relay | lanmesh ÷ mosquitto | lanmesh ÷ zenoh | lanmesh ÷ zenoh-p2p |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         let ours = [System::Lanmesh, System::LanmeshAes, System::LanmeshPlain];
         for test in Test::ALL {
@@ -120,8 +121,10 @@ impl Report {
                     let _ = write!(line, " {} |", ratio_text(self.ratio(test, sys, base)));
                 }
             }
-            let mosquitto = self.ratio(test, System::Lanmesh, System::Mosquitto);
-            let _ = write!(line, " {} |", ratio_text(mosquitto));
+            for base in [System::Mosquitto, System::Zenoh, System::ZenohP2p] {
+                let r = self.ratio(test, System::Lanmesh, base);
+                let _ = write!(line, " {} |", ratio_text(r));
+            }
             let _ = writeln!(s, "{line}");
         }
         s
@@ -409,6 +412,27 @@ mod tests {
         );
         assert!(r.markdown().contains("## Across federated routers"));
         assert!(!report().markdown().contains("## Across federated routers"));
+    }
+
+    #[test]
+    fn zenoh_rows_get_their_own_columns() {
+        let mut r = report();
+        for (system, rate) in [(System::Zenoh, 1.5e6), (System::ZenohP2p, 6.0e6)] {
+            let mut row = Row::new(system, Test::Throughput(64), 100, 100, 1.0);
+            row.msgs_per_s = Some(rate);
+            r.rows.push(row);
+        }
+        let ratios = r.ratios();
+        assert!(
+            ratios.contains("| lanmesh ÷ zenoh | lanmesh ÷ zenoh-p2p |"),
+            "{ratios}"
+        );
+        assert!(
+            ratios.contains(
+                "| thr-64 | msg/s (higher is better) | 3.00× | – | – | – | – | – | – | 2.00× | 0.50× |"
+            ),
+            "{ratios}"
+        );
     }
 
     #[test]

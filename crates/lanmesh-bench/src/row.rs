@@ -40,6 +40,18 @@ pub enum System {
     /// binary (bench/peers, outside the workspace build).
     #[serde(rename = "mosquitto")]
     Mosquitto,
+    /// zenoh 1.x, both sides sessions in client mode through a zenoh router (a process
+    /// of `lanmesh-bench-peers` in router mode), TCP on loopback.
+    #[serde(rename = "zenoh")]
+    Zenoh,
+    /// zenoh 1.x, both sides sessions in peer mode on one direct TCP link (scouting off,
+    /// explicit loopback endpoints), no router: the plaintext peer-to-peer baseline.
+    #[serde(rename = "zenoh-p2p")]
+    ZenohP2p,
+    // `lanmesh-direct` (issue 17) goes here once peers of one mesh open direct links:
+    // its peers with direct links on, and `Lanmesh`, `LanmeshAes`, `LanmeshPlain` with
+    // them off so their rows stay "via the router" (see `endpoint::lanmesh`); then add
+    // it to `ALL`, to the lanmesh arms of `lib.rs` and to the report's ratios.
 }
 
 impl System {
@@ -53,6 +65,8 @@ impl System {
         Self::LanmeshFederated,
         Self::Nats,
         Self::Mosquitto,
+        Self::Zenoh,
+        Self::ZenohP2p,
         Self::Relay,
     ];
 
@@ -68,12 +82,14 @@ impl System {
             Self::Nats => "nats",
             Self::Relay => "relay",
             Self::Mosquitto => "mosquitto",
+            Self::Zenoh => "zenoh",
+            Self::ZenohP2p => "zenoh-p2p",
         }
     }
 
     /// Whether this system's client runs in another process (`lanmesh-bench-peers`).
     pub fn is_external(self) -> bool {
-        self == Self::Mosquitto
+        matches!(self, Self::Mosquitto | Self::Zenoh | Self::ZenohP2p)
     }
 
     /// Whether this system takes part in `test`: the federated pair is measured where a

@@ -1,7 +1,8 @@
 //! The servers under test, each a child process on a loopback port: the lanmesh router
-//! (this same binary, `lanmesh router`), the raw relay (`lanmesh bench --relay-server`)
-//! and nats-server; for the federated pair, one nats-server with JetStream and two
-//! routers federated through it. Separate processes keep the comparison even
+//! (this same binary, `lanmesh router`), the raw relay (`lanmesh bench --relay-server`),
+//! nats-server, mosquitto and the zenoh router (`lanmesh-bench-peers zenoh-router`); for
+//! the federated pair, one nats-server with JetStream and two routers federated through
+//! it; for zenoh peer to peer, none. Separate processes keep the comparison even
 //! (nats-server is one anyway) and let the bench read each server's own memory.
 
 use std::io::{BufRead, BufReader, Read};
@@ -19,7 +20,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server child process, killed when dropped.
 #[derive(Debug)]
 pub(crate) struct ServerProcess {
-    child: Child,
+    /// None for a system without a server ([`ServerProcess::none`]).
+    child: Option<Child>,
     addr: SocketAddr,
     /// A state directory of its own, removed with it.
     scratch: Option<PathBuf>,
@@ -31,6 +33,18 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// No server: the system's clients reach each other directly (zenoh peer to peer,
+    /// whose listening side picks its own free port: the address is 127.0.0.1:0).
+    pub(crate) fn none() -> Self {
+        Self {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scratch: None,
+            far: None,
+            companions: Vec::new(),
+        }
+    }
+
     /// Where clients connect.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
@@ -44,7 +58,8 @@ impl ServerProcess {
 
     /// The server's resident memory now, KiB (`VmRSS` in /proc/PID/status).
     pub(crate) fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -55,8 +70,10 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -217,6 +234,20 @@ pub(crate) fn start_mosquitto(bin: &Path) -> Result<ServerProcess, BenchError> {
     Ok(server)
 }
 
+/// Starts a zenoh router (`lanmesh-bench-peers zenoh-router ADDR`, a zenoh session in
+/// router mode, TCP only, no scouting) on a free loopback port.
+pub(crate) fn start_zenoh_router(peers: &Path) -> Result<ServerProcess, BenchError> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut cmd = Command::new(peers);
+    cmd.arg("zenoh-router")
+        .arg(addr.to_string())
+        .stderr(Stdio::inherit());
+    spawn_and_wait(cmd, "zenoh router", Pipe::Stdout, |line| {
+        line.strip_prefix("zenoh router ")
+            .map(|a| a.trim().to_owned())
+    })
+}
+
 /// Where mosquitto is: `$MOSQUITTO`, then `/usr/sbin/mosquitto` (Debian's package), then
 /// `$PATH`.
 pub fn find_mosquitto() -> Option<PathBuf> {
@@ -291,7 +322,7 @@ fn spawn_and_wait(
     let lines = forward_lines(out);
     let deadline = Instant::now() + START_TIMEOUT;
     let mut server = ServerProcess {
-        child,
+        child: Some(child),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         scratch: None,
         far: None,
