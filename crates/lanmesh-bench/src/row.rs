@@ -48,15 +48,11 @@ pub enum System {
     /// explicit loopback endpoints), no router: the plaintext peer-to-peer baseline.
     #[serde(rename = "zenoh-p2p")]
     ZenohP2p,
-    // `lanmesh-direct` (issue 17) goes here once peers of one mesh open direct links:
-    // its peers with direct links on, and `Lanmesh`, `LanmeshAes`, `LanmeshPlain` with
-    // them off so their rows stay "via the router" (see `endpoint::lanmesh`); then add
-    // it to `ALL`, to the lanmesh arms of `lib.rs` and to the report's ratios.
 }
 
 impl System {
     /// Every system, in the order of the report.
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 11] = [
         Self::Lanmesh,
         Self::LanmeshDirect,
         Self::LanmeshDirectAes,

@@ -77,10 +77,8 @@ impl Endpoint for LanmeshEndpoint {
         } else {
             Cipher::ChaCha20Poly1305
         };
-        // Every lanmesh system here is measured through its router. When direct links
-        // between peers of one mesh land (issue 17), this builder is where they are
-        // switched: on for a `lanmesh-direct` system, off for every other one, so their
-        // rows keep meaning "via the router" (see the note in `row::System`).
+        // Direct links only for the `lanmesh-direct` systems: every other lanmesh row
+        // measures the path through its router.
         let peer = Peer::builder(name)
             .router(target.addr.to_string())
             .mesh(MESH)
