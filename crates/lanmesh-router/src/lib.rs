@@ -201,7 +201,8 @@ impl RouterHandle {
         true
     }
 
-    /// Members with their traffic counters.
+    /// The mesh's peers: members with their traffic counters and, when federated, the
+    /// other routers' members (see [`PeerStats`]).
     pub async fn peer_stats(&self) -> Result<Vec<PeerStats>, RouterError> {
         self.shared
             .router

@@ -55,14 +55,20 @@ pub(crate) struct NameCounters {
     pub(crate) received: std::sync::atomic::AtomicU64,
 }
 
-/// A member and its traffic since it joined.
+/// A peer of the mesh and, for a member of this router, its traffic since it joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStats {
-    /// What the router knows about it.
+    /// What the router knows about it (for a federated router, its address is
+    /// `ADDR via ROUTER`, as `peers` shows it).
     pub info: PeerInfo,
-    /// Messages it sent (one per recipient for broadcasts).
+    /// The router it is on, when this router is federated.
+    pub router: Option<String>,
+    /// A member of this router (not one another router of the mesh serves): only those
+    /// have counters.
+    pub local: bool,
+    /// Messages it sent (one per recipient for broadcasts); 0 for a remote peer.
     pub messages_sent: u64,
-    /// Messages delivered to it.
+    /// Messages delivered to it; 0 for a remote peer.
     pub messages_received: u64,
 }
 
@@ -140,7 +146,8 @@ pub(crate) struct Leave {
 #[rtype(result = "Vec<PeerInfo>")]
 pub struct ListPeers;
 
-/// The member list with traffic counters.
+/// The mesh's peers (this router's members, with their traffic counters, and when
+/// federated the other routers' members), by name.
 #[derive(Message)]
 #[rtype(result = "Vec<PeerStats>")]
 pub struct ListPeerStats;
@@ -150,19 +157,37 @@ impl Handler<ListPeerStats> for Router {
 
     fn handle(&mut self, _: ListPeerStats, _: &mut Context<Self>) -> Vec<PeerStats> {
         use std::sync::atomic::Ordering::Relaxed;
+        let me = self.router_id().map(str::to_owned);
         let mut out: Vec<PeerStats> = self
             .members
             .values()
             .filter_map(|m| {
-                let info = m.info()?;
+                let mut info = m.info()?.clone();
                 let counters = self.traffic.get(&info.name);
+                if let Some(me) = &me {
+                    info.addr = via(&info.addr, me);
+                }
                 Some(PeerStats {
-                    info: info.clone(),
                     messages_sent: counters.map_or(0, |c| c.sent.load(Relaxed)),
                     messages_received: counters.map_or(0, |c| c.received.load(Relaxed)),
+                    info,
+                    router: me.clone(),
+                    local: true,
                 })
             })
             .collect();
+        out.extend(
+            self.remote
+                .iter()
+                .filter(|(n, _)| !self.members.contains_key(*n))
+                .map(|(_, r)| PeerStats {
+                    info: remote_info(r),
+                    router: Some(r.router.clone()),
+                    local: false,
+                    messages_sent: 0,
+                    messages_received: 0,
+                }),
+        );
         out.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         out
     }
