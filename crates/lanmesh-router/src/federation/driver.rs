@@ -167,7 +167,7 @@ async fn run(
     } = start;
     let events = metrics.clone();
     let servers = config.servers.join(",");
-    let client = async_nats::ConnectOptions::new()
+    let client = super::connect_options(&config.servers)?
         .name(format!("lanmesh router {me}"))
         .retry_on_initial_connect()
         .event_callback(move |event| {

@@ -83,6 +83,64 @@ impl FederationConfig {
     }
 }
 
+/// Connection options for `servers`, with the credentials their URLs carry
+/// (`nats://USER:PASSWORD@HOST:PORT`, or `nats://TOKEN@HOST:PORT`; percent-encoded as URLs
+/// have them): async-nats reads only the address from a URL. All URLs that carry
+/// credentials must carry the same.
+pub(crate) fn connect_options(servers: &[String]) -> Result<async_nats::ConnectOptions, String> {
+    let mut found: Option<(String, Option<String>)> = None;
+    for url in servers {
+        let addr: async_nats::ServerAddr =
+            url.parse().map_err(|e| format!("{}: {e}", redacted(url)))?;
+        let Some(user) = addr.username() else {
+            continue;
+        };
+        let these = (percent_decoded(user), addr.password().map(percent_decoded));
+        match &found {
+            Some(first) if *first != these => {
+                return Err("the NATS URLs carry different credentials".into());
+            }
+            _ => found = Some(these),
+        }
+    }
+    Ok(match found {
+        Some((user, Some(password))) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    })
+}
+
+/// `url` without what its user part says, for messages and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// `%XX` escapes of a URL's user part undone (a malformed one is kept as it is).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = text.get(i + 1..i + 3).filter(|_| bytes[i] == b'%');
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The router's members, for the driver: the snapshot to deliver into and who to publish.
 #[derive(Debug, Default)]
 pub(crate) struct LocalView {
@@ -188,5 +246,30 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<String> {
+        list.iter().map(|u| (*u).to_owned()).collect()
+    }
+
+    #[test]
+    fn credentials_come_from_the_urls_and_must_agree() {
+        assert!(connect_options(&urls(&["nats://127.0.0.1:4222"])).is_ok());
+        assert!(connect_options(&urls(&["nats://u:p@a:4222", "nats://b:4222"])).is_ok());
+        assert!(connect_options(&urls(&["nats://tok@a:4222"])).is_ok());
+        let err = connect_options(&urls(&["nats://u:p@a:4222", "nats://u:q@b:4222"]))
+            .err()
+            .unwrap();
+        assert!(err.contains("different credentials"), "{err}");
+        assert!(connect_options(&urls(&["nats://u:p@[::1:4222"])).is_err());
+        assert_eq!(percent_decoded("p%40ss%3Aw"), "p@ss:w");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(redacted("nats://u:secret@host:4222"), "nats://…@host:4222");
+        assert_eq!(redacted("nats://host:4222"), "nats://host:4222");
     }
 }
