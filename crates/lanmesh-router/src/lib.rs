@@ -114,13 +114,16 @@ impl RouterHandle {
         let config = Arc::new(config);
         let shutdown = shutdown::Shutdown::default();
         #[cfg(feature = "federation")]
-        let federation = config.federation.as_ref().map(|f| {
-            let id = f
-                .router_id
-                .clone()
-                .unwrap_or_else(|| lanmesh_proto::handshake::fingerprint(config.identity.public()));
-            (federation::Link::new(id), f.clone())
-        });
+        let federation = config
+            .federation
+            .as_ref()
+            .zip(config.router_id())
+            .map(|(f, id)| {
+                (
+                    federation::Link::new(id, config.mailbox_capacity),
+                    f.clone(),
+                )
+            });
         let shared = listener::Shared {
             config: config.clone(),
             router: {

@@ -239,7 +239,18 @@ impl Router {
                     .map(move |(slot, a)| ((n.clone(), *slot), Arc::clone(&a.route)))
             })
             .collect();
-        self.snapshot = Arc::new(RoutingTable { routes, senders });
+        #[cfg(feature = "federation")]
+        let broadcast = self.federation.as_ref().and_then(|link| {
+            let (name, _) = routes.iter().find(|(_, r)| r.remote)?;
+            Some((name.clone(), link.broadcast.clone()))
+        });
+        #[cfg(not(feature = "federation"))]
+        let broadcast = None;
+        self.snapshot = Arc::new(RoutingTable {
+            routes,
+            senders,
+            broadcast,
+        });
         #[cfg(feature = "federation")]
         if let Some(link) = &self.federation {
             let local = self

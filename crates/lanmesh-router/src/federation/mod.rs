@@ -24,7 +24,8 @@
 //!    compressed or not), on `b`'s subject. `S`'s driver delivers it to `b`'s session.
 //! 4. `b` acks or answers: `S`'s session forwards the `Ack`/`Nack`/reply to `a`'s route,
 //!    which at `S` is remote: it crosses back the same way, on `a`'s subject.
-//! 5. What cannot be delivered (no such session any more, a full inbox, NATS down) is
+//! 5. `a` broadcasts: once per other router, not per remote member (see `broadcast`).
+//! 6. What cannot be delivered (no such session any more, a full inbox, NATS down) is
 //!    `Nack`ed to the sender, as on one router.
 //!
 //! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
@@ -32,6 +33,7 @@
 //! here only, and says so in the log). The client reconnects by itself; presence is put
 //! again at the next refresh.
 
+mod broadcast;
 mod driver;
 pub(crate) mod mesh;
 pub(crate) mod wire;
@@ -177,6 +179,8 @@ pub(crate) struct BoundElsewhere {
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) router_id: String,
+    /// Where local sessions put broadcasts for the other routers (see `broadcast`).
+    pub(crate) broadcast: Arc<Route>,
     view: watch::Sender<Arc<LocalView>>,
     claims: Arc<Claims>,
 }
