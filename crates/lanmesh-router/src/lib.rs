@@ -53,6 +53,9 @@ pub enum RouterError {
     /// The router actor is gone.
     #[error("the router has stopped")]
     Stopped,
+    /// NATS (federation) did not do what was asked.
+    #[error("{0}")]
+    Federation(String),
     /// The state directory or the allow-list could not be used.
     #[error("{path}: {reason}")]
     State {

@@ -508,6 +508,21 @@ impl Handler<ListPeers> for Router {
 }
 
 #[cfg(feature = "federation")]
+impl Handler<crate::federation::MeshReleased> for Router {
+    type Result = ();
+
+    /// Released mesh-wide: the next key to join under it binds it, here too. A member
+    /// holding it keeps it (its router binds it in the mesh again).
+    fn handle(&mut self, released: crate::federation::MeshReleased, _: &mut Context<Self>) {
+        let name = released.0;
+        if !self.members.contains_key(&name) && self.bindings.owner(&name).is_some() {
+            info!(peer = %name, "name released in the mesh: released here too");
+            self.bindings.forget(&name);
+        }
+    }
+}
+
+#[cfg(feature = "federation")]
 impl Handler<crate::federation::RemoteChanged> for Router {
     type Result = ();
 

@@ -222,6 +222,7 @@ async fn run(
         }
     };
     claims.set(client.clone(), bindings.clone());
+    let releases = actix_rt::spawn(super::release::watch(bindings.clone(), router.clone()));
     info!(mesh = %mesh, router = %me, "federated through NATS");
     let mut driver = Driver {
         mesh: MeshView::new(me.clone(), config.ttl),
@@ -243,6 +244,7 @@ async fn run(
         },
     };
     driver.run(&shutdown, config.ttl).await;
+    releases.abort();
     Ok(())
 }
 
@@ -636,6 +638,24 @@ async fn announce(
             Ok(Ok(_)) => break,
             Ok(Err(e)) => debug!(peer = %name, error = %e, "presence not put yet; trying again"),
             Err(_) => debug!(peer = %name, "presence not put in time; trying again"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+    // A mesh-wide release (see `release`) may have removed the binding between the claim
+    // and the presence: bound again, or, if another key took the name meanwhile, given up.
+    loop {
+        match tokio::time::timeout(KV_TIMEOUT, claim(&bindings, &name, &entry.info.key)).await {
+            Ok(Claimed::Bound) => break,
+            Ok(Claimed::Elsewhere(_)) => {
+                warn!(peer = %name, "this name was released and bound to another key elsewhere in the mesh: not announced");
+                let _ = tokio::time::timeout(
+                    KV_TIMEOUT,
+                    delete_if_mine(&presence, &key, &entry.router),
+                )
+                .await;
+                return;
+            }
+            _ => debug!(peer = %name, "binding not confirmed yet; trying again"),
         }
         tokio::time::sleep(RETRY).await;
     }

@@ -36,6 +36,7 @@
 mod broadcast;
 mod driver;
 pub(crate) mod mesh;
+mod release;
 pub(crate) mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +50,7 @@ use tokio::sync::watch;
 use crate::table::{Route, Snapshot};
 
 pub(crate) use driver::{Start, start};
+pub use release::{MeshRelease, release_name};
 
 /// How long a join waits for the bindings bucket before binding the name on this router
 /// only.
@@ -154,6 +156,12 @@ pub(crate) struct LocalView {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct RemoteChanged(pub(crate) Vec<Remote>);
+
+/// From the driver to the `Router` actor: a name's binding was released mesh-wide
+/// (`lanmesh names release --federate`): forget it here too, unless a member holds it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MeshReleased(pub(crate) Name);
 
 /// One remote name's change.
 #[derive(Debug)]
