@@ -785,6 +785,70 @@ async fn peers_and_the_http_port_say_how_the_router_stands_with_nats_and_list_re
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `lanmesh router --federate URL --router-id ID --http 127.0.0.1:0`: the process and its
+/// TCP and HTTP addresses.
+fn federated_process(url: &str, id: &str) -> (Proc, String, String) {
+    let p = Proc::spawn(&[
+        "router",
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--federate",
+        url,
+        "--router-id",
+        id,
+    ]);
+    let (mut tcp, mut http) = (None, None);
+    while tcp.is_none() || http.is_none() {
+        let l = p.line();
+        let l = l.trim();
+        if let Some(a) = l.strip_prefix("tcp") {
+            tcp = Some(a.trim().to_owned());
+        } else if let Some(a) = l.strip_prefix("http") {
+            http = Some(a.trim().trim_end_matches('/').to_owned());
+        }
+    }
+    (p, tcp.unwrap(), http.unwrap())
+}
+
+#[test]
+fn the_dashboard_of_a_federated_router_shows_remote_peers_with_their_router() {
+    if !common::webdriver::available() {
+        return;
+    }
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("dashboard");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let (_a, _, a_http) = federated_process(&url, "site-a");
+    let (_b, b_tcp, _) = federated_process(&url, "site-b");
+    let _bob = Proc::spawn(&["listen", "--router", &b_tcp, "--name", "bob"]);
+
+    let browser = common::webdriver::Browser::start();
+    browser.goto(&format!("{a_http}/"));
+    // Bob's row says his router; the page's own row says this one; the pill says NATS.
+    browser.wait_for(
+        "bob's row with router site-b, and the NATS pill",
+        r#"
+        const rows = [...document.querySelectorAll('#peers tr')];
+        const row = (n) => rows.find((tr) => tr.querySelector('.name') && tr.querySelector('.name').textContent.split(' ')[0] === n);
+        const bob = row('bob');
+        const me = window.lanmeshPeer && row(window.lanmeshPeer.name);
+        return !!bob && !!me
+          && !document.getElementById('router-col').hidden
+          && bob.querySelector('.router').textContent === 'site-b'
+          && bob.classList.contains('remote')
+          && bob.querySelectorAll('.num')[0].textContent === '–'
+          && me.querySelector('.router').textContent === 'site-a (this one)'
+          && document.getElementById('nats').textContent === 'NATS connected';
+        "#,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[actix_rt::test]
 async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
     let _ = tracing_subscriber::fmt()
