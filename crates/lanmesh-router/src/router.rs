@@ -66,7 +66,8 @@ pub struct PeerStats {
     /// A member of this router (not one another router of the mesh serves): only those
     /// have counters.
     pub local: bool,
-    /// Messages it sent (one per recipient for broadcasts); 0 for a remote peer.
+    /// Messages it sent (for a broadcast, one per local recipient and one for all the
+    /// other routers of a federated mesh); 0 for a remote peer.
     pub messages_sent: u64,
     /// Messages delivered to it; 0 for a remote peer.
     pub messages_received: u64,
