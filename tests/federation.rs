@@ -344,10 +344,11 @@ async fn routers_on_three_nats_nodes_are_one_mesh() {
         "{err:?}"
     );
 
-    // A broadcast reaches each remote peer once: the next message after it is the marker.
+    // A broadcast reaches each remote peer once: the next message after it is the marker
+    // (broadcast too: one sender's broadcasts keep their order across routers, while a
+    // broadcast and a direct message travel different subjects).
     alice.broadcast_text("to all").await.unwrap();
-    alice.send_text("bob", "marker").await.unwrap();
-    alice.send_text("carol", "marker").await.unwrap();
+    alice.broadcast_text("marker").await.unwrap();
     for p in [&bob, &carol] {
         let m = p
             .recv_timeout(Duration::from_secs(10))
@@ -424,6 +425,428 @@ async fn routers_on_three_nats_nodes_are_one_mesh() {
     })
     .await;
     drop(c);
+}
+
+/// Blocking `GET path` on the gateway at `at`, off the test's runtime (which serves the
+/// router the gateway asks): the status and the body.
+async fn http_get(at: std::net::SocketAddr, path: &'static str) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(at).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+/// `lanmesh ARGS`, run off the test's runtime.
+async fn cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::proc::run(&args)
+    })
+    .await
+    .unwrap()
+}
+
+/// Reads `p`'s messages up to and including the one with text `last`.
+async fn texts_until(p: &Peer, last: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let m = p
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{:?} waited for {last:?}, had {got:?}", p.name()));
+        let text = m.text().unwrap().to_owned();
+        got.push(text.clone());
+        if text == last {
+            return got;
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_broadcast_is_one_nats_message_per_router_and_reaches_each_peer_once() {
+    let Some(bin) = nats_server() else { return };
+    let nats = cluster(&bin);
+    let a = federated(&nats.urls[0], "site-a").await;
+    let b = federated(&nats.urls[1], "site-b").await;
+    let c = federated(&nats.urls[2], "site-c").await;
+    let addr = |r: &RunningRouter| r.local_addrs()[0].to_string();
+    let alice = join(&addr(&a), "alice").await;
+    let amy = join(&addr(&a), "amy").await;
+    let bob = join(&addr(&b), "bob").await;
+    let bea = join(&addr(&b), "bea").await;
+    let carol = join(&addr(&c), "carol").await;
+    let cat = join(&addr(&c), "cat").await;
+    let everyone = ["alice", "amy", "bob", "bea", "carol", "cat"];
+    eventually("every router sees the whole mesh", SETTLE, || {
+        [&alice, &amy, &bob, &bea, &carol, &cat]
+            .iter()
+            .all(|p| sees(p, &everyone))
+    })
+    .await;
+    let before = [
+        a.handle().metrics(),
+        b.handle().metrics(),
+        c.handle().metrics(),
+    ];
+
+    // Ten broadcasts and an eleventh to end with: one sender's broadcasts keep their
+    // order, so a copy of any of the ten would come before the last.
+    let sent: Vec<String> = (0..10).map(|i| format!("to all {i}")).collect();
+    for text in &sent {
+        alice.broadcast_text(text).await.unwrap();
+    }
+    alice.broadcast_text("the end").await.unwrap();
+    let mut expected = sent.clone();
+    expected.push("the end".into());
+    for p in [&amy, &bob, &bea, &carol, &cat] {
+        assert_eq!(texts_until(p, "the end").await, expected, "{:?}", p.name());
+    }
+
+    let after = [
+        a.handle().metrics(),
+        b.handle().metrics(),
+        c.handle().metrics(),
+    ];
+    // Router A published each broadcast once (four remote peers, two routers), and each
+    // other router received it once, for its two members.
+    assert_eq!(
+        after[0].nats_broadcasts_out - before[0].nats_broadcasts_out,
+        11,
+        "{:?}",
+        after[0]
+    );
+    assert_eq!(
+        after[0].nats_frames_out - before[0].nats_frames_out,
+        11,
+        "nothing else went out: {:?}",
+        after[0]
+    );
+    for (i, site) in [(1, "B"), (2, "C")] {
+        assert_eq!(
+            after[i].nats_broadcasts_in - before[i].nats_broadcasts_in,
+            11,
+            "router {site}: {:?}",
+            after[i]
+        );
+        assert_eq!(
+            after[i].nats_frames_in - before[i].nats_frames_in,
+            11,
+            "router {site}: {:?}",
+            after[i]
+        );
+    }
+    // The sender's router read its own subject's messages and handed nothing back.
+    assert_eq!(after[0].nats_broadcasts_in, before[0].nats_broadcasts_in);
+
+    // A broadcast from the other side, and a direct message, still arrive.
+    cat.broadcast_text("from c").await.unwrap();
+    for p in [&alice, &amy, &bob, &bea, &carol] {
+        assert_eq!(texts_until(p, "from c").await, vec!["from c".to_owned()]);
+    }
+}
+
+#[actix_rt::test]
+async fn a_name_released_in_the_mesh_can_be_claimed_by_another_key_at_another_router() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("release");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.to_owned());
+        f.ttl = Duration::from_secs(2);
+        f
+    };
+    let a = start_federated(config("site-a")).await;
+    let b = start_federated(config("site-b")).await;
+    let (a_addr, b_addr) = (
+        a.local_addrs()[0].to_string(),
+        b.local_addrs()[0].to_string(),
+    );
+    let first = Identity::generate().unwrap();
+    let second = Identity::generate().unwrap();
+    let as_key = |addr: &str, id: &Identity| {
+        Peer::builder("dora")
+            .router(addr.to_owned())
+            .identity(id.clone())
+    };
+    let watcher = join(&b_addr, "watcher").await;
+    let dora = as_key(&a_addr, &first).connect().await.unwrap();
+    eventually("router B sees dora", SETTLE, || sees(&watcher, &["dora"])).await;
+    let state = dir.join("cli-state");
+    let release = vec![
+        "names".to_owned(),
+        "release".into(),
+        "dora".into(),
+        "--federate".into(),
+        url.clone(),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ];
+
+    // While a router serves the name, it is not released.
+    let out = cli(release.clone()).await;
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use at router site-a"), "{stderr}");
+    dora.close().await;
+    eventually("dora's leaving is seen at router B", SETTLE, || {
+        !sees(&watcher, &["dora"])
+    })
+    .await;
+    // Gone, but still bound to the first key mesh-wide.
+    let err = as_key(&b_addr, &second).connect().await.unwrap_err();
+    assert!(err.to_string().contains("elsewhere in the mesh"), "{err}");
+
+    let out = cli(release.clone()).await;
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("released \"dora\" in mesh"), "{stdout}");
+    // Another key claims it at the other router, and the first key is refused now.
+    let dora2 = as_key(&b_addr, &second).connect().await.unwrap();
+    let err = as_key(&a_addr, &first).connect().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::NameTaken,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Router A forgot its own binding of the name to the first key too: with the new
+    // owner gone from B, the new key joins at A.
+    dora2.close().await;
+    eventually("dora's second key leaves router B", SETTLE, || {
+        !sees(&watcher, &["dora"])
+    })
+    .await;
+    let moved = as_key(&a_addr, &second).connect().await.unwrap();
+    eventually("router B sees dora at A", SETTLE, || {
+        sees(&watcher, &["dora"])
+    })
+    .await;
+    moved.close().await;
+    // Nothing bound: said so, and a failure.
+    let mut other = release.clone();
+    other[2] = "nobody".into();
+    let out = cli(other).await;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not bound in mesh"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn peers_and_the_http_port_say_how_the_router_stands_with_nats_and_list_remote_peers() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("creds");
+    let port = free_port();
+    let mut args = node_args(port, &dir.join("nats"));
+    args.extend([
+        "--user".into(),
+        "lanmesh".into(),
+        "--pass".into(),
+        "s3cret-pw".into(),
+    ]);
+    let _server = KillOnDrop(node(&bin, &args));
+    let with = |password: &str, id: &str| {
+        let mut f = FederationConfig::new([format!("nats://lanmesh:{password}@127.0.0.1:{port}")]);
+        f.router_id = Some(id.to_owned());
+        f
+    };
+    // Credentials in the URL: the routers log in; a wrong password does not.
+    let a = Router::builder()
+        .listen("127.0.0.1:0")
+        .http("127.0.0.1:0")
+        .mdns(false)
+        .federation(with("s3cret-pw", "site-a"))
+        .start()
+        .await
+        .unwrap();
+    let b = start_federated(with("s3cret-pw", "site-b")).await;
+    let x = start_federated(with("wrong", "site-x")).await;
+    let a_addr = a.local_addrs()[0].to_string();
+    let alice = join(&a_addr, "alice").await;
+    let _bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("alice sees bob across routers", SETTLE, || {
+        sees(&alice, &["bob"])
+    })
+    .await;
+    assert!(a.handle().metrics().nats_connected);
+    let mx = x.handle().metrics();
+    assert!(mx.federated && !mx.nats_connected, "{mx:?}");
+
+    // `lanmesh peers` says where the router stands, first; `--json` keeps its array.
+    let out = cli(vec![
+        "peers".into(),
+        "--trust-router".into(),
+        "--router".into(),
+        a_addr.clone(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().next(),
+        Some("router site-a: federated, connected to NATS"),
+        "{text}"
+    );
+    let x_addr = x.local_addrs()[0].to_string();
+    let out = cli(vec![
+        "peers".into(),
+        "--trust-router".into(),
+        "--router".into(),
+        x_addr.clone(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("router site-x: federated, NATS unreachable")),
+        "{out:?}"
+    );
+    let out = cli(vec![
+        "peers".into(),
+        "--trust-router".into(),
+        "--json".into(),
+        "--router".into(),
+        x_addr,
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(list.is_array(), "{list}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NATS unreachable"),
+        "{out:?}"
+    );
+    // A router that is not federated says nothing of NATS.
+    let plain = common::start(common::router()).await;
+    let out = cli(vec![
+        "peers".into(),
+        "--trust-router".into(),
+        "--router".into(),
+        plain.local_addrs()[0].to_string(),
+    ])
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("NATS"),
+        "{out:?}"
+    );
+
+    // /api/peers lists the remote peer with its router, without counters (they are its
+    // router's); neither it nor /metrics tells the NATS credentials.
+    let http = a.http_addrs()[0];
+    let (status, body) = http_get(http, "/api/peers").await;
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entry = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {list}"))
+    };
+    assert_eq!(entry("alice")["router"], "site-a");
+    assert!(entry("alice")["messages_sent"].is_u64(), "{list}");
+    assert_eq!(entry("bob")["router"], "site-b");
+    assert!(entry("bob").get("messages_sent").is_none(), "{list}");
+    let (_, metrics) = http_get(http, "/metrics").await;
+    assert!(
+        metrics.contains("\nlanmesh_nats_connected 1\n"),
+        "{metrics}"
+    );
+    for text in [&body, &metrics] {
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `lanmesh router --federate URL --router-id ID --http 127.0.0.1:0`: the process and its
+/// TCP and HTTP addresses.
+fn federated_process(url: &str, id: &str) -> (Proc, String, String) {
+    let p = Proc::spawn(&[
+        "router",
+        "--no-mdns",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--federate",
+        url,
+        "--router-id",
+        id,
+    ]);
+    let (mut tcp, mut http) = (None, None);
+    while tcp.is_none() || http.is_none() {
+        let l = p.line();
+        let l = l.trim();
+        if let Some(a) = l.strip_prefix("tcp") {
+            tcp = Some(a.trim().to_owned());
+        } else if let Some(a) = l.strip_prefix("http") {
+            http = Some(a.trim().trim_end_matches('/').to_owned());
+        }
+    }
+    (p, tcp.unwrap(), http.unwrap())
+}
+
+#[test]
+fn the_dashboard_of_a_federated_router_shows_remote_peers_with_their_router() {
+    if !common::webdriver::available() {
+        return;
+    }
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("dashboard");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let (_a, _, a_http) = federated_process(&url, "site-a");
+    let (_b, b_tcp, _) = federated_process(&url, "site-b");
+    let _bob = Proc::spawn(&["listen", "--router", &b_tcp, "--name", "bob"]);
+
+    let browser = common::webdriver::Browser::start();
+    browser.goto(&format!("{a_http}/"));
+    // Bob's row says his router; the page's own row says this one; the pill says NATS.
+    browser.wait_for(
+        "bob's row with router site-b, and the NATS pill",
+        r#"
+        const rows = [...document.querySelectorAll('#peers tr')];
+        const row = (n) => rows.find((tr) => tr.querySelector('.name') && tr.querySelector('.name').textContent.split(' ')[0] === n);
+        const bob = row('bob');
+        const me = window.lanmeshPeer && row(window.lanmeshPeer.name);
+        return !!bob && !!me
+          && !document.getElementById('router-col').hidden
+          && bob.querySelector('.router').textContent === 'site-b'
+          && bob.classList.contains('remote')
+          && bob.querySelectorAll('.num')[0].textContent === '–'
+          && me.querySelector('.router').textContent === 'site-a (this one)'
+          && document.getElementById('nats').textContent === 'NATS connected';
+        "#,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[actix_rt::test]

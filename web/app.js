@@ -170,25 +170,38 @@ async function refreshPeers() {
     if (performance.now() - kept[kept.length - 1].t > RATE_WINDOW_MS) samples.delete(name);
   }
   $('peer-count').textContent = list.length;
+  // A federated router lists the whole mesh, each peer with the router it is on; the
+  // column shows only then. This router is the one this page's own entry is on.
+  const federated = list.some((p) => p.router);
+  $('router-col').hidden = !federated;
+  const self = list.find((p) => peer && p.name === peer.name);
+  const here = self ? self.router : undefined;
   const now = performance.now();
   for (const p of list) {
-    const [sentRate, recvRate] = rates(p, now);
+    // Another router's member: its traffic is counted there (no counters here).
+    const local = p.messages_sent !== undefined;
+    const [sentRate, recvRate] = local ? rates(p, now) : [null, null];
     const tr = document.createElement('tr');
     if (peer && p.name === peer.name) tr.className = 'self';
+    else if (!local) tr.className = 'remote';
     const secure = p.cipher !== 'none';
     tr.innerHTML = `<td><span class="dot"></span><span class="name"></span></td>
+      <td class="router"><span class="tag"></span></td>
       <td><span class="tag"></span></td>
       <td><span class="tag ${secure ? 'ok' : 'warn'}"></span></td>
       <td><span class="tag"></span></td>
       <td class="num"></td><td class="num"></td>`;
     tr.querySelector('.name').textContent = p.name + (peer && p.name === peer.name ? ' (this page)' : '');
-    const tags = tr.querySelectorAll('.tag');
+    const routerCell = tr.querySelector('.router');
+    routerCell.hidden = !federated;
+    routerCell.firstChild.textContent = (p.router || '') + (here && p.router === here ? ' (this one)' : '');
+    const tags = tr.querySelectorAll('td:not(.router) .tag');
     tags[0].textContent = p.transport;
     tags[1].textContent = p.cipher;
     tags[2].textContent = p.compression;
     const nums = tr.querySelectorAll('.num');
-    nums[0].textContent = fmtRate(sentRate);
-    nums[1].textContent = fmtRate(recvRate);
+    nums[0].textContent = local ? fmtRate(sentRate) : '–';
+    nums[1].textContent = local ? fmtRate(recvRate) : '–';
     tbody.append(tr);
   }
 }
@@ -210,6 +223,16 @@ async function refreshMetrics() {
   $('total-messages').textContent = total.toLocaleString();
   $('total-bytes').textContent = fmtBytes(value('lanmesh_bytes_in_total'));
   $('handshake-failures').textContent = value('lanmesh_handshake_failures_total');
+  // Only a federated router has the NATS rows.
+  const nats = $('nats');
+  if (/^lanmesh_nats_connected /m.test(text)) {
+    const up = value('lanmesh_nats_connected') === 1;
+    nats.hidden = false;
+    nats.textContent = up ? 'NATS connected' : 'NATS unreachable: this router serves its own peers only';
+    nats.className = `pill pill-${up ? 'ok' : 'bad'}`;
+  } else {
+    nats.hidden = true;
+  }
   drawChart();
 }
 

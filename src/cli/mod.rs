@@ -393,7 +393,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Peers(a) => peers::run(a).await,
         Command::Discover(a) => discover::run(a).await,
         Command::Bench(a) => bench::run(a).await,
-        Command::Names(a) => names::run(a),
+        Command::Names(a) => names::run(a).await,
         Command::Keygen => {
             let key = lanmesh::generate_mesh_key().context("making a key")?;
             println!("{}", lanmesh::mesh_key_to_text(&key));

@@ -14,7 +14,8 @@ pub(crate) struct PeersArgs {
     /// A JSON array of {"name","transport","cipher","compression","key","addr","joined_ms",
     /// "path","direct"}: "path" is "direct" when the router introduced the peer for direct
     /// links (at the address in "direct"), "router" otherwise; and "router" (the router
-    /// each peer is on) when the router is federated.
+    /// each peer is on) when the router is federated. Without it, a federated router's
+    /// state comes first: its name and whether it is connected to NATS.
     #[arg(long)]
     json: bool,
 }
@@ -22,7 +23,19 @@ pub(crate) struct PeersArgs {
 pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
     let peer = args.connect.connect(args.connect.builder(None)?).await?;
     let peers = peer.peers();
+    let status = peer.router_status();
     peer.close().await;
+    // Said before the list: it explains a list without the other routers' peers. With
+    // `--json` stdout stays the array; a router cut off from NATS is said on stderr.
+    if let Some(status) = &status {
+        if let Some(line) = status_line(status) {
+            if !args.json {
+                println!("{line}");
+            } else if !status.connected {
+                eprintln!("{line}");
+            }
+        }
+    }
     if args.json {
         let list: Vec<serde_json::Value> = peers.iter().map(lanmesh_gateway::peer_json).collect();
         println!("{}", serde_json::Value::Array(list));
@@ -46,4 +59,16 @@ pub(crate) async fn run(args: PeersArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line `peers` prints about a federated router, or `None` when it is not federated.
+fn status_line(status: &lanmesh::proto::RouterStatus) -> Option<String> {
+    let router = status.router.as_deref()?;
+    Some(if status.connected {
+        format!("router {router}: federated, connected to NATS")
+    } else {
+        format!(
+            "router {router}: federated, NATS unreachable: only this router's own peers are reachable"
+        )
+    })
 }

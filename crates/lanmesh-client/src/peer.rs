@@ -655,6 +655,14 @@ impl Peer {
         self.lock().core.is_direct(name)
     }
 
+    /// How the router stands in a federated mesh (its name among the routers, and whether
+    /// it is connected to NATS), as it said at this connection's handshake. Observers
+    /// (a peer built without a name, as `lanmesh peers` is) ask; `None` for a named peer,
+    /// or a router that predates the question.
+    pub fn router_status(&self) -> Option<lanmesh_proto::RouterStatus> {
+        self.lock().core.router_status().cloned()
+    }
+
     /// Stops taking messages from the router; they wait there (up to its budget, after
     /// which senders get `Overloaded`). Messages already in the inbox stay readable.
     pub fn pause(&self) {

@@ -1,4 +1,7 @@
-//! `GET /api/peers`, in the format of `lanmesh peers --json`.
+//! `GET /api/peers`, in the format of `lanmesh peers --json`: the mesh's peers, with
+//! `messages_sent` and `messages_received` for this router's own members. A federated
+//! router lists the other routers' members too, each with its `"router"`: what any peer
+//! of the mesh learns from its member list, and no more (no NATS address or credential).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use lanmesh_proto::PeerInfo;
@@ -47,8 +50,11 @@ pub(crate) async fn peers(
                 .iter()
                 .map(|s| {
                     let mut v = peer_json(&s.info);
-                    v["messages_sent"] = s.messages_sent.into();
-                    v["messages_received"] = s.messages_received.into();
+                    // Another router's member: its traffic is counted there.
+                    if s.local {
+                        v["messages_sent"] = s.messages_sent.into();
+                        v["messages_received"] = s.messages_received.into();
+                    }
                     v
                 })
                 .collect();

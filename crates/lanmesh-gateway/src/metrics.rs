@@ -74,7 +74,7 @@ pub(crate) async fn prometheus(
             m.refused_connections,
         ),
     ];
-    let federation: [(&str, &str, &str, u64); 4] = [
+    let federation: [(&str, &str, &str, u64); 6] = [
         (
             "lanmesh_nats_connected",
             "gauge",
@@ -98,6 +98,18 @@ pub(crate) async fn prometheus(
             "counter",
             "Frames received from other routers.",
             m.nats_frames_in,
+        ),
+        (
+            "lanmesh_nats_broadcasts_out_total",
+            "counter",
+            "Broadcasts published to the other routers: one NATS message each, however many routers and peers.",
+            m.nats_broadcasts_out,
+        ),
+        (
+            "lanmesh_nats_broadcasts_in_total",
+            "counter",
+            "Broadcasts received from other routers, one per broadcast whatever the number of local members.",
+            m.nats_broadcasts_in,
         ),
     ];
     let federated = if m.federated { &federation[..] } else { &[] };

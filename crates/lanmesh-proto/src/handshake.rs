@@ -9,8 +9,8 @@
 //!    `[chacha20poly1305]` by default, `[aes256gcm, chacha20poly1305]` when AES-256-GCM
 //!    is preferred, with `none` in front when plaintext is allowed. Not encrypted, but authenticated
 //!    by everything that follows.
-//! 2. Router → initiator, `<- e, ee, s, es`: the [`Choice`] (cipher, compression, limits),
-//!    or a refusal with an error code and text when the offer cannot be accepted.
+//! 2. Router → initiator, `<- e, ee, s, es`: the [`Choice`] (cipher, compression, limits,
+//!    and, when the offer asked, the router's [`RouterStatus`]), or a refusal with an error code and text when the offer cannot be accepted.
 //!    Encrypted; carries the router's static key.
 //! 3. Initiator → router, `-> s, se (, psk)`: the confirmation, repeating the choice.
 //!    Encrypted; carries the initiator's static key and, with a mesh key, proves it.
@@ -205,6 +205,10 @@ pub struct Offer {
     /// (0: none). The router pairs it with the address it sees the initiator at
     /// ([`crate::PeerInfo::direct`]).
     pub direct_port: u16,
+    /// Ask the router to say how it stands in a federated mesh: its choice then carries a
+    /// [`RouterStatus`] (`lanmesh peers` asks). A router that predates the option skips it
+    /// and answers without one.
+    pub router_status: bool,
 }
 
 /// Message ids of a session with id slot `s` are `s << SLOT_SHIFT` plus a counter: 24
@@ -228,7 +232,18 @@ mod option {
     /// [`super::Offer::max_message`], 8 bytes big-endian.
     pub(super) const MAX_MESSAGE: u8 = 3;
     /// [`super::Offer::direct_port`], 2 bytes big-endian.
-    pub(super) const DIRECT_PORT: u8 = 4;
+    pub(super) const DIRECT_PORT: u8 = 5;
+    /// [`super::Offer::router_status`], no value.
+    pub(super) const ROUTER_STATUS: u8 = 4;
+}
+
+/// Tags of the options after the fixed part of a choice, `tag, length, value` like the
+/// offer's. A router sends one only when the offer asked for it, so an initiator that
+/// predates them (and reads a choice to its end) never sees one.
+mod choice_option {
+    /// [`super::RouterStatus`]: the state (0 not federated, 1 federated and connected,
+    /// 2 federated and not connected), then the router's name in the mesh.
+    pub(super) const ROUTER_STATUS: u8 = 1;
 }
 
 impl Offer {
@@ -260,6 +275,7 @@ impl Offer {
             max_record: config.limits.max_record.clamp(MIN_RECORD, MAX_RECORD),
             max_message: config.limits.max_message,
             direct_port: 0,
+            router_status: false,
         }
     }
 
@@ -300,6 +316,10 @@ impl Offer {
             b.put_u8(2);
             b.put_u16(self.direct_port);
         }
+        if self.router_status {
+            b.put_u8(option::ROUTER_STATUS);
+            b.put_u8(0);
+        }
         b.to_vec()
     }
 
@@ -333,6 +353,7 @@ impl Offer {
         let mut max_record = MAX_RECORD;
         let mut max_message = Limits::default().max_message;
         let mut direct_port = 0;
+        let mut router_status = false;
         while !r.is_empty() {
             let tag = r.u8()?;
             let value = r.short_bytes()?;
@@ -370,6 +391,7 @@ impl Offer {
                     })?;
                     direct_port = u16::from_be_bytes(v);
                 }
+                option::ROUTER_STATUS => router_status = true,
                 _ => {}
             }
         }
@@ -384,6 +406,7 @@ impl Offer {
             max_record,
             max_message,
             direct_port,
+            router_status,
         })
     }
 }
@@ -399,6 +422,48 @@ pub struct Choice {
     pub compression: Compression,
     /// The router's message size limit.
     pub max_message: u64,
+    /// How the router stands in a federated mesh, when the offer asked
+    /// ([`Offer::router_status`]) and the router knows the option.
+    pub router_status: Option<RouterStatus>,
+}
+
+/// What a router says of itself when asked ([`Offer::router_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterStatus {
+    /// Its name among the routers of a federated mesh; `None`: not federated.
+    pub router: Option<String>,
+    /// Federated and connected to the other routers (NATS) right now.
+    pub connected: bool,
+}
+
+impl RouterStatus {
+    fn encode(&self) -> Vec<u8> {
+        let state = match (&self.router, self.connected) {
+            (None, _) => 0,
+            (Some(_), true) => 1,
+            (Some(_), false) => 2,
+        };
+        let mut b = Vec::new();
+        b.put_u8(state);
+        if let Some(router) = &self.router {
+            b.extend_from_slice(truncate_utf8(router, 200).as_bytes());
+        }
+        b
+    }
+
+    fn decode(value: &[u8]) -> Result<Self> {
+        let what = "router status";
+        let (&state, name) = value.split_first().ok_or(ProtoError::Malformed { what })?;
+        let name = core::str::from_utf8(name).map_err(|_| ProtoError::Malformed { what })?;
+        let router = (state != 0).then(|| name.to_owned());
+        match state {
+            0..=2 => Ok(Self {
+                router,
+                connected: state == 1,
+            }),
+            _ => Err(ProtoError::Malformed { what }),
+        }
+    }
 }
 
 const CHOICE: u8 = 0;
@@ -412,6 +477,10 @@ impl Choice {
         b.put_u8(self.cipher.to_u8());
         b.put_u8(self.compression.to_u8());
         b.put_u64(self.max_message);
+        if let Some(status) = &self.router_status {
+            b.put_u8(choice_option::ROUTER_STATUS);
+            put_short(&mut b, &status.encode());
+        }
         b
     }
 }
@@ -429,13 +498,21 @@ fn decode_answer(buf: Bytes) -> Result<Choice> {
     let mut r = Reader::new(buf, "choice");
     match r.u8()? {
         CHOICE => {
-            let choice = Choice {
+            let mut choice = Choice {
                 version: r.u8()?,
                 cipher: Cipher::from_u8(r.u8()?)?,
                 compression: Compression::from_u8(r.u8()?)?,
                 max_message: r.u64()?,
+                router_status: None,
             };
-            r.finish()?;
+            while !r.is_empty() {
+                let tag = r.u8()?;
+                let value = r.short_bytes()?;
+                // An option of a later version is skipped.
+                if tag == choice_option::ROUTER_STATUS {
+                    choice.router_status = Some(RouterStatus::decode(&value)?);
+                }
+            }
             Ok(choice)
         }
         REFUSAL => {
@@ -599,6 +676,8 @@ pub struct Responder {
     config: HandshakeConfig,
     offer: Option<Offer>,
     choice: Option<Choice>,
+    /// What to answer an offer that asks how the router stands.
+    status: RouterStatus,
 }
 
 impl core::fmt::Debug for Responder {
@@ -633,7 +712,17 @@ impl Responder {
             config: config.clone(),
             offer: None,
             choice: None,
+            status: RouterStatus {
+                router: None,
+                connected: false,
+            },
         })
+    }
+
+    /// What the choice says of this router to an offer that asks (default: not
+    /// federated). Set before message 1 is read.
+    pub fn set_router_status(&mut self, status: RouterStatus) {
+        self.status = status;
     }
 
     /// The offer, once message 1 has been read.
@@ -704,6 +793,7 @@ impl Responder {
             cipher,
             compression,
             max_message: self.config.limits.max_message,
+            router_status: offer.router_status.then(|| self.status.clone()),
         })
     }
 
@@ -756,7 +846,7 @@ mod tests {
         let mut direct = plain.clone();
         direct.direct_port = 7411;
         let bytes = direct.encode();
-        assert_eq!(&bytes[bytes.len() - 4..], &[4, 2, 0x1c, 0xf3]);
+        assert_eq!(&bytes[bytes.len() - 4..], &[5, 2, 0x1c, 0xf3]);
         assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap().direct_port, 7411);
         // An option this version does not know, then ours: the first is skipped.
         let mut later = plain.encode();
@@ -771,6 +861,52 @@ mod tests {
         cut.extend_from_slice(&[1, 4, 0]);
         assert!(Offer::decode(Bytes::from(cut)).is_err());
         assert_eq!(slot_of((5 << SLOT_SHIFT) + 17), 5);
+    }
+
+    #[test]
+    fn a_router_status_is_in_the_choice_only_when_the_offer_asks() {
+        let config = HandshakeConfig::new(Identity::generate().unwrap(), "m");
+        let mut asking = Offer::new(&config, None, Bytes::new());
+        asking.router_status = true;
+        let bytes = asking.encode();
+        assert_eq!(&bytes[bytes.len() - 2..], &[4, 0]);
+        assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap(), asking);
+        let fixed = Choice {
+            version: PROTOCOL_VERSION,
+            cipher: Cipher::ChaCha20Poly1305,
+            compression: Compression::None,
+            max_message: 1 << 20,
+            router_status: None,
+        };
+        // Without a status the choice is the 12 bytes it always was.
+        assert_eq!(fixed.encode().len(), 12);
+        for status in [
+            RouterStatus {
+                router: None,
+                connected: false,
+            },
+            RouterStatus {
+                router: Some("site-a".into()),
+                connected: true,
+            },
+            RouterStatus {
+                router: Some("site-b".into()),
+                connected: false,
+            },
+        ] {
+            let choice = Choice {
+                router_status: Some(status),
+                ..fixed.clone()
+            };
+            assert_eq!(decode_answer(Bytes::from(choice.encode())).unwrap(), choice);
+        }
+        // A later option is skipped; a bad state is malformed.
+        let mut later = fixed.encode();
+        later.extend_from_slice(&[9, 1, 0]);
+        assert_eq!(decode_answer(Bytes::from(later)).unwrap(), fixed);
+        let mut bad = fixed.encode();
+        bad.extend_from_slice(&[1, 1, 7]);
+        assert!(decode_answer(Bytes::from(bad)).is_err());
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub use blob::BlobFrame;
 pub use connection::{Connection, Framing};
 pub use error::ProtoError;
 pub use frame::{ErrorCode, Frame, Frames, Message, NackReason, PeerInfo};
-pub use handshake::{Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder};
+pub use handshake::{
+    Answer, Established, HandshakeConfig, Identity, Initiator, Offer, Responder, RouterStatus,
+};
 pub use limits::Limits;
 pub use message::{
     Complete, Destination, Reassembler, message_frames, probed_message_frames, rechunk,

@@ -460,6 +460,7 @@ fn unknown_version_is_refused() {
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
         direct_port: 0,
+        router_status: false,
     };
     let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
     let mut resp = Responder::new(&cfg).unwrap();
@@ -556,6 +557,7 @@ fn offer_wire_snapshot() {
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
         direct_port: 0,
+        router_status: false,
     };
     assert_eq!(
         hex::encode(offer.encode_for_test()),
@@ -647,4 +649,29 @@ fn a_caller_supplied_random_source_makes_keys_and_handshakes() {
     let broken = RandomSource::from_fn(broken_fill);
     assert!(Identity::generate_from(broken).is_err());
     assert!(Initiator::start_with_random(&peer, offer, broken).is_err());
+}
+
+#[test]
+fn an_observer_that_asks_learns_how_the_router_stands_in_its_federation() {
+    let peer = config("home");
+    let router = config("home");
+    let status = crate::RouterStatus {
+        router: Some("site-a".into()),
+        connected: false,
+    };
+    for asks in [false, true] {
+        let mut offer = Offer::new(&peer, None, Bytes::new());
+        offer.router_status = asks;
+        let (init, msg1) = Initiator::start_with_offer(&peer, offer).unwrap();
+        let mut resp = Responder::new(&router).unwrap();
+        resp.set_router_status(status.clone());
+        let Answer::Accept(msg2) = resp.read_offer(&msg1).unwrap() else {
+            panic!("refused")
+        };
+        let (client, msg3) = init.read_choice(&msg2).unwrap();
+        let server = resp.read_confirm(&msg3).unwrap();
+        let expected = asks.then(|| status.clone());
+        assert_eq!(client.choice.router_status, expected);
+        assert_eq!(server.choice.router_status, expected);
+    }
 }

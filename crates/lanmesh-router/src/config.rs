@@ -138,4 +138,18 @@ impl RouterConfig {
             framing: lanmesh_proto::Framing::LengthPrefixed,
         }
     }
+
+    /// This router's name among the routers of its mesh, when federated: the configured
+    /// one, else its key's fingerprint.
+    pub(crate) fn router_id(&self) -> Option<String> {
+        #[cfg(feature = "federation")]
+        if let Some(f) = &self.federation {
+            return Some(
+                f.router_id.clone().unwrap_or_else(|| {
+                    lanmesh_proto::handshake::fingerprint(self.identity.public())
+                }),
+            );
+        }
+        None
+    }
 }

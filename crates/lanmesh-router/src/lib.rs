@@ -53,6 +53,9 @@ pub enum RouterError {
     /// The router actor is gone.
     #[error("the router has stopped")]
     Stopped,
+    /// NATS (federation) did not do what was asked.
+    #[error("{0}")]
+    Federation(String),
     /// The state directory or the allow-list could not be used.
     #[error("{path}: {reason}")]
     State {
@@ -114,13 +117,16 @@ impl RouterHandle {
         let config = Arc::new(config);
         let shutdown = shutdown::Shutdown::default();
         #[cfg(feature = "federation")]
-        let federation = config.federation.as_ref().map(|f| {
-            let id = f
-                .router_id
-                .clone()
-                .unwrap_or_else(|| lanmesh_proto::handshake::fingerprint(config.identity.public()));
-            (federation::Link::new(id), f.clone())
-        });
+        let federation = config
+            .federation
+            .as_ref()
+            .zip(config.router_id())
+            .map(|(f, id)| {
+                (
+                    federation::Link::new(id, config.mailbox_capacity),
+                    f.clone(),
+                )
+            });
         let shared = listener::Shared {
             config: config.clone(),
             router: {
@@ -201,7 +207,8 @@ impl RouterHandle {
         true
     }
 
-    /// Members with their traffic counters.
+    /// The mesh's peers: members with their traffic counters and, when federated, the
+    /// other routers' members (see [`PeerStats`]).
     pub async fn peer_stats(&self) -> Result<Vec<PeerStats>, RouterError> {
         self.shared
             .router

@@ -19,6 +19,8 @@ pub struct Metrics {
     remote_peers: AtomicU64,
     nats_frames_out: AtomicU64,
     nats_frames_in: AtomicU64,
+    nats_broadcasts_out: AtomicU64,
+    nats_broadcasts_in: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +55,12 @@ pub struct MetricsSnapshot {
     pub nats_frames_out: u64,
     /// Frames received from other routers.
     pub nats_frames_in: u64,
+    /// Of `nats_frames_out`, broadcasts: one per broadcast (a chunked one: per chunk),
+    /// however many routers and remote peers there are.
+    pub nats_broadcasts_out: u64,
+    /// Of `nats_frames_in`, broadcasts from other routers: one per broadcast and router
+    /// that sent it, however many local members it went to.
+    pub nats_broadcasts_in: u64,
 }
 
 impl Metrics {
@@ -117,6 +125,13 @@ impl Metrics {
         self.nats_frames_in.fetch_add(inbound as u64, Relaxed);
     }
 
+    /// Federation: broadcast frames published to, or received from, other routers.
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn nats_broadcasts(&self, out: usize, inbound: usize) {
+        self.nats_broadcasts_out.fetch_add(out as u64, Relaxed);
+        self.nats_broadcasts_in.fetch_add(inbound as u64, Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             sessions_open: self.sessions_open.load(Relaxed),
@@ -133,6 +148,8 @@ impl Metrics {
             remote_peers: self.remote_peers.load(Relaxed),
             nats_frames_out: self.nats_frames_out.load(Relaxed),
             nats_frames_in: self.nats_frames_in.load(Relaxed),
+            nats_broadcasts_out: self.nats_broadcasts_out.load(Relaxed),
+            nats_broadcasts_in: self.nats_broadcasts_in.load(Relaxed),
         }
     }
 }

@@ -55,14 +55,21 @@ pub(crate) struct NameCounters {
     pub(crate) received: std::sync::atomic::AtomicU64,
 }
 
-/// A member and its traffic since it joined.
+/// A peer of the mesh and, for a member of this router, its traffic since it joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStats {
-    /// What the router knows about it.
+    /// What the router knows about it (for a federated router, its address is
+    /// `ADDR via ROUTER`, as `peers` shows it).
     pub info: PeerInfo,
-    /// Messages it sent (one per recipient for broadcasts).
+    /// The router it is on, when this router is federated.
+    pub router: Option<String>,
+    /// A member of this router (not one another router of the mesh serves): only those
+    /// have counters.
+    pub local: bool,
+    /// Messages it sent (for a broadcast, one per local recipient and one for all the
+    /// other routers of a federated mesh); 0 for a remote peer.
     pub messages_sent: u64,
-    /// Messages delivered to it.
+    /// Messages delivered to it; 0 for a remote peer.
     pub messages_received: u64,
 }
 
@@ -140,7 +147,8 @@ pub(crate) struct Leave {
 #[rtype(result = "Vec<PeerInfo>")]
 pub struct ListPeers;
 
-/// The member list with traffic counters.
+/// The mesh's peers (this router's members, with their traffic counters, and when
+/// federated the other routers' members), by name.
 #[derive(Message)]
 #[rtype(result = "Vec<PeerStats>")]
 pub struct ListPeerStats;
@@ -150,19 +158,37 @@ impl Handler<ListPeerStats> for Router {
 
     fn handle(&mut self, _: ListPeerStats, _: &mut Context<Self>) -> Vec<PeerStats> {
         use std::sync::atomic::Ordering::Relaxed;
+        let me = self.router_id().map(str::to_owned);
         let mut out: Vec<PeerStats> = self
             .members
             .values()
             .filter_map(|m| {
-                let info = m.info()?;
+                let mut info = m.info()?.clone();
                 let counters = self.traffic.get(&info.name);
+                if let Some(me) = &me {
+                    info.addr = via(&info.addr, me);
+                }
                 Some(PeerStats {
-                    info: info.clone(),
                     messages_sent: counters.map_or(0, |c| c.sent.load(Relaxed)),
                     messages_received: counters.map_or(0, |c| c.received.load(Relaxed)),
+                    info,
+                    router: me.clone(),
+                    local: true,
                 })
             })
             .collect();
+        out.extend(
+            self.remote
+                .iter()
+                .filter(|(n, _)| !self.members.contains_key(*n))
+                .map(|(_, r)| PeerStats {
+                    info: remote_info(r),
+                    router: Some(r.router.clone()),
+                    local: false,
+                    messages_sent: 0,
+                    messages_received: 0,
+                }),
+        );
         out.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         out
     }
@@ -214,7 +240,18 @@ impl Router {
                     .map(move |(slot, a)| ((n.clone(), *slot), Arc::clone(&a.route)))
             })
             .collect();
-        self.snapshot = Arc::new(RoutingTable { routes, senders });
+        #[cfg(feature = "federation")]
+        let broadcast = self.federation.as_ref().and_then(|link| {
+            let (name, _) = routes.iter().find(|(_, r)| r.remote)?;
+            Some((name.clone(), link.broadcast.clone()))
+        });
+        #[cfg(not(feature = "federation"))]
+        let broadcast = None;
+        self.snapshot = Arc::new(RoutingTable {
+            routes,
+            senders,
+            broadcast,
+        });
         #[cfg(feature = "federation")]
         if let Some(link) = &self.federation {
             let local = self
@@ -471,6 +508,21 @@ impl Handler<ListPeers> for Router {
 
     fn handle(&mut self, _: ListPeers, _: &mut Context<Self>) -> Vec<PeerInfo> {
         self.peer_list()
+    }
+}
+
+#[cfg(feature = "federation")]
+impl Handler<crate::federation::MeshReleased> for Router {
+    type Result = ();
+
+    /// Released mesh-wide: the next key to join under it binds it, here too. A member
+    /// holding it keeps it (its router binds it in the mesh again).
+    fn handle(&mut self, released: crate::federation::MeshReleased, _: &mut Context<Self>) {
+        let name = released.0;
+        if !self.members.contains_key(&name) && self.bindings.owner(&name).is_some() {
+            info!(peer = %name, "name released in the mesh: released here too");
+            self.bindings.forget(&name);
+        }
     }
 }
 

@@ -108,9 +108,17 @@ impl Session {
             write_stall: config.write_stall,
             close_timeout: Duration::from_secs(2),
         };
+        let mut core = SessionCore::new(session, now());
+        // A peer that asks (`lanmesh peers`) hears whether this router is federated and
+        // connected to NATS as of its handshake.
+        let router_id = config.router_id();
+        core.set_router_status(lanmesh_proto::RouterStatus {
+            connected: router_id.is_some() && metrics.snapshot().nats_connected,
+            router: router_id,
+        });
         Self {
             id,
-            core: SessionCore::new(session, now()),
+            core,
             inbox: Arc::new(Inbox::new(config.mailbox_capacity)),
             config,
             router,

@@ -41,6 +41,10 @@ pub(crate) type Routes = HashMap<Name, Arc<Route>, foldhash::fast::RandomState>;
 pub struct RoutingTable {
     pub(crate) routes: Routes,
     pub(crate) senders: HashMap<(Name, u32), Arc<Route>, foldhash::fast::RandomState>,
+    /// Federated, with members elsewhere: where broadcasts for every other router go
+    /// (one NATS message each, whatever the number of routers and their members), under
+    /// the name of one remote member (never a local one, so never the sender's).
+    pub(crate) broadcast: Option<(Name, Arc<Route>)>,
 }
 
 impl RoutingTable {
@@ -139,8 +143,15 @@ impl lanmesh_core::session::Routes for RoutingTable {
             .or_else(|| self.routes.get(name).filter(|r| r.remote))
     }
 
+    /// Where a broadcast goes: every local member, and the other routers once (their
+    /// routers hand it to each of their members), not each remote member.
     fn for_each(&self, f: &mut dyn FnMut(&Name, &Arc<Route>)) {
         for (name, route) in &self.routes {
+            if !route.remote {
+                f(name, route);
+            }
+        }
+        if let Some((name, route)) = &self.broadcast {
             f(name, route);
         }
     }

@@ -283,6 +283,8 @@ pub struct PeerCore {
     attempts: u32,
     router: String,
     router_key: Option<[u8; 32]>,
+    /// What the router said of its federation, when this peer asked (an observer does).
+    router_status: Option<lanmesh_proto::RouterStatus>,
     connection: Option<Connection>,
     /// Bytes to send ahead of the connection's: handshake messages (length-prefixed on
     /// streams), and the last records of a connection that was closed.
@@ -343,6 +345,7 @@ impl PeerCore {
             attempts: 0,
             router: String::new(),
             router_key: None,
+            router_status: None,
             connection: None,
             handshake_out: VecDeque::new(),
             decoder: RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE),
@@ -413,6 +416,13 @@ impl PeerCore {
     /// The router's static key, once a handshake got that far.
     pub fn router_key(&self) -> Option<&[u8; 32]> {
         self.router_key.as_ref()
+    }
+
+    /// How the router stands in a federated mesh, as it said in its last handshake: an
+    /// observer (a peer without a name, such as `lanmesh peers`) asks; `None` when this
+    /// peer did not ask or the router does not know the question.
+    pub fn router_status(&self) -> Option<&lanmesh_proto::RouterStatus> {
+        self.router_status.as_ref()
     }
 
     /// The negotiated record cipher and compression of the current connection.
@@ -503,6 +513,8 @@ impl PeerCore {
         if self.links.enabled {
             offer.direct_port = self.config.direct_port;
         }
+        // An observer is there to list the mesh: it asks how the router stands in it too.
+        offer.router_status = self.config.name.is_none();
         let (initiator, msg1) =
             Initiator::start_with_random(&self.config.handshake, offer, self.config.random)
                 .map_err(ClientError::Handshake)?;
@@ -682,6 +694,7 @@ impl PeerCore {
                     other => ClientError::Handshake(other),
                 })?;
                 self.router_key = Some(est.remote_key);
+                self.router_status = est.choice.router_status.clone();
                 if self.config.verify_router {
                     let key = est.remote_key;
                     self.phase = Phase::Verifying(alloc::boxed::Box::new((est, msg3)));

@@ -207,6 +207,8 @@ pub struct SessionCore<T: Routes> {
     counts: Counts,
     /// The largest message the peer said it takes (its offer); bigger ones are refused.
     peer_max_message: u64,
+    /// What the choice tells a peer that asks how the router stands in its federation.
+    router_status: Option<lanmesh_proto::RouterStatus>,
 }
 
 impl<T: Routes> core::fmt::Debug for SessionCore<T> {
@@ -252,7 +254,15 @@ impl<T: Routes> SessionCore<T> {
             stalled_since: None,
             counts: Counts::default(),
             peer_max_message: u64::MAX,
+            router_status: None,
         }
+    }
+
+    /// What this router says of itself to a peer that asks (see
+    /// [`lanmesh_proto::Offer::router_status`]); by default, that it is not federated.
+    /// Takes effect at the handshake's first message.
+    pub fn set_router_status(&mut self, status: lanmesh_proto::RouterStatus) {
+        self.router_status = Some(status);
     }
 
     // -- state --------------------------------------------------------------------------
@@ -411,6 +421,9 @@ impl<T: Routes> SessionCore<T> {
 
     fn on_message_1(&mut self, msg1: &[u8]) -> Result<(), ProtoError> {
         let mut responder = Responder::new_with_random(&self.config.handshake, self.random)?;
+        if let Some(status) = &self.router_status {
+            responder.set_router_status(status.clone());
+        }
         match responder.read_offer(msg1)? {
             Answer::Accept(msg2) => {
                 self.queue_handshake(&msg2)?;

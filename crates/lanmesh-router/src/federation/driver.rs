@@ -38,11 +38,13 @@ const KV_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(500);
 
 impl super::Link {
-    /// The link of router `router_id`, before its driver starts.
-    pub(crate) fn new(router_id: String) -> Self {
+    /// The link of router `router_id`, before its driver starts; `capacity`: forwards a
+    /// remote route's inbox holds.
+    pub(crate) fn new(router_id: String, capacity: usize) -> Self {
         let (view, _) = watch::channel(Arc::new(LocalView::default()));
         Self {
             router_id,
+            broadcast: super::broadcast::route(capacity),
             view,
             claims: Arc::new(Claims::default()),
         }
@@ -67,8 +69,9 @@ pub(crate) fn start(link: &super::Link, start: Start) {
     let view = link.view.subscribe();
     let claims = link.claims.clone();
     let me = link.router_id.clone();
+    let broadcast = link.broadcast.clone();
     actix_rt::spawn(async move {
-        if let Err(e) = run(me, view, claims, start).await {
+        if let Err(e) = run(me, view, claims, broadcast, start).await {
             warn!(error = %e, "federation stopped; this router serves its own peers only");
         }
     });
@@ -132,6 +135,7 @@ enum Wake {
     Watch(Option<Result<kv::Entry, kv::WatcherError>>),
     Tick,
     Forwards(Vec<(Name, Vec<Forward>)>),
+    Broadcasts(Vec<Forward>),
 }
 
 struct Driver {
@@ -148,12 +152,15 @@ struct Driver {
     mesh: MeshView,
     local: HashMap<Name, Local>,
     outbound: HashMap<Name, Outbound>,
+    /// Local members' broadcasts for the other routers.
+    broadcast: Outbound,
 }
 
 async fn run(
     me: String,
     view: watch::Receiver<Arc<LocalView>>,
     claims: Arc<Claims>,
+    broadcast: Arc<Route>,
     start: Start,
 ) -> Result<(), async_nats::Error> {
     let Start {
@@ -167,7 +174,7 @@ async fn run(
     } = start;
     let events = metrics.clone();
     let servers = config.servers.join(",");
-    let client = async_nats::ConnectOptions::new()
+    let client = super::connect_options(&config.servers)?
         .name(format!("lanmesh router {me}"))
         .retry_on_initial_connect()
         .event_callback(move |event| {
@@ -215,6 +222,7 @@ async fn run(
         }
     };
     claims.set(client.clone(), bindings.clone());
+    let releases = actix_rt::spawn(super::release::watch(bindings.clone(), router.clone()));
     info!(mesh = %mesh, router = %me, "federated through NATS");
     let mut driver = Driver {
         mesh: MeshView::new(me.clone(), config.ttl),
@@ -230,8 +238,13 @@ async fn run(
         metrics,
         local: HashMap::new(),
         outbound: HashMap::new(),
+        broadcast: Outbound {
+            route: broadcast,
+            registered: false,
+        },
     };
     driver.run(&shutdown, config.ttl).await;
+    releases.abort();
     Ok(())
 }
 
@@ -282,12 +295,15 @@ async fn open(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, 
 impl Driver {
     async fn run(&mut self, shutdown: &Shutdown, ttl: Duration) {
         let mut watch = self.watch().await;
+        let broadcasts = self.read_broadcasts().await;
+        let own_broadcasts = wire::broadcast_subject(&self.mesh_name, &self.me);
         let mut tick = tokio::time::interval((ttl / 3).max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.sync_local().await;
         loop {
             let wake = {
                 let outbound = &mut self.outbound;
+                let broadcast = &mut self.broadcast;
                 let view = &mut self.view;
                 tokio::select! {
                     () = shutdown.begun() => Wake::Shutdown,
@@ -298,6 +314,7 @@ impl Driver {
                     entry = next_entry(&mut watch) => Wake::Watch(entry),
                     _ = tick.tick() => Wake::Tick,
                     taken = take_forwards(outbound) => Wake::Forwards(taken),
+                    taken = take_broadcasts(broadcast) => Wake::Broadcasts(taken),
                 }
             };
             match wake {
@@ -321,9 +338,43 @@ impl Driver {
                         self.publish(&dest, forwards).await;
                     }
                 }
+                Wake::Broadcasts(taken) => {
+                    super::broadcast::publish(
+                        &self.client,
+                        &own_broadcasts,
+                        &self.broadcast.route,
+                        taken,
+                        self.threshold,
+                        &self.metrics,
+                    )
+                    .await;
+                }
             }
         }
+        if let Some(reader) = broadcasts {
+            reader.abort();
+        }
+        drop(self.broadcast.route.inbox.close());
         self.leave_all().await;
+    }
+
+    /// Starts reading the other routers' broadcasts (the client subscribes again by
+    /// itself after a reconnect).
+    async fn read_broadcasts(&self) -> Option<JoinHandle<()>> {
+        let subject = wire::broadcasts_of(&self.mesh_name);
+        match self.client.subscribe(subject).await {
+            Ok(sub) => Some(actix_rt::spawn(super::broadcast::read(
+                sub,
+                wire::broadcast_subject(&self.mesh_name, &self.me),
+                self.view.clone(),
+                self.threshold,
+                self.metrics.clone(),
+            ))),
+            Err(e) => {
+                warn!(error = %e, "cannot subscribe to the other routers' broadcasts");
+                None
+            }
+        }
     }
 
     async fn watch(&self) -> Option<kv::Watch> {
@@ -590,6 +641,24 @@ async fn announce(
         }
         tokio::time::sleep(RETRY).await;
     }
+    // A mesh-wide release (see `release`) may have removed the binding between the claim
+    // and the presence: bound again, or, if another key took the name meanwhile, given up.
+    loop {
+        match tokio::time::timeout(KV_TIMEOUT, claim(&bindings, &name, &entry.info.key)).await {
+            Ok(Claimed::Bound) => break,
+            Ok(Claimed::Elsewhere(_)) => {
+                warn!(peer = %name, "this name was released and bound to another key elsewhere in the mesh: not announced");
+                let _ = tokio::time::timeout(
+                    KV_TIMEOUT,
+                    delete_if_mine(&presence, &key, &entry.router),
+                )
+                .await;
+                return;
+            }
+            _ => debug!(peer = %name, "binding not confirmed yet; trying again"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
     announced.store(true, Ordering::Release);
     debug!(peer = %name, "announced to the mesh");
 }
@@ -638,6 +707,21 @@ async fn take_forwards(outbound: &mut HashMap<Name, Outbound>) -> Vec<(Name, Vec
             Poll::Pending
         } else {
             Poll::Ready(taken)
+        }
+    })
+    .await
+}
+
+/// Waits until local members broadcast, and takes it all.
+async fn take_broadcasts(ob: &mut Outbound) -> Vec<Forward> {
+    poll_fn(|cx| {
+        let mut got = Vec::new();
+        ob.route.inbox.take(&mut got, cx.waker(), ob.registered);
+        ob.registered = true;
+        if got.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(got)
         }
     })
     .await

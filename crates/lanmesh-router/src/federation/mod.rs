@@ -24,7 +24,8 @@
 //!    compressed or not), on `b`'s subject. `S`'s driver delivers it to `b`'s session.
 //! 4. `b` acks or answers: `S`'s session forwards the `Ack`/`Nack`/reply to `a`'s route,
 //!    which at `S` is remote: it crosses back the same way, on `a`'s subject.
-//! 5. What cannot be delivered (no such session any more, a full inbox, NATS down) is
+//! 5. `a` broadcasts: once per other router, not per remote member (see `broadcast`).
+//! 6. What cannot be delivered (no such session any more, a full inbox, NATS down) is
 //!    `Nack`ed to the sender, as on one router.
 //!
 //! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
@@ -32,8 +33,10 @@
 //! here only, and says so in the log). The client reconnects by itself; presence is put
 //! again at the next refresh.
 
+mod broadcast;
 mod driver;
 pub(crate) mod mesh;
+mod release;
 pub(crate) mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +50,7 @@ use tokio::sync::watch;
 use crate::table::{Route, Snapshot};
 
 pub(crate) use driver::{Start, start};
+pub use release::{MeshRelease, release_name};
 
 /// How long a join waits for the bindings bucket before binding the name on this router
 /// only.
@@ -83,6 +87,64 @@ impl FederationConfig {
     }
 }
 
+/// Connection options for `servers`, with the credentials their URLs carry
+/// (`nats://USER:PASSWORD@HOST:PORT`, or `nats://TOKEN@HOST:PORT`; percent-encoded as URLs
+/// have them): async-nats reads only the address from a URL. All URLs that carry
+/// credentials must carry the same.
+pub(crate) fn connect_options(servers: &[String]) -> Result<async_nats::ConnectOptions, String> {
+    let mut found: Option<(String, Option<String>)> = None;
+    for url in servers {
+        let addr: async_nats::ServerAddr =
+            url.parse().map_err(|e| format!("{}: {e}", redacted(url)))?;
+        let Some(user) = addr.username() else {
+            continue;
+        };
+        let these = (percent_decoded(user), addr.password().map(percent_decoded));
+        match &found {
+            Some(first) if *first != these => {
+                return Err("the NATS URLs carry different credentials".into());
+            }
+            _ => found = Some(these),
+        }
+    }
+    Ok(match found {
+        Some((user, Some(password))) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    })
+}
+
+/// `url` without what its user part says, for messages and logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// `%XX` escapes of a URL's user part undone (a malformed one is kept as it is).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = text.get(i + 1..i + 3).filter(|_| bytes[i] == b'%');
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The router's members, for the driver: the snapshot to deliver into and who to publish.
 #[derive(Debug, Default)]
 pub(crate) struct LocalView {
@@ -94,6 +156,12 @@ pub(crate) struct LocalView {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct RemoteChanged(pub(crate) Vec<Remote>);
+
+/// From the driver to the `Router` actor: a name's binding was released mesh-wide
+/// (`lanmesh names release --federate`): forget it here too, unless a member holds it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MeshReleased(pub(crate) Name);
 
 /// One remote name's change.
 #[derive(Debug)]
@@ -119,6 +187,8 @@ pub(crate) struct BoundElsewhere {
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) router_id: String,
+    /// Where local sessions put broadcasts for the other routers (see `broadcast`).
+    pub(crate) broadcast: Arc<Route>,
     view: watch::Sender<Arc<LocalView>>,
     claims: Arc<Claims>,
 }
@@ -188,5 +258,30 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<String> {
+        list.iter().map(|u| (*u).to_owned()).collect()
+    }
+
+    #[test]
+    fn credentials_come_from_the_urls_and_must_agree() {
+        assert!(connect_options(&urls(&["nats://127.0.0.1:4222"])).is_ok());
+        assert!(connect_options(&urls(&["nats://u:p@a:4222", "nats://b:4222"])).is_ok());
+        assert!(connect_options(&urls(&["nats://tok@a:4222"])).is_ok());
+        let err = connect_options(&urls(&["nats://u:p@a:4222", "nats://u:q@b:4222"]))
+            .err()
+            .unwrap();
+        assert!(err.contains("different credentials"), "{err}");
+        assert!(connect_options(&urls(&["nats://u:p@[::1:4222"])).is_err());
+        assert_eq!(percent_decoded("p%40ss%3Aw"), "p@ss:w");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(redacted("nats://u:secret@host:4222"), "nats://…@host:4222");
+        assert_eq!(redacted("nats://host:4222"), "nats://host:4222");
     }
 }

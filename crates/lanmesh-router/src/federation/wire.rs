@@ -5,7 +5,10 @@
 //!   is a valid token and a valid key-value key. Messages for `name` in mesh `mesh` go on
 //!   `lanmesh.<mesh>.to.<name>` ([`subject_for`]); presence is bucket `lanmesh_<mesh>`
 //!   and name bindings bucket `lanmesh_<mesh>_names` (`_n` never comes out of `escape`, so
-//!   no mesh's presence bucket is another's bindings bucket).
+//!   no mesh's presence bucket is another's bindings bucket). Broadcasts from router
+//!   `router` go on `lanmesh.<mesh>.all.<router>` ([`broadcast_subject`]), which every
+//!   router of the mesh reads (`lanmesh.<mesh>.all.*`), each handing them to its own
+//!   members: one NATS message per broadcast, however many routers and members.
 //! * **Presence** ([`Presence`]): one JSON object per name served, keyed by the escaped
 //!   name: the name, its key (hex), the router holding it, and the `PeerInfo` as the
 //!   lanmesh frame encodes it (hex), so remote `peers` show what local ones do.
@@ -77,6 +80,33 @@ pub(crate) fn presence_bucket(mesh: &str) -> String {
 /// The name-bindings bucket of `mesh`.
 pub(crate) fn bindings_bucket(mesh: &str) -> String {
     format!("lanmesh_{}_names", escape(mesh))
+}
+
+/// The subject router `router` publishes its members' broadcasts on.
+pub(crate) fn broadcast_subject(mesh: &str, router: &str) -> String {
+    format!("lanmesh.{}.all.{}", escape(mesh), escape(router))
+}
+
+/// The subjects of every router's broadcasts in `mesh`.
+pub(crate) fn broadcasts_of(mesh: &str) -> String {
+    format!("lanmesh.{}.all.*", escape(mesh))
+}
+
+/// The broadcasts of one NATS message from another router: `Deliver`s flagged
+/// `BROADCAST`, nothing else.
+pub(crate) fn decode_broadcasts(payload: Bytes) -> Result<Vec<Frame>, WireError> {
+    let mut out = Vec::new();
+    for f in Frames::new(payload) {
+        match f? {
+            Frame::Deliver(m) if m.flags & flags::BROADCAST != 0 => out.push(Frame::Deliver(m)),
+            _ => {
+                return Err(WireError::Kind {
+                    kind: "non-broadcast",
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One name a router serves, as stored in the presence bucket.
@@ -275,6 +305,11 @@ mod tests {
         assert_eq!(escape("a.b"), "a_2Eb");
         assert_ne!(escape("a_b"), escape("a.b"));
         assert_eq!(subject_for("home", "pc.1"), "lanmesh.home.to.pc_2E1");
+        assert_eq!(
+            broadcast_subject("home", "lab.a"),
+            "lanmesh.home.all.lab_2Ea"
+        );
+        assert_eq!(broadcasts_of("home"), "lanmesh.home.all.*");
         assert_eq!(unescape("a_2e"), None, "lower-case hex is never made");
         assert_eq!(unescape("a.b"), None);
     }
@@ -332,6 +367,18 @@ mod tests {
             Err(WireError::Kind { .. })
         ));
         assert!(decode_batch(Bytes::from_static(&[1, 0])).is_err());
+    }
+
+    #[test]
+    fn only_broadcasts_come_on_the_broadcast_subjects() {
+        let frames = vec![
+            deliver("a", 1, flags::BROADCAST, b"x"),
+            deliver("a", 2, flags::BROADCAST | flags::TEXT, b"y"),
+        ];
+        let batch = encode_batch(&frames, MAX_BATCH).remove(0);
+        assert_eq!(decode_broadcasts(batch).unwrap(), frames);
+        let direct = encode_batch(&[deliver("a", 3, 0, b"z")], MAX_BATCH).remove(0);
+        assert!(decode_broadcasts(direct).is_err());
     }
 
     #[test]
