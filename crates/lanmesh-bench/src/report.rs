@@ -10,6 +10,9 @@ use crate::error::BenchError;
 use crate::machine::Machine;
 use crate::row::{Row, System, Test};
 
+/// A target's verdict: met, and the measured value as shown (`None`: not measured).
+type Check = Option<(bool, String)>;
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -151,6 +154,45 @@ impl Report {
         s
     }
 
+    /// The pair on a direct link against the same pair through the router, nats-server and
+    /// zenoh peer to peer, in the same run.
+    pub fn direct(&self) -> String {
+        let mut s = String::from(
+            "| test | compared on | direct ÷ via router | direct ÷ nats | direct ÷ zenoh-p2p | direct-aes ÷ zenoh-p2p |\n\
+             |---|---|--:|--:|--:|--:|\n",
+        );
+        for test in Test::ALL {
+            if self.row(System::LanmeshDirect, test).is_none() {
+                continue;
+            }
+            let d = System::LanmeshDirect;
+            let _ = writeln!(
+                s,
+                "| {test} | {} | {} | {} | {} | {} |",
+                Metric::of(test.as_str()).label(),
+                ratio_text(self.ratio(test, d, System::Lanmesh)),
+                ratio_text(self.ratio(test, d, System::Nats)),
+                ratio_text(self.ratio(test, d, System::ZenohP2p)),
+                ratio_text(self.ratio(test, System::LanmeshDirectAes, System::ZenohP2p)),
+            );
+        }
+        s
+    }
+
+    /// A ratio of `a` to `b` in `test` checked against `bound` (`at_least`: ≥, else ≤),
+    /// with zero loss asked of `a` in throughput tests.
+    fn bounded(&self, test: Test, a: System, b: System, bound: f64, at_least: bool) -> Check {
+        let lossless = match test {
+            Test::Throughput(_) => self.row(a, test).map(|r| r.delivered == r.sent),
+            _ => Some(true),
+        };
+        self.ratio(test, a, b).zip(lossless).map(|(r, ok)| {
+            let met = ok && if at_least { r >= bound } else { r <= bound };
+            let loss = if ok { "" } else { " (LOSS)" };
+            (met, format!("{}{loss}", ratio_text(Some(r))))
+        })
+    }
+
     /// 64-byte throughput of `system` against nats, and whether it lost nothing.
     fn small_throughput(&self, system: System) -> Option<(bool, String)> {
         let thr64 = Test::Throughput(64);
@@ -195,6 +237,7 @@ impl Report {
     /// AES-256-GCM (`lanmesh-aes`).
     pub fn targets(&self) -> String {
         let mut s = String::new();
+        let big_test = Test::Throughput(1 << 20);
         let big = |system| {
             self.ratio(Test::Throughput(1 << 20), system, System::Nats)
                 .map(|r| (r >= 0.8, ratio_text(Some(r))))
@@ -231,6 +274,52 @@ impl Report {
                 "cross-router 64 B round trip p50 ≤ 2× one router",
                 self.ratio(Test::Rtt64, System::LanmeshFederated, System::Lanmesh)
                     .map(|r| (r <= 2.0, ratio_text(Some(r)))),
+            ),
+            (
+                "1 MiB via the router MB/s ≥ 1.0× nats (issue 17)",
+                self.bounded(big_test, System::Lanmesh, System::Nats, 1.0, true),
+            ),
+            (
+                "1 MiB direct MB/s ≥ 1.5× nats",
+                self.bounded(big_test, System::LanmeshDirect, System::Nats, 1.5, true),
+            ),
+            (
+                "1 MiB direct MB/s ≥ 0.7× zenoh peer to peer",
+                self.bounded(big_test, System::LanmeshDirect, System::ZenohP2p, 0.7, true),
+            ),
+            (
+                "1 MiB direct AES-256-GCM MB/s ≥ 1.0× zenoh peer to peer",
+                self.bounded(
+                    big_test,
+                    System::LanmeshDirectAes,
+                    System::ZenohP2p,
+                    1.0,
+                    true,
+                ),
+            ),
+            (
+                "64 B direct msg/s ≥ 1.2× zenoh peer to peer, zero loss",
+                self.bounded(
+                    Test::Throughput(64),
+                    System::LanmeshDirect,
+                    System::ZenohP2p,
+                    1.2,
+                    true,
+                ),
+            ),
+            (
+                "64 B round trip p50 direct ≤ 0.9× zenoh peer to peer",
+                self.bounded(
+                    Test::Rtt64,
+                    System::LanmeshDirect,
+                    System::ZenohP2p,
+                    0.9,
+                    false,
+                ),
+            ),
+            (
+                "64 B round trip p50 direct ≤ 0.6× nats",
+                self.bounded(Test::Rtt64, System::LanmeshDirect, System::Nats, 0.6, false),
             ),
             (
                 "1,000 idle peers ≤ 64 KiB router RSS per peer",
@@ -271,6 +360,10 @@ impl Report {
         {
             s.push_str("\n## Across federated routers\n\n");
             s.push_str(&self.federation());
+        }
+        if self.rows.iter().any(|r| r.system == System::LanmeshDirect) {
+            s.push_str("\n## Over a direct link\n\n");
+            s.push_str(&self.direct());
         }
         s.push_str("\n## Targets\n\n");
         s.push_str(&self.targets());
@@ -433,6 +526,41 @@ mod tests {
             ),
             "{ratios}"
         );
+    }
+
+    #[test]
+    fn direct_rows_get_their_section_and_the_issue_17_targets() {
+        let mut r = report();
+        let rtt = |system, p50| {
+            let mut row = Row::new(system, Test::Rtt64, 10, 10, 1.0);
+            row.p50_us = Some(p50);
+            row
+        };
+        r.rows.push(rtt(System::Lanmesh, 60.0));
+        r.rows.push(rtt(System::LanmeshDirect, 30.0));
+        r.rows.push(rtt(System::ZenohP2p, 40.0));
+        r.rows.push(rtt(System::Nats, 100.0));
+        let mut lossy = Row::new(System::LanmeshDirect, Test::Throughput(64), 100, 99, 1.0);
+        lossy.msgs_per_s = Some(9.0e6);
+        r.rows.push(lossy);
+        let mut zenoh = Row::new(System::ZenohP2p, Test::Throughput(64), 100, 100, 1.0);
+        zenoh.msgs_per_s = Some(1.0e6);
+        r.rows.push(zenoh);
+        let md = r.markdown();
+        assert!(md.contains("## Over a direct link"), "{md}");
+        assert!(
+            md.contains("| rtt-64 | p50 µs (lower is better) | 0.50× | 0.30× | 0.75× | – |"),
+            "{md}"
+        );
+        let targets = r.targets();
+        for line in [
+            "- met: 64 B round trip p50 direct ≤ 0.9× zenoh peer to peer — 0.75×",
+            "- met: 64 B round trip p50 direct ≤ 0.6× nats — 0.30×",
+            "- **missed**: 64 B direct msg/s ≥ 1.2× zenoh peer to peer, zero loss — 9.00× (LOSS)",
+            "- not measured: 1 MiB direct MB/s ≥ 1.5× nats",
+        ] {
+            assert!(targets.contains(line), "{line}\n{targets}");
+        }
     }
 
     #[test]
