@@ -20,8 +20,8 @@ pub(crate) struct BenchArgs {
     /// fanout-100, idle-1000, handshakes).
     #[arg(long, value_name = "TESTS", value_delimiter = ',')]
     only: Vec<Test>,
-    /// Measure only these systems (lanmesh, lanmesh-aes, lanmesh-plain, lanmesh-federated,
-    /// nats, mosquitto, zenoh, zenoh-p2p, relay).
+    /// Measure only these systems (lanmesh, lanmesh-direct, lanmesh-direct-aes, lanmesh-aes,
+    /// lanmesh-plain, lanmesh-federated, nats, mosquitto, zenoh, zenoh-p2p, relay).
     #[arg(long, value_name = "SYSTEMS", value_delimiter = ',')]
     systems: Vec<System>,
     /// Write bench.md and bench.json here. Default for a full run of everything:

@@ -439,15 +439,22 @@ impl Links {
         (by_us == (me < peer), link)
     }
 
-    /// A mark `token` from `peer` came through the router: the links to echo it on. It is
-    /// kept, to be echoed on a link that comes up later: the peer takes the echo only on
-    /// the link it chose, which may not be up here yet.
-    pub(crate) fn mark_from_router(&mut self, peer: &Name, token: u64) -> Vec<u64> {
+    /// A mark `token` from `peer` came through the router: the link to echo it on, if
+    /// any. Only the link that will win is used — the best one to that peer, once it is
+    /// up: the peer sends over the link the echo came on, and a link about to lose to a
+    /// better one would take what it sent down with it. The mark is kept, to be echoed
+    /// when that link comes up (or, should it fail, on the next best).
+    pub(crate) fn mark_from_router(&mut self, peer: &Name, token: u64, me: &Name) -> Option<u64> {
         self.marks.insert(peer.clone(), token);
+        self.best_if_up(peer, me)
+    }
+
+    /// The best link to `peer`, if it is up (see [`Links::rank`]).
+    fn best_if_up(&self, peer: &Name, me: &Name) -> Option<u64> {
         self.links_to(peer)
             .into_iter()
+            .max_by_key(|id| self.rank(*id, me, peer))
             .filter(|id| self.links.get(id).is_some_and(Link::is_up))
-            .collect()
     }
 
     /// The marks of every path still holding for its echo, for a router connection that
@@ -488,7 +495,7 @@ impl Links {
     /// Removes link `link`. Returns what the peer core must do for its peer: the frames
     /// held for the switch (for the router now), whether frames went over it
     /// (unacknowledged ones go again), and another link to it that is up and may take over.
-    pub(crate) fn remove(&mut self, link: u64, now: Instant) -> Option<Removed> {
+    pub(crate) fn remove(&mut self, link: u64, me: Option<&Name>, now: Instant) -> Option<Removed> {
         let l = self.links.remove(&link)?;
         let peer = l.peer?;
         let mut removed = Removed {
@@ -496,6 +503,7 @@ impl Links {
             held: Vec::new(),
             was_direct: false,
             successor: None,
+            echo: None,
         };
         if self.paths.get(&peer).is_some_and(|p| p.link == link)
             && let Some(path) = self.paths.remove(&peer)
@@ -504,6 +512,10 @@ impl Links {
                 Switch::Holding { held, .. } => removed.held = held,
                 Switch::Direct => removed.was_direct = true,
             }
+        }
+        // A mark waiting for the winner: the next best link may be it now.
+        if let (Some(token), Some(me)) = (self.marks.get(&peer).copied(), me) {
+            removed.echo = self.best_if_up(&peer, me).map(|l| (l, token));
         }
         let others = self.links_to(&peer);
         removed.successor = others
@@ -637,6 +649,8 @@ pub(crate) struct Removed {
     pub(crate) held: Vec<Frame>,
     pub(crate) was_direct: bool,
     pub(crate) successor: Option<u64>,
+    /// `(link, token)`: a waiting mark to echo on the link that is now the best.
+    pub(crate) echo: Option<(u64, u64)>,
 }
 
 impl Link {

@@ -781,11 +781,10 @@ impl PeerCore {
             Frame::Deliver(m) => self.on_deliver(m, None, now)?,
             Frame::Mark { peer, token } => {
                 // The router path from `peer` is drained up to here: say so over the link.
-                if let Some(me) = self.welcomed_as.clone() {
-                    let echo = Frame::Mark { peer: me, token };
-                    for link in self.links.mark_from_router(&peer, token) {
-                        self.link_send(link, &echo);
-                    }
+                if let Some(me) = self.welcomed_as.clone()
+                    && let Some(link) = self.links.mark_from_router(&peer, token, &me)
+                {
+                    self.link_send(link, &Frame::Mark { peer: me, token });
                 }
             }
             Frame::Ack { peer, id } => self.on_ack(&peer, id),
@@ -1129,7 +1128,7 @@ impl PeerCore {
         self.phase = Phase::Closed;
         for link in self.links.ids() {
             let _ = self.links.send_on(link, &Frame::Close);
-            self.links.remove(link, self.clock);
+            self.links.remove(link, None, self.clock);
             self.emit(Event::LinkClose { link });
         }
         // What the connection still holds (an `Error` frame, a `Close`) goes out last.
@@ -1701,9 +1700,13 @@ impl PeerCore {
             return;
         }
         self.emit(Event::LinkClose { link });
-        let Some(removed) = self.links.remove(link, self.clock) else {
+        let me = self.welcomed_as.clone();
+        let Some(removed) = self.links.remove(link, me.as_ref(), self.clock) else {
             return;
         };
+        if let (Some((next, token)), Some(me)) = (removed.echo, me) {
+            self.link_send(next, &Frame::Mark { peer: me, token });
+        }
         if removed.was_direct {
             self.emit(Event::Path {
                 peer: removed.peer.clone(),
