@@ -8,6 +8,8 @@
 //!
 //! * `wire` (no IO): subjects, bucket names, the stored values, frame batches;
 //! * `mesh` (no IO, time passed in): the remote names and when each was refreshed;
+//! * `credit` (no IO, time passed in): what was published to a remote name and not yet
+//!   handed to its session, which holds local senders back (backpressure across routers);
 //! * `driver`: the NATS client around them.
 //!
 //! The flow, for a router `R` with member `a` and a remote member `b` at router `S`:
@@ -24,14 +26,22 @@
 //!    compressed or not), on `b`'s subject. `S`'s driver delivers it to `b`'s session.
 //! 4. `b` acks or answers: `S`'s session forwards the `Ack`/`Nack`/reply to `a`'s route,
 //!    which at `S` is remote: it crosses back the same way, on `a`'s subject.
-//! 5. What cannot be delivered (no such session any more, a full inbox, NATS down) is
-//!    `Nack`ed to the sender, as on one router.
+//! 5. What cannot be delivered (no such session any more, a full inbox) is `Nack`ed to
+//!    the sender, as on one router, the nacks for one sender batched like forwards. A
+//!    `send_acked` message that cannot cross for a moment (NATS out of reach, or lost
+//!    with a NATS node) is not: its sender's acked stream sends it again until it is
+//!    acknowledged, and the recipient drops what arrives twice, so it still arrives once
+//!    and in order while the remote name is known (its presence not expired).
+//! 6. `S` holds what it receives for `b` while `b`'s session is congested, as a local
+//!    sender would, and confirms each batch once handed over; `R` counts what it
+//!    published to `b` until then, so `a` is slowed down rather than refused (`credit`).
 //!
 //! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
 //! (a join waits for the bindings bucket at most [`CLAIM_TIMEOUT`], then binds the name
 //! here only, and says so in the log). The client reconnects by itself; presence is put
 //! again at the next refresh.
 
+mod credit;
 mod driver;
 pub(crate) mod mesh;
 pub(crate) mod wire;
