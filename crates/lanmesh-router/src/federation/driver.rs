@@ -373,6 +373,9 @@ impl Driver {
         self.leave_all().await;
     }
 
+    /// Watches the presence bucket for changes from now on (not its current entries: see
+    /// "router restart" in the module docs for why a restarted router learns the mesh
+    /// from the others' next refresh).
     async fn watch(&self) -> Option<kv::Watch> {
         match self.presence.watch_all().await {
             Ok(w) => Some(w),
