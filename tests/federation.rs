@@ -775,3 +775,72 @@ async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[actix_rt::test]
+async fn a_fast_sender_is_slowed_down_across_routers_not_refused() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("flood");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir)));
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.to_owned());
+        f
+    };
+    let a = start_federated(config("site-a")).await;
+    // Bob's router lets few forwards wait in a session's inbox: without backpressure
+    // across routers, what comes from NATS faster than bob's session takes it is refused.
+    let b = Router::builder()
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .configure(|c| c.mailbox_capacity = 4)
+        .federation(config("site-b"))
+        .start()
+        .await
+        .expect("router starts");
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+    // Plain sends, as fast as alice's client takes them: nothing on the way may refuse
+    // one (a refusal is a loss for an at-most-once send), so the routers must slow her
+    // down to what bob's side takes.
+    const FLOOD: u32 = 100_000;
+    let run = async {
+        let receiver = actix_rt::spawn(async move {
+            for want in 0..FLOOD {
+                let m = match bob.recv_timeout(SETTLE).await.unwrap() {
+                    Some(m) => m,
+                    None => panic!("message {want} of {FLOOD} never came: lost on the way"),
+                };
+                let n = u32::from_be_bytes(m.data[..4].try_into().unwrap());
+                assert_eq!(n, want, "in order, none lost");
+            }
+        });
+        let mut payload = [0u8; 64];
+        for i in 0..FLOOD {
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            alice
+                .send("bob", bytes::Bytes::copy_from_slice(&payload))
+                .await
+                .unwrap();
+        }
+        receiver.await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the flood ends within 120 s");
+    let m = b.handle().metrics();
+    eprintln!(
+        "{FLOOD} sends across routers, none refused; router B: {} frames in, {} out",
+        m.nats_frames_in, m.nats_frames_out
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -863,7 +863,7 @@ fn take_batch(
 }
 
 /// Waits while `dest`'s session is congested, as a local sender would (not for a stuck
-/// one, nor longer than [`ROOM_WAIT`]).
+/// one), or its inbox is full, but not longer than [`ROOM_WAIT`].
 async fn room_for(view: &watch::Receiver<Arc<LocalView>>, dest: &Name, threshold: usize) {
     use lanmesh_core::session::Routes as _;
     let route = view
@@ -875,16 +875,26 @@ async fn room_for(view: &watch::Receiver<Arc<LocalView>>, dest: &Name, threshold
     let Some(route) = route else {
         return;
     };
-    if !route.pressure.holds_back(threshold) {
-        return;
-    }
-    let room = poll_fn(|cx| {
-        if route.pressure.may_continue(threshold, cx.waker()) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+    let room = async {
+        loop {
+            if route.pressure.holds_back(threshold) {
+                poll_fn(|cx| {
+                    if route.pressure.may_continue(threshold, cx.waker()) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            } else if route.inbox.is_full() {
+                // Nothing wakes a waiter when an inbox has room again: its session empties
+                // it whole at its next poll, so look again very soon.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                return;
+            }
         }
-    });
+    };
     let _ = tokio::time::timeout(ROOM_WAIT, room).await;
 }
 
