@@ -42,8 +42,9 @@ impl Window {
     }
 
     /// The holding router has every batch up to `upto`: the bytes they counted for.
-    /// Numbers this window never gave (a confirmation for an older incarnation of the
-    /// route) settle nothing.
+    /// A number beyond the last one given settles nothing. (A late confirmation meant
+    /// for an earlier route to the same name may settle batches early: then senders go
+    /// on a little sooner, nothing is lost.)
     pub(crate) fn confirmed(&mut self, upto: u64) -> usize {
         if upto > self.last {
             return 0;
