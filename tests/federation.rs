@@ -28,6 +28,56 @@ struct Cluster {
     nodes: Vec<Child>,
     urls: Vec<String>,
     dir: PathBuf,
+    /// Each node's arguments, to start it again.
+    args: Vec<Vec<String>>,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    /// Kills node `i` (SIGKILL: its clients see the connection drop).
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].kill().unwrap();
+        self.nodes[i].wait().unwrap();
+    }
+
+    /// Starts node `i` again, same ports and store, and waits until it is ready and
+    /// routed to the others.
+    fn restart(&mut self, i: usize) {
+        self.nodes[i] = node(&self.bin, &self.args[i]);
+        meshed(&self.urls[i], self.urls.len());
+    }
+}
+
+/// Waits until the node at `url` tells its clients of `nodes` servers (itself included):
+/// only then can a client that reached it alone move to another when it goes away.
+fn meshed(url: &str, nodes: usize) {
+    use std::io::Read;
+    let addr = url.trim_start_matches("nats://");
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let mut known = 0;
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while !line.ends_with(b"\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+                line.push(byte[0]);
+            }
+            let info = line.strip_prefix(b"INFO ").unwrap_or_default();
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(info) {
+                known = v["connect_urls"].as_array().map_or(0, Vec::len);
+            }
+        }
+        if known >= nodes {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} knows {known} of {nodes} servers after {SETTLE:?}"
+        );
+        // Route connections come up on their own: look again shortly.
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Drop for Cluster {
@@ -134,6 +184,10 @@ fn cluster(bin: &Path) -> Cluster {
             (args, i)
         })
         .collect();
+    let urls: Vec<String> = clients
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
     // All three at once: each waits for the others to route to.
     let nodes = std::thread::scope(|s| {
         let handles: Vec<_> = spawned
@@ -142,14 +196,18 @@ fn cluster(bin: &Path) -> Cluster {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    Cluster {
+    // Killed on drop even if the nodes never route to each other.
+    let cluster = Cluster {
         nodes,
-        urls: clients
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect(),
+        args: spawned.into_iter().map(|(args, _)| args).collect(),
+        bin: bin.to_path_buf(),
+        urls,
         dir,
+    };
+    for url in &cluster.urls {
+        meshed(url, cluster.urls.len());
     }
+    cluster
 }
 
 async fn federated(url: &str, id: &str) -> RunningRouter {
@@ -954,8 +1012,75 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Acked messages alice sends bob in the stream tests.
+const STREAM: u32 = 20_000;
+
+/// Acked messages in flight at once (`queue_acked`), as a fast sender keeps them.
+const IN_FLIGHT: usize = 256;
+
+/// Receives `STREAM` messages `"<n>"` from `from` and checks they are 0, 1, 2, … in that
+/// order: exactly once, no gap. Counts them in `got` as they come.
+async fn receive_stream(
+    to: Peer,
+    from: &'static str,
+    got: std::rc::Rc<std::cell::Cell<u32>>,
+) -> Peer {
+    for want in 0..STREAM {
+        let m = match to.recv_timeout(SETTLE).await.unwrap() {
+            Some(m) => m,
+            None => panic!("message {want} did not arrive in {SETTLE:?}"),
+        };
+        assert_eq!(m.from.as_str(), from);
+        let n: u32 = std::str::from_utf8(&m.data).unwrap().parse().unwrap();
+        assert_eq!(
+            n, want,
+            "in order, each once: {n} came where {want} was due"
+        );
+        got.set(want + 1);
+    }
+    to
+}
+
+/// Sends `STREAM` acked messages, `IN_FLIGHT` at a time; calls `at(acked)` after each
+/// ack, so the test can break things mid-stream. Every send must succeed.
+async fn send_stream(from: &Peer, to: &str, mut at: impl FnMut(u32)) {
+    let mut window = std::collections::VecDeque::new();
+    let mut acked = 0u32;
+    for i in 0..STREAM {
+        if window.len() >= IN_FLIGHT {
+            let ack: lanmesh::Acked = window.pop_front().unwrap();
+            let id = ack.id();
+            if let Err(e) = ack.await {
+                panic!("acked send {acked} (id {id}) failed: {e:?}");
+            }
+            acked += 1;
+            at(acked);
+        }
+        let queued = from.queue_acked(to, i.to_string().into_bytes()).await;
+        window.push_back(queued.unwrap_or_else(|e| panic!("send {i} refused: {e:?}")));
+    }
+    for ack in window {
+        let id = ack.id();
+        if let Err(e) = ack.await {
+            panic!("acked send {acked} (id {id}) failed: {e:?}");
+        }
+        acked += 1;
+        at(acked);
+    }
+}
+
+/// The stream from `from` to `to` ends: nothing more arrives from it (no late copy).
+async fn nothing_more(to: &Peer) {
+    let extra = to.recv_timeout(Duration::from_millis(500)).await.unwrap();
+    assert!(
+        extra.is_none(),
+        "after the stream: {:?}",
+        extra.map(|m| m.data)
+    );
+}
+
 #[actix_rt::test]
-async fn a_nats_node_killed_mid_stream_loses_and_doubles_no_acked_message() {
+async fn acked_messages_cross_nats_node_kills_exactly_once_in_order() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -972,55 +1097,43 @@ async fn a_nats_node_killed_mid_stream_loses_and_doubles_no_acked_message() {
     })
     .await;
 
-    // Acked sends from alice to bob; alice's NATS node dies after the first 300.
-    let mut acked = Vec::new();
-    let mut failed = 0u32;
-    let mut i = 0u32;
-    let deadline = std::time::Instant::now() + SETTLE;
-    let started = std::time::Instant::now();
-    while acked.len() < 1000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} acked, {failed} failed: the router did not recover",
-            acked.len()
-        );
-        if acked.len() == 300 && failed == 0 && i == 300 {
-            nats.nodes[0].kill().unwrap();
-            nats.nodes[0].wait().unwrap();
-        }
-        match alice.send_text_acked("bob", &format!("m{i}")).await {
-            Ok(_) => acked.push(i),
-            Err(_) => {
-                failed += 1;
-                // Paces the retries while the client moves to another node.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    let run = async {
+        let started = std::time::Instant::now();
+        let got = std::rc::Rc::new(std::cell::Cell::new(0));
+        let receiver = actix_rt::spawn(receive_stream(bob, "alice", got.clone()));
+        // Alice's router's node dies at 4,000 acks and is back at 8,000; then bob's
+        // router's node (node 1: the router may have moved to it meanwhile, then both
+        // move) dies at 12,000 and is back at 16,000.
+        let mut down = Vec::new();
+        send_stream(&alice, "bob", |acked| match acked {
+            4_000 => {
+                nats.kill(0);
+                down.push((acked, got.get()));
             }
-        }
-        i += 1;
-    }
-    // Bob has every acked message once, and what arrived came in order.
-    let mut got = Vec::new();
-    while let Some(m) = bob.recv_timeout(Duration::from_millis(500)).await.unwrap() {
-        got.push(
-            m.text()
-                .unwrap()
-                .trim_start_matches('m')
-                .parse::<u32>()
-                .unwrap(),
+            8_000 => nats.restart(0),
+            12_000 => {
+                nats.kill(1);
+                down.push((acked, got.get()));
+            }
+            16_000 => nats.restart(1),
+            _ => {}
+        })
+        .await;
+        let bob = receiver.await.unwrap();
+        assert_eq!(got.get(), STREAM);
+        nothing_more(&bob).await;
+        let m = b.handle().metrics();
+        eprintln!(
+            "{STREAM} acked across routers through two NATS node kills in {:?}; \
+             (acked, delivered) at each kill: {down:?}; router B: {} frames in, {} out",
+            started.elapsed(),
+            m.nats_frames_in,
+            m.nats_frames_out
         );
-    }
-    assert!(
-        got.windows(2).all(|w| w[0] < w[1]),
-        "in order, none twice: {got:?}"
-    );
-    let missing: Vec<u32> = acked.iter().filter(|i| !got.contains(i)).copied().collect();
-    assert!(missing.is_empty(), "acked but not delivered: {missing:?}");
-    eprintln!(
-        "failover: {} acked in {:?}, {failed} refused while the node was down, {} delivered",
-        acked.len(),
-        started.elapsed(),
-        got.len()
-    );
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the stream ends within 120 s");
 }
 
 #[actix_rt::test]
@@ -1083,5 +1196,74 @@ async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
         .unwrap();
     assert_eq!((m.from.as_str(), m.text()), ("alice", Some("welcome back")));
     drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_fast_sender_is_slowed_down_across_routers_not_refused() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("flood");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir)));
+    let url = format!("nats://127.0.0.1:{port}");
+    let config = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.to_owned());
+        f
+    };
+    let a = start_federated(config("site-a")).await;
+    // Bob's router lets few forwards wait in a session's inbox: without backpressure
+    // across routers, what comes from NATS faster than bob's session takes it is refused.
+    let b = Router::builder()
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .configure(|c| c.mailbox_capacity = 4)
+        .federation(config("site-b"))
+        .start()
+        .await
+        .expect("router starts");
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
+    eventually("the routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+    // Plain sends, as fast as alice's client takes them: nothing on the way may refuse
+    // one (a refusal is a loss for an at-most-once send), so the routers must slow her
+    // down to what bob's side takes.
+    const FLOOD: u32 = 100_000;
+    let run = async {
+        let receiver = actix_rt::spawn(async move {
+            for want in 0..FLOOD {
+                let m = match bob.recv_timeout(SETTLE).await.unwrap() {
+                    Some(m) => m,
+                    None => panic!("message {want} of {FLOOD} never came: lost on the way"),
+                };
+                let n = u32::from_be_bytes(m.data[..4].try_into().unwrap());
+                assert_eq!(n, want, "in order, none lost");
+            }
+        });
+        let mut payload = [0u8; 64];
+        for i in 0..FLOOD {
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            alice
+                .send("bob", bytes::Bytes::copy_from_slice(&payload))
+                .await
+                .unwrap();
+        }
+        receiver.await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the flood ends within 120 s");
+    let m = b.handle().metrics();
+    eprintln!(
+        "{FLOOD} sends across routers, none refused; router B: {} frames in, {} out",
+        m.nats_frames_in, m.nats_frames_out
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,6 +67,12 @@ impl<T> Inbox<T> {
         Ok(())
     }
 
+    /// Whether a [`Inbox::push`] now would be refused as full.
+    #[cfg_attr(not(feature = "federation"), allow(dead_code))]
+    pub(crate) fn is_full(&self) -> bool {
+        self.lock().forwards.len() >= self.capacity
+    }
+
     /// Appends a forward even to a full inbox: the router's own nacks and handovers,
     /// which are few and must arrive. `false` if the session has stopped.
     pub(crate) fn push_always(&self, forward: T) -> bool {

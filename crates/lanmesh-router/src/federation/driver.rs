@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use async_nats::jetstream::{self, kv};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use lanmesh_proto::handshake::slot_of;
 use lanmesh_proto::{Frame, NackReason, Name, PeerInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::credit::{self, Window};
 use super::mesh::{Change, MeshView};
 use super::wire::{self, Presence};
 use super::{BoundElsewhere, Claims, FederationConfig, LocalView, Remote, RemoteChanged};
@@ -36,6 +37,14 @@ const KV_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long to wait between attempts at the buckets while NATS is not reachable.
 const RETRY: Duration = Duration::from_millis(500);
+
+/// How often unconfirmed batches are looked at (see `credit`).
+const SWEEP: Duration = Duration::from_millis(250);
+
+/// How long a receiving router holds a batch for a congested session at most before it
+/// hands it over anyway (and the session's budget may refuse it). Below
+/// [`credit::CONFIRM_WAIT`], so the sending router is still holding back meanwhile.
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 impl super::Link {
     /// The link of router `router_id`, before its driver starts; `capacity`: forwards a
@@ -126,6 +135,8 @@ struct Outbound {
     route: Arc<Route>,
     /// Its inbox holds the driver's waker.
     registered: bool,
+    /// What was published to it and not yet confirmed (counted in `route.pressure`).
+    window: Window,
 }
 
 /// What woke the driver.
@@ -136,6 +147,8 @@ enum Wake {
     Tick,
     Forwards(Vec<(Name, Vec<Forward>)>),
     Broadcasts(Vec<Forward>),
+    Confirmed(Option<async_nats::Message>),
+    Sweep,
 }
 
 struct Driver {
@@ -154,6 +167,14 @@ struct Driver {
     outbound: HashMap<Name, Outbound>,
     /// Local members' broadcasts for the other routers.
     broadcast: Outbound,
+    /// Where the other routers confirm this one's batches (see `credit`).
+    confirm_prefix: String,
+    /// Their confirmations; `None` if the subscription failed (then nothing is counted
+    /// past publishing, as without backpressure).
+    confirms: Option<async_nats::Subscriber>,
+    /// The client's connection count at the last sweep: batches sent on a connection
+    /// that was lost will not be confirmed.
+    connects: u64,
 }
 
 async fn run(
@@ -224,8 +245,20 @@ async fn run(
     claims.set(client.clone(), bindings.clone());
     let releases = actix_rt::spawn(super::release::watch(bindings.clone(), router.clone()));
     info!(mesh = %mesh, router = %me, "federated through NATS");
+    let confirm_prefix = credit::confirm_prefix(&mesh, &me);
+    let confirms = match client.subscribe(format!("{confirm_prefix}.>")).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "no confirmations from other routers: senders to remote peers are not slowed down");
+            None
+        }
+    };
+    let connects = client.statistics().connects.load(Ordering::Relaxed);
     let mut driver = Driver {
         mesh: MeshView::new(me.clone(), config.ttl),
+        confirm_prefix,
+        confirms,
+        connects,
         me,
         mesh_name: mesh,
         client,
@@ -238,9 +271,11 @@ async fn run(
         metrics,
         local: HashMap::new(),
         outbound: HashMap::new(),
+        // Broadcasts are not confirmed (see `credit`): their window stays empty.
         broadcast: Outbound {
             route: broadcast,
             registered: false,
+            window: Window::default(),
         },
     };
     driver.run(&shutdown, config.ttl).await;
@@ -299,12 +334,15 @@ impl Driver {
         let own_broadcasts = wire::broadcast_subject(&self.mesh_name, &self.me);
         let mut tick = tokio::time::interval((ttl / 3).max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.sync_local().await;
         loop {
             let wake = {
                 let outbound = &mut self.outbound;
                 let broadcast = &mut self.broadcast;
                 let view = &mut self.view;
+                let confirms = &mut self.confirms;
                 tokio::select! {
                     () = shutdown.begun() => Wake::Shutdown,
                     changed = view.changed() => match changed {
@@ -315,6 +353,8 @@ impl Driver {
                     _ = tick.tick() => Wake::Tick,
                     taken = take_forwards(outbound) => Wake::Forwards(taken),
                     taken = take_broadcasts(broadcast) => Wake::Broadcasts(taken),
+                    msg = next_confirmation(confirms) => Wake::Confirmed(msg),
+                    _ = sweep.tick() => Wake::Sweep,
                 }
             };
             match wake {
@@ -349,6 +389,15 @@ impl Driver {
                     )
                     .await;
                 }
+                Wake::Confirmed(Some(msg)) => self.on_confirmed(msg.subject.as_str()),
+                Wake::Confirmed(None) => {
+                    warn!(
+                        "confirmations from other routers ended: senders to remote peers are not slowed down any more"
+                    );
+                    self.confirms = None;
+                    self.release_all();
+                }
+                Wake::Sweep => self.sweep(),
             }
         }
         if let Some(reader) = broadcasts {
@@ -377,6 +426,9 @@ impl Driver {
         }
     }
 
+    /// Watches the presence bucket for changes from now on (not its current entries: see
+    /// "router restart" in the module docs for why a restarted router learns the mesh
+    /// from the others' next refresh).
     async fn watch(&self) -> Option<kv::Watch> {
         match self.presence.watch_all().await {
             Ok(w) => Some(w),
@@ -426,6 +478,7 @@ impl Driver {
                                 inbox: Arc::new(Inbox::new(capacity)),
                             }),
                             registered: false,
+                            window: Window::default(),
                         })
                         .route
                         .clone();
@@ -437,7 +490,10 @@ impl Driver {
                     });
                 }
                 Change::Gone(name) => {
-                    if let Some(ob) = self.outbound.remove(&name) {
+                    if let Some(mut ob) = self.outbound.remove(&name) {
+                        // Nobody holds back for batches that will not be confirmed.
+                        let unconfirmed = ob.window.release_all();
+                        ob.route.pressure.taken(unconfirmed, self.threshold);
                         // Senders that still hold the route are refused from now on.
                         let left = ob.route.inbox.close();
                         let view = self.view.borrow().clone();
@@ -455,31 +511,102 @@ impl Driver {
         self.router.do_send(RemoteChanged(remote));
     }
 
-    /// Publishes what local sessions forwarded to remote name `dest`.
+    /// Publishes what local sessions forwarded to remote name `dest`, in batches whose
+    /// bytes stay counted in its route's `Pressure` until the holding router confirms
+    /// them (see `credit`).
     async fn publish(&mut self, dest: &Name, forwards: Vec<Forward>) {
-        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
-        let subject = wire::subject_for(&self.mesh_name, dest.as_str());
+        let threshold = self.threshold;
+        let Some(ob) = self.outbound.get_mut(dest) else {
+            return;
+        };
+        let mut bytes = 0;
+        let mut frames = Vec::new();
         for fwd in forwards {
-            if let Some(ob) = self.outbound.get(dest) {
-                ob.route.pressure.taken(fwd.bytes, self.threshold);
-            }
-            if fwd.frames.is_empty() {
-                continue;
-            }
-            if !connected {
+            bytes += fwd.bytes;
+            frames.extend(fwd.frames);
+        }
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        if frames.is_empty() || !connected {
+            ob.route.pressure.taken(bytes, threshold);
+            if !frames.is_empty() {
                 let view = self.view.borrow().clone();
-                nack_locally(&view, dest, &fwd.frames, NackReason::UnknownPeer);
-                continue;
+                refuse(&view, dest, frames, "NATS unreachable");
             }
-            self.metrics.nats_frames(fwd.frames.len(), 0);
-            for batch in wire::encode_batch(&fwd.frames, wire::MAX_BATCH) {
-                if let Err(e) = self.client.publish(subject.clone(), batch).await {
-                    warn!(peer = %dest, error = %e, "cannot publish to NATS");
-                    let view = self.view.borrow().clone();
-                    nack_locally(&view, dest, &fwd.frames, NackReason::UnknownPeer);
-                    break;
-                }
+            return;
+        }
+        self.metrics.nats_frames(frames.len(), 0);
+        let subject = wire::subject_for(&self.mesh_name, dest.as_str());
+        let batches = wire::encode_batch(&frames, wire::MAX_BATCH);
+        let (mut left, last) = (bytes, batches.len().saturating_sub(1));
+        let now = Instant::now();
+        for (i, batch) in batches.into_iter().enumerate() {
+            // Each batch counts for its own bytes, the last for what remains.
+            let counted = if i == last {
+                left
+            } else {
+                batch.len().min(left)
+            };
+            left -= counted;
+            let published = if self.confirms.is_some() {
+                let n = ob.window.sent(counted, now);
+                let reply = credit::reply_subject(&self.confirm_prefix, dest.as_str(), n);
+                self.client
+                    .publish_with_reply(subject.clone(), reply, batch)
+                    .await
+            } else {
+                ob.route.pressure.taken(counted, threshold);
+                self.client.publish(subject.clone(), batch).await
+            };
+            if let Err(e) = published {
+                warn!(peer = %dest, error = %e, "cannot publish to NATS");
+                let unconfirmed = ob.window.release_all();
+                ob.route.pressure.taken(unconfirmed + left, threshold);
+                let view = self.view.borrow().clone();
+                refuse(&view, dest, frames, "NATS refused the publish");
+                return;
             }
+        }
+    }
+
+    /// Another router handed batches up to one to its session.
+    fn on_confirmed(&mut self, subject: &str) {
+        let Some((dest, n)) = credit::parse_reply(&self.confirm_prefix, subject) else {
+            debug!(subject, "confirmation not understood");
+            return;
+        };
+        let Some(ob) = Name::new(&dest)
+            .ok()
+            .and_then(|d| self.outbound.get_mut(&d))
+        else {
+            return;
+        };
+        let bytes = ob.window.confirmed(n);
+        ob.route.pressure.taken(bytes, self.threshold);
+    }
+
+    /// Stops counting batches that will not be confirmed: sent on a connection that was
+    /// lost, or waiting longer than [`credit::CONFIRM_WAIT`].
+    fn sweep(&mut self) {
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        if connects != self.connects || !connected {
+            self.connects = connects;
+            self.release_all();
+            return;
+        }
+        let now = Instant::now();
+        for ob in self.outbound.values_mut() {
+            if ob.window.is_waiting() {
+                let bytes = ob.window.expire(now);
+                ob.route.pressure.taken(bytes, self.threshold);
+            }
+        }
+    }
+
+    fn release_all(&mut self) {
+        for ob in self.outbound.values_mut() {
+            let bytes = ob.window.release_all();
+            ob.route.pressure.taken(bytes, self.threshold);
         }
     }
 
@@ -727,7 +854,18 @@ async fn take_broadcasts(ob: &mut Outbound) -> Vec<Forward> {
     .await
 }
 
-/// Reads local member `dest`'s subject: delivers to its sessions what other routers send.
+/// Waits for the next confirmation, for ever without a subscription.
+async fn next_confirmation(
+    confirms: &mut Option<async_nats::Subscriber>,
+) -> Option<async_nats::Message> {
+    match confirms {
+        Some(c) => c.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads local member `dest`'s subject: delivers to its sessions what other routers send,
+/// holding back while its session is congested, and confirms what it handed over.
 async fn read_subject(
     mut sub: async_nats::Subscriber,
     dest: Name,
@@ -737,24 +875,122 @@ async fn read_subject(
     threshold: usize,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(msg) = sub.next().await {
-        let frames = match wire::decode_batch(msg.payload) {
-            Ok(f) => f,
-            Err(e) => {
-                debug!(peer = %dest, error = %e, "frames from NATS dropped");
-                continue;
-            }
+    let mut frames = Vec::new();
+    let mut replies: Vec<async_nats::Subject> = Vec::new();
+    let mut ended = false;
+    while !ended {
+        let Some(first) = sub.next().await else {
+            break;
         };
-        metrics.nats_frames(0, frames.len());
-        let snapshot = view.borrow().clone();
-        for (sender, nack) in deliver(&snapshot, &dest, frames, threshold) {
-            let mut buf = bytes::BytesMut::new();
-            if nack.encode(&mut buf).is_ok() {
-                let subject = wire::subject_for(&mesh, sender.as_str());
-                let _ = client.publish(subject, buf.freeze()).await;
+        // Whatever else has arrived goes with it: one hand-over, one confirmation per
+        // sending router, rather than one per NATS message.
+        let mut got = 0;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            got += msg.payload.len();
+            take_batch(msg, &dest, &mut frames, &mut replies);
+            if got >= wire::MAX_BATCH {
+                break;
+            }
+            match sub.next().now_or_never() {
+                Some(Some(msg)) => next = Some(msg),
+                Some(None) => ended = true,
+                None => {}
             }
         }
+        metrics.nats_frames(0, frames.len());
+        room_for(&view, &dest, threshold).await;
+        let snapshot = view.borrow().clone();
+        let nacks = deliver(&snapshot, &dest, std::mem::take(&mut frames), threshold);
+        if !nacks.is_empty() {
+            debug!(peer = %dest, nacks = nacks.len(), first = ?nacks[0].1, "refused frames from NATS");
+        }
+        // Nacks go back like forwards: one NATS message per sender (and batch size).
+        let mut by_sender: Vec<(Name, Vec<Frame>)> = Vec::new();
+        for (sender, nack) in nacks {
+            match by_sender.iter_mut().find(|(s, _)| *s == sender) {
+                Some((_, list)) => list.push(nack),
+                None => by_sender.push((sender, vec![nack])),
+            }
+        }
+        for (sender, list) in by_sender {
+            let subject = wire::subject_for(&mesh, sender.as_str());
+            for batch in wire::encode_batch(&list, wire::MAX_BATCH) {
+                let _ = client.publish(subject.clone(), batch).await;
+            }
+        }
+        // The last batch from each sending router confirms all before it.
+        replies.reverse();
+        let mut confirmed: Vec<&str> = Vec::new();
+        for reply in &replies {
+            let stream = credit::reply_stream(reply.as_str());
+            if !confirmed.contains(&stream) {
+                confirmed.push(stream);
+                let _ = client.publish(reply.clone(), bytes::Bytes::new()).await;
+            }
+        }
+        replies.clear();
     }
+}
+
+/// Adds one NATS message's frames and reply subject.
+fn take_batch(
+    msg: async_nats::Message,
+    dest: &Name,
+    frames: &mut Vec<Frame>,
+    replies: &mut Vec<async_nats::Subject>,
+) {
+    match wire::decode_batch(msg.payload) {
+        Ok(f) => frames.extend(f),
+        Err(e) => debug!(peer = %dest, error = %e, "frames from NATS dropped"),
+    }
+    // Confirmed even when unreadable: its sender stops counting it either way.
+    replies.extend(msg.reply);
+}
+
+/// Waits while `dest`'s session is congested, as a local sender would (not for a stuck
+/// one), or its inbox is full, but not longer than [`ROOM_WAIT`].
+async fn room_for(view: &watch::Receiver<Arc<LocalView>>, dest: &Name, threshold: usize) {
+    use lanmesh_core::session::Routes as _;
+    let route = view
+        .borrow()
+        .snapshot
+        .route(dest.as_str())
+        .filter(|r| !r.remote)
+        .cloned();
+    let Some(route) = route else {
+        return;
+    };
+    let room = async {
+        loop {
+            if route.pressure.holds_back(threshold) {
+                poll_fn(|cx| {
+                    if route.pressure.may_continue(threshold, cx.waker()) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            } else if route.inbox.is_full() {
+                // Nothing wakes a waiter when an inbox has room again: its session empties
+                // it whole at its next poll, so look again very soon.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ROOM_WAIT, room).await;
+}
+
+/// Frames to remote `dest` that cannot cross now: acked-stream messages are left to their
+/// senders' resend; the rest is `Nack`ed to its local senders (`UnknownPeer`).
+fn refuse(view: &LocalView, dest: &Name, frames: Vec<Frame>, why: &str) {
+    let (resent, refused): (Vec<Frame>, Vec<Frame>) =
+        frames.into_iter().partition(wire::resent_by_sender);
+    debug!(peer = %dest, resent = resent.len(), refused = refused.len(), why, "frames that cannot cross now");
+    nack_locally(view, dest, &refused, NackReason::UnknownPeer);
 }
 
 /// Hands frames from NATS for local member `dest` to its sessions, grouped per session in

@@ -8,6 +8,8 @@
 //!
 //! * `wire` (no IO): subjects, bucket names, the stored values, frame batches;
 //! * `mesh` (no IO, time passed in): the remote names and when each was refreshed;
+//! * `credit` (no IO, time passed in): what was published to a remote name and not yet
+//!   handed to its session, which holds local senders back (backpressure across routers);
 //! * `driver`: the NATS client around them.
 //!
 //! The flow, for a router `R` with member `a` and a remote member `b` at router `S`:
@@ -25,8 +27,31 @@
 //! 4. `b` acks or answers: `S`'s session forwards the `Ack`/`Nack`/reply to `a`'s route,
 //!    which at `S` is remote: it crosses back the same way, on `a`'s subject.
 //! 5. `a` broadcasts: once per other router, not per remote member (see `broadcast`).
-//! 6. What cannot be delivered (no such session any more, a full inbox, NATS down) is
-//!    `Nack`ed to the sender, as on one router.
+//! 6. What cannot be delivered (no such session any more, a full inbox) is `Nack`ed to
+//!    the sender, as on one router, the nacks for one sender batched like forwards. A
+//!    `send_acked` message that cannot cross for a moment (NATS out of reach, or lost
+//!    with a NATS node) is not: its sender's acked stream sends it again until it is
+//!    acknowledged, and the recipient drops what arrives twice, so it still arrives once
+//!    and in order while the remote name is known (its presence not expired).
+//! 7. `S` holds what it receives for `b` while `b`'s session is congested, as a local
+//!    sender would, and confirms each batch once handed over; `R` counts what it
+//!    published to `b` until then, so `a` is slowed down rather than refused (`credit`).
+//!
+//! **A router restart** is not covered by exactly-once. Acked streams start over when a
+//! peer hears `PeerJoined` for the other end ("a new process under that name"), and a
+//! peer that rejoins through a restarted router is announced anew (new presence, so
+//! `PeerJoined` at every other router), which no one can tell from a new process. Its
+//! partners forget its stream; whether it restarts its own chain depends on whether its
+//! new router knew them when it was welcomed (no `PeerJoined` then) or learns them at
+//! their next refresh (a `PeerJoined` later). Measured, 6,000 acked sends, 256 in
+//! flight, a router restarted at 2,000: with this watch (changes only), every send from
+//! the restart on failed with `UnknownPeer` until the restarted side learned the other
+//! (restarting either router); with a watch from the current entries, restarting the
+//! receiver's router kept all 6,000 exactly once, in order, but restarting the sender's
+//! router left its chain linked to what the receiver had forgotten, and every later send
+//! timed out (a gap that never fills), so this watch stays. Holding across a restart
+//! needs the peer's process (an incarnation) in its presence and `PeerInfo`, so streams
+//! restart only for a new process.
 //!
 //! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
 //! (a join waits for the bindings bucket at most [`CLAIM_TIMEOUT`], then binds the name
@@ -34,6 +59,7 @@
 //! again at the next refresh.
 
 mod broadcast;
+mod credit;
 mod driver;
 pub(crate) mod mesh;
 mod release;

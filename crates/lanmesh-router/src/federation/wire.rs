@@ -235,6 +235,20 @@ pub(crate) fn slot_for(frame: &Frame) -> u32 {
     }
 }
 
+/// Whether the sender's acked stream sends `frame` again until it is acknowledged (part
+/// of a `send_acked` message; not a reply, a file step or a broadcast). A router that
+/// cannot pass such a frame on for a moment (NATS out of reach) drops it rather than
+/// fail the send with a `Nack`: the sender's resend fills the gap and the recipient
+/// drops what arrives twice, so the message still arrives once, in order.
+pub(crate) fn resent_by_sender(frame: &Frame) -> bool {
+    let Frame::Deliver(m) = frame else {
+        return false;
+    };
+    m.flags & flags::ACK_REQUESTED != 0
+        && m.flags & (flags::REPLY | flags::BLOB | flags::BROADCAST) == 0
+        && m.prev.is_some()
+}
+
 /// The `Nack` telling the sender of `frame` (a message for `dest`) it was not delivered,
 /// and the sender's name; `None` for broadcasts and for acks and nacks (nobody waits for
 /// those).
@@ -379,6 +393,35 @@ mod tests {
         assert_eq!(decode_broadcasts(batch).unwrap(), frames);
         let direct = encode_batch(&[deliver("a", 3, 0, b"z")], MAX_BATCH).remove(0);
         assert!(decode_broadcasts(direct).is_err());
+    }
+
+    #[test]
+    fn only_acked_stream_messages_are_left_to_their_senders_resend() {
+        let with = |flags, prev| {
+            Frame::Deliver(Message {
+                peer: name("a"),
+                id: 2,
+                flags,
+                chunk: None,
+                prev,
+                payload: Bytes::new(),
+            })
+        };
+        assert!(resent_by_sender(&with(flags::ACK_REQUESTED, Some(1))));
+        assert!(!resent_by_sender(&with(0, None)), "a plain send");
+        assert!(!resent_by_sender(&with(flags::REQUEST, None)), "a request");
+        assert!(!resent_by_sender(&with(
+            flags::ACK_REQUESTED | flags::REPLY,
+            Some(1)
+        )));
+        assert!(!resent_by_sender(&with(
+            flags::ACK_REQUESTED | flags::BLOB,
+            Some(1)
+        )));
+        assert!(!resent_by_sender(&Frame::Ack {
+            peer: name("a"),
+            id: 2
+        }));
     }
 
     #[test]
