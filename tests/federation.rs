@@ -1267,3 +1267,64 @@ async fn a_fast_sender_is_slowed_down_across_routers_not_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[actix_rt::test]
+async fn acked_messages_cross_a_router_restart_exactly_once_in_order() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("restart-stream");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut f = FederationConfig::new([url.clone()]);
+    f.router_id = Some("site-a".into());
+    f.ttl = Duration::from_secs(3);
+    let a = start_federated(f).await;
+    // Router B is a process, killed (SIGKILL) mid-stream and started again at once on
+    // its port with its state: bob rejoins it, it rejoins the mesh, and both sides hear
+    // the other "joined" again — the same processes, so their acked streams go on.
+    let b_listen = format!("127.0.0.1:{}", free_port());
+    let b_state = dir.join("router-b");
+    let b_args = [
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        &b_listen,
+        "--state-dir",
+        b_state.to_str().unwrap(),
+        "--federate",
+        &url,
+        "--router-id",
+        "site-b",
+        "--presence-ttl",
+        "3",
+    ];
+    let mut b = Some(Proc::spawn(&b_args));
+    let b_addr = b.as_ref().unwrap().router_addr();
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = join(&b_addr, "bob").await;
+    eventually("the routers see each other's peers", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+    let run = async {
+        let got = std::rc::Rc::new(std::cell::Cell::new(0));
+        let receiver = actix_rt::spawn(receive_stream(bob, "alice", got.clone()));
+        let mut restarted = None;
+        send_stream(&alice, "bob", |acked| {
+            if acked == 5_000 {
+                drop(b.take());
+                restarted = Some(Proc::spawn(&b_args));
+            }
+        })
+        .await;
+        let bob = receiver.await.unwrap();
+        assert_eq!(got.get(), STREAM);
+        nothing_more(&bob).await;
+        assert!(restarted.is_some());
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the stream ends within 120 s");
+    let _ = std::fs::remove_dir_all(&dir);
+}

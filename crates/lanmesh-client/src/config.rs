@@ -120,7 +120,13 @@ impl PeerConfig {
 
     /// What the peer core needs, with this peer's key, resume token and (for a send-only
     /// session) id slot.
-    pub(crate) fn core(&self, identity: Identity, resume_token: Bytes, slot: u32) -> CoreConfig {
+    pub(crate) fn core(
+        &self,
+        identity: Identity,
+        resume_token: Bytes,
+        slot: u32,
+        incarnation: u64,
+    ) -> CoreConfig {
         let handshake = HandshakeConfig {
             identity,
             mesh: self.mesh.clone(),
@@ -146,6 +152,7 @@ impl PeerConfig {
         core.verify_router = self.router_pins.is_some();
         core.slot = if self.send_only { slot } else { 0 };
         core.direct = self.uses_links();
+        core.incarnation = incarnation;
         core.files = FileConfig {
             accept: self.save_dir.is_some(),
             max_file_size: self.max_file_size,

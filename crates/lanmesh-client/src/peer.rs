@@ -249,7 +249,12 @@ impl Peer {
             None => Identity::generate().map_err(ClientError::Handshake),
         };
         let identity = identity.map_err(|e| (e, None))?;
-        let mut core_config = config.core(identity, new_resume_token(), random_slot());
+        let mut core_config = config.core(
+            identity,
+            new_resume_token(),
+            random_slot(),
+            random_incarnation(),
+        );
         // The port other peers dial for a direct link; without one this peer still dials.
         let listener = if config.uses_links() {
             match crate::links::listen(config.direct_port) {
@@ -737,6 +742,13 @@ async fn start_actor(
     let actor = PeerActor::new(endpoint, config, dialed, listener, owns_system);
     lanmesh_actix::same_poll::start(actor);
     let _ = started.send(Ok(origin));
+}
+
+/// A random non-zero number naming this process to the others across its reconnects.
+fn random_incarnation() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_be_bytes(b).max(1)
 }
 
 /// A random non-zero id slot for a send-only session.

@@ -158,3 +158,54 @@ fn plain_messages_between_cuts_arrive_at_most_once() {
     );
     assert!(got.len() > 1000, "only {} of {sent} arrived", got.len());
 }
+
+#[test]
+fn acked_streams_go_on_across_a_router_restart_whichever_peer_rejoins_first() {
+    for receiver_first in [true, false] {
+        let mut sim = Sim::new(sim::seed(0x07e5_7a27));
+        // Each process names itself; the restarted router announces each as joined.
+        let mut ca = sim.config("A");
+        ca.incarnation = 11;
+        let a = sim.add_peer(ca);
+        let mut cb = sim.config("B");
+        cb.incarnation = 22;
+        let b = sim.add_peer(cb);
+        sim.connect(a);
+        sim.connect(b);
+        sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+        let to = lanmesh_proto::Name::new("B").unwrap();
+        let (mut acked, mut got) = (0usize, Vec::new());
+        let tally = |sim: &mut Sim, acked: &mut usize, got: &mut Vec<u64>| {
+            for e in sim.take_events(a) {
+                match e {
+                    Event::Acked { .. } => *acked += 1,
+                    Event::SendFailed { error, .. } => panic!("a send failed: {error}"),
+                    _ => {}
+                }
+            }
+            got.extend(numbers(&sim.take_events(b)));
+        };
+        for n in 0..600u64 {
+            let now = sim.now;
+            sim.peers[a].send_acked(&to, payload(n), 0, now).unwrap();
+            sim.step(MS);
+            tally(&mut sim, &mut acked, &mut got);
+            if n == 200 {
+                let (first, later) = if receiver_first { (b, a) } else { (a, b) };
+                sim.hold_dial.insert(later);
+                sim.restart_router();
+                sim.run_until(10_000, MS, |s| s.peers[first].is_running());
+                sim.release_dial(later);
+            }
+        }
+        sim.run_until(20_000, MS, |s| {
+            tally(s, &mut acked, &mut got);
+            acked == 600 && got.len() >= 600
+        });
+        assert_eq!(
+            got,
+            (0..600).collect::<Vec<_>>(),
+            "receiver first: {receiver_first}"
+        );
+    }
+}

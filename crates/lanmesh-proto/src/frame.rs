@@ -123,6 +123,11 @@ pub struct PeerInfo {
     /// bytes): the address the router saw it connect from with the port it offered
     /// ([`crate::Offer::direct_port`]). Empty: no direct links to it.
     pub direct: String,
+    /// The process behind the name, as it offered it ([`crate::Offer::incarnation`]; 0:
+    /// unknown). A name that joins again with the same incarnation is the same process
+    /// back (after its router restarted, say), whose acked streams go on; another one is
+    /// a new process, with which they start over.
+    pub incarnation: u64,
 }
 
 /// Everything that travels inside records.
@@ -294,6 +299,7 @@ fn peer_info_len(p: &PeerInfo) -> usize {
         + short_len(truncate_utf8(&p.addr, 255).as_bytes())
         + 8
         + short_len(truncate_utf8(&p.direct, 255).as_bytes())
+        + 8
 }
 
 fn put_peer_info(buf: &mut impl BufMut, p: &PeerInfo) {
@@ -305,6 +311,7 @@ fn put_peer_info(buf: &mut impl BufMut, p: &PeerInfo) {
     put_short(buf, truncate_utf8(&p.addr, 255).as_bytes());
     buf.put_u64(p.joined_ms);
     put_short(buf, truncate_utf8(&p.direct, 255).as_bytes());
+    buf.put_u64(p.incarnation);
 }
 
 fn read_peer_info(r: &mut Reader) -> Result<PeerInfo> {
@@ -317,6 +324,7 @@ fn read_peer_info(r: &mut Reader) -> Result<PeerInfo> {
         addr: r.short_string()?,
         joined_ms: r.u64()?,
         direct: r.short_string()?,
+        incarnation: r.u64()?,
     })
 }
 
@@ -500,9 +508,9 @@ impl Frame {
                     _ => return Err(ProtoError::Malformed { what: "peer list" }),
                 };
                 let count = usize::from(r.u16()?);
-                // Each entry is at least 46 bytes, so `count` cannot make us allocate more
+                // Each entry is at least 54 bytes, so `count` cannot make us allocate more
                 // than the frame could hold.
-                let mut peers = Vec::with_capacity(count.min(MAX_FRAME_BODY / 46));
+                let mut peers = Vec::with_capacity(count.min(MAX_FRAME_BODY / 54));
                 for _ in 0..count {
                     peers.push(read_peer_info(&mut r)?);
                 }
@@ -738,11 +746,12 @@ mod tests {
             addr: "a".into(),
             joined_ms: 9,
             direct: "10.0.0.7:7411".into(),
+            incarnation: 5,
         };
         assert_eq!(
             hex_of(&Frame::PeerJoined(info)),
             format!(
-                "08003d016e020101{}016100000000000000 09 0d{}",
+                "080045016e020101{}016100000000000000 09 0d{} 0000000000000005",
                 "aa".repeat(32),
                 hex::encode("10.0.0.7:7411")
             )
@@ -876,26 +885,29 @@ mod tests {
             any::<[u8; 32]>(),
             "[ -~]{0,60}",
             any::<u64>(),
-            "[ -~]{0,30}",
+            ("[ -~]{0,30}", any::<u64>()),
         )
-            .prop_map(|(name, ws, enc, key, addr, joined_ms, direct)| PeerInfo {
-                name,
-                transport: if ws { Transport::Ws } else { Transport::Tcp },
-                cipher: if enc {
-                    Cipher::ChaCha20Poly1305
-                } else {
-                    Cipher::None
+            .prop_map(
+                |(name, ws, enc, key, addr, joined_ms, (direct, incarnation))| PeerInfo {
+                    name,
+                    transport: if ws { Transport::Ws } else { Transport::Tcp },
+                    cipher: if enc {
+                        Cipher::ChaCha20Poly1305
+                    } else {
+                        Cipher::None
+                    },
+                    compression: if enc {
+                        Compression::Snappy
+                    } else {
+                        Compression::None
+                    },
+                    key,
+                    addr,
+                    joined_ms,
+                    direct,
+                    incarnation,
                 },
-                compression: if enc {
-                    Compression::Snappy
-                } else {
-                    Compression::None
-                },
-                key,
-                addr,
-                joined_ms,
-                direct,
-            })
+            )
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {

@@ -205,6 +205,9 @@ pub struct Offer {
     /// (0: none). The router pairs it with the address it sees the initiator at
     /// ([`crate::PeerInfo::direct`]).
     pub direct_port: u16,
+    /// Names the initiator's process, the same across its reconnects (0: none): see
+    /// [`crate::PeerInfo::incarnation`].
+    pub incarnation: u64,
     /// Ask the router to say how it stands in a federated mesh: its choice then carries a
     /// [`RouterStatus`] (`lanmesh peers` asks). A router that predates the option skips it
     /// and answers without one.
@@ -233,6 +236,8 @@ mod option {
     pub(super) const MAX_MESSAGE: u8 = 3;
     /// [`super::Offer::direct_port`], 2 bytes big-endian.
     pub(super) const DIRECT_PORT: u8 = 5;
+    /// [`super::Offer::incarnation`], 8 bytes big-endian.
+    pub(super) const INCARNATION: u8 = 6;
     /// [`super::Offer::router_status`], no value.
     pub(super) const ROUTER_STATUS: u8 = 4;
 }
@@ -275,6 +280,7 @@ impl Offer {
             max_record: config.limits.max_record.clamp(MIN_RECORD, MAX_RECORD),
             max_message: config.limits.max_message,
             direct_port: 0,
+            incarnation: 0,
             router_status: false,
         }
     }
@@ -316,6 +322,11 @@ impl Offer {
             b.put_u8(2);
             b.put_u16(self.direct_port);
         }
+        if self.incarnation != 0 {
+            b.put_u8(option::INCARNATION);
+            b.put_u8(8);
+            b.put_u64(self.incarnation);
+        }
         if self.router_status {
             b.put_u8(option::ROUTER_STATUS);
             b.put_u8(0);
@@ -353,6 +364,7 @@ impl Offer {
         let mut max_record = MAX_RECORD;
         let mut max_message = Limits::default().max_message;
         let mut direct_port = 0;
+        let mut incarnation = 0;
         let mut router_status = false;
         while !r.is_empty() {
             let tag = r.u8()?;
@@ -391,6 +403,12 @@ impl Offer {
                     })?;
                     direct_port = u16::from_be_bytes(v);
                 }
+                option::INCARNATION => {
+                    let v: [u8; 8] = value[..].try_into().map_err(|_| ProtoError::Malformed {
+                        what: "offer incarnation",
+                    })?;
+                    incarnation = u64::from_be_bytes(v);
+                }
                 option::ROUTER_STATUS => router_status = true,
                 _ => {}
             }
@@ -406,6 +424,7 @@ impl Offer {
             max_record,
             max_message,
             direct_port,
+            incarnation,
             router_status,
         })
     }
@@ -848,6 +867,12 @@ mod tests {
         let bytes = direct.encode();
         assert_eq!(&bytes[bytes.len() - 4..], &[5, 2, 0x1c, 0xf3]);
         assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap().direct_port, 7411);
+        // And the process it is, across reconnects.
+        let mut process = plain.clone();
+        process.incarnation = 0x0102_0304_0506_0708;
+        let bytes = process.encode();
+        assert_eq!(&bytes[bytes.len() - 10..], &[6, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(Offer::decode(Bytes::from(bytes)).unwrap(), process);
         // An option this version does not know, then ours: the first is skipped.
         let mut later = plain.encode();
         later.extend_from_slice(&[9, 2, 7, 7]);

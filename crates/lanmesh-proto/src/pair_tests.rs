@@ -460,6 +460,7 @@ fn unknown_version_is_refused() {
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
         direct_port: 0,
+        incarnation: 0,
         router_status: false,
     };
     let (init, msg1) = Initiator::start_with_offer(&cfg, offer).unwrap();
@@ -557,6 +558,7 @@ fn offer_wire_snapshot() {
         max_record: MAX_RECORD,
         max_message: Limits::default().max_message,
         direct_port: 0,
+        incarnation: 0,
         router_status: false,
     };
     assert_eq!(

@@ -64,6 +64,7 @@ fn info(n: &str) -> PeerInfo {
         addr: "10.0.0.2:5000".into(),
         joined_ms: 1,
         direct: String::new(),
+        incarnation: 0,
     }
 }
 

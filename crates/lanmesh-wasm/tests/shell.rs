@@ -105,6 +105,7 @@ fn info(n: &str) -> PeerInfo {
         addr: "127.0.0.1:1".into(),
         joined_ms: 1,
         direct: String::new(),
+        incarnation: 0,
     }
 }
 

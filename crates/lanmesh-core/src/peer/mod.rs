@@ -113,6 +113,11 @@ pub struct Config {
     /// The TCP port the driver takes direct links on, offered to the router (0: none; the
     /// peer may still dial others).
     pub direct_port: u16,
+    /// Names this process to the others, the same across its reconnects (a random number
+    /// the driver picks; 0: none). When this peer joins again — through a router that
+    /// restarted, or another router of the mesh — the others see the same incarnation and
+    /// keep their acked streams with it instead of starting them over.
+    pub incarnation: u64,
 }
 
 impl Config {
@@ -136,6 +141,7 @@ impl Config {
             random: RandomSource::default(),
             direct: false,
             direct_port: 0,
+            incarnation: 0,
         }
     }
 }
@@ -321,6 +327,11 @@ pub struct PeerCore {
     last_resend_check: Instant,
     stats: Stats,
     links: direct::Links,
+    /// Members of the last connection's mesh not in the list of the new one (its router
+    /// restarted, say, and they have not joined it yet): acked messages to them wait for
+    /// their return (until their ack deadline) instead of failing with `UnknownPeer`. With
+    /// the incarnation they had, to know them again.
+    missing: BTreeMap<Name, u64>,
 }
 
 impl core::fmt::Debug for PeerCore {
@@ -377,6 +388,7 @@ impl PeerCore {
             last_resend_check: Instant::ZERO,
             stats: Stats::default(),
             links: direct::Links::new(config.direct && config.slot == 0),
+            missing: BTreeMap::new(),
             config,
         }
     }
@@ -513,6 +525,7 @@ impl PeerCore {
         if self.links.enabled {
             offer.direct_port = self.config.direct_port;
         }
+        offer.incarnation = self.config.incarnation;
         // An observer is there to list the mesh: it asks how the router stands in it too.
         offer.router_status = self.config.name.is_none();
         let (initiator, msg1) =
@@ -801,16 +814,30 @@ impl PeerCore {
                 }
             }
             Frame::PeerJoined(info) => {
-                // A new process under that name: acked streams with it start over, and
-                // links to the old one are stale.
-                self.forget_links(&info.name);
-                self.seen.restart(&info.name);
-                self.outbox.restart(&info.name);
+                // The same process back under that name (its router restarted, or it moved
+                // to another router of the mesh): its acked streams go on. A new process:
+                // they start over, and links to the old one are stale.
+                let known = self
+                    .members
+                    .get(&info.name)
+                    .map(|old| old.incarnation)
+                    .or_else(|| self.missing.get(&info.name).copied());
+                let same_process = info.incarnation != 0 && known == Some(info.incarnation);
+                if !same_process {
+                    self.forget_links(&info.name);
+                    self.seen.restart(&info.name);
+                    self.outbox.restart(&info.name);
+                }
+                // Back after a reconnect: what waited for it goes now.
+                if self.missing.remove(&info.name).is_some() {
+                    self.outbox.path_lost(&info.name);
+                }
                 self.members.insert(info.name.clone(), info.clone());
                 self.emit(Event::Peer(PeerEvent::Joined(info)));
                 self.resend_due(now)?;
             }
             Frame::PeerLeft { name } => {
+                self.missing.remove(&name);
                 self.forget_links(&name);
                 self.reassembler.forget(&name);
                 self.seen.forget(&name);
@@ -942,8 +969,15 @@ impl PeerCore {
             .filter(|p| !self.members.contains_key(&p.name))
             .cloned()
             .collect();
-        self.members = fresh;
+        let rejoined = !self.members.is_empty();
+        let old = core::mem::replace(&mut self.members, fresh);
+        for info in &joined {
+            self.missing.remove(&info.name);
+        }
         for name in left {
+            if rejoined && let Some(info) = old.get(&name) {
+                self.missing.insert(name.clone(), info.incarnation);
+            }
             self.forget_links(&name);
             self.emit(Event::Peer(PeerEvent::Left(name)));
         }
@@ -1032,6 +1066,14 @@ impl PeerCore {
     fn on_nack(&mut self, peer: Name, id: u64, reason: NackReason) {
         if self.files.on_nack(&peer, id, reason) {
             self.flush_files();
+            return;
+        }
+        // A member that has not rejoined the (restarted) router yet: the acked message
+        // waits for it in the outbox, and goes again when it is back.
+        if reason == NackReason::UnknownPeer
+            && self.missing.contains_key(&peer)
+            && self.pending_acks.get(&id).is_some_and(|p| p.to == peer)
+        {
             return;
         }
         let error = ClientError::from_nack(peer.as_str(), id, reason);

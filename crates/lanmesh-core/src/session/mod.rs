@@ -469,6 +469,7 @@ impl<T: Routes> SessionCore<T> {
                 &self.config.remote,
                 est.offer.direct_port,
             ),
+            incarnation: est.offer.incarnation,
         };
         self.phase = Phase::Joining(name);
         self.emit(SessionEvent::Join {

@@ -121,6 +121,7 @@ struct Place {
 struct Member {
     key: [u8; 32],
     direct: String,
+    incarnation: u64,
     receiver: Option<Place>,
     senders: BTreeMap<u32, Place>,
 }
@@ -183,6 +184,9 @@ pub struct Sim {
     pub blocked: std::collections::BTreeSet<(usize, usize)>,
     /// Messages the router forwarded, by recipient.
     pub forwarded: BTreeMap<Name, usize>,
+    /// Peers whose next dial waits until they leave this set (see [`Sim::release_dial`]).
+    pub hold_dial: std::collections::BTreeSet<usize>,
+    held_dials: Vec<usize>,
 }
 
 /// The port peer `i` takes direct links on, in the simulation.
@@ -222,6 +226,30 @@ impl Sim {
             direct: Vec::new(),
             blocked: std::collections::BTreeSet::new(),
             forwarded: BTreeMap::new(),
+            hold_dial: std::collections::BTreeSet::new(),
+            held_dials: Vec::new(),
+        }
+    }
+
+    /// The router crashes and a new one takes its place: every connection breaks, and
+    /// the new router knows no member (name bindings, kept on disk, survive).
+    pub fn restart_router(&mut self) {
+        for l in 0..self.links.len() {
+            self.kill_link(l, "router restarted");
+        }
+        for s in &mut self.sessions {
+            s.finished = true;
+            s.inbox.clear();
+        }
+        self.members.clear();
+    }
+
+    /// Lets peer `p` dial again (a dial it asked for meanwhile happens now).
+    pub fn release_dial(&mut self, p: usize) {
+        self.hold_dial.remove(&p);
+        if let Some(i) = self.held_dials.iter().position(|q| *q == p) {
+            self.held_dials.remove(i);
+            self.dial(p);
         }
     }
 
@@ -471,6 +499,7 @@ impl Sim {
                 addr: String::new(),
                 joined_ms: 0,
                 direct: m.direct.clone(),
+                incarnation: m.incarnation,
             })
             .collect()
     }
@@ -501,6 +530,7 @@ impl Sim {
         let member = self.members.entry(info.name.clone()).or_insert(Member {
             key: info.key,
             direct: String::new(),
+            incarnation: 0,
             receiver: None,
             senders: BTreeMap::new(),
         });
@@ -512,6 +542,7 @@ impl Sim {
         }
         if slot == 0 {
             member.direct = info.direct.clone();
+            member.incarnation = info.incarnation;
         }
         let place = if slot == 0 {
             member.receiver.take()
@@ -735,6 +766,7 @@ impl Sim {
     fn collect_peer(&mut self, p: usize) {
         while let Some(e) = self.peers[p].poll_event() {
             match &e {
+                Event::Dial if self.hold_dial.contains(&p) => self.held_dials.push(p),
                 Event::Dial => self.dial(p),
                 Event::LinkDial { link, addr } => {
                     let (link, addr) = (*link, addr.clone());

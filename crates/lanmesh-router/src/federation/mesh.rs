@@ -132,6 +132,7 @@ mod tests {
                 addr: "127.0.0.1:1".into(),
                 joined_ms: 0,
                 direct: String::new(),
+                incarnation: 0,
             },
         }
     }

@@ -37,21 +37,16 @@
 //!    sender would, and confirms each batch once handed over; `R` counts what it
 //!    published to `b` until then, so `a` is slowed down rather than refused (`credit`).
 //!
-//! **A router restart** is not covered by exactly-once. Acked streams start over when a
-//! peer hears `PeerJoined` for the other end ("a new process under that name"), and a
-//! peer that rejoins through a restarted router is announced anew (new presence, so
-//! `PeerJoined` at every other router), which no one can tell from a new process. Its
-//! partners forget its stream; whether it restarts its own chain depends on whether its
-//! new router knew them when it was welcomed (no `PeerJoined` then) or learns them at
-//! their next refresh (a `PeerJoined` later). Measured, 6,000 acked sends, 256 in
-//! flight, a router restarted at 2,000: with this watch (changes only), every send from
-//! the restart on failed with `UnknownPeer` until the restarted side learned the other
-//! (restarting either router); with a watch from the current entries, restarting the
-//! receiver's router kept all 6,000 exactly once, in order, but restarting the sender's
-//! router left its chain linked to what the receiver had forgotten, and every later send
-//! timed out (a gap that never fills), so this watch stays. Holding across a restart
-//! needs the peer's process (an incarnation) in its presence and `PeerInfo`, so streams
-//! restart only for a new process.
+//! **A router restart.** A peer that rejoins through a restarted router is announced
+//! anew (a new presence, so `PeerJoined` at every other router). Its offer carries its
+//! incarnation (a random number naming its process, kept across reconnects), which the
+//! presence carries inside its `PeerInfo`: a partner that knew that incarnation keeps its
+//! acked stream with it instead of starting over, and the rejoined peer, whose new router
+//! may not know its partners until their next presence refresh, keeps acked messages to
+//! them waiting instead of failing them with `UnknownPeer` (see the peer core's
+//! `missing`). Both were measured before: with a changes-only watch every send after the
+//! restart failed with `UnknownPeer`; with a watch from the current entries, restarting
+//! the sender's router left its chain linked to what the receiver had forgotten.
 //!
 //! A router that loses NATS keeps serving its own peers: nothing local waits for NATS
 //! (a join waits for the bindings bucket at most [`CLAIM_TIMEOUT`], then binds the name

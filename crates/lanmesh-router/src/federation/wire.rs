@@ -291,6 +291,7 @@ mod tests {
             addr: "127.0.0.1:5000".into(),
             joined_ms: 42,
             direct: String::new(),
+            incarnation: 0,
         }
     }
 
