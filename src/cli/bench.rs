@@ -16,7 +16,7 @@ pub(crate) struct BenchArgs {
     /// Print only the rows, as one JSON array, on stdout.
     #[arg(long)]
     json: bool,
-    /// Run only these tests (thr-16, thr-64, thr-1k, thr-64k, thr-1m, rtt-64,
+    /// Run only these tests (thr-16, thr-64, thr-1k, thr-64k, thr-1m, rtt-64, echo-64,
     /// fanout-100, idle-1000, handshakes).
     #[arg(long, value_name = "TESTS", value_delimiter = ',')]
     only: Vec<Test>,

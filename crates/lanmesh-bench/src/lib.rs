@@ -145,17 +145,17 @@ pub fn run(opts: &Options, mut progress: impl FnMut(Progress<'_>)) -> Report {
             .filter(|s| !s.is_external() || external::measures(test))
             .filter(|s| s.measures(test))
             .collect();
-        if matches!(test, Test::Rtt64 | Test::Throughput(_)) {
+        if matches!(test, Test::Rtt64 | Test::Echo64 | Test::Throughput(_)) {
             for &system in &systems {
                 progress(Progress::Start(system, test));
             }
-            let outcomes = if test == Test::Rtt64 {
+            let outcomes = if matches!(test, Test::Rtt64 | Test::Echo64) {
                 // The round trip runs side by side through an in-process echo pair;
                 // an external system's pair lives in its own process, measured after.
                 let (inside, outside): (Vec<System>, Vec<System>) =
                     systems.iter().partition(|s| !s.is_external());
-                let mut outcomes = rtt::side_by_side(&inside, &opts.budget, |system| {
-                    rtt_pair(opts, system, &bins)
+                let mut outcomes = rtt::side_by_side(&inside, test, &opts.budget, |system| {
+                    rtt_pair(opts, system, &bins, test)
                 });
                 for system in outside {
                     outcomes.push((system, measure(opts, system, test, &bins)));
@@ -303,6 +303,7 @@ fn rtt_pair(
     opts: &Options,
     system: System,
     bins: &Binaries<'_>,
+    test: Test,
 ) -> Result<(ServerProcess, rtt::RttPair), BenchError> {
     let server = start_server(opts, system, bins)?;
     let target = Target {
@@ -316,10 +317,10 @@ fn rtt_pair(
         | System::LanmeshDirectAes
         | System::LanmeshAes
         | System::LanmeshPlain
-        | System::LanmeshFederated => rtt::RttPair::start::<LanmeshEndpoint>(target)?,
-        System::Relay => rtt::RttPair::start::<RelayEndpoint>(target)?,
+        | System::LanmeshFederated => rtt::RttPair::start::<LanmeshEndpoint>(target, test)?,
+        System::Relay => rtt::RttPair::start::<RelayEndpoint>(target, test)?,
         #[cfg(feature = "nats")]
-        System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target)?,
+        System::Nats => rtt::RttPair::start::<endpoint::nats::NatsEndpoint>(target, test)?,
         #[cfg(not(feature = "nats"))]
         System::Nats => return Err(BenchError::client("nats", "built without the nats feature")),
         System::Mosquitto | System::Zenoh | System::ZenohP2p => {
@@ -379,7 +380,9 @@ fn scenario<E: Endpoint>(
     match test {
         Test::Throughput(size) => scenarios::throughput::<E>(target, test, size, budget),
         // All systems take turns in this test: `run` measures it with `rtt::side_by_side`.
-        Test::Rtt64 => Err(BenchError::client("bench", "rtt-64 runs side by side")),
+        Test::Rtt64 | Test::Echo64 => {
+            Err(BenchError::client("bench", "round trips run side by side"))
+        }
         Test::Fanout100 => scenarios::fanout::<E>(target, budget),
         Test::Idle1000 => scenarios::idle::<E>(server, target, budget),
         Test::Handshakes => scenarios::handshakes::<E>(target, budget),

@@ -41,7 +41,7 @@ impl Metric {
     fn of(test: &str) -> Self {
         match test {
             "thr-64k" | "thr-1m" => Self::MbPerS,
-            "rtt-64" => Self::P50,
+            "rtt-64" | "echo-64" => Self::P50,
             "idle-1000" => Self::RssPerPeer,
             _ => Self::MsgsPerS,
         }
@@ -274,6 +274,20 @@ impl Report {
                 "cross-router 64 B round trip p50 ≤ 2× one router",
                 self.ratio(Test::Rtt64, System::LanmeshFederated, System::Lanmesh)
                     .map(|r| (r <= 2.0, ratio_text(Some(r)))),
+            ),
+            (
+                "64 B send/recv echo p50 via the router ≤ 0.8× nats (echo)",
+                self.bounded(Test::Echo64, System::Lanmesh, System::Nats, 0.8, false),
+            ),
+            (
+                "64 B send/recv echo p50 direct ≤ 0.6× nats (echo)",
+                self.bounded(
+                    Test::Echo64,
+                    System::LanmeshDirect,
+                    System::Nats,
+                    0.6,
+                    false,
+                ),
             ),
             (
                 "1 MiB via the router MB/s ≥ 1.0× nats (issue 17)",

@@ -92,7 +92,7 @@ impl System {
     /// sender and a receiver sit on different routers (throughput, round trip); fan-out,
     /// idle peers and handshakes would measure one router again.
     pub fn measures(self, test: Test) -> bool {
-        !self.is_pairwise() || matches!(test, Test::Throughput(_) | Test::Rtt64)
+        !self.is_pairwise() || matches!(test, Test::Throughput(_) | Test::Rtt64 | Test::Echo64)
     }
 
     /// Systems whose rows are about one pair of peers (across federated routers, over a
@@ -144,6 +144,9 @@ pub enum Test {
     Throughput(usize),
     /// 64-byte request and reply, one at a time.
     Rtt64,
+    /// A 64-byte message sent, echoed back by the other side with a plain send and
+    /// received, one at a time (no request/reply).
+    Echo64,
     /// One 64-byte broadcast reaching 100 peers.
     Fanout100,
     /// 1,000 connected peers doing nothing: server memory per peer.
@@ -154,13 +157,14 @@ pub enum Test {
 
 impl Test {
     /// Every test, in the order of the report.
-    pub const ALL: [Test; 9] = [
+    pub const ALL: [Test; 10] = [
         Self::Throughput(16),
         Self::Throughput(64),
         Self::Throughput(1024),
         Self::Throughput(64 * 1024),
         Self::Throughput(1024 * 1024),
         Self::Rtt64,
+        Self::Echo64,
         Self::Fanout100,
         Self::Idle1000,
         Self::Handshakes,
@@ -176,6 +180,7 @@ impl Test {
             Self::Throughput(1_048_576) => "thr-1m",
             Self::Throughput(_) => "thr",
             Self::Rtt64 => "rtt-64",
+            Self::Echo64 => "echo-64",
             Self::Fanout100 => "fanout-100",
             Self::Idle1000 => "idle-1000",
             Self::Handshakes => "handshakes",

@@ -51,11 +51,20 @@ pub(crate) struct RttPair {
 
 impl RttPair {
     /// Connects a responder that echoes, then a requester that waits for slices.
-    pub(crate) fn start<E: Endpoint>(target: Target) -> Result<Self, BenchError> {
+    /// `test`: [`Test::Rtt64`] asks with requests, [`Test::Echo64`] with plain sends that
+    /// the other side sends back.
+    pub(crate) fn start<E: Endpoint>(target: Target, test: Test) -> Result<Self, BenchError> {
+        let echo = test == Test::Echo64;
         let (ready_tx, ready) = Ready::new();
         let responder = Worker::spawn("bench-echo", move || async move {
             let ep = E::connect(target.far_side(), "echo").await?;
-            let serving = actix_rt::spawn(async move { ep.serve_echo().await });
+            let serving = actix_rt::spawn(async move {
+                if echo {
+                    ep.echo_messages("ping").await
+                } else {
+                    ep.serve_echo().await
+                }
+            });
             let _ = ready_tx.send(());
             Ok(((), keep(AbortOnDrop(serving))))
         })?;
@@ -69,20 +78,20 @@ impl RttPair {
             let data = payload(64);
             // Across federated routers the echo's router may learn of "ping" a moment
             // after this one learnt of "echo": until then a reply has no way back.
-            let mut first = ep.request("echo", &data).await;
+            let mut first = round(&mut ep, &data, echo).await;
             for _ in 1..FIRST_TRIES {
                 if first.is_ok() {
                     break;
                 }
-                first = ep.request("echo", &data).await;
+                first = round(&mut ep, &data, echo).await;
             }
             first?;
             for _ in 1..WARM_UP {
-                ep.request("echo", &data).await?;
+                round(&mut ep, &data, echo).await?;
             }
             let _ = ready_tx.send(());
             while let Some((time, count)) = slice_rx.recv().await {
-                let measured = ping(&mut ep, &data, time, count).await;
+                let measured = ping(&mut ep, &data, echo, time, count).await;
                 let failed = measured.is_err();
                 if result_tx.send(measured).is_err() || failed {
                     break;
@@ -115,9 +124,25 @@ impl RttPair {
     }
 }
 
+/// One round trip: a request and its reply, or (`echo`) a plain send and its echo.
+async fn round<E: Endpoint>(
+    ep: &mut E,
+    data: &bytes::Bytes,
+    echo: bool,
+) -> Result<bytes::Bytes, BenchError> {
+    if echo {
+        ep.send("echo", data).await?;
+        ep.flush().await?;
+        ep.recv().await
+    } else {
+        ep.request("echo", data).await
+    }
+}
+
 async fn ping<E: Endpoint>(
     ep: &mut E,
     data: &bytes::Bytes,
+    echo: bool,
     time: Duration,
     count: u64,
 ) -> Measured {
@@ -125,7 +150,7 @@ async fn ping<E: Endpoint>(
     let start = Instant::now();
     while (samples.len() as u64) < count && start.elapsed() < time {
         let t = Instant::now();
-        let reply = ep.request("echo", data).await?;
+        let reply = round(ep, data, echo).await?;
         samples.push(t.elapsed().as_secs_f64() * 1e6);
         if reply.len() != data.len() {
             return Err(BenchError::client("bench", "echo of the wrong length"));
@@ -138,6 +163,7 @@ async fn ping<E: Endpoint>(
 /// or an error per system, in the order given.
 pub(crate) fn side_by_side(
     systems: &[System],
+    test: Test,
     budget: &Budget,
     start: impl FnMut(System) -> Result<(ServerProcess, RttPair), BenchError>,
 ) -> Vec<(System, Result<Row, BenchError>)> {
@@ -151,17 +177,17 @@ pub(crate) fn side_by_side(
     turns::in_turns(systems, SLICES, start, slice, add)
         .into_iter()
         .map(|(system, outcome)| {
-            let row = outcome.map(|(samples, took)| row(system, samples, took));
+            let row = outcome.map(|(samples, took)| row(system, test, samples, took));
             (system, row)
         })
         .collect()
 }
 
-fn row(system: System, mut samples: Vec<f64>, took: Duration) -> Row {
+fn row(system: System, test: Test, mut samples: Vec<f64>, took: Duration) -> Row {
     samples.sort_by(f64::total_cmp);
     let n = samples.len() as u64;
     let secs = took.as_secs_f64();
-    let mut row = Row::new(system, Test::Rtt64, n, n, secs);
+    let mut row = Row::new(system, test, n, n, secs);
     row.p50_us = percentile(&samples, 50.0);
     row.p99_us = percentile(&samples, 99.0);
     row.msgs_per_s = Some(n as f64 / secs.max(f64::EPSILON));

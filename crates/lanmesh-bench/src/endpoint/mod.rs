@@ -53,6 +53,14 @@ pub(crate) trait Endpoint: Sized + 'static {
     async fn request(&mut self, to: &str, data: &Bytes) -> Result<Bytes, BenchError>;
     /// Answers every request with its own payload, until dropped.
     async fn serve_echo(self) -> Result<(), BenchError>;
+    /// Sends every message it receives back to `to` with a plain send, until dropped.
+    async fn echo_messages(mut self, to: &str) -> Result<(), BenchError> {
+        loop {
+            let data = self.recv().await?;
+            self.send(to, &data).await?;
+            self.flush().await?;
+        }
+    }
     /// Leaves, dropping the connection.
     async fn close(self);
     /// Waits until messages for `name` reach it: at once on one server; across
