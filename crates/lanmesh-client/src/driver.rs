@@ -56,6 +56,8 @@ pub struct PeerActor {
     /// The port other peers dial for direct links, until the actor starts taking them.
     listener: Option<std::net::TcpListener>,
     links: std::collections::HashMap<u64, Addr<LinkActor>>,
+    /// Links told to close, still writing what they hold.
+    closing_links: Vec<Addr<LinkActor>>,
 }
 
 impl PeerActor {
@@ -78,6 +80,7 @@ impl PeerActor {
             owns_system,
             listener,
             links: std::collections::HashMap::new(),
+            closing_links: Vec::new(),
         }
     }
 
@@ -156,6 +159,8 @@ impl PeerActor {
                 Event::LinkClose { link } => {
                     if let Some(actor) = self.links.remove(&link) {
                         actor.do_send(CloseLink);
+                        self.closing_links.retain(Addr::connected);
+                        self.closing_links.push(actor);
                     }
                 }
                 Event::File(FileEvent::Offered {
@@ -348,9 +353,19 @@ impl Actor for PeerActor {
         self.endpoint.lock().core.terminate();
         for (_, link) in self.links.drain() {
             link.do_send(CloseLink);
+            self.closing_links.push(link);
         }
         if self.owns_system {
-            System::current().stop();
+            // The links write what they hold (the last messages of a graceful close) before
+            // the system they run on ends; a link whose peer does not read gets 1 s.
+            let links = std::mem::take(&mut self.closing_links);
+            actix_rt::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                while links.iter().any(Addr::connected) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                System::current().stop();
+            });
         }
     }
 }

@@ -163,6 +163,8 @@ pub(crate) struct Links {
     backoff: BTreeMap<Name, (Instant, u32)>,
     next_link: u64,
     next_token: u64,
+    /// Links closed in order: the records still to write (their last one a `Close`).
+    closing: BTreeMap<u64, VecDeque<Bytes>>,
 }
 
 impl Links {
@@ -175,7 +177,41 @@ impl Links {
             backoff: BTreeMap::new(),
             next_link: 1,
             next_token: 1,
+            closing: BTreeMap::new(),
         }
+    }
+
+    /// Closes link `link` in order: what its connection holds, then a `Close`, is still
+    /// written (see [`Links::poll_transmit`]); then the link is removed like a broken one.
+    pub(crate) fn retire(&mut self, link: u64, now: Instant) {
+        if let Some(l) = self.links.get_mut(&link) {
+            let mut out = core::mem::take(&mut l.out);
+            if let Phase::Up(conn) = &mut l.phase
+                && conn.send(&Frame::Close).is_ok()
+            {
+                while let Ok(Some(b)) = conn.poll_transmit() {
+                    out.push_back(b);
+                }
+            }
+            if !out.is_empty() {
+                self.closing.insert(link, out);
+            }
+        }
+        self.remove(link, None, now);
+    }
+
+    /// Every path still waiting for its echo gives up: the frames it held, for the
+    /// router (the peer is closing, and the router's `Close` must come after them).
+    pub(crate) fn abandon_holding(&mut self) -> Vec<Frame> {
+        let mut out = Vec::new();
+        self.paths.retain(|_, p| match &mut p.switch {
+            Switch::Holding { held, .. } => {
+                out.append(held);
+                false
+            }
+            Switch::Direct => true,
+        });
+        out
     }
 
     pub(crate) fn get_mut(&mut self, link: u64) -> Option<&mut Link> {
@@ -532,7 +568,21 @@ impl Links {
         Some(removed)
     }
 
-    /// `peer` left, or joined anew: its links and what we knew of it go.
+    /// `peer` left the mesh: nothing more goes to it over a link (the router answers
+    /// for it now), but what it sent last may still be arriving on one, which stays until
+    /// the peer closes it (or it goes silent). Returns what a switch held, for the router.
+    pub(crate) fn drop_path(&mut self, peer: &Name) -> Vec<Frame> {
+        self.marks.remove(peer);
+        match self.paths.remove(peer) {
+            Some(Path {
+                switch: Switch::Holding { held, .. },
+                ..
+            }) => held,
+            _ => Vec::new(),
+        }
+    }
+
+    /// `peer` joined anew (another process): its links and what we knew of it go.
     pub(crate) fn forget(&mut self, peer: &Name) -> Vec<u64> {
         self.marks.remove(peer);
         self.backoff.remove(peer);
@@ -541,7 +591,14 @@ impl Links {
 
     pub(crate) fn poll_transmit(&mut self, link: u64) -> Result<Option<Bytes>, ProtoError> {
         let Some(l) = self.links.get_mut(&link) else {
-            return Ok(None);
+            let Some(out) = self.closing.get_mut(&link) else {
+                return Ok(None);
+            };
+            let next = out.pop_front();
+            if out.is_empty() {
+                self.closing.remove(&link);
+            }
+            return Ok(next);
         };
         if let Some(b) = l.out.pop_front() {
             return Ok(Some(b));
@@ -553,6 +610,9 @@ impl Links {
     }
 
     pub(crate) fn queued_bytes(&self, link: u64) -> usize {
+        if let Some(out) = self.closing.get(&link) {
+            return out.iter().map(Bytes::len).sum();
+        }
         self.links.get(&link).map_or(0, |l| {
             l.out.iter().map(Bytes::len).sum::<usize>()
                 + match &l.phase {
@@ -563,7 +623,11 @@ impl Links {
     }
 
     pub(crate) fn total_queued(&self) -> usize {
-        self.links.keys().map(|id| self.queued_bytes(*id)).sum()
+        self.links
+            .keys()
+            .chain(self.closing.keys())
+            .map(|id| self.queued_bytes(*id))
+            .sum()
     }
 
     pub(crate) fn decode(

@@ -838,7 +838,11 @@ impl PeerCore {
             }
             Frame::PeerLeft { name } => {
                 self.missing.remove(&name);
-                self.forget_links(&name);
+                // Its links end when it closes them: what it sent just before leaving may
+                // still be on its way there.
+                for frame in self.links.drop_path(&name) {
+                    self.send_frame(&frame)?;
+                }
                 self.reassembler.forget(&name);
                 self.seen.forget(&name);
                 self.outbox.forget(&name);
@@ -1168,9 +1172,9 @@ impl PeerCore {
             return;
         }
         self.phase = Phase::Closed;
+        // Links close in order: what they hold still goes, then their `Close`.
         for link in self.links.ids() {
-            let _ = self.links.send_on(link, &Frame::Close);
-            self.links.remove(link, None, self.clock);
+            self.links.retire(link, self.clock);
             self.emit(Event::LinkClose { link });
         }
         // What the connection still holds (an `Error` frame, a `Close`) goes out last.
@@ -1208,6 +1212,12 @@ impl PeerCore {
             // Before the Close: the other ends of its file transfers hear why they end.
             self.files.closing();
             self.flush_files();
+        }
+        if matches!(self.phase, Phase::Running) {
+            // Frames held for a link's switch go through the router, ahead of its `Close`.
+            for frame in self.links.abandon_holding() {
+                let _ = self.send_to_router(&frame);
+            }
         }
         if matches!(self.phase, Phase::Running) && self.send_frame(&Frame::Close).is_ok() {
             self.phase = Phase::Closing {

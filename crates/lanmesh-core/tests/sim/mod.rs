@@ -205,6 +205,9 @@ pub struct DirectLink {
     a_in: BytesMut,
     b_in: BytesMut,
     pub alive: bool,
+    /// One end closed it: what it wrote last is still delivered, then the other end
+    /// hears of the close.
+    closing: bool,
 }
 
 impl Sim {
@@ -282,6 +285,7 @@ impl Sim {
                     a_in: BytesMut::new(),
                     b_in: BytesMut::new(),
                     alive: true,
+                    closing: false,
                 });
                 self.peers[p].link_connected(link, now);
             }
@@ -289,25 +293,28 @@ impl Sim {
         }
     }
 
-    /// Peer `p` closed its link `link`: the other end hears of it.
+    /// Peer `p` closed its link `link`: what it still writes is delivered, then the other
+    /// end hears of it (see `step_direct`).
     fn close_direct(&mut self, p: usize, link: u64) {
-        let now = self.now;
-        for d in &mut self.direct {
-            if !d.alive {
+        for i in 0..self.direct.len() {
+            let d = &self.direct[i];
+            if !d.alive || d.closing {
                 continue;
             }
-            let other = if d.a == p && d.a_link == link {
-                Some((d.b, d.b_link))
-            } else if d.b == p && d.b_link == link {
-                Some((d.a, d.a_link))
-            } else {
-                None
-            };
-            if let Some((o, ol)) = other {
-                d.alive = false;
-                self.peers[o].link_closed(ol, now);
-                return;
+            let a_side = d.a == p && d.a_link == link;
+            if !(a_side || (d.b == p && d.b_link == link)) {
+                continue;
             }
+            while let Some(x) = self.peers[p].poll_link_transmit(link) {
+                let d = &mut self.direct[i];
+                if a_side {
+                    d.a_to_b.extend_from_slice(&x);
+                } else {
+                    d.b_to_a.extend_from_slice(&x);
+                }
+            }
+            self.direct[i].closing = true;
+            return;
         }
     }
 
@@ -359,6 +366,12 @@ impl Sim {
                 self.peers[a].handle_link_input(al, &mut input, now);
                 self.direct[i].a_in = input;
                 self.collect_peer(a);
+            }
+            let d = &self.direct[i];
+            if d.alive && d.closing && d.a_to_b.is_empty() && d.b_to_a.is_empty() {
+                self.direct[i].alive = false;
+                self.peers[a].link_closed(al, now);
+                self.peers[b].link_closed(bl, now);
             }
         }
     }
@@ -772,10 +785,7 @@ impl Sim {
                     let (link, addr) = (*link, addr.clone());
                     self.dial_direct(p, link, &addr);
                 }
-                Event::LinkClose { link } => {
-                    while self.peers[p].poll_link_transmit(*link).is_some() {}
-                    self.close_direct(p, *link);
-                }
+                Event::LinkClose { link } => self.close_direct(p, *link),
                 Event::Closed { .. } => {
                     if let Some(l) = self.peer_link[p] {
                         // Flush what the peer still has to say (a `Close`, an `Error`).
