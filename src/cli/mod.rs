@@ -31,6 +31,8 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the router's many options make its variant the largest.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a router: the meeting point of the mesh.

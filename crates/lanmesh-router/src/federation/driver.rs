@@ -195,7 +195,8 @@ async fn run(
     } = start;
     let events = metrics.clone();
     let servers = config.servers.join(",");
-    let client = super::connect_options(&config.servers)?
+    let client = super::client_options(&config)
+        .await?
         .name(format!("lanmesh router {me}"))
         .retry_on_initial_connect()
         .event_callback(move |event| {

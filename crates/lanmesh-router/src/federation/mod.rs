@@ -94,6 +94,11 @@ pub struct FederationConfig {
     /// Copies JetStream keeps of the buckets (default 1; 3 on a 3-node cluster survives a
     /// node).
     pub replicas: usize,
+    /// CA certificates (PEM) the NATS servers' certificates must chain to; set, the
+    /// connection must be TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// This router's client certificate and key (PEM), for servers that verify clients.
+    pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl FederationConfig {
@@ -104,8 +109,27 @@ impl FederationConfig {
             router_id: None,
             ttl: Duration::from_secs(10),
             replicas: 1,
+            tls_ca: None,
+            tls_client: None,
         }
     }
+}
+
+/// [`connect_options`] with the TLS files of `config`. (NKey `.creds` files would need
+/// async-nats's `nkeys` feature: not built.)
+pub(crate) async fn client_options(
+    config: &FederationConfig,
+) -> Result<async_nats::ConnectOptions, String> {
+    let mut options = connect_options(&config.servers)?;
+    if let Some(ca) = &config.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &config.tls_client {
+        options = options
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(options)
 }
 
 /// Connection options for `servers`, with the credentials their URLs carry
