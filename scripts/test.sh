@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "tools"
-scripts/ensure-tools.sh nextest iproute2 chromium nats
+scripts/ensure-tools.sh nextest iproute2 chromium nats openssl
 # In CI the discovery tests (network namespaces, as root), the browser tests and the
 # federation tests (a nats-server cluster on loopback) must run, never skip.
 if [ "${CI:-}" = "true" ]; then
