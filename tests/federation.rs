@@ -1136,6 +1136,31 @@ async fn acked_messages_cross_nats_node_kills_exactly_once_in_order() {
         .expect("the stream ends within 120 s");
 }
 
+/// `lanmesh router` arguments for router "site-b" on `listen`, with its state in `state`
+/// (so the same key across restarts), federated through `url`.
+fn router_b<'a>(
+    listen: &'a str,
+    state: &'a Path,
+    url: &'a str,
+    ttl: &'static str,
+) -> [&'a str; 13] {
+    [
+        "router",
+        "--no-mdns",
+        "--no-http",
+        "--listen",
+        listen,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--federate",
+        url,
+        "--router-id",
+        "site-b",
+        "--presence-ttl",
+        ttl,
+    ]
+}
+
 #[actix_rt::test]
 async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
     let Some(bin) = nats_server() else { return };
@@ -1152,21 +1177,7 @@ async fn a_crashed_router_leaves_the_mesh_and_its_peers_come_back_with_it() {
     // again on the same port with the same state (so the same key).
     let b_listen = format!("127.0.0.1:{}", free_port());
     let b_state = dir.join("router-b");
-    let b_args = [
-        "router",
-        "--no-mdns",
-        "--no-http",
-        "--listen",
-        &b_listen,
-        "--state-dir",
-        b_state.to_str().unwrap(),
-        "--federate",
-        &url,
-        "--router-id",
-        "site-b",
-        "--presence-ttl",
-        "1",
-    ];
+    let b_args = router_b(&b_listen, &b_state, &url, "1");
     let b = Proc::spawn(&b_args);
     let b_addr = b.router_addr();
     let bob = join(&b_addr, "bob").await;
@@ -1284,21 +1295,7 @@ async fn acked_messages_cross_a_router_restart_exactly_once_in_order() {
     // the other "joined" again — the same processes, so their acked streams go on.
     let b_listen = format!("127.0.0.1:{}", free_port());
     let b_state = dir.join("router-b");
-    let b_args = [
-        "router",
-        "--no-mdns",
-        "--no-http",
-        "--listen",
-        &b_listen,
-        "--state-dir",
-        b_state.to_str().unwrap(),
-        "--federate",
-        &url,
-        "--router-id",
-        "site-b",
-        "--presence-ttl",
-        "3",
-    ];
+    let b_args = router_b(&b_listen, &b_state, &url, "3");
     let mut b = Some(Proc::spawn(&b_args));
     let b_addr = b.as_ref().unwrap().router_addr();
     let alice = join(&a.local_addrs()[0].to_string(), "alice").await;

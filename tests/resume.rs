@@ -17,6 +17,22 @@ fn seed() -> u64 {
         .unwrap_or(0x6c61_6e6d_6573_6821)
 }
 
+/// Takes `total` messages at `b` in the background, checking they carry 0, 1, 2, … in
+/// their first 8 bytes: each once, in order. Ends with how many it took.
+fn receive_in_order(b: &Peer, total: u64) -> tokio::task::JoinHandle<u64> {
+    let b = b.clone();
+    tokio::spawn(async move {
+        let mut next = 0u64;
+        while next < total {
+            let m = b.recv().await.expect("B keeps receiving");
+            let n = u64::from_be_bytes(m.data[..8].try_into().expect("an 8-byte number"));
+            assert_eq!(n, next, "message {n} arrived when {next} was due");
+            next += 1;
+        }
+        next
+    })
+}
+
 async fn peer_via(proxy: &ChaosProxy, name: &str) -> Peer {
     Peer::builder(name)
         .router(proxy.addr.to_string())
@@ -46,19 +62,7 @@ async fn acked_messages_survive_a_cutting_proxy_exactly_once_in_order() {
     let a = peer_via(&proxy_a, "A").await;
     let b = peer_via(&proxy_b, "B").await;
 
-    let receiver = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            let mut next = 0u64;
-            while next < TOTAL {
-                let m = b.recv().await.expect("B keeps receiving");
-                let n = u64::from_be_bytes(m.data[..8].try_into().unwrap());
-                assert_eq!(n, next, "message {n} arrived when {next} was due");
-                next += 1;
-            }
-            next
-        })
-    };
+    let receiver = receive_in_order(&b, TOTAL);
 
     let started = Instant::now();
     let mut in_flight = VecDeque::new();
@@ -193,19 +197,7 @@ async fn acked_streams_survive_a_router_restart_exactly_once_in_order() {
     };
     let a = join("A").await.expect("A joins");
     let b = join("B").await.expect("B joins");
-    let receiver = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            let mut next = 0u64;
-            while next < TOTAL {
-                let m = b.recv().await.expect("B keeps receiving");
-                let n = u64::from_be_bytes(m.data[..8].try_into().unwrap());
-                assert_eq!(n, next, "message {n} arrived when {next} was due");
-                next += 1;
-            }
-            next
-        })
-    };
+    let receiver = receive_in_order(&b, TOTAL);
     let mut first = Some(first);
     let mut second = None;
     let mut in_flight = VecDeque::new();

@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::config::PeerConfig;
 use crate::dial::{Dialed, Origin, dial};
-use crate::endpoint::{Endpoint, SEND_QUEUE_BYTES};
+use crate::endpoint::Endpoint;
 use crate::last_routers::{LastRouters, Remembered};
 use crate::links::{CloseLink, LinkActor};
 
@@ -430,17 +430,7 @@ impl WritesStream for PeerActor {
     }
 
     fn wrote(&mut self, _: usize) {
-        let senders = {
-            let mut st = self.endpoint.lock();
-            if st.core.all_queued_bytes() < SEND_QUEUE_BYTES {
-                st.take_senders()
-            } else {
-                Vec::new()
-            }
-        };
-        for w in senders {
-            w.wake();
-        }
+        self.endpoint.wake_senders_if_room();
     }
 
     fn output_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {

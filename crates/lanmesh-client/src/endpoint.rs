@@ -236,6 +236,22 @@ impl Endpoint {
         self.status.subscribe()
     }
 
+    /// A writer (the router's or a link's) wrote: the handles waiting for room in the
+    /// send queue are woken once there is some.
+    pub(crate) fn wake_senders_if_room(&self) {
+        let senders = {
+            let mut st = self.lock();
+            if st.core.all_queued_bytes() < SEND_QUEUE_BYTES {
+                st.take_senders()
+            } else {
+                Vec::new()
+            }
+        };
+        for w in senders {
+            w.wake();
+        }
+    }
+
     pub(crate) fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
         self.membership.subscribe()
     }

@@ -14,7 +14,7 @@ use lanmesh_actix::{ReadsStream, StreamReader, StreamWriter, WritesStream};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::endpoint::{Endpoint, SEND_QUEUE_BYTES};
+use crate::endpoint::Endpoint;
 
 /// How long dialing a peer's link port may take: on a LAN a reachable peer answers within
 /// milliseconds; a firewall that drops the SYN is given up on after this.
@@ -147,17 +147,7 @@ impl WritesStream for LinkActor {
     }
 
     fn wrote(&mut self, _: usize) {
-        let senders = {
-            let mut st = self.endpoint.lock();
-            if st.core.all_queued_bytes() < SEND_QUEUE_BYTES {
-                st.take_senders()
-            } else {
-                Vec::new()
-            }
-        };
-        for w in senders {
-            w.wake();
-        }
+        self.endpoint.wake_senders_if_room();
     }
 
     fn output_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {

@@ -31,12 +31,43 @@ fn received(sim: &mut Sim, p: usize, from: &str, into: &mut Vec<Bytes>) {
     }
 }
 
+/// `a` and `b` each send `0..n` to the other, one message a step, and read until all
+/// arrived (within `steps` more); returns what `a` and `b` received.
+fn both_ways(sim: &mut Sim, a: usize, b: usize, n: u32, steps: usize) -> (Vec<Bytes>, Vec<Bytes>) {
+    let (to_a, to_b) = (
+        lanmesh_proto::Destination::Peer(name("a")),
+        lanmesh_proto::Destination::Peer(name("b")),
+    );
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        sim.peers[a].send(&to_b, seq(i), 0).unwrap();
+        sim.peers[b].send(&to_a, seq(i), 0).unwrap();
+        sim.step(MS);
+        received(sim, b, "a", &mut at_b);
+        received(sim, a, "b", &mut at_a);
+    }
+    let n = n as usize;
+    sim.run_until(steps, MS, |s| {
+        received(s, b, "a", &mut at_b);
+        received(s, a, "b", &mut at_a);
+        at_a.len() == n && at_b.len() == n
+    });
+    (at_a, at_b)
+}
+
 fn seq(i: u32) -> Bytes {
     Bytes::from(i.to_be_bytes().to_vec())
 }
 
 fn two_direct_peers(seed: u64) -> (Sim, usize, usize) {
+    two_direct_peers_blocked(seed, &[])
+}
+
+/// Two peers taking links, `a` and `b` (peers 0 and 1), where each `(from, to)` of
+/// `blocked` cannot open a connection.
+fn two_direct_peers_blocked(seed: u64, blocked: &[(usize, usize)]) -> (Sim, usize, usize) {
     let mut sim = Sim::new(sim::seed(seed));
+    sim.blocked.extend(blocked.iter().copied());
     let ca = sim.direct_config("a", 0);
     let a = sim.add_peer(ca);
     let cb = sim.direct_config("b", 1);
@@ -151,16 +182,7 @@ fn acked_messages_arrive_once_and_in_order_when_the_link_is_cut_mid_stream() {
 
 #[test]
 fn peers_that_cannot_reach_each_other_talk_through_the_router() {
-    let mut sim = Sim::new(sim::seed(13));
-    sim.blocked.insert((0, 1));
-    sim.blocked.insert((1, 0));
-    let ca = sim.direct_config("a", 0);
-    let a = sim.add_peer(ca);
-    let cb = sim.direct_config("b", 1);
-    let b = sim.add_peer(cb);
-    sim.connect(a);
-    sim.connect(b);
-    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
+    let (mut sim, a, b) = two_direct_peers_blocked(13, &[(0, 1), (1, 0)]);
     let to = lanmesh_proto::Destination::Peer(name("b"));
     let mut got = Vec::new();
     for i in 0..300u32 {
@@ -185,32 +207,9 @@ fn peers_that_cannot_reach_each_other_talk_through_the_router() {
 
 #[test]
 fn when_only_one_side_can_dial_the_link_it_opens_serves_both() {
-    let mut sim = Sim::new(sim::seed(14));
-    sim.blocked.insert((0, 1)); // a cannot reach b; b can reach a
-    let ca = sim.direct_config("a", 0);
-    let a = sim.add_peer(ca);
-    let cb = sim.direct_config("b", 1);
-    let b = sim.add_peer(cb);
-    sim.connect(a);
-    sim.connect(b);
-    sim.run_until(1000, MS, |s| s.peers[a].peers().count() == 2);
-    let (to_a, to_b) = (
-        lanmesh_proto::Destination::Peer(name("a")),
-        lanmesh_proto::Destination::Peer(name("b")),
-    );
-    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
-    for i in 0..500u32 {
-        sim.peers[a].send(&to_b, seq(i), 0).unwrap();
-        sim.peers[b].send(&to_a, seq(i), 0).unwrap();
-        sim.step(MS);
-        received(&mut sim, b, "a", &mut at_b);
-        received(&mut sim, a, "b", &mut at_a);
-    }
-    sim.run_until(2000, MS, |s| {
-        received(s, b, "a", &mut at_b);
-        received(s, a, "b", &mut at_a);
-        at_a.len() == 500 && at_b.len() == 500
-    });
+    // a cannot reach b; b can reach a.
+    let (mut sim, a, b) = two_direct_peers_blocked(14, &[(0, 1)]);
+    let (at_a, at_b) = both_ways(&mut sim, a, b, 500, 2000);
     let want: Vec<Bytes> = (0..500).map(seq).collect();
     assert_eq!(at_a, want);
     assert_eq!(at_b, want);
@@ -224,23 +223,7 @@ fn two_peers_dialing_each_other_at_once_keep_one_link_and_their_order() {
         let (mut sim, a, b) = two_direct_peers(seed);
         sim.faults.max_chunk = 300;
         sim.faults.delay_one_in = 3;
-        let (to_a, to_b) = (
-            lanmesh_proto::Destination::Peer(name("a")),
-            lanmesh_proto::Destination::Peer(name("b")),
-        );
-        let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
-        for i in 0..400u32 {
-            sim.peers[a].send(&to_b, seq(i), 0).unwrap();
-            sim.peers[b].send(&to_a, seq(i), 0).unwrap();
-            sim.step(MS);
-            received(&mut sim, b, "a", &mut at_b);
-            received(&mut sim, a, "b", &mut at_a);
-        }
-        sim.run_until(5000, MS, |s| {
-            received(s, b, "a", &mut at_b);
-            received(s, a, "b", &mut at_a);
-            at_a.len() == 400 && at_b.len() == 400
-        });
+        let (at_a, at_b) = both_ways(&mut sim, a, b, 400, 5000);
         let want: Vec<Bytes> = (0..400).map(seq).collect();
         assert_eq!(at_a, want, "seed {seed}");
         assert_eq!(at_b, want, "seed {seed}");

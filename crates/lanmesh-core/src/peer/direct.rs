@@ -105,12 +105,6 @@ pub(crate) struct Link {
     ping_seq: u64,
 }
 
-impl Link {
-    pub(crate) fn is_up(&self) -> bool {
-        matches!(self.phase, Phase::Up(_))
-    }
-}
-
 /// A sender's way to one peer over a link.
 struct Path {
     link: u64,
@@ -317,7 +311,7 @@ impl Links {
         let (initiator, msg1) = Initiator::start_with_random(config, offer, random)?;
         l.out.push_back(handshake_message(config.framing, &msg1)?);
         l.phase = Phase::Initiating(Box::new(initiator));
-        l.deadline = now + handshake_time(config);
+        l.deadline = now + config.limits.handshake_timeout;
         l.last_rx = now;
         Ok(())
     }
@@ -337,7 +331,7 @@ impl Links {
         let mut l = Link::new(None, None, &config.limits, now);
         l.dialed_by_us = false;
         l.phase = Phase::Accepting(None);
-        l.deadline = now + handshake_time(config);
+        l.deadline = now + config.limits.handshake_timeout;
         self.links.insert(link, l);
         Some(link)
     }
@@ -718,6 +712,10 @@ pub(crate) struct Removed {
 }
 
 impl Link {
+    pub(crate) fn is_up(&self) -> bool {
+        matches!(self.phase, Phase::Up(_))
+    }
+
     fn new(peer: Option<Name>, key: Option<[u8; 32]>, limits: &Limits, now: Instant) -> Self {
         Self {
             peer,
@@ -736,10 +734,7 @@ impl Link {
     }
 }
 
-fn handshake_time(config: &HandshakeConfig) -> Duration {
-    config.limits.handshake_timeout
-}
-
-fn ping_every(idle: Duration) -> Duration {
+/// How often a quiet connection is pinged, for an idle deadline of `idle`.
+pub(crate) fn ping_every(idle: Duration) -> Duration {
     (idle / 3).max(Duration::from_millis(10))
 }

@@ -1240,7 +1240,7 @@ impl PeerCore {
     }
 
     fn ping_every(&self) -> Duration {
-        (self.idle_timeout() / 3).max(Duration::from_millis(10))
+        direct::ping_every(self.idle_timeout())
     }
 
     /// When [`PeerCore::handle_timeout`] next has something to do, if ever.
