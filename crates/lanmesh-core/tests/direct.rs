@@ -66,11 +66,22 @@ fn two_direct_peers(seed: u64) -> (Sim, usize, usize) {
 /// Two peers taking links, `a` and `b` (peers 0 and 1), where each `(from, to)` of
 /// `blocked` cannot open a connection.
 fn two_direct_peers_blocked(seed: u64, blocked: &[(usize, usize)]) -> (Sim, usize, usize) {
+    two_direct_peers_with(seed, blocked, |_| {})
+}
+
+/// [`two_direct_peers_blocked`], each peer's config changed by `change` first.
+fn two_direct_peers_with(
+    seed: u64,
+    blocked: &[(usize, usize)],
+    change: impl Fn(&mut lanmesh_core::peer::Config),
+) -> (Sim, usize, usize) {
     let mut sim = Sim::new(sim::seed(seed));
     sim.blocked.extend(blocked.iter().copied());
-    let ca = sim.direct_config("a", 0);
+    let mut ca = sim.direct_config("a", 0);
+    change(&mut ca);
     let a = sim.add_peer(ca);
-    let cb = sim.direct_config("b", 1);
+    let mut cb = sim.direct_config("b", 1);
+    change(&mut cb);
     let b = sim.add_peer(cb);
     sim.connect(a);
     sim.connect(b);
@@ -443,4 +454,248 @@ fn a_peer_that_closes_gracefully_delivers_what_its_links_hold() {
     assert!(sim.peers[a].is_closed(), "a did not close");
     assert!(n >= 300, "only {n} arrived; last {:?}", got.last());
     assert_eq!(&got[n - 300..], &(1..=300).map(seq).collect::<Vec<_>>()[..]);
+}
+
+// -- files over links --------------------------------------------------------------------
+
+/// Byte `i` of the test file.
+fn file_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// One file transfer from `tx` to `rx` in the simulation, driven as the drivers do: the
+/// sender fills the window from the file, the receiver appends what arrives (offsets
+/// must continue exactly) and says it is written, a few chunks at a time.
+struct Transfer {
+    tx: usize,
+    rx: usize,
+    blob: u64,
+    size: u64,
+    saved: Vec<u8>,
+    /// Bytes handed to the receiver but not yet said written.
+    unwritten: u64,
+    delivered: bool,
+    done_at_rx: bool,
+}
+
+impl Transfer {
+    fn start(sim: &mut Sim, tx: usize, rx: usize, to: &str, size: u64) -> Transfer {
+        sim.peers[rx].set_accepts_files(true);
+        let now = sim.now;
+        let blob = sim.peers[tx]
+            .offer_file(&name(to), size, "data.bin", now)
+            .unwrap();
+        Transfer {
+            tx,
+            rx,
+            blob,
+            size,
+            saved: Vec::new(),
+            unwritten: 0,
+            delivered: false,
+            done_at_rx: false,
+        }
+    }
+
+    /// Handles both ends' events and feeds the window; panics on any failure.
+    fn pump(&mut self, sim: &mut Sim) {
+        use lanmesh_core::peer::FileEvent;
+        let now = sim.now;
+        for e in sim.take_events(self.rx) {
+            match e {
+                Event::File(FileEvent::Offered {
+                    from, blob, size, ..
+                }) => {
+                    assert_eq!(size, self.size);
+                    sim.peers[self.rx].accept_file(&from, blob, now);
+                }
+                Event::File(FileEvent::Data {
+                    from,
+                    blob,
+                    offset,
+                    data,
+                    last,
+                }) => {
+                    assert_eq!(offset, self.saved.len() as u64, "a gap or a repeat");
+                    self.saved.extend_from_slice(&data);
+                    self.unwritten += data.len() as u64;
+                    // The "disk" confirms every few chunks, and always the last one.
+                    if last || self.unwritten >= 3 * 60_000 {
+                        self.unwritten = 0;
+                        let n = self.saved.len() as u64;
+                        sim.peers[self.rx].file_written(&from, blob, n, now);
+                    }
+                    if last {
+                        sim.peers[self.rx].file_saved(&from, blob);
+                        self.done_at_rx = true;
+                    }
+                }
+                Event::File(FileEvent::ReceiveFailed { reason, .. }) => {
+                    panic!("receive failed: {reason}")
+                }
+                _ => {}
+            }
+        }
+        while let Some(len) = sim.peers[self.tx].file_room(self.blob) {
+            let (sent, _) = sim.peers[self.tx].file_progress(self.blob).unwrap();
+            let data: Vec<u8> = (sent..sent + len as u64).map(file_byte).collect();
+            sim.peers[self.tx]
+                .file_chunk(self.blob, Bytes::from(data))
+                .unwrap();
+        }
+        for e in sim.take_events(self.tx) {
+            match e {
+                Event::File(FileEvent::Delivered { blob, size }) => {
+                    assert_eq!((blob, size), (self.blob, self.size));
+                    self.delivered = true;
+                }
+                Event::File(FileEvent::SendFailed { error, .. }) => panic!("send failed: {error}"),
+                _ => {}
+            }
+        }
+    }
+
+    fn acked(&self, sim: &Sim) -> u64 {
+        sim.peers[self.tx]
+            .file_progress(self.blob)
+            .map_or(self.size, |(_, acked)| acked)
+    }
+
+    /// Runs until delivered, then checks every byte.
+    fn finish(&mut self, sim: &mut Sim, steps: usize) {
+        sim.run_until(steps, MS, |s| {
+            self.pump(s);
+            self.delivered
+        });
+        assert!(self.done_at_rx);
+        assert_eq!(self.saved.len() as u64, self.size);
+        let want: Vec<u8> = (0..self.size).map(file_byte).collect();
+        assert!(
+            self.saved == want,
+            "the saved file differs from the sent one"
+        );
+    }
+}
+
+/// A file window small next to the test files: the router path holds at most that much
+/// of a file ahead of a switch's mark, which must come back within the echo timeout.
+const FILE_WINDOW: u32 = 256 * 1024;
+
+fn file_peers(seed: u64) -> (Sim, usize, usize) {
+    two_direct_peers_with(seed, &[], |c| c.files.window = FILE_WINDOW)
+}
+
+/// Two peers whose link is up and carries both ways.
+fn linked_peers(seed: u64) -> (Sim, usize, usize) {
+    let (mut sim, a, b) = file_peers(seed);
+    let (to_a, to_b) = (
+        lanmesh_proto::Destination::Peer(name("a")),
+        lanmesh_proto::Destination::Peer(name("b")),
+    );
+    sim.run_until(5000, MS, |s| {
+        s.peers[a].send(&to_b, seq(0), 0).unwrap();
+        s.peers[b].send(&to_a, seq(0), 0).unwrap();
+        s.peers[a].is_direct("b") && s.peers[b].is_direct("a")
+    });
+    sim.step(MS);
+    sim.take_events(a);
+    sim.take_events(b);
+    (sim, a, b)
+}
+
+fn through_router(sim: &Sim, to: &str) -> usize {
+    sim.forwarded.get(&name(to)).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_file_between_linked_peers_goes_over_the_link_byte_exact() {
+    let (mut sim, a, b) = linked_peers(70);
+    sim.faults.max_chunk = 64 * 1024;
+    let (to_b, to_a) = (through_router(&sim, "b"), through_router(&sim, "a"));
+    let mut t = Transfer::start(&mut sim, a, b, "b", 3 * 1024 * 1024 + 17);
+    t.finish(&mut sim, 20_000);
+    // Neither the chunks nor the answers crossed the router.
+    assert_eq!(
+        through_router(&sim, "b"),
+        to_b,
+        "file frames went through the router"
+    );
+    assert_eq!(
+        through_router(&sim, "a"),
+        to_a,
+        "answers went through the router"
+    );
+    assert!(sim.peers[a].is_direct("b"));
+}
+
+#[test]
+fn a_file_in_flight_when_the_link_comes_up_keeps_its_order() {
+    for seed in 71..77 {
+        let (mut sim, a, b) = file_peers(seed);
+        sim.faults.max_chunk = 16 * 1024;
+        sim.faults.delay_one_in = 3;
+        // The offer is the first frame to b: it asks for a link, which waits until a
+        // part of the file went through the router; then the switch comes while chunks
+        // are on their way.
+        sim.hold_direct = true;
+        let mut t = Transfer::start(&mut sim, a, b, "b", 2 * 1024 * 1024);
+        sim.run_until(20_000, MS, |s| {
+            t.pump(s);
+            t.acked(s) >= t.size / 4
+        });
+        assert!(!sim.peers[a].is_direct("b"));
+        sim.release_direct();
+        let mut acked_at_switch = None;
+        sim.run_until(20_000, MS, |s| {
+            t.pump(s);
+            if acked_at_switch.is_none() && s.peers[a].is_direct("b") {
+                acked_at_switch = Some(t.acked(s));
+            }
+            t.delivered
+        });
+        t.finish(&mut sim, 1);
+        let at = acked_at_switch.expect("the link never came up");
+        assert!(at < t.size, "seed {seed}: switched only after the file");
+        // The offer and some chunks went through the router, the other chunks over the
+        // link.
+        let chunks = t
+            .size
+            .div_ceil(sim.peers[a].config().files.max_chunk as u64) as usize;
+        let via_router = through_router(&sim, "b");
+        assert!(
+            (2..=chunks).contains(&via_router),
+            "seed {seed}: {via_router} of {chunks} chunks and an offer through the router"
+        );
+    }
+}
+
+#[test]
+fn a_link_cut_mid_file_loses_nothing_and_the_file_arrives_byte_exact() {
+    for seed in 80..84 {
+        let (mut sim, a, b) = linked_peers(seed);
+        // Slow enough that the link comes back (after its 1 s backoff) mid-file.
+        sim.faults.max_chunk = 1024;
+        let size = 3 * 1024 * 1024 + 5;
+        let mut t = Transfer::start(&mut sim, a, b, "b", size);
+        let mut cuts = 0;
+        let mut next_cut = size / 6;
+        let before = through_router(&sim, "b");
+        sim.run_until(60_000, MS, |s| {
+            t.pump(s);
+            // Cut it whenever it carries the file, and let it come back in between.
+            if cuts < 3 && t.acked(s) >= next_cut && s.peers[a].is_direct("b") {
+                s.cut_direct(a, b);
+                cuts += 1;
+                next_cut = t.acked(s) + size / 6;
+            }
+            t.delivered
+        });
+        t.finish(&mut sim, 1);
+        assert!(cuts >= 2, "seed {seed}: only {cuts} cuts");
+        assert!(
+            through_router(&sim, "b") > before,
+            "seed {seed}: nothing went through the router after the cuts"
+        );
+        assert_eq!(sim.peers[a].file_progress(t.blob), None);
+    }
 }

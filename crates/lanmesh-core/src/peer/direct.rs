@@ -26,8 +26,10 @@
 //!   it are sent again at once (the recipient drops duplicates and keeps the order, see
 //!   `streams.rs`). A failed peer is dialed again only after a backoff.
 //!
-//! File transfers stay on the router path: their chunks are not resent, so a link lost
-//! mid-transfer would cost the transfer.
+//! File transfers take links like messages: their frames go through the same switch,
+//! so a transfer's order holds across it. A link lost mid-transfer costs nothing: the
+//! frames it may have lost are said again through the router, and the receiver drops
+//! the repeats (see `files.rs`).
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -61,13 +63,13 @@ pub fn redial_delay(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60))
 }
 
-/// The peer a frame to send is for, when it may take a direct link: messages (not file
-/// steps) and end-to-end answers, to or about a receiving session (id slot 0 — a link
-/// always ends at one).
+/// The peer a frame to send is for, when it may take a direct link: messages, file steps
+/// and end-to-end answers (replies, a file's answers), to or about a receiving session
+/// (id slot 0 — a link always ends at one).
 pub(crate) fn target(frame: &Frame) -> Option<&Name> {
     match frame {
-        Frame::Send(m) if m.flags & flags::BLOB != 0 => None,
-        Frame::Send(m) if m.flags & flags::REPLY != 0 => {
+        // A file's answer names its offer in `prev`, as a reply names its request.
+        Frame::Send(m) if m.flags & (flags::REPLY | flags::BLOB) != 0 && m.prev.is_some() => {
             (slot_of(m.prev.unwrap_or(0)) == 0).then_some(&m.peer)
         }
         Frame::Send(m) => Some(&m.peer),

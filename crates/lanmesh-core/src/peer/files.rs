@@ -11,6 +11,29 @@
 //! deadline, or the connection to the router being lost. A receiver that has handed
 //! chunks to its driver but not yet heard they are written repeats its last `Ack`, so a
 //! busy disk does not run out the sender's stall deadline.
+//!
+//! **A path that may have lost frames** (a direct link that broke, see `direct.rs`; the
+//! router path never loses a frame without ending the connection). With resending on
+//! ([`Files::set_resend`], for peers that take links), each side keeps what it cannot
+//! get back otherwise, and [`Files::path_lost`] says it again over the next path:
+//!
+//! 1. The sender keeps every `Data` chunk the receiver has not acknowledged (at most the
+//!    window) and each unanswered offer. On a lost path it sends the offer again, or the
+//!    unacknowledged chunks, from the last `Ack{written}` on, with their first offsets
+//!    and lengths.
+//! 2. The receiver sends its `Accept` again (nothing written yet) or its last
+//!    `Ack{written}`; stale acks and accepts are no-ops at the sender.
+//! 3. Both keep their last word of each recent transfer (`Done`, `Abort`, `Cancel`, for
+//!    twice the stall deadline) and say it again.
+//! 4. The receiver drops a chunk that lies wholly within what it has received already
+//!    (a repeat: the old path and the new one both delivered it), and answers a repeated
+//!    offer of a transfer it knows (same size) with its answer so far instead of taking
+//!    it as a second transfer. Anything else out of place still breaks the transfer.
+//!
+//! Every path delivers in order and the chunks keep their boundaries, so at the
+//! receiver each chunk either repeats what it has or continues it exactly: no file is
+//! saved with bytes other than the sender's, and a transfer that cannot go on still ends
+//! on its deadlines, never hangs.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
@@ -29,6 +52,8 @@ use crate::time::{Instant, earliest};
 
 /// Message ids remembered per outgoing transfer, to recognise the router's `Nack`s.
 const REMEMBERED_IDS: usize = 4096;
+/// Last words of recent transfers kept for [`Files::path_lost`].
+const MAX_FINALS: usize = 256;
 
 /// What a peer does with files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +191,21 @@ enum Sending {
 struct Outgoing {
     to: Name,
     size: u64,
+    /// The name offered (for an offer said again).
+    name: String,
     state: Sending,
     /// Ids of this transfer's messages, newest last.
     ids: VecDeque<u64>,
+    /// With resending on: the chunks sent and not yet acknowledged, oldest first.
+    unacked: VecDeque<BlobFrame>,
+}
+
+/// The last frame of a transfer, kept to be said again after a lost path.
+struct Final {
+    to: Name,
+    frame: BlobFrame,
+    via: Via,
+    until: Instant,
 }
 
 struct Incoming {
@@ -197,6 +234,11 @@ pub(crate) struct Files {
     /// Blob frames to send, each as one message to its peer, and what they are.
     pub(crate) frames: VecDeque<(Name, BlobFrame, Via)>,
     pub(crate) events: VecDeque<FileEvent>,
+    /// Keep what a lost path would cost (see the module docs).
+    resend: bool,
+    finals: VecDeque<Final>,
+    /// The latest time the peer core has seen (for the finals' expiry).
+    clock: Instant,
 }
 
 impl Files {
@@ -208,7 +250,19 @@ impl Files {
             incoming: BTreeMap::new(),
             frames: VecDeque::new(),
             events: VecDeque::new(),
+            resend: false,
+            finals: VecDeque::new(),
+            clock: Instant::ZERO,
         }
+    }
+
+    /// Keeps unacknowledged chunks and last words, for [`Files::path_lost`].
+    pub(crate) fn set_resend(&mut self, on: bool) {
+        self.resend = on;
+    }
+
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
     }
 
     pub(crate) fn set_accept(&mut self, accept: bool) {
@@ -217,6 +271,88 @@ impl Files {
 
     fn send(&mut self, to: &Name, frame: BlobFrame, via: Via) {
         self.frames.push_back((to.clone(), frame, via));
+    }
+
+    /// Sends the last frame of a transfer, and keeps it to say again.
+    fn send_final(&mut self, to: &Name, frame: BlobFrame, via: Via) {
+        if self.resend {
+            if self.finals.len() >= MAX_FINALS {
+                self.finals.pop_front();
+            }
+            self.finals.push_back(Final {
+                to: to.clone(),
+                frame: frame.clone(),
+                via,
+                until: self.clock + self.config.stall_timeout * 2,
+            });
+        }
+        self.send(to, frame, via);
+    }
+
+    /// The last word this side said to `to` about transfer `blob` in `direction`, if
+    /// it is still kept.
+    fn final_for(&self, to: &Name, blob: u64, direction: Direction) -> Option<(BlobFrame, Via)> {
+        self.finals
+            .iter()
+            .rev()
+            .filter(|f| f.until > self.clock)
+            .find(|f| &f.to == to && f.frame.blob() == blob && f.frame.direction() == direction)
+            .map(|f| (f.frame.clone(), f.via))
+    }
+
+    /// The path to `peer` may have lost what went over it (a direct link broke): say
+    /// again what the other side cannot do without (see the module docs). The frames go
+    /// by whatever path the peer core takes to `peer` now.
+    pub(crate) fn path_lost(&mut self, peer: &Name) {
+        if !self.resend {
+            return;
+        }
+        let now = self.clock;
+        self.finals.retain(|f| f.until > now);
+        let mut again = alloc::vec::Vec::new();
+        for (blob, out) in self.outgoing.iter().filter(|(_, o)| &o.to == peer) {
+            match &out.state {
+                Sending::Offered { .. } => again.push((
+                    BlobFrame::Offer {
+                        blob: *blob,
+                        size: out.size,
+                        window: self.config.window,
+                        name: out.name.clone(),
+                    },
+                    Via::Outgoing(*blob),
+                )),
+                Sending::Streaming { .. } => {
+                    again.extend(
+                        out.unacked
+                            .iter()
+                            .map(|f| (f.clone(), Via::Outgoing(*blob))),
+                    );
+                }
+            }
+        }
+        for ((_, blob), inc) in self.incoming.iter().filter(|((f, _), _)| f == peer) {
+            if !inc.accepted {
+                continue;
+            }
+            let frame = if inc.written > 0 {
+                BlobFrame::Ack {
+                    blob: *blob,
+                    written: inc.written,
+                }
+            } else {
+                BlobFrame::Accept {
+                    blob: *blob,
+                    window: inc.granted,
+                }
+            };
+            again.push((frame, Via::Answer(inc.offer)));
+        }
+        for f in self.finals.iter().filter(|f| &f.to == peer) {
+            again.push((f.frame.clone(), f.via));
+        }
+        for (frame, via) in again {
+            self.send(peer, frame, via);
+        }
     }
 
     /// An answer to the sender of incoming transfer `key` (after its offer's message id,
@@ -275,10 +411,12 @@ impl Files {
             Outgoing {
                 to: to.clone(),
                 size,
+                name: name.into(),
                 state: Sending::Offered {
                     deadline: now + self.config.answer_timeout,
                 },
                 ids: VecDeque::new(),
+                unacked: VecDeque::new(),
             },
         );
         let offer = BlobFrame::Offer {
@@ -337,6 +475,9 @@ impl Files {
             last,
             data,
         };
+        if self.resend {
+            out.unacked.push_back(frame.clone());
+        }
         self.send(&to, frame, Via::Outgoing(blob));
         Ok(())
     }
@@ -345,7 +486,7 @@ impl Files {
     pub(crate) fn cancel(&mut self, blob: u64, text: &str) {
         if let Some(out) = self.outgoing.remove(&blob) {
             let frame = BlobFrame::cancel(blob, AbortReason::Cancelled, text);
-            self.send(&out.to, frame, Via::Receiver);
+            self.send_final(&out.to, frame, Via::Receiver);
         }
     }
 
@@ -372,7 +513,13 @@ impl Files {
             (BlobFrame::Accept { .. }, _) => Ok(()),
             (BlobFrame::Ack { written, .. }, Sending::Streaming { window, progress }) => {
                 let before = window.acked();
+                let unacked = &mut out.unacked;
                 window.on_ack(written).map(|()| {
+                    while let Some(BlobFrame::Data { offset, data, .. }) = unacked.front()
+                        && offset + data.len() as u64 <= written
+                    {
+                        unacked.pop_front();
+                    }
                     if window.acked() > before {
                         *progress = now;
                         self.events.push_back(FileEvent::Acked {
@@ -421,7 +568,7 @@ impl Files {
                 },
             );
             let frame = BlobFrame::cancel(blob, AbortReason::Protocol, e.to_string());
-            self.send(&to, frame, Via::Receiver);
+            self.send_final(&to, frame, Via::Receiver);
         }
     }
 
@@ -470,11 +617,27 @@ impl Files {
         reason: AbortReason,
         text: String,
     ) {
-        let key = (from.clone(), blob);
-        self.answer(&key, BlobFrame::abort(blob, reason, text), offer);
+        let via = offer.map_or(Via::Receiver, Via::Answer);
+        self.send_final(from, BlobFrame::abort(blob, reason, text), via);
     }
 
     fn on_offer(&mut self, from: &Name, id: u64, blob: u64, size: u64, offered: u32, name: &str) {
+        // An offer said again after a lost path (see the module docs): answered as before.
+        if let Some(inc) = self.incoming.get(&(from.clone(), blob))
+            && inc.size == size
+        {
+            if inc.accepted {
+                let frame = BlobFrame::Accept {
+                    blob,
+                    window: inc.granted,
+                };
+                self.send(from, frame, Via::Answer(inc.offer));
+            }
+            return;
+        }
+        if let Some((frame, via)) = self.final_for(from, blob, Direction::ToSender) {
+            return self.send(from, frame, via);
+        }
         if !self.config.accept {
             return self.refuse(
                 from,
@@ -594,11 +757,7 @@ impl Files {
     pub(crate) fn saved(&mut self, from: &Name, blob: u64) {
         if let Some(inc) = self.incoming.remove(&(from.clone(), blob)) {
             let (size, offer) = (inc.size, inc.offer);
-            self.answer(
-                &(from.clone(), blob),
-                BlobFrame::Done { blob, size },
-                Some(offer),
-            );
+            self.send_final(from, BlobFrame::Done { blob, size }, Via::Answer(offer));
         }
     }
 
@@ -615,6 +774,12 @@ impl Files {
         let Some(inc) = self.incoming.get_mut(&key) else {
             return;
         };
+        let end = offset.saturating_add(data.len() as u64);
+        let received = inc.window.received();
+        if inc.accepted && end <= received && (offset < received || inc.window.finished()) {
+            // A repeat: the chunk came by an old path and again by a new one.
+            return;
+        }
         let checked = if inc.accepted {
             inc.window.on_data(offset, data.len(), last)
         } else {
@@ -735,6 +900,7 @@ impl Files {
             );
         }
         self.frames.clear();
+        self.finals.clear();
     }
 
     /// Offers unanswered, transfers stalled, and `Ack`s to repeat while the driver writes.
@@ -764,7 +930,7 @@ impl Files {
             if let Some(out) = self.outgoing.get(&blob) {
                 let to = out.to.clone();
                 let frame = BlobFrame::cancel(blob, AbortReason::Timeout, &text);
-                self.send(&to, frame, Via::Receiver);
+                self.send_final(&to, frame, Via::Receiver);
                 self.fail_outgoing(
                     blob,
                     ClientError::FileFailed {
@@ -863,5 +1029,149 @@ fn went_away(peer: &str, detail: Option<&str>) -> ClientError {
     ClientError::FileFailed {
         name: peer.to_string(),
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn name(n: &str) -> Name {
+        Name::new(n).unwrap()
+    }
+
+    fn files() -> Files {
+        let mut config = FileConfig::new(1 << 20);
+        config.accept = true;
+        let mut f = Files::new(config);
+        f.set_resend(true);
+        f
+    }
+
+    fn data(blob: u64, offset: u64, len: usize, last: bool) -> Bytes {
+        let data = Bytes::from(alloc::vec![offset as u8; len]);
+        BlobFrame::Data {
+            blob,
+            offset,
+            last,
+            data,
+        }
+        .to_bytes()
+    }
+
+    /// A receiver that accepted transfer 5 of `size` bytes from "a".
+    fn receiving(size: u64) -> Files {
+        let mut rx = files();
+        let offer = BlobFrame::Offer {
+            blob: 5,
+            size,
+            window: 1 << 20,
+            name: "f".into(),
+        };
+        rx.on_message(&name("a"), 1, offer.to_bytes(), Instant::ZERO);
+        rx.accept(&name("a"), 5, Instant::ZERO);
+        rx.events.clear();
+        rx.frames.clear();
+        rx
+    }
+
+    fn data_offsets(f: &mut Files) -> Vec<u64> {
+        f.events
+            .drain(..)
+            .filter_map(|e| match e {
+                FileEvent::Data { offset, .. } => Some(offset),
+                FileEvent::ReceiveFailed { reason, .. } => panic!("{reason}"),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_chunk_is_dropped_and_the_file_goes_on() {
+        let mut rx = receiving(300);
+        let a = name("a");
+        for (offset, last) in [(0, false), (100, false), (0, false), (100, false)] {
+            rx.on_message(&a, 2, data(5, offset, 100, last), Instant::ZERO);
+        }
+        rx.on_message(&a, 3, data(5, 200, 100, true), Instant::ZERO);
+        // The last chunk again, after the file is complete: dropped too.
+        rx.on_message(&a, 4, data(5, 200, 100, true), Instant::ZERO);
+        assert_eq!(data_offsets(&mut rx), [0, 100, 200]);
+    }
+
+    #[test]
+    fn a_chunk_that_overlaps_what_arrived_still_breaks_the_transfer() {
+        let mut rx = receiving(300);
+        let a = name("a");
+        rx.on_message(&a, 2, data(5, 0, 100, false), Instant::ZERO);
+        rx.on_message(&a, 3, data(5, 50, 100, false), Instant::ZERO);
+        assert!(rx.events.iter().any(|e| matches!(
+            e,
+            FileEvent::ReceiveFailed { reason, .. } if reason.contains("offset 50")
+        )));
+    }
+
+    #[test]
+    fn a_repeated_offer_is_answered_again_not_taken_twice() {
+        let mut rx = receiving(300);
+        let offer = BlobFrame::Offer {
+            blob: 5,
+            size: 300,
+            window: 1 << 20,
+            name: "f".into(),
+        };
+        rx.on_message(&name("a"), 9, offer.to_bytes(), Instant::ZERO);
+        assert!(rx.events.is_empty(), "{:?}", rx.events);
+        let (_, frame, via) = rx.frames.pop_front().unwrap();
+        assert!(matches!(frame, BlobFrame::Accept { blob: 5, .. }));
+        // Answers still name the first offer's message.
+        assert_eq!(via, Via::Answer(1));
+    }
+
+    #[test]
+    fn a_lost_path_sends_the_unacknowledged_chunks_again() {
+        let mut tx = files();
+        let b = name("b");
+        let blob = tx.offer(&b, 250_000, "f", Instant::ZERO).unwrap();
+        let accept = BlobFrame::Accept {
+            blob,
+            window: 1 << 20,
+        };
+        tx.on_message(&b, 1, accept.to_bytes(), Instant::ZERO);
+        while let Some(len) = tx.room(blob) {
+            tx.chunk(blob, Bytes::from(alloc::vec![1u8; len])).unwrap();
+        }
+        let sent: Vec<u64> = tx
+            .frames
+            .drain(..)
+            .filter_map(|(_, f, _)| match f {
+                BlobFrame::Data { offset, .. } => Some(offset),
+                _ => None,
+            })
+            .collect();
+        assert!(sent.len() >= 3, "{sent:?}");
+        let ack = BlobFrame::Ack {
+            blob,
+            written: sent[2],
+        };
+        tx.on_message(&b, 2, ack.to_bytes(), Instant::ZERO);
+        tx.path_lost(&b);
+        let again: Vec<u64> = tx
+            .frames
+            .drain(..)
+            .map(|(to, f, via)| {
+                assert_eq!((to, via), (b.clone(), Via::Outgoing(blob)));
+                match f {
+                    BlobFrame::Data { offset, .. } => offset,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(again, sent[2..]);
+        // Without links nothing is kept, and nothing goes again.
+        let mut plain = Files::new(FileConfig::new(1 << 20));
+        plain.path_lost(&b);
+        assert!(plain.frames.is_empty());
     }
 }

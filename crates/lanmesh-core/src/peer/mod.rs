@@ -349,8 +349,11 @@ impl PeerCore {
     /// A peer that has not connected yet.
     pub fn new(config: Config) -> Self {
         let limits = config.handshake.limits.clone();
+        let mut files = files::Files::new(config.files.clone());
+        // A link can lose what it carried: file transfers over one keep what to resend.
+        files.set_resend(config.direct && config.slot == 0);
         Self {
-            files: files::Files::new(config.files.clone()),
+            files,
             phase: Phase::Idle,
             ever_welcomed: false,
             attempts: 0,
@@ -488,6 +491,7 @@ impl PeerCore {
 
     fn tick(&mut self, now: Instant) {
         self.clock = self.clock.max(now);
+        self.files.tick(self.clock);
     }
 
     fn emit(&mut self, event: Event) {
@@ -1748,6 +1752,12 @@ impl PeerCore {
 
     /// Closes link `link`; its peer is reached through the router again at once.
     fn drop_link(&mut self, link: u64) {
+        self.drop_link_resending(link, true);
+    }
+
+    /// [`PeerCore::drop_link`]; `resend_files`: file frames lost with it go again (not
+    /// to a new process under the peer's name, which does not know those transfers).
+    fn drop_link_resending(&mut self, link: u64, resend_files: bool) {
         if self.links.get_mut(link).is_none() {
             return;
         }
@@ -1776,6 +1786,11 @@ impl PeerCore {
         if had_path && let Some(next) = removed.successor {
             self.link_up(next, self.clock);
         }
+        if removed.was_direct && resend_files {
+            // File frames that went over it may be lost too: they go again (files.rs).
+            self.files.path_lost(&removed.peer);
+            self.flush_files();
+        }
         if removed.was_direct
             && let Err(e) = self.resend_due(self.clock)
         {
@@ -1787,7 +1802,7 @@ impl PeerCore {
     fn forget_links(&mut self, name: &Name) {
         for link in self.links.forget(name) {
             let _ = self.links.send_on(link, &Frame::Close);
-            self.drop_link(link);
+            self.drop_link_resending(link, false);
         }
     }
 

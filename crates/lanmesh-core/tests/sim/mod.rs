@@ -187,6 +187,9 @@ pub struct Sim {
     /// Peers whose next dial waits until they leave this set (see [`Sim::release_dial`]).
     pub hold_dial: std::collections::BTreeSet<usize>,
     held_dials: Vec<usize>,
+    /// While set, the direct links peers ask for wait (see [`Sim::release_direct`]).
+    pub hold_direct: bool,
+    held_direct: Vec<(usize, u64, String)>,
 }
 
 /// The port peer `i` takes direct links on, in the simulation.
@@ -231,6 +234,8 @@ impl Sim {
             forwarded: BTreeMap::new(),
             hold_dial: std::collections::BTreeSet::new(),
             held_dials: Vec::new(),
+            hold_direct: false,
+            held_direct: Vec::new(),
         }
     }
 
@@ -253,6 +258,14 @@ impl Sim {
         if let Some(i) = self.held_dials.iter().position(|q| *q == p) {
             self.held_dials.remove(i);
             self.dial(p);
+        }
+    }
+
+    /// Lets direct links be dialed again (those asked for meanwhile are dialed now).
+    pub fn release_direct(&mut self) {
+        self.hold_direct = false;
+        for (p, link, addr) in std::mem::take(&mut self.held_direct) {
+            self.dial_direct(p, link, &addr);
         }
     }
 
@@ -781,6 +794,9 @@ impl Sim {
             match &e {
                 Event::Dial if self.hold_dial.contains(&p) => self.held_dials.push(p),
                 Event::Dial => self.dial(p),
+                Event::LinkDial { link, addr } if self.hold_direct => {
+                    self.held_direct.push((p, *link, addr.clone()));
+                }
                 Event::LinkDial { link, addr } => {
                     let (link, addr) = (*link, addr.clone());
                     self.dial_direct(p, link, &addr);
