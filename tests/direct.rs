@@ -89,6 +89,52 @@ async fn a_peer_without_direct_links_is_reached_through_the_router() {
     }
 }
 
+#[actix_rt::test]
+async fn a_file_between_linked_peers_goes_over_the_link_not_the_router() {
+    let r = start(router()).await;
+    let dir = std::env::temp_dir().join(format!("lanmesh-direct-file-{}", std::process::id()));
+    let (src, save) = (dir.join("src"), dir.join("save"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&save).unwrap();
+    let a = builder(&r, "a").connect().await.unwrap();
+    let b = builder(&r, "b").save_dir(&save).connect().await.unwrap();
+    eventually("b in a's list", LIMIT, || a.peers().len() == 2).await;
+    // The link up, both ways (the chunks go one way, the acks the other).
+    let started = Instant::now();
+    while !(a.is_direct("b") && b.is_direct("a")) {
+        assert!(started.elapsed() < LIMIT, "no direct link both ways");
+        a.send_acked("b", Bytes::from_static(b"hi")).await.unwrap();
+        b.send_acked("a", Bytes::from_static(b"hi")).await.unwrap();
+    }
+    while b
+        .recv_timeout(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_some()
+    {}
+
+    let data = common::noise(17, 8 << 20);
+    let file = src.join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let before = r.handle().metrics().bytes_in;
+    let sent = a.send_file("b", &file).await.unwrap();
+    assert_eq!(sent.bytes, 8 << 20);
+    let through_router = r.handle().metrics().bytes_in - before;
+    let m = b.recv().await.unwrap();
+    let f = m.file().expect("a file notice");
+    let saved = std::fs::read(&f.path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(saved == data, "the saved file differs from the sent one");
+    // 8 MiB went from a to b; the router read a few control frames at most.
+    assert!(
+        through_router < 64 * 1024,
+        "{through_router} bytes of the file's traffic went through the router"
+    );
+    assert!(a.is_direct("b"));
+    a.close().await;
+    b.close().await;
+}
+
 // -- on a LAN of network namespaces ------------------------------------------------------
 
 /// Starts `lanmesh router` in `host` and waits until it advertises.
