@@ -699,3 +699,26 @@ fn a_link_cut_mid_file_loses_nothing_and_the_file_arrives_byte_exact() {
         assert_eq!(sim.peers[a].file_progress(t.blob), None);
     }
 }
+
+#[test]
+fn a_link_that_goes_silent_mid_file_gives_way_to_the_router_and_the_file_arrives() {
+    for seed in 90..93 {
+        let (mut sim, a, b) = linked_peers(seed);
+        sim.faults.max_chunk = 16 * 1024;
+        let size = 2 * 1024 * 1024;
+        let mut t = Transfer::start(&mut sim, a, b, "b", size);
+        sim.run_until(20_000, MS, |s| {
+            t.pump(s);
+            t.acked(s) >= size / 4
+        });
+        assert!(sim.peers[a].is_direct("b"));
+        // No reset, no close: the link just stops carrying (its idle deadline is the
+        // same as the transfers' stall deadline, 30 s here).
+        sim.silence_direct(a, b);
+        sim.run_until(20_000, MS * 10, |s| {
+            t.pump(s);
+            t.delivered
+        });
+        t.finish(&mut sim, 1);
+    }
+}

@@ -198,6 +198,8 @@ struct Outgoing {
     ids: VecDeque<u64>,
     /// With resending on: the chunks sent and not yet acknowledged, oldest first.
     unacked: VecDeque<BlobFrame>,
+    /// It stalled once over a direct link, and was moved off it (see `handle_timeout`).
+    rescued: bool,
 }
 
 /// The last frame of a transfer, kept to be said again after a lost path.
@@ -223,6 +225,8 @@ struct Incoming {
     /// When data last arrived (or the transfer was accepted), and the last `Ack` left.
     last_data: Instant,
     last_ack: Instant,
+    /// It stalled once over a direct link, and was moved off it (see `handle_timeout`).
+    rescued: bool,
 }
 
 /// The transfers of one peer, both ways.
@@ -417,6 +421,7 @@ impl Files {
                 },
                 ids: VecDeque::new(),
                 unacked: VecDeque::new(),
+                rescued: false,
             },
         );
         let offer = BlobFrame::Offer {
@@ -695,6 +700,7 @@ impl Files {
                 size,
                 last_data: Instant::ZERO,
                 last_ack: Instant::ZERO,
+                rescued: false,
             },
         );
         self.events.push_back(FileEvent::Offered {
@@ -904,26 +910,54 @@ impl Files {
     }
 
     /// Offers unanswered, transfers stalled, and `Ack`s to repeat while the driver writes.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    /// A transfer that stalls the first time while its peer is reached over a direct link
+    /// (`over_link`) is not failed: a link can die without a word (no reset, only
+    /// silence), and its idle deadline is no shorter than the stall deadline. Its peer is
+    /// returned instead, for the peer core to drop the link (which calls
+    /// [`Files::path_lost`]), and its deadline starts again; a second stall fails it.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        over_link: &dyn Fn(&Name) -> bool,
+    ) -> alloc::vec::Vec<Name> {
         let stall = self.config.stall_timeout;
         let answer = self.config.answer_timeout;
+        let resend = self.resend;
+        let mut suspects: alloc::vec::Vec<Name> = alloc::vec::Vec::new();
         let mut failed = alloc::vec::Vec::new();
-        for (blob, out) in &self.outgoing {
-            match &out.state {
-                Sending::Offered { deadline } if now >= *deadline => failed.push((
-                    *blob,
-                    format!(
-                        "no answer to the file offer within {answer:?} (does it run a lanmesh version that takes files?)"
-                    ),
-                )),
+        for (blob, out) in &mut self.outgoing {
+            let rescue = resend && !out.rescued && over_link(&out.to);
+            match &mut out.state {
+                Sending::Offered { deadline } if now >= *deadline => {
+                    if rescue {
+                        *deadline = now + answer;
+                    } else {
+                        failed.push((
+                            *blob,
+                            format!(
+                                "no answer to the file offer within {answer:?} (does it run a lanmesh version that takes files?)"
+                            ),
+                        ));
+                        continue;
+                    }
+                }
                 Sending::Streaming { window, progress }
                     if window.next_chunk().is_none()
                         && window.acked() < window.size()
                         && now.saturating_since(*progress) >= stall =>
                 {
-                    failed.push((*blob, format!("no progress for {stall:?}")));
+                    if rescue {
+                        *progress = now;
+                    } else {
+                        failed.push((*blob, format!("no progress for {stall:?}")));
+                        continue;
+                    }
                 }
-                _ => {}
+                _ => continue,
+            }
+            out.rescued = true;
+            if !suspects.contains(&out.to) {
+                suspects.push(out.to.clone());
             }
         }
         for (blob, text) in failed {
@@ -942,7 +976,7 @@ impl Files {
         }
         let mut stalled = alloc::vec::Vec::new();
         let mut keep_alive = alloc::vec::Vec::new();
-        for (key, inc) in &self.incoming {
+        for (key, inc) in &mut self.incoming {
             if !inc.accepted {
                 continue;
             }
@@ -951,7 +985,15 @@ impl Files {
                     keep_alive.push((key.clone(), inc.written, inc.offer));
                 }
             } else if now.saturating_since(inc.last_data) >= stall {
-                stalled.push((key.clone(), inc.offer));
+                if resend && !inc.rescued && over_link(&key.0) {
+                    inc.rescued = true;
+                    inc.last_data = now;
+                    if !suspects.contains(&key.0) {
+                        suspects.push(key.0.clone());
+                    }
+                } else {
+                    stalled.push((key.clone(), inc.offer));
+                }
             }
         }
         for (key, written, offer) in keep_alive {
@@ -972,6 +1014,7 @@ impl Files {
             );
             self.fail_incoming(&key, text);
         }
+        suspects
     }
 
     /// When [`Files::handle_timeout`] next has something to do.

@@ -1351,8 +1351,17 @@ impl PeerCore {
             }
         }
         if !self.files.is_empty() {
-            self.files.handle_timeout(now);
+            let links = &self.links;
+            let suspects = self
+                .files
+                .handle_timeout(now, &|peer| links.is_direct(peer.as_str()));
             self.flush_files();
+            // A transfer stalled on a link: the link may be dead without a word.
+            for peer in suspects {
+                for link in self.links.links_to(&peer) {
+                    self.drop_link(link);
+                }
+            }
         }
         let (dead, pings) = self.links.due(now, self.idle_timeout());
         for link in dead {

@@ -211,6 +211,9 @@ pub struct DirectLink {
     /// One end closed it: what it wrote last is still delivered, then the other end
     /// hears of the close.
     closing: bool,
+    /// It carries nothing more, and neither end is told (a cable pulled, a NAT that
+    /// forgot it): only silence says so.
+    pub silent: bool,
 }
 
 impl Sim {
@@ -299,6 +302,7 @@ impl Sim {
                     b_in: BytesMut::new(),
                     alive: true,
                     closing: false,
+                    silent: false,
                 });
                 self.peers[p].link_connected(link, now);
             }
@@ -343,6 +347,16 @@ impl Sim {
         }
     }
 
+    /// Every direct link between `a` and `b` goes silent: bytes written on it vanish,
+    /// and neither end hears of it.
+    pub fn silence_direct(&mut self, a: usize, b: usize) {
+        for d in &mut self.direct {
+            if d.alive && ((d.a, d.b) == (a, b) || (d.a, d.b) == (b, a)) {
+                d.silent = true;
+            }
+        }
+    }
+
     /// Direct links alive now.
     pub fn live_direct(&self) -> usize {
         self.direct.iter().filter(|d| d.alive).count()
@@ -366,6 +380,14 @@ impl Sim {
                 self.direct[i].b_to_a.extend_from_slice(&x);
             }
             let d = &mut self.direct[i];
+            if d.silent {
+                d.a_to_b.clear();
+                d.b_to_a.clear();
+                if d.closing {
+                    d.alive = false;
+                }
+                continue;
+            }
             let to_b = Self::carry(&mut self.rng, faults, &mut d.a_to_b, &mut d.b_in);
             let to_a = Self::carry(&mut self.rng, faults, &mut d.b_to_a, &mut d.a_in);
             if to_b && self.direct[i].alive {
