@@ -1,10 +1,13 @@
-//! How routers log in to NATS: TLS with the test's own CA. Each test runs one nats-server
-//! of its own, and checks both sides: the right login meets the other router, a wrong
-//! one stays on its own LAN and says NATS is unreachable.
+//! How routers log in to NATS: TLS with the test's own CA and client certificates, an NKey
+//! user, and a `.creds` file issued by an operator of the test's own (NATS's JWT mode).
+//! Each test runs one nats-server of its own, and checks both sides: the right login
+//! meets the other router, a wrong one stays on its own LAN and says NATS is unreachable.
 
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lanmesh::{FederationConfig, Peer, RunningRouter};
 
 use super::{KillOnDrop, SETTLE, eventually, free_port, join, nats_server, node, node_args};
@@ -114,5 +117,215 @@ async fn routers_reach_nats_over_tls_with_its_ca_and_not_without() {
     // serves its own peers and says NATS is unreachable.
     let (c, carol) = site(FederationConfig::new([url.clone()]), "site-c", "carol").await;
     stays_apart(&c, &carol, &alice, "connected without the CA").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_server_that_verifies_clients_takes_a_router_certificate_from_its_ca_only() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("mtls");
+    std::fs::create_dir_all(&dir).unwrap();
+    certificates(&dir, &["server", "site-a", "site-b"]);
+    // A second CA, whose certificate the server does not take.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    certificates(&other, &["site-c"]);
+    let port = free_port();
+    let mut args = node_args(port, &dir.join("nats"));
+    let file = |f: &str| dir.join(f).display().to_string();
+    args.extend([
+        "--tlsverify".into(),
+        "--tlscert".into(),
+        file("server.pem"),
+        "--tlskey".into(),
+        file("server.key"),
+        "--tlscacert".into(),
+        file("ca.pem"),
+    ]);
+    let _server = KillOnDrop(node(&bin, &args));
+    let url = format!("tls://127.0.0.1:{port}");
+    let with = |cert: Option<(&Path, &str)>| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.tls_ca = Some(dir.join("ca.pem"));
+        f.tls_client = cert.map(|(d, n)| (d.join(format!("{n}.pem")), d.join(format!("{n}.key"))));
+        f
+    };
+    let (_a, alice) = site(with(Some((&dir, "site-a"))), "site-a", "alice").await;
+    let (_b, bob) = site(with(Some((&dir, "site-b"))), "site-b", "bob").await;
+    meet(&alice, &bob, "with client certificates").await;
+
+    let (c, carol) = site(with(Some((&other, "site-c"))), "site-c", "carol").await;
+    stays_apart(
+        &c,
+        &carol,
+        &alice,
+        "connected with another CA's certificate",
+    )
+    .await;
+    let (d, dave) = site(with(None), "site-d", "dave").await;
+    stays_apart(&d, &dave, &alice, "connected without a client certificate").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn routers_log_in_as_nkey_users_and_an_unlisted_key_does_not() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("nkey");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (listed, unlisted) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    std::fs::write(
+        dir.join("server.conf"),
+        format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            listed.public_key()
+        ),
+    )
+    .unwrap();
+    for (file, pair) in [("listed.nk", &listed), ("unlisted.nk", &unlisted)] {
+        std::fs::write(dir.join(file), format!("{}\n", pair.seed().unwrap())).unwrap();
+    }
+    let port = free_port();
+    let mut args = vec!["-c".into(), dir.join("server.conf").display().to_string()];
+    args.extend(node_args(port, &dir.join("nats")));
+    let _server = KillOnDrop(node(&bin, &args));
+    let url = format!("nats://127.0.0.1:{port}");
+    let with = |seed: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.nkey = Some(dir.join(seed));
+        f
+    };
+    let (_a, alice) = site(with("listed.nk"), "site-a", "alice").await;
+    let (_b, bob) = site(with("listed.nk"), "site-b", "bob").await;
+    meet(&alice, &bob, "as an nkey user").await;
+    let (c, carol) = site(with("unlisted.nk"), "site-c", "carol").await;
+    stays_apart(&c, &carol, &alice, "connected with an unlisted nkey").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A NATS JWT: `claims` (with `iss`, `sub` and `nats` filled in here) signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, nats: serde_json::Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{subject}-{}", std::process::id()),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = URL_SAFE_NO_PAD.encode(issuer.sign(body.as_bytes()).unwrap());
+    format!("{body}.{signature}")
+}
+
+/// A `.creds` file for a user of `account` (what `nsc generate creds` writes).
+fn creds(account: &nkeys::KeyPair) -> String {
+    let user = nkeys::KeyPair::new_user();
+    let token = jwt(
+        account,
+        &user.public_key(),
+        serde_json::json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+            "type": "user", "version": 2}),
+    );
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    )
+}
+
+#[actix_rt::test]
+async fn routers_log_in_with_creds_files_of_their_operator_and_a_stranger_does_not() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("creds");
+    std::fs::create_dir_all(&dir).unwrap();
+    // An operator that vouches for two accounts: the mesh's (with JetStream) and the
+    // system account. A third account it never signed issues the stranger's creds.
+    let operator = nkeys::KeyPair::new_operator();
+    let (mesh, system, stranger) = (
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+    );
+    let version = |kind: &str| serde_json::json!({"type": kind, "version": 2});
+    let mut mesh_claims = version("account");
+    mesh_claims["limits"] = serde_json::json!({"subs": -1, "data": -1, "payload": -1,
+        "imports": -1, "exports": -1, "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1});
+    let conf = format!(
+        "operator: \"{}\"\nsystem_account: {sys}\nresolver: MEMORY\n\
+         resolver_preload: {{ {acc}: \"{}\", {sys}: \"{}\" }}\n",
+        jwt(&operator, &operator.public_key(), version("operator")),
+        jwt(&operator, &mesh.public_key(), mesh_claims),
+        jwt(&operator, &system.public_key(), version("account")),
+        sys = system.public_key(),
+        acc = mesh.public_key(),
+    );
+    std::fs::write(dir.join("server.conf"), conf).unwrap();
+    for (file, account) in [
+        ("a.creds", &mesh),
+        ("b.creds", &mesh),
+        ("c.creds", &stranger),
+    ] {
+        std::fs::write(dir.join(file), creds(account)).unwrap();
+    }
+    let port = free_port();
+    let mut args = vec!["-c".into(), dir.join("server.conf").display().to_string()];
+    args.extend(node_args(port, &dir.join("nats")));
+    let _server = KillOnDrop(node(&bin, &args));
+    let url = format!("nats://127.0.0.1:{port}");
+    let with = |file: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.credentials = Some(dir.join(file));
+        f
+    };
+    let (_a, alice) = site(with("a.creds"), "site-a", "alice").await;
+    let (_b, bob) = site(with("b.creds"), "site-b", "bob").await;
+    meet(&alice, &bob, "with creds").await;
+    let (c, carol) = site(with("c.creds"), "site-c", "carol").await;
+    stays_apart(&c, &carol, &alice, "connected with a stranger's creds").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_router_with_an_unreadable_login_does_not_start() {
+    let dir = scratch("badlogin");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("account.nk"),
+        nkeys::KeyPair::new_account().seed().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("junk.creds"), "not a creds file\n").unwrap();
+    let url = "nats://127.0.0.1:1";
+    let cases: [(&str, fn(&mut FederationConfig, &Path)); 4] = [
+        ("not an NKey user seed", |f, d| {
+            f.nkey = Some(d.join("account.nk"))
+        }),
+        ("not a NATS .creds file", |f, d| {
+            f.credentials = Some(d.join("junk.creds"))
+        }),
+        ("No such file", |f, d| f.nkey = Some(d.join("missing.nk"))),
+        ("give one NATS login", |f, d| {
+            f.servers = vec!["nats://u:p@127.0.0.1:1".into()];
+            f.nkey = Some(d.join("account.nk"));
+        }),
+    ];
+    for (expected, set) in cases {
+        let mut f = FederationConfig::new([url]);
+        set(&mut f, &dir);
+        let err = lanmesh::Router::builder()
+            .listen("127.0.0.1:0")
+            .mdns(false)
+            .federation(f)
+            .start()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("started with a bad login ({expected})"));
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
