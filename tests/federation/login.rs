@@ -301,7 +301,8 @@ async fn a_router_with_an_unreadable_login_does_not_start() {
     .unwrap();
     std::fs::write(dir.join("junk.creds"), "not a creds file\n").unwrap();
     let url = "nats://127.0.0.1:1";
-    let cases: [(&str, fn(&mut FederationConfig, &Path)); 4] = [
+    type Spoil = fn(&mut FederationConfig, &Path);
+    let cases: [(&str, Spoil); 4] = [
         ("not an NKey user seed", |f, d| {
             f.nkey = Some(d.join("account.nk"))
         }),
