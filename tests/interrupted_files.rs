@@ -27,11 +27,28 @@ fn router() -> (Proc, String) {
     }
 }
 
-fn scratch(what: &str) -> PathBuf {
+/// A scratch directory, removed when dropped (each test writes a 256 MiB file in it).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(what: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("lanmesh-interrupt-{}-{what}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// A file of `mib` MiB that does not compress (so it takes a while to move).

@@ -6,6 +6,8 @@ mod discover;
 mod jsonl;
 mod listen;
 mod names;
+#[cfg(feature = "federation")]
+mod nats;
 mod peer;
 mod peers;
 mod progress;

@@ -42,6 +42,10 @@ enum Action {
         #[cfg(feature = "federation")]
         #[arg(long, value_name = "NAME", default_value = lanmesh_router::DEFAULT_MESH)]
         mesh: String,
+        /// How to log in to NATS (what the router's options say).
+        #[cfg(feature = "federation")]
+        #[command(flatten)]
+        nats: super::nats::NatsArgs,
     },
 }
 
@@ -62,10 +66,11 @@ pub(crate) async fn run(args: NamesArgs) -> anyhow::Result<ExitCode> {
             name,
             federate,
             mesh,
+            nats,
         } => {
             let name = Name::new(&name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
             if !federate.is_empty() {
-                let in_mesh = match release_in_mesh(&federate, &mesh, &name).await? {
+                let in_mesh = match release_in_mesh(&federate, &nats, &mesh, &name).await? {
                     Ok(released) => released,
                     Err(code) => return Ok(code),
                 };
@@ -115,11 +120,13 @@ pub(crate) async fn run(args: NamesArgs) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "federation")]
 async fn release_in_mesh(
     servers: &[String],
+    nats: &super::nats::NatsArgs,
     mesh: &str,
     name: &Name,
 ) -> anyhow::Result<Result<bool, ExitCode>> {
     use lanmesh_router::federation::{MeshRelease, release_name};
-    let config = lanmesh_router::FederationConfig::new(servers.iter().cloned());
+    let mut config = lanmesh_router::FederationConfig::new(servers.iter().cloned());
+    nats.apply(&mut config);
     match release_name(&config, mesh, name).await? {
         MeshRelease::Released { key } => {
             println!(

@@ -97,18 +97,9 @@ pub(crate) struct RouterArgs {
     #[cfg(feature = "federation")]
     #[arg(long, value_name = "N", requires = "federate")]
     replicas: Option<usize>,
-    /// CA certificates (PEM) the NATS servers must present a certificate from (TLS).
     #[cfg(feature = "federation")]
-    #[arg(long, value_name = "FILE", requires = "federate")]
-    nats_ca: Option<std::path::PathBuf>,
-    /// This router's TLS client certificate for NATS (PEM), with --nats-key.
-    #[cfg(feature = "federation")]
-    #[arg(long, value_name = "FILE", requires_all = ["federate", "nats_key"])]
-    nats_cert: Option<std::path::PathBuf>,
-    /// The key of --nats-cert (PEM).
-    #[cfg(feature = "federation")]
-    #[arg(long, value_name = "FILE", requires = "nats_cert")]
-    nats_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    nats: super::nats::NatsArgs,
 
     /// Allow unencrypted records for peers that ask for them explicitly (benchmarks).
     #[arg(long, hide = true)]
@@ -173,8 +164,7 @@ pub(crate) async fn run(args: RouterArgs) -> anyhow::Result<ExitCode> {
         if let Some(n) = args.replicas {
             f.replicas = n.max(1);
         }
-        f.tls_ca = args.nats_ca.clone();
-        f.tls_client = args.nats_cert.clone().zip(args.nats_key.clone());
+        args.nats.apply(&mut f);
         b = b.federation(f);
     }
     let budgets = Budgets::from(&args);

@@ -116,17 +116,17 @@ impl RouterHandle {
         )?;
         let config = Arc::new(config);
         let shutdown = shutdown::Shutdown::default();
+        // The NATS options are checked (files read, seeds parsed) before anything starts:
+        // a wrong one is this call's error, not a log line later.
         #[cfg(feature = "federation")]
-        let federation = config
-            .federation
-            .as_ref()
-            .zip(config.router_id())
-            .map(|(f, id)| {
-                (
-                    federation::Link::new(id, config.mailbox_capacity),
-                    f.clone(),
-                )
-            });
+        let federation = match config.federation.as_ref().zip(config.router_id()) {
+            Some((f, id)) => Some((
+                federation::Link::new(id, config.mailbox_capacity),
+                f.clone(),
+                federation::client_options(f).map_err(RouterError::Federation)?,
+            )),
+            None => None,
+        };
         let shared = listener::Shared {
             config: config.clone(),
             router: {
@@ -134,7 +134,7 @@ impl RouterHandle {
                 router.hooks = hooks.clone();
                 #[cfg(feature = "federation")]
                 {
-                    router.federation = federation.as_ref().map(|(link, _)| link.clone());
+                    router.federation = federation.as_ref().map(|(link, ..)| link.clone());
                 }
                 router.start()
             },
@@ -151,11 +151,12 @@ impl RouterHandle {
             shared.metrics.nats(false);
         }
         #[cfg(feature = "federation")]
-        if let Some((link, federation)) = federation {
+        if let Some((link, federation, options)) = federation {
             federation::start(
                 &link,
                 federation::Start {
                     config: federation,
+                    options,
                     mesh: config.mesh.clone(),
                     router: shared.router.clone(),
                     shutdown,

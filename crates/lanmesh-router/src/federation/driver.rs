@@ -63,6 +63,8 @@ impl super::Link {
 /// What the driver needs besides the link.
 pub(crate) struct Start {
     pub(crate) config: FederationConfig,
+    /// How to reach NATS (`client_options` of `config`, checked before the start).
+    pub(crate) options: async_nats::ConnectOptions,
     pub(crate) mesh: String,
     pub(crate) router: Addr<Router>,
     pub(crate) shutdown: Shutdown,
@@ -186,6 +188,7 @@ async fn run(
 ) -> Result<(), async_nats::Error> {
     let Start {
         config,
+        options,
         mesh,
         router,
         shutdown,
@@ -195,8 +198,7 @@ async fn run(
     } = start;
     let events = metrics.clone();
     let servers = config.servers.join(",");
-    let client = super::client_options(&config)
-        .await?
+    let client = options
         .name(format!("lanmesh router {me}"))
         .retry_on_initial_connect()
         .event_callback(move |event| {

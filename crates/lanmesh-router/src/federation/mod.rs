@@ -99,6 +99,12 @@ pub struct FederationConfig {
     pub tls_ca: Option<std::path::PathBuf>,
     /// This router's client certificate and key (PEM), for servers that verify clients.
     pub tls_client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A NATS `.creds` file (a user JWT and its NKey seed, as `nsc` writes them): how this
+    /// router logs in to servers run in operator (JWT) mode.
+    pub credentials: Option<std::path::PathBuf>,
+    /// A file holding an NKey user seed (`SU…`, as `nk -gen user` writes it): how this
+    /// router logs in to servers that list NKey users.
+    pub nkey: Option<std::path::PathBuf>,
 }
 
 impl FederationConfig {
@@ -111,16 +117,48 @@ impl FederationConfig {
             replicas: 1,
             tls_ca: None,
             tls_client: None,
+            credentials: None,
+            nkey: None,
         }
     }
 }
 
-/// [`connect_options`] with the TLS files of `config`. (NKey `.creds` files would need
-/// async-nats's `nkeys` feature: not built.)
-pub(crate) async fn client_options(
+/// Everything `config` says about reaching NATS: the credentials of its URLs (see
+/// [`connect_options`]), a `.creds` file or an NKey seed, and its TLS files. The files are
+/// read and checked here, so a wrong one is an error before anything connects. At most one
+/// way of logging in.
+pub(crate) fn client_options(
     config: &FederationConfig,
 ) -> Result<async_nats::ConnectOptions, String> {
+    let in_urls = config.servers.iter().any(|url| {
+        url.parse::<async_nats::ServerAddr>()
+            .is_ok_and(|a| a.username().is_some())
+    });
+    let logins = usize::from(in_urls)
+        + usize::from(config.credentials.is_some())
+        + usize::from(config.nkey.is_some());
+    if logins > 1 {
+        return Err(
+            "give one NATS login: credentials in the URL, a .creds file or an NKey seed".into(),
+        );
+    }
     let mut options = connect_options(&config.servers)?;
+    if let Some(path) = &config.credentials {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        options = options
+            .credentials(&text)
+            .map_err(|e| format!("{}: not a NATS .creds file: {e}", path.display()))?;
+    }
+    if let Some(path) = &config.nkey {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let seed = text.trim();
+        match nkeys::KeyPair::from_seed(seed) {
+            Ok(pair) if pair.key_pair_type() == nkeys::KeyPairType::User => {}
+            Ok(_) => return Err(format!("{}: not an NKey user seed (SU…)", path.display())),
+            Err(e) => return Err(format!("{}: not an NKey seed: {e}", path.display())),
+        }
+        options = options.nkey(seed.to_owned());
+    }
     if let Some(ca) = &config.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }

@@ -80,8 +80,8 @@ pub async fn release_name(
     let servers = config.servers.join(",");
     let client = step(
         "cannot connect to NATS",
-        super::connect_options(&config.servers)
-            .map_err(|e| nats_error("bad NATS URL", e))?
+        super::client_options(config)
+            .map_err(|e| nats_error("bad NATS options", e))?
             .name("lanmesh names release")
             .connect(servers.as_str()),
     )

@@ -7,7 +7,9 @@
 #![cfg(feature = "federation")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod login;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -1323,126 +1325,5 @@ async fn acked_messages_cross_a_router_restart_exactly_once_in_order() {
     tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("the stream ends within 120 s");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs `openssl ARGS` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[actix_rt::test]
-async fn routers_reach_nats_over_tls_with_its_ca_and_not_without() {
-    let Some(bin) = nats_server() else { return };
-    let dir = scratch("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    // A CA of the test's own, and a certificate from it for 127.0.0.1.
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=lanmesh test CA",
-        ],
-    );
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-    let port = free_port();
-    let mut args = node_args(port, &dir.join("nats"));
-    for a in ["--tls", "--tlscert"] {
-        args.push(a.into());
-    }
-    args.push(dir.join("server.pem").display().to_string());
-    args.push("--tlskey".into());
-    args.push(dir.join("server.key").display().to_string());
-    let _server = KillOnDrop(node(&bin, &args));
-    let url = format!("tls://127.0.0.1:{port}");
-    let with_ca = |id: &str| {
-        let mut f = FederationConfig::new([url.clone()]);
-        f.router_id = Some(id.into());
-        f.tls_ca = Some(dir.join("ca.pem"));
-        f
-    };
-    let a = start_federated(with_ca("site-a")).await;
-    let b = start_federated(with_ca("site-b")).await;
-    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
-    let bob = join(&b.local_addrs()[0].to_string(), "bob").await;
-    eventually("the routers meet over TLS", SETTLE, || {
-        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
-    })
-    .await;
-    alice.send_text_acked("bob", "over tls").await.unwrap();
-    let m = bob.recv_timeout(SETTLE).await.unwrap().unwrap();
-    assert_eq!(m.text(), Some("over tls"));
-    assert!(a.handle().metrics().nats_connected && b.handle().metrics().nats_connected);
-
-    // Without the CA the server's certificate is not trusted: no connection; the router
-    // serves its own peers and says NATS is unreachable.
-    let mut f = FederationConfig::new([url.clone()]);
-    f.router_id = Some("site-c".into());
-    let c = start_federated(f).await;
-    let carol = join(&c.local_addrs()[0].to_string(), "carol").await;
-    let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
-        assert!(
-            !c.handle().metrics().nats_connected,
-            "connected without the CA"
-        );
-        assert!(!sees(&alice, &["carol"]) && !sees(&carol, &["alice"]));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }
