@@ -89,6 +89,77 @@ async fn a_peer_without_direct_links_is_reached_through_the_router() {
     }
 }
 
+/// Brings up `from`'s link to `to` (messages until it carries them; `to` reads them).
+async fn link_up(from: &lanmesh::Peer, to: &lanmesh::Peer) {
+    let name = to.name().unwrap().as_str().to_owned();
+    let started = Instant::now();
+    while !from.is_direct(&name) {
+        assert!(started.elapsed() < LIMIT, "no direct link to {name}");
+        from.send(&name, Bytes::from_static(b"hi")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        to.get_all();
+    }
+    to.get_all();
+}
+
+#[actix_rt::test]
+async fn a_linked_peer_that_stops_reading_does_not_hold_up_its_senders_other_messages() {
+    let r = start(router()).await;
+    let a = builder(&r, "a").connect().await.unwrap();
+    let b = builder(&r, "b").connect().await.unwrap();
+    let stuck = builder(&r, "stuck")
+        .inbox_capacity(1)
+        .connect()
+        .await
+        .unwrap();
+    eventually("all in a's list", LIMIT, || a.peers().len() == 3).await;
+    link_up(&a, &stuck).await;
+    link_up(&a, &b).await;
+    stuck.pause();
+    // a floods the stuck peer over their link (incompressible 1 KiB messages) until
+    // everything between them is full, and goes on trying.
+    let flooded = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let flood = {
+        let (a, flooded) = (a.clone(), flooded.clone());
+        actix_rt::spawn(async move {
+            let data = Bytes::from(common::noise(7, 1024));
+            loop {
+                let _ = a.send("stuck", data.clone()).await;
+                flooded.set(flooded.get() + 1);
+            }
+        })
+    };
+    // Past what a's send queue holds (2 MiB), with the sockets' buffers full.
+    eventually("a 4 MiB flood", LIMIT, || flooded.get() > 4_096).await;
+    let before = flooded.get();
+    // Its messages to b go on, at once, over their own link.
+    for i in 0..100u32 {
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            a.send("b", Bytes::from(i.to_be_bytes().to_vec())),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a's send {i} to b waited for the stuck peer"))
+        .unwrap();
+    }
+    for i in 0..100u32 {
+        let m = tokio::time::timeout(LIMIT, b.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.data.as_ref(), i.to_be_bytes());
+    }
+    // And sends to the stuck peer do not hang either: the link that cannot be written
+    // is given up, and the router refuses what the stuck peer cannot take.
+    eventually("the flood to go on", LIMIT, || {
+        flooded.get() > before + 4_096
+    })
+    .await;
+    flood.abort();
+    a.close().await;
+    b.close().await;
+}
+
 #[actix_rt::test]
 async fn a_file_between_linked_peers_goes_over_the_link_not_the_router() {
     let r = start(router()).await;

@@ -162,6 +162,8 @@ impl PeerActor {
                         self.closing_links.retain(Addr::connected);
                         self.closing_links.push(actor);
                     }
+                    // Senders waiting for room on it go by the router now.
+                    self.endpoint.wake_senders_if_room(None);
                 }
                 Event::File(FileEvent::Offered {
                     from,
@@ -430,7 +432,7 @@ impl WritesStream for PeerActor {
     }
 
     fn wrote(&mut self, _: usize) {
-        self.endpoint.wake_senders_if_room();
+        self.endpoint.wake_senders_if_room(None);
     }
 
     fn output_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {

@@ -236,12 +236,17 @@ impl Endpoint {
         self.status.subscribe()
     }
 
-    /// A writer (the router's or a link's) wrote: the handles waiting for room in the
-    /// send queue are woken once there is some.
-    pub(crate) fn wake_senders_if_room(&self) {
+    /// A writer (the router's or a link's) wrote: the handles waiting for room are woken
+    /// once its own queue has some (each waits for the way to its own recipient, and
+    /// looks again).
+    pub(crate) fn wake_senders_if_room(&self, link: Option<u64>) {
         let senders = {
             let mut st = self.lock();
-            if st.core.all_queued_bytes() < SEND_QUEUE_BYTES {
+            let queued = match link {
+                Some(link) => st.core.link_queued_bytes(link),
+                None => st.core.queued_bytes(),
+            };
+            if queued < SEND_QUEUE_BYTES {
                 st.take_senders()
             } else {
                 Vec::new()

@@ -147,7 +147,7 @@ impl WritesStream for LinkActor {
     }
 
     fn wrote(&mut self, _: usize) {
-        self.endpoint.wake_senders_if_room();
+        self.endpoint.wake_senders_if_room(Some(self.link));
     }
 
     fn output_closed(&mut self, error: Option<std::io::Error>, ctx: &mut Context<Self>) {

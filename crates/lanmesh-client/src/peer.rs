@@ -331,10 +331,13 @@ impl Peer {
     }
 
     /// Waits for room in the send queue, then runs `f` on the locked core.
-    async fn with_room<T>(&self, mut f: impl FnMut(&mut Locked<'_>) -> T) -> T {
+    /// Runs `f` once the way to `to` (`None`: the router) has room: a sender waits while
+    /// [`SEND_QUEUE_BYTES`] are queued there, on the router connection or on `to`'s direct
+    /// link, so a linked peer that stops reading holds up only what goes to it.
+    async fn with_room<T>(&self, to: Option<&str>, mut f: impl FnMut(&mut Locked<'_>) -> T) -> T {
         poll_fn(|cx| {
             let mut st = self.lock();
-            if st.core.all_queued_bytes() >= SEND_QUEUE_BYTES && !st.core.is_closed() {
+            if !st.core.has_room(to, SEND_QUEUE_BYTES) && !st.core.is_closed() {
                 st.park_sender(cx.waker());
                 return Poll::Pending;
             }
@@ -350,7 +353,7 @@ impl Peer {
         bits: u8,
     ) -> Result<u64, ClientError> {
         let mut data = Some(data);
-        self.with_room(|st| {
+        self.with_room(to, |st| {
             let dest = match to {
                 Some(to) => Destination::Peer(st.core.name_for(to)?),
                 None => Destination::Everyone,
@@ -410,7 +413,7 @@ impl Peer {
     ) -> Result<Acked, ClientError> {
         let mut data = Some(data);
         let now = self.endpoint.now();
-        self.with_room(|st| {
+        self.with_room(Some(to), |st| {
             let to = st.core.name_for(to)?;
             let id = st
                 .core
@@ -467,7 +470,7 @@ impl Peer {
         let mut data = Some(data);
         let now = self.endpoint.now();
         let reply = self
-            .with_room(|st| {
+            .with_room(Some(to), |st| {
                 let to = st.core.name_for(to)?;
                 let id =
                     st.core
@@ -560,8 +563,10 @@ impl Peer {
         data: Bytes,
         text: bool,
     ) -> Result<u64, ClientError> {
-        self.with_room(|st| st.core.reply(&request.from, request.id, &data, text))
-            .await
+        self.with_room(Some(request.from.as_str()), |st| {
+            st.core.reply(&request.from, request.id, &data, text)
+        })
+        .await
     }
 
     /// Tells the sender of `request` that this peer has no answer: its `request` call

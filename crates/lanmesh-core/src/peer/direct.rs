@@ -56,6 +56,10 @@ pub const MAX_ACCEPTING: usize = 16;
 /// How long a sender holds its frames for the echo of its mark before it gives the link
 /// up.
 pub const ECHO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a link may hold bytes that its transport does not take before it is given
+/// up: the other end stopped reading (its TCP window is shut). Its peer is then reached
+/// through the router, whose budget for a stuck member (`Nack(Overloaded)`) applies.
+pub const WRITE_STALL: Duration = Duration::from_secs(1);
 
 /// How long to wait before dialing a peer again after `failures` failed links: 1 s,
 /// doubling, at most 60 s.
@@ -103,6 +107,8 @@ pub(crate) struct Link {
     /// The handshake deadline, then the idle one is computed from `last_rx`.
     deadline: Instant,
     last_rx: Instant,
+    /// When its transport last asked for bytes (see [`WRITE_STALL`]).
+    last_tx: Instant,
     last_ping: Instant,
     ping_seq: u64,
 }
@@ -118,6 +124,8 @@ enum Switch {
     Holding {
         token: u64,
         held: Vec<Frame>,
+        /// Their encoded size, counted against the sender's room to this peer.
+        held_bytes: usize,
         since: Instant,
     },
     /// On the link.
@@ -221,8 +229,18 @@ impl Links {
     /// Whether frames to `peer` go over a link now.
     pub(crate) fn is_direct(&self, peer: &str) -> bool {
         self.paths
-            .iter()
-            .any(|(n, p)| n.as_str() == peer && matches!(p.switch, Switch::Direct))
+            .get(peer)
+            .is_some_and(|p| matches!(p.switch, Switch::Direct))
+    }
+
+    /// Bytes waiting on the way to `peer` when it is reached over a link (held for the
+    /// switch, or queued on the link); `None` when the router carries what goes to it.
+    pub(crate) fn path_queued(&self, peer: &str) -> Option<usize> {
+        let path = self.paths.get(peer)?;
+        Some(match &path.switch {
+            Switch::Holding { held_bytes, .. } => *held_bytes,
+            Switch::Direct => self.queued_bytes(path.link),
+        })
     }
 
     /// The links, for closing them all.
@@ -251,18 +269,17 @@ impl Links {
         if let Some(path) = self.paths.get_mut(peer) {
             let id = path.link;
             match &mut path.switch {
-                Switch::Holding { held, .. } => {
+                Switch::Holding {
+                    held, held_bytes, ..
+                } => {
+                    *held_bytes += frame.encoded_len();
                     held.push(frame.clone());
                     return Carry::Held;
                 }
                 Switch::Direct => {
-                    let Some(Phase::Up(conn)) = self.links.get_mut(&id).map(|l| &mut l.phase)
-                    else {
-                        return Carry::Broken(id);
-                    };
-                    return match conn.send(frame) {
-                        Ok(()) => Carry::Sent,
-                        Err(_) => Carry::Broken(id),
+                    return match self.links.get_mut(&id).map(|l| l.queue(frame, now)) {
+                        Some(Ok(())) => Carry::Sent,
+                        _ => Carry::Broken(id),
                     };
                 }
             }
@@ -454,6 +471,7 @@ impl Links {
                         switch: Switch::Holding {
                             token,
                             held: Vec::new(),
+                            held_bytes: 0,
                             since: now,
                         },
                     },
@@ -517,9 +535,14 @@ impl Links {
     }
 
     /// Seals `frame` into link `link` (an answer on the link itself: `Pong`, an echo).
-    pub(crate) fn send_on(&mut self, link: u64, frame: &Frame) -> Result<(), ProtoError> {
-        match self.links.get_mut(&link).map(|l| &mut l.phase) {
-            Some(Phase::Up(conn)) => conn.send(frame),
+    pub(crate) fn send_on(
+        &mut self,
+        link: u64,
+        frame: &Frame,
+        now: Instant,
+    ) -> Result<(), ProtoError> {
+        match self.links.get_mut(&link) {
+            Some(l) if matches!(l.phase, Phase::Up(_)) => l.queue(frame, now),
             _ => Ok(()),
         }
     }
@@ -585,7 +608,13 @@ impl Links {
         self.links_to(peer)
     }
 
-    pub(crate) fn poll_transmit(&mut self, link: u64) -> Result<Option<Bytes>, ProtoError> {
+    /// The next bytes for link `link`'s transport, which asks for them once it has room:
+    /// each call is the transport's progress, as of `now`.
+    pub(crate) fn poll_transmit(
+        &mut self,
+        link: u64,
+        now: Instant,
+    ) -> Result<Option<Bytes>, ProtoError> {
         let Some(l) = self.links.get_mut(&link) else {
             let Some(out) = self.closing.get_mut(&link) else {
                 return Ok(None);
@@ -596,6 +625,7 @@ impl Links {
             }
             return Ok(next);
         };
+        l.last_tx = now;
         if let Some(b) = l.out.pop_front() {
             return Ok(Some(b));
         }
@@ -609,13 +639,7 @@ impl Links {
         if let Some(out) = self.closing.get(&link) {
             return out.iter().map(Bytes::len).sum();
         }
-        self.links.get(&link).map_or(0, |l| {
-            l.out.iter().map(Bytes::len).sum::<usize>()
-                + match &l.phase {
-                    Phase::Up(conn) => conn.queued_bytes(),
-                    _ => 0,
-                }
-        })
+        self.links.get(&link).map_or(0, Link::queued)
     }
 
     pub(crate) fn total_queued(&self) -> usize {
@@ -646,7 +670,12 @@ impl Links {
         for l in self.links.values() {
             let t = match l.phase {
                 Phase::Up(_) => {
-                    (l.last_rx + idle).min(l.last_rx.max(l.last_ping) + ping_every(idle))
+                    let t = (l.last_rx + idle).min(l.last_rx.max(l.last_ping) + ping_every(idle));
+                    if l.queued() > 0 {
+                        t.min(l.last_tx + WRITE_STALL)
+                    } else {
+                        t
+                    }
                 }
                 _ => l.deadline,
             };
@@ -669,7 +698,8 @@ impl Links {
             match l.phase {
                 Phase::Up(_) => {
                     let quiet = now.saturating_since(l.last_rx);
-                    if quiet > idle {
+                    let stalled = l.queued() > 0 && now.saturating_since(l.last_tx) > WRITE_STALL;
+                    if quiet > idle || stalled {
                         dead.push(*id);
                     } else if quiet >= ping_every(idle)
                         && now.saturating_since(l.last_ping) >= ping_every(idle)
@@ -718,6 +748,29 @@ impl Link {
         matches!(self.phase, Phase::Up(_))
     }
 
+    /// Seals `frame` into the connection (up). Bytes queued on an empty link start its
+    /// write-stall clock now.
+    fn queue(&mut self, frame: &Frame, now: Instant) -> Result<(), ProtoError> {
+        let Phase::Up(conn) = &mut self.phase else {
+            return Err(ProtoError::Malformed {
+                what: "a link not up",
+            });
+        };
+        if self.out.is_empty() && !conn.has_output() {
+            self.last_tx = now;
+        }
+        conn.send(frame)
+    }
+
+    /// Bytes waiting for its transport.
+    fn queued(&self) -> usize {
+        self.out.iter().map(Bytes::len).sum::<usize>()
+            + match &self.phase {
+                Phase::Up(conn) => conn.queued_bytes(),
+                _ => 0,
+            }
+    }
+
     fn new(peer: Option<Name>, key: Option<[u8; 32]>, limits: &Limits, now: Instant) -> Self {
         Self {
             peer,
@@ -730,6 +783,7 @@ impl Link {
             // A dial that never connects is given up with the handshake's time.
             deadline: now + limits.handshake_timeout,
             last_rx: now,
+            last_tx: now,
             last_ping: now,
             ping_seq: 0,
         }

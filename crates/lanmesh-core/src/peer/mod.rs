@@ -54,7 +54,7 @@ use lanmesh_proto::{
     Reassembler, RecordDecoder, probed_message_frames,
 };
 
-pub use direct::{ECHO_TIMEOUT, MAX_ACCEPTING, MAX_LINKS, redial_delay};
+pub use direct::{ECHO_TIMEOUT, MAX_ACCEPTING, MAX_LINKS, WRITE_STALL, redial_delay};
 pub use files::{FileConfig, FileEvent};
 
 use crate::error::ClientError;
@@ -1652,7 +1652,7 @@ impl PeerCore {
 
     /// The next bytes to write on link `link`'s transport.
     pub fn poll_link_transmit(&mut self, link: u64) -> Option<Bytes> {
-        match self.links.poll_transmit(link) {
+        match self.links.poll_transmit(link, self.clock) {
             Ok(out) => out,
             Err(_) => {
                 self.drop_link(link);
@@ -1666,10 +1666,20 @@ impl PeerCore {
         self.links.queued_bytes(link)
     }
 
-    /// Bytes waiting for the router's transport and every link's: a sender waits while
-    /// this is large.
+    /// Bytes waiting for the router's transport and every link's.
     pub fn all_queued_bytes(&self) -> usize {
         self.queued_bytes() + self.links.total_queued()
+    }
+
+    /// Whether a message to `to` (`None`: a broadcast, or a name not known) finds fewer
+    /// than `limit` bytes waiting on its way: on its direct link (or held for the switch
+    /// to it) when it has one, otherwise on the router connection. So a linked peer that
+    /// stops reading holds up only what is sent to it, not what goes elsewhere.
+    pub fn has_room(&self, to: Option<&str>, limit: usize) -> bool {
+        match to.and_then(|peer| self.links.path_queued(peer)) {
+            Some(queued) => queued < limit,
+            None => self.queued_bytes() < limit,
+        }
     }
 
     fn on_link_frame(&mut self, link: u64, frame: Frame, now: Instant) -> Result<(), ClientError> {
@@ -1692,7 +1702,7 @@ impl PeerCore {
                     let mut held = held.into_iter();
                     let mut rest = Vec::new();
                     for frame in held.by_ref() {
-                        if self.links.send_on(link, &frame).is_err() {
+                        if self.links.send_on(link, &frame, self.clock).is_err() {
                             self.drop_link(link);
                             rest.push(frame);
                             break;
@@ -1747,7 +1757,7 @@ impl PeerCore {
     }
 
     fn link_send(&mut self, link: u64, frame: &Frame) {
-        if self.links.send_on(link, frame).is_err() {
+        if self.links.send_on(link, frame, self.clock).is_err() {
             self.drop_link(link);
         }
     }
@@ -1755,7 +1765,7 @@ impl PeerCore {
     fn link_violation(&mut self, link: u64, e: &ProtoError) {
         let _ = self
             .links
-            .send_on(link, &Frame::error(e.code(), e.to_string()));
+            .send_on(link, &Frame::error(e.code(), e.to_string()), self.clock);
         self.drop_link(link);
     }
 
@@ -1810,7 +1820,7 @@ impl PeerCore {
     /// `name` left or is a new process: its links go.
     fn forget_links(&mut self, name: &Name) {
         for link in self.links.forget(name) {
-            let _ = self.links.send_on(link, &Frame::Close);
+            let _ = self.links.send_on(link, &Frame::Close, self.clock);
             self.drop_link_resending(link, false);
         }
     }
