@@ -55,8 +55,10 @@ impl Drop for RssProbe {
 }
 
 async fn join(at: &str, name: &str) -> Peer {
+    // Through the router: this is its stuck-peer bench (a direct link would bypass it).
     Peer::builder(name)
         .router(at.to_owned())
+        .direct(false)
         .connect()
         .await
         .expect("joins")
@@ -106,6 +108,7 @@ fn start_stuck_peer(
         actix_rt::System::new().block_on(async move {
             let stuck = Peer::builder("stuck")
                 .router(at.clone())
+                .direct(false)
                 .inbox_capacity(1)
                 .connect()
                 .await
