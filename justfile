@@ -61,6 +61,14 @@ bench-python:
     cargo build --release --locked --bin lanmesh
     target/py-venv/bin/python crates/lanmesh-py/bench/bench.py
 
+# Results go to bench/results/direct/files.md and are quoted in the README.
+# A 256 MiB file between two Python processes over their direct link and through the
+# router, taking turns (Peer.send_file; every saved copy compared with the sent one).
+bench-files:
+    bash scripts/python.sh --release
+    cargo build --release --locked --bin lanmesh
+    target/py-venv/bin/python crates/lanmesh-py/bench/files.py
+
 # Microcontrollers (Debian rustc-web, -Zbuild-std=core,alloc; installs it when missing):
 # `just mcu` builds proto, core and lanmesh-embedded no_std for thumbv7em-none-eabihf and
 # riscv32imc-unknown-none-elf (as CI);
