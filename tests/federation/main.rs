@@ -1327,3 +1327,48 @@ async fn acked_messages_cross_a_router_restart_exactly_once_in_order() {
         .expect("the stream ends within 120 s");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[actix_rt::test]
+async fn a_file_crosses_federated_routers_byte_for_byte() {
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("file");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let site = |id: &str| {
+        let mut f = FederationConfig::new([url.clone()]);
+        f.router_id = Some(id.into());
+        f
+    };
+    let a = start_federated(site("site-a")).await;
+    let b = start_federated(site("site-b")).await;
+    let save = dir.join("save");
+    std::fs::create_dir_all(&save).unwrap();
+    let alice = join(&a.local_addrs()[0].to_string(), "alice").await;
+    let bob = Peer::builder("bob")
+        .router(b.local_addrs()[0].to_string())
+        .save_dir(&save)
+        .connect()
+        .await
+        .unwrap();
+    eventually("they see each other", SETTLE, || {
+        sees(&alice, &["bob"]) && sees(&bob, &["alice"])
+    })
+    .await;
+    // Incompressible, and many chunks and windows long (each window's acks cross back).
+    let data = common::noise(23, 12 << 20);
+    let file = dir.join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let sent = alice.send_file("bob", &file).await.unwrap();
+    assert_eq!(sent.bytes, data.len() as u64);
+    let m = bob.recv_timeout(SETTLE).await.unwrap().unwrap();
+    let f = m.file().expect("a file notice");
+    assert_eq!(m.from.as_str(), "alice");
+    let saved = std::fs::read(&f.path).unwrap();
+    assert!(saved == data, "the saved file differs from the sent one");
+    // It went through NATS, not around it: router A published every chunk.
+    let chunks = data.len().div_ceil(lanmesh::proto::blob::CHUNK_DATA) as u64;
+    let out = a.handle().metrics().nats_frames_out;
+    assert!(out >= chunks, "{out} frames published for {chunks} chunks");
+    let _ = std::fs::remove_dir_all(&dir);
+}
