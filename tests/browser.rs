@@ -40,18 +40,6 @@ fn run(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-const CONNECT: &str = r#"
-const [wsUrl, name, done] = arguments;
-import('/pkg/lanmesh_wasm.js').then(async (m) => {
-  await m.default();
-  const peer = await m.MeshPeer.connect(wsUrl, name, { meshKey: null });
-  window.inbox = [];
-  peer.onmessage = (from, data, id) => window.inbox.push({ from, data: typeof data === 'string' ? data : Array.from(data), id });
-  window.web = peer;
-  done({ ok: true, peers: peer.peers() });
-}).catch((e) => done({ ok: false, error: String(e) }));
-"#;
-
 #[test]
 fn a_browser_page_is_a_peer_both_ways() {
     if !webdriver::available() {
@@ -63,7 +51,7 @@ fn a_browser_page_is_a_peer_both_ways() {
     browser.goto(&format!("{http}/index.html"));
 
     // The page imports the client from the router and joins as web-1.
-    let joined = browser.run_async(CONNECT, json!([ws, "web-1"]));
+    let joined = browser.run_async(webdriver::CONNECT_PEER, json!([ws, "web-1"]));
     assert_eq!(joined["ok"], true, "{joined}");
 
     // Browser → native listener.

@@ -12,6 +12,21 @@ use serde_json::{Value, json};
 pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// A script for [`Browser::run_async`] with `[wsUrl, name]`: the page imports the wasm
+/// client from the router, joins as `name` and keeps what arrives in `window.inbox`
+/// (`window.web` is the peer). Resolves to `{ok, peers}` or `{ok: false, error}`.
+pub(crate) const CONNECT_PEER: &str = r#"
+const [wsUrl, name, done] = arguments;
+import('/pkg/lanmesh_wasm.js').then(async (m) => {
+  await m.default();
+  const peer = await m.MeshPeer.connect(wsUrl, name, { meshKey: null });
+  window.inbox = [];
+  peer.onmessage = (from, data, id) => window.inbox.push({ from, data: typeof data === 'string' ? data : Array.from(data), id });
+  window.web = peer;
+  done({ ok: true, peers: peer.peers() });
+}).catch((e) => done({ ok: false, error: String(e) }));
+"#;
+
 /// A chromedriver with one browser session; both end when dropped.
 pub(crate) struct Browser {
     driver: Child,
