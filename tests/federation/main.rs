@@ -909,6 +909,66 @@ fn the_dashboard_of_a_federated_router_shows_remote_peers_with_their_router() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_browser_peer_talks_to_a_peer_of_another_router() {
+    if !common::webdriver::available() {
+        return;
+    }
+    let Some(bin) = nats_server() else { return };
+    let dir = scratch("browser");
+    let port = free_port();
+    let _server = KillOnDrop(node(&bin, &node_args(port, &dir.join("nats"))));
+    let url = format!("nats://127.0.0.1:{port}");
+    let (_a, _, a_http) = federated_process(&url, "site-a");
+    let (_b, b_tcp, _) = federated_process(&url, "site-b");
+    let bob = Proc::spawn(&[
+        "listen", "--router", &b_tcp, "--name", "bob", "--json", "--count", "1",
+    ]);
+    bob.wait_stderr("listening as");
+
+    // A page at router A joins through A's gateway.
+    let browser = common::webdriver::Browser::start();
+    browser.goto(&format!("{a_http}/index.html"));
+    let ws = format!("{}/mesh", a_http.replace("http://", "ws://"));
+    let joined = browser.run_async(
+        common::webdriver::CONNECT_PEER,
+        serde_json::json!([ws, "web-1"]),
+    );
+    assert_eq!(joined["ok"], true, "{joined}");
+    browser.wait_for(
+        "bob, at router B, in the page's list",
+        "return window.web.peers().includes('bob');",
+    );
+    // Browser → a native peer of the other router, acknowledged across NATS.
+    let sent = browser.run_async(
+        "const [done] = arguments; window.web.sendAcked('bob', 'from a browser at site a').then(() => done('ok'), (e) => done(String(e)));",
+        serde_json::json!([]),
+    );
+    assert_eq!(sent, "ok");
+    let v: serde_json::Value = serde_json::from_str(&bob.line()).unwrap();
+    assert_eq!(
+        (v["from"].as_str(), v["data"].as_str()),
+        (Some("web-1"), Some("from a browser at site a"))
+    );
+    // And back: a native sender at router B, acknowledged by the browser's client.
+    let o = common::proc::run(&[
+        "send",
+        "--router",
+        &b_tcp,
+        "--name",
+        "carol",
+        "--ack",
+        "web-1",
+        "to the browser at site a",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    browser.wait_for(
+        "carol's message in the page",
+        "return window.inbox.some((m) => m.from === 'carol' && m.data === 'to the browser at site a');",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[actix_rt::test]
 async fn a_router_that_loses_nats_serves_its_own_peers_and_rejoins() {
     let _ = tracing_subscriber::fmt()
