@@ -94,6 +94,14 @@ impl Pressure {
         self.release();
     }
 
+    /// Recipient side: the session ended. Nobody waits for it again, however many of
+    /// the bytes forwarded to it it never took (those are answered by its closed inbox).
+    pub(crate) fn closed(&self) {
+        self.congested.store(false, Ordering::Release);
+        self.stuck.store(true, Ordering::Release);
+        self.release();
+    }
+
     fn release(&self) {
         let waiters =
             std::mem::take(&mut *self.waiters.lock().unwrap_or_else(PoisonError::into_inner));
@@ -145,6 +153,20 @@ mod tests {
         p.taken(600, 1000);
         assert!(woken.0.load(Ordering::SeqCst));
         assert!(p.may_continue(1000, &w));
+    }
+
+    #[test]
+    fn nobody_waits_for_a_session_that_ended_over_the_threshold() {
+        let p = Pressure::default();
+        let (woken, w) = waker();
+        p.forwarded(5000);
+        assert!(!p.may_continue(1000, &w));
+        p.closed();
+        assert!(woken.0.load(Ordering::SeqCst));
+        // Its untaken bytes never come down; a sender woken or arriving later goes on.
+        let (again, w2) = waker();
+        assert!(p.may_continue(1000, &w2));
+        assert!(!again.0.load(Ordering::SeqCst));
     }
 
     #[test]

@@ -385,8 +385,9 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        // Nobody waits for a session that is gone, nor forwards to it.
-        self.pressure.clear();
+        // Nobody waits for a session that is gone, nor forwards to it: also not when it
+        // ended with more than the threshold in its inbox, which is never taken now.
+        self.pressure.closed();
         drop(self.inbox.close());
         self.shutdown.unregister(self.id);
         if let Some(name) = self.core.holds_name() {
