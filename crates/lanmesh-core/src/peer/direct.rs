@@ -642,14 +642,6 @@ impl Links {
         self.links.get(&link).map_or(0, Link::queued)
     }
 
-    pub(crate) fn total_queued(&self) -> usize {
-        self.links
-            .keys()
-            .chain(self.closing.keys())
-            .map(|id| self.queued_bytes(*id))
-            .sum()
-    }
-
     pub(crate) fn decode(
         &mut self,
         link: u64,

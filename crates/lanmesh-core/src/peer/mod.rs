@@ -1666,11 +1666,6 @@ impl PeerCore {
         self.links.queued_bytes(link)
     }
 
-    /// Bytes waiting for the router's transport and every link's.
-    pub fn all_queued_bytes(&self) -> usize {
-        self.queued_bytes() + self.links.total_queued()
-    }
-
     /// Whether a message to `to` (`None`: a broadcast, or a name not known) finds fewer
     /// than `limit` bytes waiting on its way: on its direct link (or held for the switch
     /// to it) when it has one, otherwise on the router connection. So a linked peer that
