@@ -124,17 +124,14 @@ impl FederationConfig {
 }
 
 /// Everything `config` says about reaching NATS: the credentials of its URLs (see
-/// [`connect_options`]), a `.creds` file or an NKey seed, and its TLS files. The files are
+/// [`url_login`]), a `.creds` file or an NKey seed, and its TLS files. The files are
 /// read and checked here, so a wrong one is an error before anything connects. At most one
 /// way of logging in.
 pub(crate) fn client_options(
     config: &FederationConfig,
 ) -> Result<async_nats::ConnectOptions, String> {
-    let in_urls = config.servers.iter().any(|url| {
-        url.parse::<async_nats::ServerAddr>()
-            .is_ok_and(|a| a.username().is_some())
-    });
-    let logins = usize::from(in_urls)
+    let in_urls = url_login(&config.servers)?;
+    let logins = usize::from(in_urls.is_some())
         + usize::from(config.credentials.is_some())
         + usize::from(config.nkey.is_some());
     if logins > 1 {
@@ -142,7 +139,7 @@ pub(crate) fn client_options(
             "give one NATS login: credentials in the URL, a .creds file or an NKey seed".into(),
         );
     }
-    let mut options = connect_options(&config.servers)?;
+    let mut options = options_for(in_urls);
     if let Some(path) = &config.credentials {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         options = options
@@ -174,7 +171,14 @@ pub(crate) fn client_options(
 /// (`nats://USER:PASSWORD@HOST:PORT`, or `nats://TOKEN@HOST:PORT`; percent-encoded as URLs
 /// have them): async-nats reads only the address from a URL. All URLs that carry
 /// credentials must carry the same.
-pub(crate) fn connect_options(servers: &[String]) -> Result<async_nats::ConnectOptions, String> {
+#[cfg(test)]
+fn connect_options(servers: &[String]) -> Result<async_nats::ConnectOptions, String> {
+    url_login(servers).map(options_for)
+}
+
+/// The user and password (or the token: no password) the URLs carry, if any; URLs that
+/// carry different ones are an error.
+fn url_login(servers: &[String]) -> Result<Option<(String, Option<String>)>, String> {
     let mut found: Option<(String, Option<String>)> = None;
     for url in servers {
         let addr: async_nats::ServerAddr =
@@ -190,13 +194,18 @@ pub(crate) fn connect_options(servers: &[String]) -> Result<async_nats::ConnectO
             _ => found = Some(these),
         }
     }
-    Ok(match found {
+    Ok(found)
+}
+
+/// Options that log in with what [`url_login`] found.
+fn options_for(login: Option<(String, Option<String>)>) -> async_nats::ConnectOptions {
+    match login {
         Some((user, Some(password))) => {
             async_nats::ConnectOptions::with_user_and_password(user, password)
         }
         Some((token, None)) => async_nats::ConnectOptions::with_token(token),
         None => async_nats::ConnectOptions::new(),
-    })
+    }
 }
 
 /// `url` without what its user part says, for messages and logs.
