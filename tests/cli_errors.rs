@@ -7,6 +7,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
+use common::free_port;
 use common::proc::{BIN, Proc, test_home};
 
 /// Starts a router with `extra` arguments; returns it, its TCP and its HTTP address.
@@ -51,14 +52,6 @@ fn failure(o: &Output) -> String {
     let lines: Vec<&str> = err.lines().filter(|l| !l.contains(" WARN ")).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     lines[0].to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -52,6 +52,15 @@ pub(crate) fn names(p: &Peer) -> Vec<String> {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers that need one given).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)

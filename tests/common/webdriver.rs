@@ -2,11 +2,13 @@
 //! on a loopback port, plain HTTP/1.1 with `Connection: close`, JSON bodies.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::free_port;
 
 /// Where the Debian packages put them.
 pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
@@ -49,14 +51,6 @@ pub(crate) fn available() -> bool {
         );
     }
     there
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Value> {

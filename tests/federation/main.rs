@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::eventually;
 use common::proc::Proc;
+use common::{eventually, free_port};
 use lanmesh::proto::{ErrorCode, Identity};
 use lanmesh::{ClientError, FederationConfig, Peer, Router, RunningRouter};
 
@@ -90,14 +90,6 @@ impl Drop for Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nats-server, or `None` (and why) when the test is to be skipped.
