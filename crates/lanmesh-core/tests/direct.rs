@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lanmesh_core::peer::{Event, PeerCore};
+use lanmesh_proto::frame::{Chunk, Frame};
 use lanmesh_proto::record::handshake_message;
-use lanmesh_proto::{Framing, HandshakeConfig, Identity, Initiator, Name, Offer};
+use lanmesh_proto::{Connection, Framing, HandshakeConfig, Identity, Initiator, Name, Offer};
 use sim::{MESH, Sim, direct_port};
 
 const MS: Duration = Duration::from_millis(1);
@@ -283,8 +284,14 @@ fn a_peer_pointing_at_another_peers_port_gets_no_link_and_harms_nobody() {
     assert!(sim.peers[a].is_direct("b"), "a and b still link");
 }
 
-/// A raw initiator claiming `claimed` with `identity`, against peer `b`'s link port.
-fn impostor_handshake(sim: &mut Sim, b: usize, claimed: &str, identity: Identity) -> bool {
+/// A raw initiator claiming `claimed` with `identity`, against peer `b`'s link port:
+/// the link's number at `b`, and the initiator's session when the handshake got that far.
+fn raw_link(
+    sim: &mut Sim,
+    b: usize,
+    claimed: &str,
+    identity: Identity,
+) -> (u64, Option<Connection>) {
     let now = sim.now;
     let link = sim.peers[b].accept_link(now).unwrap();
     let config = HandshakeConfig::new(identity, MESH);
@@ -299,14 +306,97 @@ fn impostor_handshake(sim: &mut Sim, b: usize, claimed: &str, identity: Identity
     let mut decoder =
         lanmesh_proto::RecordDecoder::new(lanmesh_proto::limits::MAX_HANDSHAKE_MESSAGE);
     let msg2 = decoder.decode(&mut out).unwrap().unwrap();
-    let (_est, msg3) = init.read_choice(&msg2).unwrap();
+    let (est, msg3) = init.read_choice(&msg2).unwrap();
     let mut input = BytesMut::from(&handshake_message(Framing::LengthPrefixed, &msg3).unwrap()[..]);
     sim.peers[b].handle_link_input(link, &mut input, now);
+    (link, Some(est.connection))
+}
+
+/// Whether `b` closed its link `link` among the events it has now.
+fn closes_link(sim: &mut Sim, b: usize, link: u64) -> bool {
     let mut closed = false;
     while let Some(e) = sim.peers[b].poll_event() {
         closed |= matches!(e, Event::LinkClose { link: l } if l == link);
     }
-    !closed
+    closed
+}
+
+/// Whether `b` keeps a link from someone claiming `claimed` with `identity`.
+fn impostor_handshake(sim: &mut Sim, b: usize, claimed: &str, identity: Identity) -> bool {
+    let (link, _) = raw_link(sim, b, claimed, identity);
+    !closes_link(sim, b, link)
+}
+
+/// A message frame `m` sends `to` over a link.
+fn link_send(to: &str, id: u64, payload: &'static [u8], chunk: Option<Chunk>) -> Frame {
+    Frame::Send(lanmesh_proto::Message {
+        peer: name(to),
+        id,
+        flags: 0,
+        chunk,
+        prev: None,
+        payload: Bytes::from_static(payload),
+    })
+}
+
+#[test]
+fn a_member_that_puts_a_malformed_frame_on_its_link_loses_the_link_and_nothing_before_it() {
+    let mut sim = Sim::new(sim::seed(19));
+    let cb = sim.direct_config("b", 1);
+    let b = sim.add_peer(cb);
+    // m is a member (the router binds its name to its key) that dials no link itself:
+    // the test speaks for it on one, with its real key.
+    let cm = sim.config("m");
+    let identity = cm.handshake.identity.clone();
+    let m = sim.add_peer(cm);
+    for p in [b, m] {
+        sim.connect(p);
+    }
+    sim.run_until(1000, MS, |s| s.peers[b].peers().count() == 2);
+    let (link, conn) = raw_link(&mut sim, b, "m", identity);
+    let mut conn = conn.unwrap();
+    assert!(
+        !closes_link(&mut sim, b, link),
+        "m's own key is vouched for"
+    );
+    // One record: a good message, one whose chunk claims less than it carries, another.
+    conn.send(&link_send("b", 1, b"before", None)).unwrap();
+    let lie = Chunk {
+        offset: 0,
+        total: 1,
+    };
+    conn.send(&link_send("b", 2, b"too long", Some(lie)))
+        .unwrap();
+    conn.send(&link_send("b", 3, b"after", None)).unwrap();
+    let mut input = BytesMut::new();
+    while let Some(x) = conn.poll_transmit().unwrap() {
+        input.extend_from_slice(&x);
+    }
+    let now = sim.now;
+    sim.peers[b].handle_link_input(link, &mut input, now);
+    let (mut got, mut closed) = (Vec::new(), false);
+    while let Some(e) = sim.peers[b].poll_event() {
+        match e {
+            Event::Message(msg) => got.push(msg.data),
+            Event::LinkClose { link: l } => closed |= l == link,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        got,
+        vec![Bytes::from_static(b"before")],
+        "read up to the bad frame"
+    );
+    assert!(closed, "the link that carried it is closed");
+    // m is still a member, and still reaches b through the router.
+    let to_b = lanmesh_proto::Destination::Peer(name("b"));
+    sim.peers[m].send(&to_b, seq(7), 0).unwrap();
+    let mut via_router = Vec::new();
+    sim.run_until(1000, MS, |s| {
+        received(s, b, "m", &mut via_router);
+        !via_router.is_empty()
+    });
+    assert_eq!(via_router, vec![seq(7)]);
 }
 
 #[test]

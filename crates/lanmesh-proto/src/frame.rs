@@ -21,7 +21,7 @@
 //! A message of an acked stream (see [`Message::prev`]) travels as the sequenced kinds of
 //! `Send`/`Deliver`, whose body carries `prev` after the flags.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::algorithms::{Cipher, Compression, Transport};
 pub use crate::codes::{ErrorCode, NackReason};
@@ -585,8 +585,9 @@ impl Iterator for Frames {
                     what: "frame length",
                 });
             }
-            let mut frame = self.buf.split_to(FRAME_HEADER_LEN + len);
-            let body = frame.split_off(FRAME_HEADER_LEN);
+            // One reference taken per frame: the header is stepped over, not split off.
+            self.buf.advance(FRAME_HEADER_LEN);
+            let body = self.buf.split_to(len);
             Frame::decode_body(kind, body, &mut self.last_name)
         })();
         if result.is_err() {

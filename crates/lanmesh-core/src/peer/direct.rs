@@ -38,7 +38,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use lanmesh_proto::frame::flags;
+use lanmesh_proto::frame::{Frames, flags};
 use lanmesh_proto::handshake::slot_of;
 use lanmesh_proto::record::handshake_message;
 use lanmesh_proto::{
@@ -152,8 +152,9 @@ pub(crate) enum Input {
     None,
     /// The link is up (authenticated): see [`Links::up`].
     Up,
-    /// Frames from the link's peer.
-    Frames(Vec<Frame>),
+    /// Frames from the link's peer, read one by one as they are handled (a record of
+    /// 64 B messages holds hundreds: no vector of them is built).
+    Frames(Frames),
 }
 
 /// Every link of one peer, and the paths over them.
@@ -425,7 +426,7 @@ impl Links {
             Phase::Up(mut conn) => {
                 let frames = conn.open_owned(record);
                 l.phase = Phase::Up(conn);
-                frames?.collect::<Result<Vec<_>, _>>().map(Input::Frames)
+                frames.map(Input::Frames)
             }
         }
     }

@@ -1635,9 +1635,18 @@ impl PeerCore {
                 Ok(direct::Input::None) => {}
                 Ok(direct::Input::Up) => self.link_up(link, now),
                 Ok(direct::Input::Frames(frames)) => {
+                    // As on the router's connection: the frames before a malformed one
+                    // are handled, then the link is closed.
                     for frame in frames {
+                        let frame = match frame {
+                            Ok(frame) => frame,
+                            Err(e) => return self.link_violation(link, &e),
+                        };
                         if let Err(e) = self.on_link_frame(link, frame, now) {
                             self.on_router_error(e);
+                        }
+                        if self.links.get_mut(link).is_none() {
+                            break;
                         }
                     }
                 }
