@@ -257,12 +257,13 @@ impl Links {
             .collect()
     }
 
-    /// Routes one frame to `peer` (see [`Carry`]); `info` is what the router says of it.
+    /// Routes one frame to `peer` (see [`Carry`]); `members` say what the router says of
+    /// it, looked up only when there is no path to it yet.
     pub(crate) fn carry(
         &mut self,
         peer: &Name,
         frame: &Frame,
-        info: Option<&PeerInfo>,
+        members: &BTreeMap<Name, PeerInfo>,
         me: Option<&Name>,
         limits: &Limits,
         now: Instant,
@@ -286,7 +287,7 @@ impl Links {
             }
         }
         // Dial it, if it takes links and nothing is under way already.
-        let Some(info) = info.filter(|i| !i.direct.is_empty()) else {
+        let Some(info) = members.get(peer).filter(|i| !i.direct.is_empty()) else {
             return Carry::Router;
         };
         if !self.enabled

@@ -774,7 +774,7 @@ impl PeerCore {
             let me = self.welcomed_as.as_ref();
             match self
                 .links
-                .carry(peer, frame, self.members.get(peer), me, limits, self.clock)
+                .carry(peer, frame, &self.members, me, limits, self.clock)
             {
                 direct::Carry::Sent | direct::Carry::Held => return Ok(()),
                 direct::Carry::Router => {}
