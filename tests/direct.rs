@@ -231,6 +231,14 @@ fn pipe_peer(host: &Host, name: &str) -> (Proc, ChildStdin) {
     (p, stdin)
 }
 
+/// [`pipe_peer`] with the router's address given.
+fn pipe_peer_at(host: &Host, name: &str, router: &str) -> (Proc, ChildStdin) {
+    let (p, stdin) = host.spawn_with_stdin(&["peer", "--name", name, "--router", router]);
+    let ready = next_json(&p);
+    assert_eq!(ready["event"], "ready", "{ready}");
+    (p, stdin)
+}
+
 fn say(stdin: &mut ChildStdin, v: &Value) {
     writeln!(stdin, "{v}").unwrap();
     stdin.flush().unwrap();
@@ -342,4 +350,60 @@ fn a_peer_behind_a_firewall_that_drops_links_is_reached_through_the_router() {
     let there = acked_stream(&a, &mut a_in, "b", &b, 300);
     let back = acked_stream(&b, &mut b_in, "a", &a, 300);
     assert!(there.is_empty() && back.is_empty(), "{there:?} {back:?}");
+}
+
+#[test]
+fn a_peer_beside_the_router_is_linked_to_from_another_machine() {
+    let Some(mut lan) = Lan::new(1) else { return };
+    let (hr, hb) = (lan.host(&[0]), lan.host(&[0]));
+    let _router = lan_router(&hr);
+    // `a` runs on the router's machine and joins over loopback, so the router sees it at
+    // 127.0.0.1; `b`, on another machine, must dial it at the router's address instead.
+    // Plain sends, so that `a` has nothing to send `b` and never dials it itself: a link
+    // can only be `b`'s dial.
+    let (a, _a_in) = pipe_peer_at(&hr, "a", "127.0.0.1:7400");
+    let (b, mut b_in) = pipe_peer(&hb, "b");
+    let mut paths = plain_stream(&b, &mut b_in, "a", &a, 0..300);
+    let deadline = Instant::now() + LIMIT;
+    let mut next = 300;
+    while !paths.iter().any(|p| p["path"] == "direct") {
+        assert!(Instant::now() < deadline, "no direct link: {paths:?}");
+        paths.extend(plain_stream(&b, &mut b_in, "a", &a, next..next + 50));
+        next += 50;
+    }
+    assert_eq!(paths[0]["peer"], "a");
+}
+
+/// Sends messages `seq` from `tx` to `to` with plain sends and reads them at `rx`: each
+/// once and in order. Returns the `path` events `tx` reported meanwhile.
+fn plain_stream(
+    tx: &Proc,
+    tx_in: &mut ChildStdin,
+    to: &str,
+    rx: &Proc,
+    seq: std::ops::Range<u32>,
+) -> Vec<Value> {
+    for i in seq.clone() {
+        say(tx_in, &json!({"to": to, "data": i.to_string(), "ref": i}));
+    }
+    let want: Vec<String> = seq.clone().map(|i| i.to_string()).collect();
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        let v = next_json(rx);
+        if v.get("event").is_none() {
+            got.push(v["data"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(got, want);
+    let (mut sent, mut paths) = (0, Vec::new());
+    while sent < want.len() {
+        let v = next_json(tx);
+        match v["event"].as_str() {
+            Some("sent") => sent += 1,
+            Some("path") => paths.push(v),
+            Some("error") => panic!("{v}"),
+            _ => {}
+        }
+    }
+    paths
 }

@@ -155,7 +155,10 @@ impl PeerActor {
                     }
                 }
                 Event::Dial => self.dial(ctx),
-                Event::LinkDial { link, addr } => self.dial_link(link, addr, ctx),
+                Event::LinkDial { link, addr } => {
+                    let addr = crate::links::link_address(&addr, &self.router_addr);
+                    self.dial_link(link, addr, ctx);
+                }
                 Event::LinkClose { link } => {
                     if let Some(actor) = self.links.remove(&link) {
                         actor.do_send(CloseLink);

@@ -44,6 +44,54 @@ pub(crate) fn incoming(
     }))
 }
 
+/// Where to dial a member the router introduced at `introduced` (the address the router
+/// saw it at, with its link port), for this peer, which reached the router at `router`.
+///
+/// A member the router saw on loopback runs on the router's own machine. From another
+/// machine its loopback address leads nowhere (or to some other program there), but the
+/// router's address leads to that machine: the member is dialled there. The dial still
+/// takes only the key the router vouched for, so this points at no one else.
+pub(crate) fn link_address(introduced: &str, router: &str) -> String {
+    let Ok(member) = introduced.parse::<SocketAddr>() else {
+        return introduced.to_owned();
+    };
+    match router_host(router) {
+        Some(host) if member.ip().is_loopback() && !is_loopback(host) => {
+            if host.contains(':') {
+                format!("[{host}]:{}", member.port())
+            } else {
+                format!("{host}:{}", member.port())
+            }
+        }
+        _ => introduced.to_owned(),
+    }
+}
+
+/// The host part of a router address: `host:port`, `host`, `[v6]:port`, or a
+/// `ws://host:port/mesh` URL.
+fn router_host(router: &str) -> Option<&str> {
+    let authority = match router.split_once("://") {
+        Some((_, rest)) => rest.split('/').next().unwrap_or(rest),
+        None => router,
+    };
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map(|(host, _)| host);
+    }
+    let host = match authority.rsplit_once(':') {
+        // A bare IPv6 address has more than one colon and no port.
+        Some((host, _)) if !host.contains(':') => host,
+        _ => authority,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Opens the TCP connection for a link the core dials.
 pub(crate) async fn dial(addr: String) -> Result<TcpStream, String> {
     match tokio::time::timeout(LINK_CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
@@ -157,5 +205,36 @@ impl WritesStream for LinkActor {
         let now = self.endpoint.now();
         self.endpoint.lock().core.link_closed(self.link, now);
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_address;
+
+    #[test]
+    fn a_member_on_the_routers_loopback_is_dialled_at_the_routers_address() {
+        let cases = [
+            ("127.0.0.1:4100", "192.168.1.5:7400", "192.168.1.5:4100"),
+            ("127.0.0.1:4100", "192.168.1.5", "192.168.1.5:4100"),
+            ("127.0.0.1:4100", "laptop.local:7400", "laptop.local:4100"),
+            ("127.0.0.1:4100", "ws://10.0.0.2:7401/mesh", "10.0.0.2:4100"),
+            ("127.0.0.1:4100", "[fd00::2]:7400", "[fd00::2]:4100"),
+            ("[::1]:4100", "fd00::2", "[fd00::2]:4100"),
+            // On the router's machine too: loopback is right.
+            ("127.0.0.1:4100", "127.0.0.1:7400", "127.0.0.1:4100"),
+            ("127.0.0.1:4100", "localhost:7400", "127.0.0.1:4100"),
+            ("[::1]:4100", "[::1]:7400", "[::1]:4100"),
+            // Members seen at a LAN address are dialled where the router saw them.
+            ("10.0.0.7:4100", "192.168.1.5:7400", "10.0.0.7:4100"),
+            ("10.0.0.7:4100", "127.0.0.1:7400", "10.0.0.7:4100"),
+        ];
+        for (introduced, router, want) in cases {
+            assert_eq!(
+                link_address(introduced, router),
+                want,
+                "{introduced} via {router}"
+            );
+        }
     }
 }
