@@ -238,16 +238,27 @@ fn run_in(home: &std::path::Path, args: &[&str]) -> Output {
 
 #[test]
 fn names_stay_bound_to_their_key_and_router_keys_stay_pinned_across_restarts() {
-    let base = common::proc::test_home();
+    // This test trusts another router key at the end, so its user has a home of its own:
+    // the other tests of this binary, which share one under plain `cargo test`, must not
+    // see that pin.
+    let base = common::proc::test_home().join("names-and-pins");
     let state = base.join("router-state");
     let state_arg = state.to_str().unwrap();
+    let me = base.join("user");
     let other_user = base.join("other-user");
+    let listen = |at: &str| {
+        Proc::spawn_command(
+            Command::new(BIN)
+                .args(["listen", "--router", at, "--name", "B", "--count", "1"])
+                .env("LANMESH_HOME", &me),
+        )
+    };
 
     // This user's key takes "B" first.
     let (first, at) = router(&["--grace", "0", "--state-dir", state_arg]);
-    let o = run(&["peers", "--router", &at, "--json"]);
+    let o = run_in(&me, &["peers", "--router", &at, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let holder = Proc::spawn(&["listen", "--router", &at, "--name", "B", "--count", "1"]);
+    let holder = listen(&at);
     holder.wait_stderr("listening as");
     drop(holder);
     // Another user's key is refused the name, even now that it is free.
@@ -275,25 +286,38 @@ fn names_stay_bound_to_their_key_and_router_keys_stay_pinned_across_restarts() {
         "{}",
         stderr(&o)
     );
-    let listener = Proc::spawn(&["listen", "--router", &at, "--name", "B", "--count", "1"]);
+    let listener = listen(&at);
     listener.wait_stderr("listening as");
-    send_acked(&at, "B", "still mine");
+    let o = run_in(
+        &me,
+        &[
+            "send",
+            "--router",
+            &at,
+            "--name",
+            "A",
+            "--ack",
+            "B",
+            "still mine",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listener.line(), "A: still mine");
     drop(second);
 
     // A router of the same mesh with another key is refused until trusted.
     let elsewhere = base.join("impostor-state");
     let (_third, at) = router(&["--state-dir", elsewhere.to_str().unwrap()]);
-    let o = run(&["peers", "--router", &at]);
+    let o = run_in(&me, &["peers", "--router", &at]);
     assert!(!o.status.success(), "a changed router key must be refused");
     let err = stderr(&o);
     assert!(
         err.contains("--trust-router") && err.contains("pins"),
         "{err}"
     );
-    let o = run(&["peers", "--router", &at, "--trust-router"]);
+    let o = run_in(&me, &["peers", "--router", &at, "--trust-router"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["peers", "--router", &at]);
+    let o = run_in(&me, &["peers", "--router", &at]);
     assert!(o.status.success(), "trusted once, pinned from then on");
 }
 
