@@ -254,8 +254,15 @@ fn acked_stream(tx: &Proc, tx_in: &mut ChildStdin, to: &str, rx: &Proc, n: u32) 
         );
     }
     let deadline = Instant::now() + LIMIT;
+    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(arrivals(rx, want.len(), deadline), want);
+    outcomes(tx, "acked", want.len(), deadline)
+}
+
+/// The data of the next `n` messages `rx` prints (events skipped).
+fn arrivals(rx: &Proc, n: usize, deadline: Instant) -> Vec<String> {
     let mut got = Vec::new();
-    while got.len() < n as usize {
+    while got.len() < n {
         assert!(
             Instant::now() < deadline,
             "only {} of {n} arrived",
@@ -266,15 +273,18 @@ fn acked_stream(tx: &Proc, tx_in: &mut ChildStdin, to: &str, rx: &Proc, n: u32) 
             got.push(v["data"].as_str().unwrap().to_owned());
         }
     }
-    let want: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    assert_eq!(got, want);
-    let mut acked = 0;
-    let mut paths = Vec::new();
-    while acked < n {
-        assert!(Instant::now() < deadline, "only {acked} of {n} acked");
+    got
+}
+
+/// Reads `tx`'s events until `n` of kind `outcome` (`acked`, `sent`); returns the `path`
+/// events among them. An `error` event fails the test.
+fn outcomes(tx: &Proc, outcome: &str, n: usize, deadline: Instant) -> Vec<Value> {
+    let (mut seen, mut paths) = (0, Vec::new());
+    while seen < n {
+        assert!(Instant::now() < deadline, "only {seen} of {n} {outcome}");
         let v = next_json(tx);
         match v["event"].as_str() {
-            Some("acked") => acked += 1,
+            Some(e) if e == outcome => seen += 1,
             Some("path") => paths.push(v),
             Some("error") => panic!("{v}"),
             _ => {}
@@ -386,24 +396,8 @@ fn plain_stream(
     for i in seq.clone() {
         say(tx_in, &json!({"to": to, "data": i.to_string(), "ref": i}));
     }
-    let want: Vec<String> = seq.clone().map(|i| i.to_string()).collect();
-    let mut got = Vec::new();
-    while got.len() < want.len() {
-        let v = next_json(rx);
-        if v.get("event").is_none() {
-            got.push(v["data"].as_str().unwrap().to_owned());
-        }
-    }
-    assert_eq!(got, want);
-    let (mut sent, mut paths) = (0, Vec::new());
-    while sent < want.len() {
-        let v = next_json(tx);
-        match v["event"].as_str() {
-            Some("sent") => sent += 1,
-            Some("path") => paths.push(v),
-            Some("error") => panic!("{v}"),
-            _ => {}
-        }
-    }
-    paths
+    let deadline = Instant::now() + LIMIT;
+    let want: Vec<String> = seq.map(|i| i.to_string()).collect();
+    assert_eq!(arrivals(rx, want.len(), deadline), want);
+    outcomes(tx, "sent", want.len(), deadline)
 }
