@@ -5,47 +5,16 @@
 mod common;
 
 use common::proc::Proc;
+use common::proc::{gateway_router, run};
 use common::webdriver::{self, Browser};
 use serde_json::{Value, json};
-
-fn router() -> (Proc, String, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let mut tcp = None;
-    let mut http = None;
-    while tcp.is_none() || http.is_none() {
-        let l = p.line();
-        let l = l.trim();
-        if let Some(a) = l.strip_prefix("tcp") {
-            tcp = Some(a.trim().to_owned());
-        } else if let Some(a) = l.strip_prefix("http") {
-            http = Some(a.trim().trim_end_matches('/').to_owned());
-        }
-    }
-    (p, tcp.unwrap(), http.unwrap())
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(common::proc::BIN)
-        .args(args)
-        .env("LANMESH_HOME", common::proc::test_home())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn a_browser_page_is_a_peer_both_ways() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let ws = format!("{}/mesh", http.replace("http://", "ws://"));
     let browser = Browser::start();
     browser.goto(&format!("{http}/index.html"));
@@ -131,7 +100,7 @@ fn the_dashboard_joins_and_shows_the_mesh() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let browser = Browser::start();
     let listener = Proc::spawn(&[
         "listen", "--router", &tcp, "--name", "sensor", "--count", "1",
@@ -185,7 +154,7 @@ fn dashboard_screenshot() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let laptop = Proc::spawn(&["listen", "--router", &tcp, "--name", "laptop"]);
     laptop.wait_stderr("listening as");
     let kitchen = Proc::spawn(&["listen", "--router", &tcp, "--name", "pi-kitchen"]);

@@ -12,30 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::chaos::{Chaos, ChaosProxy};
 use common::proc::Proc;
+use common::proc::gateway_router;
 use common::webdriver::{self, Browser};
 use serde_json::{Value, json};
-
-fn router() -> (Proc, String, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let (mut tcp, mut http) = (None, None);
-    while tcp.is_none() || http.is_none() {
-        let l = p.line();
-        let l = l.trim();
-        if let Some(a) = l.strip_prefix("tcp") {
-            tcp = Some(a.trim().to_owned());
-        } else if let Some(a) = l.strip_prefix("http") {
-            http = Some(a.trim().trim_end_matches('/').to_owned());
-        }
-    }
-    (p, tcp.unwrap(), http.unwrap())
-}
 
 /// Joins the page as `name` through `ws`; messages go to `window.inbox`, files to
 /// `window.files`, statuses to `window.statuses`.
@@ -85,7 +64,7 @@ fn acked_sends_from_a_browser_arrive_exactly_once_and_in_order_across_cuts() {
         return;
     }
     const TOTAL: usize = 2000;
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let gateway: SocketAddr = http.trim_start_matches("http://").parse().unwrap();
     // The page's WebSocket goes through a proxy that cuts it every 80-300 KB; messages
     // carry about 1 KB of noise each, so a run sees many cuts.
@@ -218,7 +197,7 @@ fn requests_go_both_ways_and_no_responder_is_its_own_error() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let ws = format!("{}/mesh", http.replace("http://", "ws://"));
     let browser = Browser::start();
     browser.goto(&format!("{http}/index.html"));
@@ -276,7 +255,7 @@ fn files_go_from_the_cli_to_a_page_and_from_a_page_to_a_listener() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let ws = format!("{}/mesh", http.replace("http://", "ws://"));
     let browser = Browser::start();
     browser.goto(&format!("{http}/index.html"));
@@ -375,7 +354,7 @@ fn the_dashboard_shows_it_is_reconnecting_and_sends_files() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
     let gateway: SocketAddr = http.trim_start_matches("http://").parse().unwrap();
     // Page and WebSocket both through a proxy that only cuts when told to.
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -10,20 +10,8 @@ use common::proc::{BIN, Proc};
 
 /// Starts a router on an ephemeral port; returns it and its address.
 fn router(extra: &[&str]) -> (Proc, String) {
-    let mut args = vec![
-        "router",
-        "--no-mdns",
-        "--no-http",
-        "--listen",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let p = Proc::spawn(&args);
-    let header = p.line();
-    assert!(header.starts_with("lanmesh router"), "{header}");
-    let tcp = p.line();
-    let addr = tcp.trim().strip_prefix("tcp").unwrap().trim().to_owned();
-    (p, addr)
+    let (p, tcp, _) = common::proc::router_with(extra);
+    (p, tcp)
 }
 
 fn run(args: &[&str]) -> Output {

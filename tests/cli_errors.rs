@@ -5,44 +5,17 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::free_port;
-use common::proc::{BIN, Proc, test_home};
+use common::proc::{Proc, run};
 
 /// Starts a router with `extra` arguments; returns it, its TCP and its HTTP address.
+/// A router with `extra` arguments; its gateway's address without the scheme.
 fn router(extra: &[&str]) -> (Proc, String, Option<String>) {
-    let mut args = vec!["router", "--no-mdns", "--listen", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    if !extra.iter().any(|a| *a == "--http" || *a == "--no-http") {
-        args.push("--no-http");
-    }
-    let p = Proc::spawn(&args);
-    assert!(p.line().starts_with("lanmesh router"));
-    let tcp = p
-        .line()
-        .trim()
-        .strip_prefix("tcp")
-        .unwrap()
-        .trim()
-        .to_owned();
-    let http = extra.contains(&"--http").then(|| {
-        let line = p.line();
-        let url = line.trim().strip_prefix("http").unwrap().trim().to_owned();
-        url.trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned()
-    });
+    let (p, tcp, http) = common::proc::router_with(extra);
+    let http = http.map(|url| url.trim_start_matches("http://").to_owned());
     (p, tcp, http)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LANMESH_HOME", test_home())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// The one line a failing command printed on stderr.

@@ -10,40 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::proc::Proc;
+use common::proc::{gateway_router, run};
 use common::webdriver::{self, Browser};
 use serde_json::Value;
-
-fn router() -> (Proc, String, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    let mut tcp = None;
-    let mut http = None;
-    while tcp.is_none() || http.is_none() {
-        let l = p.line();
-        let l = l.trim();
-        if let Some(a) = l.strip_prefix("tcp") {
-            tcp = Some(a.trim().to_owned());
-        } else if let Some(a) = l.strip_prefix("http") {
-            http = Some(a.trim().trim_end_matches('/').to_owned());
-        }
-    }
-    (p, tcp.unwrap(), http.unwrap())
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(common::proc::BIN)
-        .args(args)
-        .env("LANMESH_HOME", common::proc::test_home())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
 
 const CONNECTED: &str =
     "return !!window.lanmeshPeer && document.getElementById('status').textContent === 'connected';";
@@ -146,7 +115,7 @@ fn two_browsers_at_once_each_with_its_own_name_and_live_rates() {
     if !webdriver::available() {
         return;
     }
-    let (_router, tcp, http) = router();
+    let (_router, tcp, http) = gateway_router();
 
     // The first browser is `dashboard`; a second one (another profile, so another key)
     // is refused that name and takes `dashboard-XXXX` from its own key, at once.

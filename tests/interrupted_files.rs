@@ -8,24 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::proc::Proc;
-
-fn router() -> (Proc, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-    ]);
-    loop {
-        let l = p.line();
-        if let Some(a) = l.trim().strip_prefix("tcp") {
-            return (p, a.trim().to_owned());
-        }
-    }
-}
+use common::proc::{Proc, router_with};
 
 /// A scratch directory, removed when dropped (each test writes a 256 MiB file in it).
 struct Scratch(PathBuf);
@@ -131,7 +114,7 @@ fn stderr_of(p: &Proc) -> String {
 
 #[test]
 fn an_interrupted_listener_deletes_its_partial_file_and_the_sender_is_told_at_once() {
-    let (_router, tcp) = router();
+    let (_router, tcp, _) = router_with(&["--http", "127.0.0.1:0"]);
     let work = scratch("listener");
     let file = big_file(&work, 256);
     for (sig, receiver) in [("-INT", "nas5"), ("-TERM", "nas6")] {
@@ -159,7 +142,7 @@ fn an_interrupted_listener_deletes_its_partial_file_and_the_sender_is_told_at_on
 
 #[test]
 fn an_interrupted_sender_leaves_no_partial_file_at_the_listener() {
-    let (_router, tcp) = router();
+    let (_router, tcp, _) = router_with(&["--http", "127.0.0.1:0"]);
     let work = scratch("sender");
     let file = big_file(&work, 256);
     let save = work.join("save");
@@ -192,7 +175,7 @@ fn an_interrupted_sender_leaves_no_partial_file_at_the_listener() {
 
 #[test]
 fn a_save_dir_that_cannot_be_written_fails_the_listener_at_start() {
-    let (_router, tcp) = router();
+    let (_router, tcp, _) = router_with(&["--http", "127.0.0.1:0"]);
     // /proc takes no new files, even from root (which ignores permission bits).
     let o = std::process::Command::new(common::proc::BIN)
         .args([

@@ -26,6 +26,42 @@ pub(crate) fn router(listen: &str) -> (Proc, String) {
     (p, addr)
 }
 
+/// `lanmesh router` on 127.0.0.1 without mDNS, with `extra` arguments (its gateway
+/// stays off unless they give `--http`). Returns the process, the TCP address it printed
+/// and, with a gateway, its URL (`http://127.0.0.1:PORT`, no trailing slash).
+pub(crate) fn router_with(extra: &[&str]) -> (Proc, String, Option<String>) {
+    let mut args = vec!["router", "--no-mdns", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let gateway = extra.contains(&"--http");
+    if !gateway && !extra.contains(&"--no-http") {
+        args.push("--no-http");
+    }
+    let p = Proc::spawn(&args);
+    let header = p.line();
+    assert!(header.starts_with("lanmesh router"), "{header}");
+    let (mut tcp, mut http) = (None, None);
+    while tcp.is_none() || (gateway && http.is_none()) {
+        let l = p.line();
+        let l = l.trim();
+        if let Some(a) = l.strip_prefix("tcp") {
+            tcp = Some(a.trim().to_owned());
+        } else if let Some(a) = l.strip_prefix("http") {
+            http = Some(a.trim().trim_end_matches('/').to_owned());
+        }
+    }
+    (p, tcp.unwrap(), http)
+}
+
+/// [`router_with`] its gateway on a free port: the process, its TCP address, its URL.
+pub(crate) fn gateway_router() -> (Proc, String, String) {
+    let (p, tcp, http) = router_with(&["--http", "127.0.0.1:0"]);
+    (
+        p,
+        tcp,
+        http.expect("the router printed its gateway's address"),
+    )
+}
+
 /// Resident memory of process `pid` in KiB (`VmRSS` in /proc/PID/status).
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
