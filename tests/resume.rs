@@ -235,3 +235,57 @@ async fn acked_streams_survive_a_router_restart_exactly_once_in_order() {
     assert!(b.get_all().is_empty(), "a message arrived twice");
     assert!(second.is_some());
 }
+
+#[actix_rt::test]
+async fn a_file_goes_on_across_cut_connections_of_its_sender() {
+    let r = start(router()).await;
+    // The sender's connection is cut after every 3–6 MiB: a 16 MiB file loses it several
+    // times on its way; the receiver's stays.
+    let chaos = Chaos {
+        cut_after: (3 << 20, 6 << 20),
+        max_fragment: 1 << 14,
+        stall_one_in: 0,
+    };
+    let calm = Chaos {
+        cut_after: (u64::MAX / 2, u64::MAX / 2),
+        max_fragment: 1 << 14,
+        stall_one_in: 0,
+    };
+    let seed = seed();
+    let proxy_a = ChaosProxy::start(addr(&r), seed, chaos).await;
+    let proxy_b = ChaosProxy::start(addr(&r), seed ^ 0xf, calm).await;
+    let dir = std::env::temp_dir().join(format!("lanmesh-resume-file-{}", std::process::id()));
+    let (src, save) = (dir.join("src"), dir.join("save"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&save).unwrap();
+    let a = peer_via(&proxy_a, "A").await;
+    let b = Peer::builder("B")
+        .router(proxy_b.addr.to_string())
+        .direct(false)
+        .save_dir(&save)
+        .connect()
+        .await
+        .expect("B joins through its proxy");
+    eventually("B in A's list", Duration::from_secs(10), || {
+        a.peers().len() == 2
+    })
+    .await;
+
+    let data = common::noise(23, 16 << 20);
+    let file = src.join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let sent = a
+        .send_file("B", &file)
+        .await
+        .expect("the file is delivered");
+    assert_eq!(sent.bytes, 16 << 20);
+    let m = b.recv().await.unwrap();
+    let saved = std::fs::read(&m.file().expect("a file notice").path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(saved == data, "the saved file differs from the sent one");
+    assert!(
+        proxy_a.cuts() >= 2,
+        "the proxy cut {} times",
+        proxy_a.cuts()
+    );
+}

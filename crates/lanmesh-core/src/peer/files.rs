@@ -8,14 +8,15 @@
 //! [`FileEvent::Data`]s → `written` → `saved`) each end exactly once: done, or with a
 //! [`FileEvent::SendFailed`] / [`FileEvent::ReceiveFailed`] that says why — the other side
 //! aborting, leaving the mesh, breaking the protocol, staying silent past the stall
-//! deadline, or the connection to the router being lost. A receiver that has handed
+//! deadline, or the connection to the router being lost for good. A receiver that has handed
 //! chunks to its driver but not yet heard they are written repeats its last `Ack`, so a
 //! busy disk does not run out the sender's stall deadline.
 //!
-//! **A path that may have lost frames** (a direct link that broke, see `direct.rs`; the
-//! router path never loses a frame without ending the connection). With resending on
-//! ([`Files::set_resend`], for peers that take links), each side keeps what it cannot
-//! get back otherwise, and [`Files::path_lost`] says it again over the next path:
+//! **A path that may have lost frames**: a direct link that broke (see `direct.rs`), or
+//! the connection to the router, lost and made again. With resending on
+//! ([`Files::set_resend`], for peers that stay in the mesh: not send-only sessions),
+//! each side keeps what it cannot get back otherwise, and [`Files::path_lost`] says it
+//! again over the next path:
 //!
 //! 1. The sender keeps every `Data` chunk the receiver has not acknowledged (at most the
 //!    window) and each unanswered offer. On a lost path it sends the offer again, or the
@@ -29,6 +30,16 @@
 //!    (a repeat: the old path and the new one both delivered it), and answers a repeated
 //!    offer of a transfer it knows (same size) with its answer so far instead of taking
 //!    it as a second transfer. Anything else out of place still breaks the transfer.
+//!
+//! **A lost router connection** ([`Files::pause`], then [`Files::resume`] on the next
+//! welcome). Only the side that lost it knows. A sender's transfers wait and then say
+//! again what the connection may have lost (1. and 3.); the receiver, which saw nothing,
+//! answers the last chunk of a run of repeats with its `Accept`/`Ack` again, and a chunk
+//! of a transfer it has finished with that transfer's last word. A receiver's transfers
+//! end instead: the frames the lost connection held for it are gone, and its sender,
+//! which does not know, goes on past the gap (there is no timer to send them again);
+//! the receiver's `Abort` reaches the sender once it is back. A router away longer than
+//! the stall deadline ends the transfers as any stall does.
 //!
 //! Every path delivers in order and the chunks keep their boundaries, so at the
 //! receiver each chunk either repeats what it has or continues it exactly: no file is
@@ -778,12 +789,31 @@ impl Files {
     ) {
         let key = (from.clone(), blob);
         let Some(inc) = self.incoming.get_mut(&key) else {
+            // Over here (saved, or given up): a sender that lost its connection sends
+            // again what it thinks is unacknowledged; it hears how the transfer ended.
+            if let Some((frame, via)) = self.final_for(from, blob, Direction::ToSender) {
+                self.send(from, frame, via);
+            }
             return;
         };
         let end = offset.saturating_add(data.len() as u64);
         let received = inc.window.received();
         if inc.accepted && end <= received && (offset < received || inc.window.finished()) {
-            // A repeat: the chunk came by an old path and again by a new one.
+            // A repeat: the chunk came by an old path and again by a new one. A sender
+            // that lost its connection sends the repeats, and may have lost the answers
+            // too: the last chunk of a run of repeats gets the answer so far again.
+            if end == received {
+                let (written, granted, offer) = (inc.written, inc.granted, inc.offer);
+                let frame = if written > 0 {
+                    BlobFrame::Ack { blob, written }
+                } else {
+                    BlobFrame::Accept {
+                        blob,
+                        window: granted,
+                    }
+                };
+                self.answer(&key, frame, Some(offer));
+            }
             return;
         }
         let checked = if inc.accepted {
@@ -892,7 +922,58 @@ impl Files {
         }
     }
 
-    /// The connection to the router is gone: transfers do not survive it.
+    /// Whether transfers wait for the router to come back (see the module docs) rather
+    /// than fail when its connection is lost.
+    pub(crate) fn survives_reconnect(&self) -> bool {
+        self.resend
+    }
+
+    /// The connection to the router is gone for now: what is queued for it cannot go, and
+    /// [`Files::resume`] says again what matters once it is back. Outgoing transfers wait.
+    /// Incoming ones end: what the lost connection held for this peer is gone, and its
+    /// sender, which does not know, would go on after the gap. Each sender is told once
+    /// the router is back (the `Abort` is kept as a last word).
+    pub(crate) fn pause(&mut self) {
+        let keys: alloc::vec::Vec<(Name, u64)> = self.incoming.keys().cloned().collect();
+        for key in keys {
+            let offer = self.incoming.get(&key).map(|inc| inc.offer);
+            let text = "the receiver's connection to the router was lost".to_string();
+            self.refuse(&key.0, key.1, offer, AbortReason::Cancelled, text.clone());
+            self.fail_incoming(
+                &key,
+                "connection to the router lost during the file transfer".into(),
+            );
+        }
+        self.frames.clear();
+    }
+
+    /// The router welcomed this peer back: each transfer with a member still in the mesh
+    /// (`present`) says again what the lost connection may have lost, and each sender
+    /// hears its progress again (its driver waits for a change before it sends on).
+    pub(crate) fn resume(&mut self, present: impl Fn(&Name) -> bool) {
+        let mut peers: alloc::vec::Vec<Name> = self
+            .outgoing
+            .values()
+            .map(|o| o.to.clone())
+            .chain(self.finals.iter().map(|f| f.to.clone()))
+            .filter(|p| present(p))
+            .collect();
+        peers.sort();
+        peers.dedup();
+        for peer in &peers {
+            self.path_lost(peer);
+        }
+        for (blob, out) in &self.outgoing {
+            if let Sending::Streaming { window, .. } = &out.state {
+                self.events.push_back(FileEvent::Acked {
+                    blob: *blob,
+                    acked: window.acked(),
+                });
+            }
+        }
+    }
+
+    /// The connection to the router is gone for good: the transfers end.
     pub(crate) fn connection_lost(&mut self, why: &str) {
         let keys: alloc::vec::Vec<(Name, u64)> = self.incoming.keys().cloned().collect();
         for key in keys {

@@ -350,8 +350,9 @@ impl PeerCore {
     pub fn new(config: Config) -> Self {
         let limits = config.handshake.limits.clone();
         let mut files = files::Files::new(config.files.clone());
-        // A link can lose what it carried: file transfers over one keep what to resend.
-        files.set_resend(config.direct && config.slot == 0);
+        // A link can lose what it carried, and so can a router connection that is made
+        // again: file transfers of a peer that stays keep what to resend.
+        files.set_resend(config.slot == 0);
         Self {
             files,
             phase: Phase::Idle,
@@ -835,6 +836,13 @@ impl PeerCore {
                 // Back after a reconnect: what waited for it goes now.
                 if self.missing.remove(&info.name).is_some() {
                     self.outbox.path_lost(&info.name);
+                    if same_process {
+                        self.files.path_lost(&info.name);
+                    }
+                }
+                if !same_process {
+                    // A new process under that name knows nothing of our transfers.
+                    self.files.peer_left(&info.name);
                 }
                 self.members.insert(info.name.clone(), info.clone());
                 self.emit(Event::Peer(PeerEvent::Joined(info)));
@@ -958,6 +966,11 @@ impl PeerCore {
         for (peer, token) in self.links.waiting_marks(now) {
             self.send_to_router(&Frame::Mark { peer, token })?;
         }
+        // File transfers that waited for the router go on (with members still here; one
+        // that comes back later is caught up when it rejoins).
+        let members = &self.members;
+        self.files.resume(|p| members.contains_key(p));
+        self.flush_files();
         self.resend_due(now)
     }
 
@@ -1152,7 +1165,11 @@ impl PeerCore {
         // Acked messages wait for the next connection (until their ack deadline).
         self.outbox.connection_lost();
         self.fail_requests(|| ClientError::disconnected("connection lost before the reply"));
-        self.files.connection_lost("connection to the router lost");
+        if self.files.survives_reconnect() {
+            self.files.pause();
+        } else {
+            self.files.connection_lost("connection to the router lost");
+        }
         self.flush_files();
         self.phase = Phase::Away {
             retry_at: Some(self.clock + reconnect_delay(self.attempts)),
@@ -1875,8 +1892,12 @@ impl PeerCore {
         Ok(blob)
     }
 
-    /// How many bytes the next chunk of outgoing `blob` must have, if one may go now.
+    /// How many bytes the next chunk of outgoing `blob` must have, if one may go now
+    /// (none while the router is away: the transfer waits for it).
     pub fn file_room(&self, blob: u64) -> Option<usize> {
+        if !self.is_running() {
+            return None;
+        }
         self.files.room(blob)
     }
 
@@ -1887,7 +1908,9 @@ impl PeerCore {
 
     /// Sends the next chunk of outgoing `blob` (exactly [`PeerCore::file_room`] bytes).
     pub fn file_chunk(&mut self, blob: u64, data: Bytes) -> Result<(), ClientError> {
-        if !self.is_running() {
+        // A chunk read while the router went away is kept with the unacknowledged ones,
+        // and goes when it is back.
+        if self.is_closed() || (!self.is_running() && !self.files.survives_reconnect()) {
             return Err(self.not_running());
         }
         self.files.chunk(blob, data)?;
