@@ -20,7 +20,10 @@
 //! 3. Sender → receiver: `Data { blob, offset, last, data }` chunks in order, each at most
 //!    [`CHUNK_DATA`] bytes, never more than `window` bytes beyond the last `Ack`
 //!    ([`SendWindow`]). `last` is set on the chunk that ends at `size` (an empty file
-//!    sends one empty chunk with `last`).
+//!    sends one empty chunk with `last`). An `Accept` that comes while the chunks
+//!    stream asks the sender to send again every chunk not yet acknowledged: the
+//!    receiver lost some (its connection to the router broke and was made again), and
+//!    drops what comes after the gap until the chunks it lacks arrive.
 //! 4. Receiver → sender: `Ack { blob, written }` after writing to disk: `written` bytes of
 //!    the file are on disk. Acks are cumulative, so one ack may cover several chunks. A
 //!    sender that outruns the window, skips or repeats an offset, or passes `size` breaks

@@ -34,12 +34,13 @@
 //! **A lost router connection** ([`Files::pause`], then [`Files::resume`] on the next
 //! welcome). Only the side that lost it knows. A sender's transfers wait and then say
 //! again what the connection may have lost (1. and 3.); the receiver, which saw nothing,
-//! answers the last chunk of a run of repeats with its `Accept`/`Ack` again, and a chunk
-//! of a transfer it has finished with that transfer's last word. A receiver's transfers
-//! end instead: the frames the lost connection held for it are gone, and its sender,
-//! which does not know, goes on past the gap (there is no timer to send them again);
-//! the receiver's `Abort` reaches the sender once it is back. A router away longer than
-//! the stall deadline ends the transfers as any stall does.
+//! answers the last chunk of a run of repeats with its `Ack` again, and a chunk of a
+//! transfer it has finished with that transfer's last word. A receiver's transfers wait
+//! too, but the frames the lost connection held for it are gone while its sender, which
+//! does not know, goes on after the gap: the receiver drops every chunk past the gap and
+//! sends an `Accept` (meaningless to a sender while it streams, before this), which
+//! sends the sender back to its unacknowledged chunks (at most once a second). A router
+//! away longer than the stall deadline ends the transfers as any stall does.
 //!
 //! Every path delivers in order and the chunks keep their boundaries, so at the
 //! receiver each chunk either repeats what it has or continues it exactly: no file is
@@ -65,6 +66,8 @@ use crate::time::{Instant, earliest};
 const REMEMBERED_IDS: usize = 4096;
 /// Last words of recent transfers kept for [`Files::path_lost`].
 const MAX_FINALS: usize = 256;
+/// A sender goes back to the unacknowledged chunks at most this often.
+const GO_BACK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a peer does with files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +214,10 @@ struct Outgoing {
     unacked: VecDeque<BlobFrame>,
     /// It stalled once over a direct link, and was moved off it (see `handle_timeout`).
     rescued: bool,
+    /// When the receiver last asked for the unacknowledged chunks again, and whether it
+    /// asked again since, sooner than [`GO_BACK_EVERY`] allows.
+    went_back: Option<Instant>,
+    go_back_due: bool,
 }
 
 /// The last frame of a transfer, kept to be said again after a lost path.
@@ -238,6 +245,10 @@ struct Incoming {
     last_ack: Instant,
     /// It stalled once over a direct link, and was moved off it (see `handle_timeout`).
     rescued: bool,
+    /// This peer lost its router connection with the transfer under way: what that
+    /// connection held is gone, so chunks after the gap are dropped until the sender,
+    /// asked by an `Accept`, sends again from where this side is.
+    resync: bool,
 }
 
 /// The transfers of one peer, both ways.
@@ -433,6 +444,8 @@ impl Files {
                 ids: VecDeque::new(),
                 unacked: VecDeque::new(),
                 rescued: false,
+                went_back: None,
+                go_back_due: false,
             },
         );
         let offer = BlobFrame::Offer {
@@ -526,7 +539,15 @@ impl Files {
                 });
                 Ok(())
             }
-            (BlobFrame::Accept { .. }, _) => Ok(()),
+            // The receiver lost frames (its router connection broke): the unacknowledged
+            // chunks go again, at most once a second (a request sooner waits for it).
+            (BlobFrame::Accept { .. }, Sending::Streaming { .. }) => {
+                if self.resend {
+                    out.go_back_due = true;
+                    self.go_back(blob, now);
+                }
+                Ok(())
+            }
             (BlobFrame::Ack { written, .. }, Sending::Streaming { window, progress }) => {
                 let before = window.acked();
                 let unacked = &mut out.unacked;
@@ -570,6 +591,27 @@ impl Files {
         };
         if let Err(e) = result {
             self.broken_outgoing(blob, &e);
+        }
+    }
+
+    /// Sends outgoing `blob`'s unacknowledged chunks again, if its receiver asked and the
+    /// last time was at least [`GO_BACK_EVERY`] ago.
+    fn go_back(&mut self, blob: u64, now: Instant) {
+        let Some(out) = self.outgoing.get_mut(&blob) else {
+            return;
+        };
+        let ready = out
+            .went_back
+            .is_none_or(|t| now.saturating_since(t) >= GO_BACK_EVERY);
+        if !out.go_back_due || !ready {
+            return;
+        }
+        out.go_back_due = false;
+        out.went_back = Some(now);
+        let to = out.to.clone();
+        let again: alloc::vec::Vec<BlobFrame> = out.unacked.iter().cloned().collect();
+        for frame in again {
+            self.send(&to, frame, Via::Outgoing(blob));
         }
     }
 
@@ -712,6 +754,7 @@ impl Files {
                 last_data: Instant::ZERO,
                 last_ack: Instant::ZERO,
                 rescued: false,
+                resync: false,
             },
         );
         self.events.push_back(FileEvent::Offered {
@@ -802,19 +845,19 @@ impl Files {
             // A repeat: the chunk came by an old path and again by a new one. A sender
             // that lost its connection sends the repeats, and may have lost the answers
             // too: the last chunk of a run of repeats gets the answer so far again.
-            if end == received {
-                let (written, granted, offer) = (inc.written, inc.granted, inc.offer);
-                let frame = if written > 0 {
-                    BlobFrame::Ack { blob, written }
-                } else {
-                    BlobFrame::Accept {
-                        blob,
-                        window: granted,
-                    }
-                };
-                self.answer(&key, frame, Some(offer));
+            // (An `Accept` would send the sender back again: nothing written, no answer.)
+            if end == received && inc.written > 0 {
+                let (written, offer) = (inc.written, inc.offer);
+                self.answer(&key, BlobFrame::Ack { blob, written }, Some(offer));
             }
             return;
+        }
+        if inc.resync {
+            if offset > received {
+                // After the gap a lost connection left: the sender sends it again.
+                return;
+            }
+            inc.resync = false;
         }
         let checked = if inc.accepted {
             inc.window.on_data(offset, data.len(), last)
@@ -929,20 +972,12 @@ impl Files {
     }
 
     /// The connection to the router is gone for now: what is queued for it cannot go, and
-    /// [`Files::resume`] says again what matters once it is back. Outgoing transfers wait.
-    /// Incoming ones end: what the lost connection held for this peer is gone, and its
-    /// sender, which does not know, would go on after the gap. Each sender is told once
-    /// the router is back (the `Abort` is kept as a last word).
+    /// [`Files::resume`] says again what matters once it is back. Transfers wait; incoming
+    /// ones drop what comes after the gap the lost connection left, until their senders
+    /// go back to it.
     pub(crate) fn pause(&mut self) {
-        let keys: alloc::vec::Vec<(Name, u64)> = self.incoming.keys().cloned().collect();
-        for key in keys {
-            let offer = self.incoming.get(&key).map(|inc| inc.offer);
-            let text = "the receiver's connection to the router was lost".to_string();
-            self.refuse(&key.0, key.1, offer, AbortReason::Cancelled, text.clone());
-            self.fail_incoming(
-                &key,
-                "connection to the router lost during the file transfer".into(),
-            );
+        for inc in self.incoming.values_mut().filter(|inc| inc.accepted) {
+            inc.resync = true;
         }
         self.frames.clear();
     }
@@ -956,12 +991,27 @@ impl Files {
             .values()
             .map(|o| o.to.clone())
             .chain(self.finals.iter().map(|f| f.to.clone()))
+            .chain(self.incoming.keys().map(|(from, _)| from.clone()))
             .filter(|p| present(p))
             .collect();
         peers.sort();
         peers.dedup();
         for peer in &peers {
             self.path_lost(peer);
+        }
+        // Each sender goes back to what this side has (an `Accept` while streaming).
+        let resyncs: alloc::vec::Vec<((Name, u64), u32, u64)> = self
+            .incoming
+            .iter()
+            .filter(|((from, _), inc)| inc.resync && present(from))
+            .map(|(key, inc)| (key.clone(), inc.granted, inc.offer))
+            .collect();
+        for (key, window, offer) in resyncs {
+            let frame = BlobFrame::Accept {
+                blob: key.1,
+                window,
+            };
+            self.answer(&key, frame, Some(offer));
         }
         for (blob, out) in &self.outgoing {
             if let Sending::Streaming { window, .. } = &out.state {
@@ -1001,6 +1051,15 @@ impl Files {
         now: Instant,
         over_link: &dyn Fn(&Name) -> bool,
     ) -> alloc::vec::Vec<Name> {
+        let due: alloc::vec::Vec<u64> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.go_back_due)
+            .map(|(b, _)| *b)
+            .collect();
+        for blob in due {
+            self.go_back(blob, now);
+        }
         let stall = self.config.stall_timeout;
         let answer = self.config.answer_timeout;
         let resend = self.resend;
@@ -1110,6 +1169,12 @@ impl Files {
                     && window.acked() < window.size())
                 .then(|| *progress + stall),
             })
+            .chain(
+                self.outgoing
+                    .values()
+                    .filter(|o| o.go_back_due)
+                    .filter_map(|o| o.went_back.map(|t| t + GO_BACK_EVERY)),
+            )
             .min();
         let inc = self
             .incoming
