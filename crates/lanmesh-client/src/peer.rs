@@ -590,7 +590,9 @@ impl Peer {
     /// [`Message::file`] says where). Fails with `UnknownPeer`, `FileRefused` (the
     /// recipient has no save directory, or the file is too large for it), `FileFailed`
     /// (aborted, stalled, broken) or `Disconnected` — and the recipient then deletes what
-    /// it had received. Files of any size: the message size limit does not apply.
+    /// it had received. A connection to the router lost and made again (by either end)
+    /// only pauses the transfer; a router away past the stall deadline (30 s) ends it.
+    /// Files of any size: the message size limit does not apply.
     pub async fn send_file(
         &self,
         to: &str,
