@@ -840,11 +840,7 @@ async fn peers_and_the_http_port_say_how_the_router_stands_with_nats_and_list_re
 /// `lanmesh router --federate URL --router-id ID --http 127.0.0.1:0`: the process and its
 /// TCP and HTTP addresses.
 fn federated_process(url: &str, id: &str) -> (Proc, String, String) {
-    let p = Proc::spawn(&[
-        "router",
-        "--no-mdns",
-        "--listen",
-        "127.0.0.1:0",
+    let (p, tcp, http) = common::proc::router_with(&[
         "--http",
         "127.0.0.1:0",
         "--federate",
@@ -852,17 +848,11 @@ fn federated_process(url: &str, id: &str) -> (Proc, String, String) {
         "--router-id",
         id,
     ]);
-    let (mut tcp, mut http) = (None, None);
-    while tcp.is_none() || http.is_none() {
-        let l = p.line();
-        let l = l.trim();
-        if let Some(a) = l.strip_prefix("tcp") {
-            tcp = Some(a.trim().to_owned());
-        } else if let Some(a) = l.strip_prefix("http") {
-            http = Some(a.trim().trim_end_matches('/').to_owned());
-        }
-    }
-    (p, tcp.unwrap(), http.unwrap())
+    (
+        p,
+        tcp,
+        http.expect("the router printed its gateway's address"),
+    )
 }
 
 #[test]
