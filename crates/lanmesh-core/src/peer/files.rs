@@ -1319,6 +1319,49 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_flooding_requests_to_send_again_gets_the_window_once_a_second() {
+        // A lying receiver asks for the unacknowledged chunks again and again: each
+        // request would cost the sender its whole window.
+        let mut tx = files();
+        let b = name("b");
+        let blob = tx.offer(&b, 250_000, "f", Instant::ZERO).unwrap();
+        let accept = BlobFrame::Accept {
+            blob,
+            window: 1 << 20,
+        };
+        tx.on_message(&b, 1, accept.to_bytes(), Instant::ZERO);
+        while let Some(len) = tx.room(blob) {
+            tx.chunk(blob, Bytes::from(alloc::vec![1u8; len])).unwrap();
+        }
+        let data = |tx: &mut Files| {
+            tx.frames
+                .drain(..)
+                .filter(|(_, f, _)| matches!(f, BlobFrame::Data { .. }))
+                .count()
+        };
+        let chunks = data(&mut tx);
+        let resent = data;
+        let t0 = Instant::ZERO + Duration::from_secs(5);
+        for i in 0..1000 {
+            let at = t0 + Duration::from_micros(i);
+            tx.on_message(&b, 2 + i, accept.to_bytes(), at);
+            tx.handle_timeout(at, &|_| false);
+        }
+        assert_eq!(
+            resent(&mut tx),
+            chunks,
+            "one window for a thousand requests"
+        );
+        // The requests after the first are one more, a second later, and no more.
+        let later = t0 + GO_BACK_EVERY;
+        assert_eq!(tx.next_deadline(), Some(later));
+        tx.handle_timeout(later, &|_| false);
+        assert_eq!(resent(&mut tx), chunks);
+        tx.handle_timeout(later + GO_BACK_EVERY, &|_| false);
+        assert_eq!(resent(&mut tx), 0);
+    }
+
+    #[test]
     fn a_lost_path_sends_the_unacknowledged_chunks_again() {
         let mut tx = files();
         let b = name("b");
