@@ -983,15 +983,16 @@ impl Files {
     }
 
     /// The router welcomed this peer back: each transfer with a member still in the mesh
-    /// (`present`) says again what the lost connection may have lost, and each sender
-    /// hears its progress again (its driver waits for a change before it sends on).
+    /// (`present`) says again what the lost connection may have lost (outgoing ones and
+    /// last words through [`Files::path_lost`], incoming ones by asking their senders to
+    /// go back), and each sender hears its progress again (its driver waits for a change
+    /// before it sends on).
     pub(crate) fn resume(&mut self, present: impl Fn(&Name) -> bool) {
         let mut peers: alloc::vec::Vec<Name> = self
             .outgoing
             .values()
             .map(|o| o.to.clone())
             .chain(self.finals.iter().map(|f| f.to.clone()))
-            .chain(self.incoming.keys().map(|(from, _)| from.clone()))
             .filter(|p| present(p))
             .collect();
         peers.sort();
