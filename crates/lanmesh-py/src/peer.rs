@@ -19,7 +19,7 @@ use crate::dispatch::{Dispatcher, Follow};
 use crate::errors::{raise, to_py};
 use crate::message::{PyMessage, PyStatus, PyUndelivered};
 use crate::payload::{self, Payload};
-use crate::wait::{self, SLICE, seconds, wait, wait_done};
+use crate::wait::{self, SLICE, seconds, wait, wait_done, wait_queued};
 
 /// How long `close()` waits, after the report, for the connection to say it is closed.
 const CLOSED_GRACE: Duration = Duration::from_secs(1);
@@ -340,8 +340,8 @@ impl PyPeer {
         let inner = self.inner()?;
         let peer = &inner.peer;
         match payload::encode(data)? {
-            Payload::Binary(b) => sent(wait_done(py, peer.send(to, b))?),
-            Payload::Text(t) => sent(wait_done(py, peer.send_text(to, &t))?),
+            Payload::Binary(b) => sent(wait_queued(py, peer.send(to, b))?),
+            Payload::Text(t) => sent(wait_queued(py, peer.send_text(to, &t))?),
         }
     }
 
@@ -381,8 +381,8 @@ impl PyPeer {
         let inner = self.inner()?;
         let peer = &inner.peer;
         match payload::encode(data)? {
-            Payload::Binary(b) => sent(wait_done(py, peer.broadcast(b))?),
-            Payload::Text(t) => sent(wait_done(py, peer.broadcast_text(&t))?),
+            Payload::Binary(b) => sent(wait_queued(py, peer.broadcast(b))?),
+            Payload::Text(t) => sent(wait_queued(py, peer.broadcast_text(&t))?),
         }
     }
 

@@ -113,6 +113,35 @@ where
     if let Some(v) = poll_once(rt, fut.as_mut()) {
         return Ok(Some(v));
     }
+    wait_pinned(py, rt, fut, timeout)
+}
+
+/// [`wait_done`] for a future that needs no runtime until it has to wait (a send, which
+/// only waits for room in the send queue): its first poll skips entering the runtime,
+/// which took 6 % of the calling thread's time in a profile of 64 B sends.
+pub(crate) fn wait_queued<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut fut = pin!(fut);
+    if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return Ok(v);
+    }
+    no_deadline(wait_pinned(py, runtime()?, fut, None)?)
+}
+
+/// The waiting part of [`wait`], for a future that was polled once already.
+fn wait_pinned<F>(
+    py: Python<'_>,
+    rt: &'static tokio::runtime::Runtime,
+    mut fut: Pin<&mut F>,
+    timeout: Option<Duration>,
+) -> PyResult<Option<F::Output>>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice_end = Instant::now() + SLICE;
@@ -134,12 +163,12 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    match wait(py, fut, None)? {
-        Some(v) => Ok(v),
-        None => Err(PyRuntimeError::new_err(
-            "a wait without a deadline timed out",
-        )),
-    }
+    no_deadline(wait(py, fut, None)?)
+}
+
+/// The outcome of a wait that had no deadline.
+fn no_deadline<T>(done: Option<T>) -> PyResult<T> {
+    done.ok_or_else(|| PyRuntimeError::new_err("a wait without a deadline timed out"))
 }
 
 /// Seconds from Python (`None`: no limit) as a duration.
