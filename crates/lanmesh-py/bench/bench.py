@@ -22,6 +22,11 @@ requester) started by this driver, through the public API a user calls:
   (2.8 k to 69 k msg/s seen); ``ultrasockets-nap`` is the same loop sleeping 1 ms when
   ``get`` returns ``None``, as many users write it. The targets are judged against
   whichever of the two does better;
+* python-socket: no library, the floor under all of them: two Python processes with a
+  plain blocking TCP socket on loopback (TCP_NODELAY, fixed-size messages, so no framing,
+  names or encryption), ``sendall`` per message and ``recv_into`` a large buffer; its
+  round trip is one blocking ``sendall`` + read each way, the least a Python process
+  that sleeps while it waits can pay on this machine;
 * tinyproto: a ``TinyProtoClient`` connection sending from its ``pre_loop`` to a
   ``TinyProtoServer`` connection counting in ``transmission_received`` (its only path:
   client to server, each transmission waiting for the receiver's go-ahead byte), as
@@ -63,7 +68,8 @@ REPO = Path(__file__).resolve().parents[3]
 RESULTS = REPO / "bench" / "results"
 MESH = "bench"
 IDLE = 3.0  # a receiver that hears nothing for this long stops counting
-SYSTEMS = ("lanmesh", "lanmesh-via-router", "nats", "ultrasockets", "ultrasockets-nap", "tinyproto", "tinyproto-nodelay")
+SYSTEMS = ("lanmesh", "lanmesh-via-router", "nats", "ultrasockets", "ultrasockets-nap", "tinyproto", "tinyproto-nodelay",
+           "python-socket")
 SLOW = ("ultrasockets", "ultrasockets-nap", "tinyproto", "tinyproto-nodelay")  # fewer round trips
 # tinyproto as shipped waits for a go-ahead byte before each body and sets no
 # TCP_NODELAY: Nagle's algorithm meets the receiver's delayed ACK, about 40 ms a message
@@ -72,7 +78,7 @@ SLOW = ("ultrasockets", "ultrasockets-nap", "tinyproto", "tinyproto-nodelay")  #
 NAGLED = ("tinyproto",)
 # lanmesh moves 64 B messages at millions a second: more of them, so that its window is
 # about half a second, not a tenth.
-FAST = ("lanmesh", "lanmesh-via-router")
+FAST = ("lanmesh", "lanmesh-via-router", "python-socket")
 TESTS = ("thr-64", "thr-1m", "rtt-64", "join")
 
 # -- workers (each runs in a process of its own) -------------------------------------------
@@ -379,6 +385,72 @@ def tinyproto_worker(role: str, a: Dict[str, Any], nodelay: bool = False) -> Non
         client = tinyproto.TinyProtoClient(connection_handler=Sender)
         client.connect_to(where)
         client.start()
+
+
+def socket_worker(role: str, a: Dict[str, Any]) -> None:
+    size = a["size"]
+    data = os.urandom(size)
+
+    def read_exactly(conn: socket.socket, buf: memoryview) -> None:
+        got = 0
+        while got < len(buf):
+            k = conn.recv_into(buf[got:])
+            if not k:
+                raise ConnectionError("the other end closed")
+            got += k
+
+    if role in ("rx", "responder"):
+        listener = socket.create_server(("127.0.0.1", a["port"]))
+        say("ready")
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if role == "rx":
+            conn.settimeout(IDLE)
+            buf = bytearray(1 << 20)
+            total, want, last = 0, a["n"] * size, time.monotonic()
+            while total < want:
+                try:
+                    k = conn.recv_into(buf)
+                except socket.timeout:
+                    break
+                if not k:
+                    break
+                total += k
+                last = time.monotonic()
+            say("result", count=total // size, bytes=total // size * size, t_last=last)
+        else:
+            view = memoryview(bytearray(size))
+            try:
+                while True:
+                    read_exactly(conn, view)
+                    conn.sendall(view)
+            except ConnectionError:
+                pass
+    else:
+        conn = socket.create_connection(("127.0.0.1", a["port"]))
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        say("ready")
+        wait_go()
+        if role == "tx":
+            t0 = time.monotonic()
+            for _ in range(a["n"]):
+                conn.sendall(data)
+            t_sent = time.monotonic()
+            conn.close()
+            say("result", t0=t0, t_sent=t_sent, undelivered=0)
+        else:
+            view = memoryview(bytearray(size))
+            for _ in range(a["warmup"]):
+                conn.sendall(data)
+                read_exactly(conn, view)
+            samples = []
+            for _ in range(a["n"]):
+                t = time.perf_counter_ns()
+                conn.sendall(data)
+                read_exactly(conn, view)
+                samples.append(time.perf_counter_ns() - t)
+            say("result", samples=samples)
+            conn.close()
 
 
 def join_worker(addr: str) -> None:
@@ -782,7 +854,8 @@ def main() -> None:
                    "nats": nats_worker, "ultrasockets": ultrasockets_worker,
                    "ultrasockets-nap": lambda role, a: ultrasockets_worker(role, a, nap=0.001),
                    "tinyproto": tinyproto_worker,
-                   "tinyproto-nodelay": lambda role, a: tinyproto_worker(role, a, nodelay=True)}
+                   "tinyproto-nodelay": lambda role, a: tinyproto_worker(role, a, nodelay=True),
+                   "python-socket": socket_worker}
         workers[system](role, args)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "join":
