@@ -840,8 +840,11 @@ impl PeerCore {
                         self.files.path_lost(&info.name);
                     }
                 }
-                if !same_process {
-                    // A new process under that name knows nothing of our transfers.
+                if !same_process && known.is_some() {
+                    // A new process under a name we knew: it knows nothing of our
+                    // transfers. News of a name we never knew can come after that
+                    // process already took a file from us (the router routes to a new
+                    // member before the others hear of it): those go on.
                     self.files.peer_left(&info.name);
                 }
                 self.members.insert(info.name.clone(), info.clone());

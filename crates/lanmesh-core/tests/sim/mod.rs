@@ -190,6 +190,11 @@ pub struct Sim {
     /// While set, the direct links peers ask for wait (see [`Sim::release_direct`]).
     pub hold_direct: bool,
     held_direct: Vec<(usize, u64, String)>,
+    /// While set, the news that a peer joined waits, while routing to it does not (as
+    /// the real router's routes change at once and its news goes through each session's
+    /// mailbox); see [`Sim::release_joins`].
+    pub hold_joins: bool,
+    held_joins: Vec<(usize, Frame)>,
 }
 
 /// The port peer `i` takes direct links on, in the simulation.
@@ -239,6 +244,8 @@ impl Sim {
             held_dials: Vec::new(),
             hold_direct: false,
             held_direct: Vec::new(),
+            hold_joins: false,
+            held_joins: Vec::new(),
         }
     }
 
@@ -261,6 +268,19 @@ impl Sim {
         if let Some(i) = self.held_dials.iter().position(|q| *q == p) {
             self.held_dials.remove(i);
             self.dial(p);
+        }
+    }
+
+    /// Tells the sessions the joins held back by [`Sim::hold_joins`], and holds no more.
+    pub fn release_joins(&mut self) {
+        self.hold_joins = false;
+        let table = self.table();
+        for (s, event) in std::mem::take(&mut self.held_joins) {
+            if !self.sessions[s].finished {
+                self.sessions[s]
+                    .inbox
+                    .push_back(Item::Membership(table.clone(), Some(event)));
+            }
         }
     }
 
@@ -555,11 +575,18 @@ impl Sim {
     fn publish(&mut self, event: Option<Frame>, skip: usize) {
         let table = self.table();
         let targets: Vec<usize> = self.members.values().flat_map(Member::sessions).collect();
+        let hold = self.hold_joins && matches!(event, Some(Frame::PeerJoined(_)));
         for s in targets {
             if s != skip && !self.sessions[s].finished {
+                let now = if hold {
+                    self.held_joins.push((s, event.clone().expect("a join")));
+                    None
+                } else {
+                    event.clone()
+                };
                 self.sessions[s]
                     .inbox
-                    .push_back(Item::Membership(table.clone(), event.clone()));
+                    .push_back(Item::Membership(table.clone(), now));
             }
         }
     }
