@@ -817,10 +817,13 @@ fn a_link_that_goes_silent_mid_file_gives_way_to_the_router_and_the_file_arrives
 
 /// Two peers without links, with the test's file window.
 fn unlinked_file_peers(seed: u64) -> (Sim, usize, usize) {
-    two_direct_peers_with(seed, &[], |c| {
-        c.files.window = FILE_WINDOW;
-        c.direct = false;
-    })
+    two_direct_peers_with(seed, &[], unlinked_file_config)
+}
+
+/// The test's file window, and no links.
+fn unlinked_file_config(c: &mut lanmesh_core::peer::Config) {
+    c.files.window = FILE_WINDOW;
+    c.direct = false;
 }
 
 #[test]
@@ -861,20 +864,18 @@ fn a_file_accepted_before_the_sender_hears_that_its_receiver_joined_goes_on() {
     // sender hears of the join (seen from Python: 1 run in 200). That late news is of the
     // process that accepted, not of a new one.
     for seed in 120..124 {
+        let join = |sim: &mut Sim, name: &str, i: usize| {
+            let mut c = sim.direct_config(name, i);
+            unlinked_file_config(&mut c);
+            let p = sim.add_peer(c);
+            sim.connect(p);
+            sim.run_until(1000, MS, |s| s.peers[p].is_running());
+            p
+        };
         let mut sim = Sim::new(sim::seed(seed));
-        let mut ca = sim.direct_config("a", 0);
-        ca.files.window = FILE_WINDOW;
-        ca.direct = false;
-        let a = sim.add_peer(ca);
-        sim.connect(a);
-        sim.run_until(1000, MS, |s| s.peers[a].is_running());
+        let a = join(&mut sim, "a", 0);
         sim.hold_joins = true;
-        let mut cb = sim.direct_config("b", 1);
-        cb.files.window = FILE_WINDOW;
-        cb.direct = false;
-        let b = sim.add_peer(cb);
-        sim.connect(b);
-        sim.run_until(1000, MS, |s| s.peers[b].is_running());
+        let b = join(&mut sim, "b", 1);
         let size = 3 * u64::from(FILE_WINDOW) + 7;
         let mut t = Transfer::start(&mut sim, a, b, "b", size);
         sim.run_until(10_000, MS, |s| {

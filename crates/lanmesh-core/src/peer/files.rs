@@ -1319,10 +1319,9 @@ mod tests {
         assert_eq!(via, Via::Answer(1));
     }
 
-    #[test]
-    fn a_receiver_flooding_requests_to_send_again_gets_the_window_once_a_second() {
-        // A lying receiver asks for the unacknowledged chunks again and again: each
-        // request would cost the sender its whole window.
+    /// A sender whose 250,000-byte file to `b` was accepted with a 1 MiB window and has
+    /// every chunk the window allows out: the sender, `b`, the blob and that `Accept`.
+    fn sender_with_a_full_window() -> (Files, Name, u64, BlobFrame) {
         let mut tx = files();
         let b = name("b");
         let blob = tx.offer(&b, 250_000, "f", Instant::ZERO).unwrap();
@@ -1334,6 +1333,14 @@ mod tests {
         while let Some(len) = tx.room(blob) {
             tx.chunk(blob, Bytes::from(alloc::vec![1u8; len])).unwrap();
         }
+        (tx, b, blob, accept)
+    }
+
+    #[test]
+    fn a_receiver_flooding_requests_to_send_again_gets_the_window_once_a_second() {
+        // A lying receiver asks for the unacknowledged chunks again and again: each
+        // request would cost the sender its whole window.
+        let (mut tx, b, _, accept) = sender_with_a_full_window();
         let data = |tx: &mut Files| {
             tx.frames
                 .drain(..)
@@ -1364,17 +1371,7 @@ mod tests {
 
     #[test]
     fn a_lost_path_sends_the_unacknowledged_chunks_again() {
-        let mut tx = files();
-        let b = name("b");
-        let blob = tx.offer(&b, 250_000, "f", Instant::ZERO).unwrap();
-        let accept = BlobFrame::Accept {
-            blob,
-            window: 1 << 20,
-        };
-        tx.on_message(&b, 1, accept.to_bytes(), Instant::ZERO);
-        while let Some(len) = tx.room(blob) {
-            tx.chunk(blob, Bytes::from(alloc::vec![1u8; len])).unwrap();
-        }
+        let (mut tx, b, blob, _) = sender_with_a_full_window();
         let sent: Vec<u64> = tx
             .frames
             .drain(..)
